@@ -1,0 +1,192 @@
+"""Reading the partitions of a data interval.
+
+A data URI may carry a ``{date}`` placeholder (YYYY-MM-DD): it stands for each day of the window
+``[start, end)``. Without a placeholder the URI names one file or a glob. Any fsspec URL works.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops import storage
+from airflow_mlops.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Window:
+    start: dt.datetime
+    end: dt.datetime
+
+    @property
+    def days(self) -> list[dt.date]:
+        first = self.start.date()
+        last = (self.end - dt.timedelta(microseconds=1)).date()
+        return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)] if last >= first else []
+
+    @property
+    def label(self) -> str:
+        days = self.days
+        if len(days) == 1:
+            return days[0].isoformat()
+        return f"{days[0].isoformat()}--{days[-1].isoformat()}" if days else self.start.isoformat()
+
+    def as_dict(self) -> dict[str, str]:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat()}
+
+
+def parse_time(value: Any, name: str) -> dt.datetime:
+    """Accept a datetime, a date, or an ISO string as Airflow renders it ('2026-01-18 00:00:00+00:00')."""
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+    if value in (None, "", "None"):
+        raise DataError(
+            f"{name} is empty: this run has no data interval (a manual or asset-triggered run?). "
+            f"Pass {name} explicitly, e.g. in the run's conf."
+        )
+    try:
+        parsed = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise DataError(f"{name}={value!r} is not an ISO date or datetime (e.g. 2026-01-18)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def make_window(start: Any = None, end: Any = None, days: int | None = None) -> Window:
+    """Window ``[start, end)``; with ``days`` it is the ``days`` days that end at ``end``."""
+    end_t = parse_time(end, "window_end")
+    start_t = end_t - dt.timedelta(days=days) if days else parse_time(start, "window_start")
+    if start_t == end_t:
+        raise DataError(
+            f"empty window: start and end are both {end_t.isoformat()}. The run's data interval is empty, as "
+            "with Airflow 3's default cron (trigger) timetable: schedule the DAG with "
+            "CronDataIntervalTimetable, or pass window_days (the days that end at window_end)."
+        )
+    if start_t > end_t:
+        raise DataError(f"empty window: start {start_t.isoformat()} is after end {end_t.isoformat()}")
+    return Window(start_t, end_t)
+
+
+def partition_uris(uri_template: str, window: Window) -> list[str]:
+    """The files of the window, in date order. Globs are expanded; nothing is read."""
+    import fsspec
+
+    if "{date}" in uri_template:
+        candidates = [(d, uri_template.replace("{date}", d.isoformat())) for d in window.days]
+    else:
+        candidates = [(None, uri_template)]
+    uris: list[str] = []
+    missing: list[str] = []
+    for _day, uri in candidates:
+        if any(ch in uri for ch in "*?["):
+            fs, path = fsspec.core.url_to_fs(uri)
+            matches = sorted(fs.glob(path))
+            if not matches:
+                missing.append(uri)
+            protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+            uris += [m if protocol in ("file", "local") else f"{protocol}://{m}" for m in matches]
+        elif storage.exists(uri):
+            uris.append(uri)
+        else:
+            missing.append(uri)
+    if missing:
+        shown = "\n  ".join(missing[:10]) + ("\n  ..." if len(missing) > 10 else "")
+        raise DataError(
+            f"{len(missing)} of {len(candidates)} partition(s) of window "
+            f"[{window.start.date()}, {window.end.date()}) not found:\n  {shown}\n"
+            "Check the data URI template and that the upstream load for these dates has finished."
+        )
+    return uris
+
+
+def read_partition(uri: str, fmt: str) -> pd.DataFrame:
+    """Read one partition file, turning every unreadable file into a :class:`DataError` naming it."""
+    import fsspec
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    try:
+        with fsspec.open(uri, "rb") as fh:
+            table = pq.read_table(fh) if fmt == "parquet" else pacsv.read_csv(fh)
+    except (pa.ArrowInvalid, pa.ArrowException, OSError, ValueError) as err:
+        raise DataError(
+            f"cannot read {fmt} partition {uri}: {err}. The file is corrupt or not {fmt}: "
+            "re-run the upstream task that writes it, or fix data.format in the spec."
+        ) from None
+    df = table.to_pandas()
+    if df.columns.duplicated().any():
+        dups = sorted(set(df.columns[df.columns.duplicated()]))
+        raise DataError(f"partition {uri} has duplicate column names {dups}; column names must be unique")
+    return pd.DataFrame(df)
+
+
+def read_window(uris: list[str], fmt: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Read and concatenate partitions; return the frame and, per file, its URI, sha256 and row count."""
+    import pandas as pd
+
+    frames, files = [], []
+    for uri in uris:
+        digest = storage.sha256_file(uri)
+        frame = read_partition(uri, fmt)
+        files.append({"uri": uri, "sha256": digest, "rows": len(frame)})
+        frames.append(frame)
+        log.info("read %s: %d rows, sha256 %s", uri, len(frame), digest[:12])
+    if not frames:
+        raise DataError("no partition to read")
+    columns = [list(f.columns) for f in frames]
+    for uri, cols in zip(uris[1:], columns[1:]):
+        if set(cols) != set(columns[0]):
+            raise DataError(
+                f"partition {uri} has columns {sorted(cols)} but {uris[0]} has {sorted(columns[0])}: "
+                "all partitions of a window must share one schema"
+            )
+    return pd.concat(frames, ignore_index=True), files
+
+
+def content_hash(files: list[dict[str, Any]]) -> str:
+    """One hash for the whole input: the sha256 of the ordered per-file hashes."""
+    return hashlib.sha256("\n".join(f["sha256"] for f in files).encode()).hexdigest()
+
+
+def require_columns(df: pd.DataFrame, columns: list[str], where: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if not missing:
+        return
+    hints = []
+    for col in missing:
+        close = difflib.get_close_matches(col, [str(c) for c in df.columns], n=1, cutoff=0.6)
+        hints.append(f"{col!r}" + (f" (renamed to {close[0]!r}?)" if close else ""))
+    raise DataError(
+        f"{where}: missing column(s) {', '.join(hints)}; found columns {sorted(map(str, df.columns))}. "
+        "Fix the upstream data or the spec's features/target."
+    )
+
+
+def holdout_mask(n: int, fraction: float, seed: int):
+    """Deterministic train/holdout split shared by the trainer and the model tests."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(n, dtype=bool)
+    k = max(1, int(round(n * fraction)))
+    mask[rng.permutation(n)[:k]] = True
+    return mask
+
+
+def split_holdout(df: pd.DataFrame, target: str, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, holdout): rows with a target only, split the same way by the trainer and the model tests."""
+    df = df[df[target].notna()].reset_index(drop=True)
+    mask = holdout_mask(len(df), fraction, seed)
+    return df[~mask].reset_index(drop=True), df[mask].reset_index(drop=True)

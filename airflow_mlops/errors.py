@@ -1,0 +1,45 @@
+"""Exceptions of the core. Adapters translate the quality-gate ones into non-retryable task failures."""
+
+from __future__ import annotations
+
+
+class MlopsError(Exception):
+    """Base class of every error raised by airflow-mlops."""
+
+
+class SpecError(MlopsError):
+    """A pipeline spec is malformed: the message names the file, the key, what was found and what is allowed."""
+
+    def __init__(self, problems: list[str], source: str = "<spec>") -> None:
+        self.problems = problems
+        self.source = source
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid pipeline spec {source}:\n{lines}")
+
+
+class DataError(MlopsError):
+    """Input data cannot be read or is unusable (missing partition, corrupt file, empty window)."""
+
+
+class QualityGateError(MlopsError):
+    """A quality gate (data validation, model tests) failed. Retrying does not help: fix the input."""
+
+    def __init__(self, message: str, rows: list[dict] | None = None) -> None:
+        self.rows = rows or []
+        super().__init__(message)
+
+
+class DataValidationError(QualityGateError):
+    """The data of a window broke one or more constraints of the spec."""
+
+
+class ModelTestError(QualityGateError):
+    """A candidate model failed its tests."""
+
+
+class IntegrityError(MlopsError):
+    """An artifact's content does not match the hash recorded when the pipeline wrote it."""
+
+
+class TrainingError(MlopsError):
+    """The trainer failed; the message carries the tail of its log."""

@@ -1,0 +1,24 @@
+"""Provider metadata for Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
+
+from __future__ import annotations
+
+from airflow_mlops import __version__
+
+
+def get_provider_info() -> dict:
+    return {
+        "package-name": "airflow-mlops",
+        "name": "airflow-mlops",
+        "description": "The machine-learning lifecycle on Airflow 3: validate, train, test, register, detect drift, retrain.",
+        "versions": [__version__],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_mlops.operators.hooks.MlflowHook",
+                "connection-type": "mlflow",
+            }
+        ],
+        "extra-links": [
+            "airflow_mlops.operators.links.MlflowRunLink",
+            "airflow_mlops.operators.links.ModelVersionLink",
+        ],
+    }

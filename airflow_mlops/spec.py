@@ -1,0 +1,450 @@
+"""The pipeline spec: one YAML file per model, validated into a :class:`PipelineSpec`.
+
+Every problem is reported at once, each naming the file, the key, what was found and what is allowed, so a
+malformed spec shows up as one readable import error in the Airflow UI instead of a stack trace.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from airflow_mlops.errors import SpecError
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+DTYPES = ("integer", "float", "number", "string", "boolean", "datetime")
+MODEL_KINDS = ("tabular", "lora_text")
+TASKS = ("classification", "regression")
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+LOWER_IS_BETTER = ("rmse", "mae")
+EXECUTORS = ("local",)
+PROMOTION_MODES = ("auto", "manual")
+ON_TIMEOUT = ("skip", "fail")
+COLUMN_KEYS = ("dtype", "nullable", "max_null_fraction", "min", "max", "allowed", "unique")
+
+TOP_KEYS = {
+    "name", "description", "owner", "tags", "start_date", "end_date", "catchup", "schedules", "data",
+    "storage", "target", "features", "constraints", "model", "training", "tests", "promotion", "drift",
+    "retraining",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ColumnConstraint:
+    dtype: str | None = None
+    nullable: bool = True
+    max_null_fraction: float | None = None
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple | None = None
+    unique: bool = False
+
+
+@dataclass(frozen=True)
+class Constraints:
+    min_rows: int = 1
+    max_rows: int | None = None
+    columns: dict[str, ColumnConstraint] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    kind: str = "tabular"
+    task: str = "classification"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DriftSpec:
+    numeric_ks: float = 0.1
+    categorical_hellinger: float = 0.1
+    drift_share: float = 0.3
+    min_rows: int = 100
+    timeout: int = 3600
+    poke_interval: int = 60
+    on_timeout: str = "skip"
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    name: str
+    source: str
+    description: str
+    owner: str
+    tags: tuple[str, ...]
+    start_date: dt.date
+    end_date: dt.date | None
+    catchup: bool
+    training_schedule: str | None
+    monitor_schedule: str | None
+    data_uri: str
+    data_format: str
+    storage_uri: str
+    target: str
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    text: str | None
+    constraints: Constraints
+    model: ModelSpec
+    window_days: int
+    holdout_fraction: float
+    seed: int
+    executor: str
+    thresholds: dict[str, dict[str, float]]
+    compare_metric: str
+    min_improvement: float
+    promotion_mode: str
+    drift: DriftSpec
+    retraining_enabled: bool
+    retraining_window_days: int
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def features(self) -> list[str]:
+        return [*self.numeric, *self.categorical, *([self.text] if self.text else [])]
+
+    @property
+    def model_name(self) -> str:
+        return self.name
+
+    @property
+    def training_dag_id(self) -> str:
+        return f"{self.name}__train"
+
+    @property
+    def monitor_dag_id(self) -> str:
+        return f"{self.name}__drift_monitor"
+
+    @property
+    def retraining_dag_id(self) -> str:
+        return f"{self.name}__retrain"
+
+    def constraints_dict(self) -> dict[str, Any]:
+        return {
+            "min_rows": self.constraints.min_rows,
+            "max_rows": self.constraints.max_rows,
+            "columns": {k: asdict(v) for k, v in self.constraints.columns.items()},
+        }
+
+    def drift_dict(self) -> dict[str, Any]:
+        return asdict(self.drift)
+
+
+class _Checker:
+    """Collects every problem of a spec instead of stopping at the first."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[str] = []
+
+    def add(self, key: str, found: Any, allowed: str) -> None:
+        self.problems.append(f"{key}: found {found!r}; allowed: {allowed}")
+
+    def unknown_keys(self, prefix: str, mapping: dict, known: set | tuple) -> None:
+        for key in mapping:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), list(known), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                self.problems.append(
+                    f"{prefix}{key}: unknown key{hint}; allowed keys: {', '.join(sorted(known))}"
+                )
+
+    def mapping(self, value: Any, key: str, required: bool = False) -> dict:
+        if value is None:
+            if required:
+                self.problems.append(f"{key}: missing; it is required (a mapping)")
+            return {}
+        if not isinstance(value, dict):
+            self.add(key, value, "a mapping")
+            return {}
+        return value
+
+    def string(self, value: Any, key: str, required: bool = False, default: str | None = None) -> str | None:
+        if value is None:
+            if required:
+                self.problems.append(f"{key}: missing; it is required (a string)")
+            return default
+        if not isinstance(value, str) or not value.strip():
+            self.add(key, value, "a non-empty string")
+            return default
+        return value
+
+    def choice(self, value: Any, key: str, choices: tuple, default: str) -> str:
+        if value is None:
+            return default
+        if value not in choices:
+            self.add(key, value, " | ".join(choices))
+            return default
+        return value
+
+    def number(
+        self, value: Any, key: str, default: float | None, lo: float | None = None, hi: float | None = None,
+        integer: bool = False,
+    ) -> Any:  # fmt: skip
+        if value is None:
+            return default
+        ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok_type:
+            self.add(key, value, "an integer" if integer else "a number")
+            return default
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            self.add(key, value, f"a number in [{lo}, {hi}]" if hi is not None else f"a number >= {lo}")
+            return default
+        return value
+
+    def boolean(self, value: Any, key: str, default: bool) -> bool:
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.add(key, value, "true | false")
+            return default
+        return value
+
+    def date(self, value: Any, key: str, required: bool = False) -> dt.date | None:
+        if value is None:
+            if required:
+                self.problems.append(f"{key}: missing; it is required (a date, YYYY-MM-DD)")
+            return None
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            self.add(key, value, "a date, YYYY-MM-DD")
+            return None
+
+    def names(self, value: Any, key: str) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.add(key, value, "a list of column names")
+            return ()
+        return tuple(value)
+
+
+def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
+    """Validate a loaded YAML document into a spec; raise :class:`SpecError` listing every problem."""
+    c = _Checker(source)
+    if not isinstance(raw, dict):
+        raise SpecError([f"(top level): found {type(raw).__name__}; allowed: a mapping of keys"], source)
+    c.unknown_keys("", raw, TOP_KEYS)
+
+    name = c.string(raw.get("name"), "name", required=True) or "invalid"
+    if name != "invalid" and not NAME_RE.match(name):
+        c.add("name", name, "lower-case letters, digits and '_', starting with a letter (max 63)")
+
+    schedules = c.mapping(raw.get("schedules"), "schedules")
+    c.unknown_keys("schedules.", schedules, {"training", "drift_monitor"})
+    data = c.mapping(raw.get("data"), "data", required=True)
+    c.unknown_keys("data.", data, {"uri", "format"})
+    data_uri = c.string(data.get("uri"), "data.uri", required=True) or ""
+    data_format = c.choice(data.get("format"), "data.format", ("parquet", "csv"), "parquet")
+    storage = c.mapping(raw.get("storage"), "storage", required=True)
+    c.unknown_keys("storage.", storage, {"uri"})
+    storage_uri = c.string(storage.get("uri"), "storage.uri", required=True) or ""
+
+    model_raw = c.mapping(raw.get("model"), "model", required=True)
+    c.unknown_keys("model.", model_raw, {"kind", "task", "params"})
+    kind = c.choice(model_raw.get("kind"), "model.kind", MODEL_KINDS, "tabular")
+    task = c.choice(model_raw.get("task"), "model.task", TASKS, "classification")
+    if kind == "lora_text" and task != "classification":
+        c.add("model.task", task, "classification (lora_text fine-tunes a sequence classifier)")
+    params = c.mapping(model_raw.get("params"), "model.params")
+
+    target = c.string(raw.get("target"), "target", required=True) or ""
+    feats = c.mapping(raw.get("features"), "features", required=True)
+    c.unknown_keys("features.", feats, {"numeric", "categorical", "text"})
+    numeric = c.names(feats.get("numeric"), "features.numeric")
+    categorical = c.names(feats.get("categorical"), "features.categorical")
+    text = c.string(feats.get("text"), "features.text")
+    if kind == "tabular" and not (numeric or categorical):
+        c.problems.append("features: a tabular model needs features.numeric and/or features.categorical")
+    if kind == "lora_text" and not text:
+        c.problems.append("features.text: missing; a lora_text model needs the name of its text column")
+    all_feats = [*numeric, *categorical, *([text] if text else [])]
+    for dup in sorted({f for f in all_feats if all_feats.count(f) > 1}):
+        c.add("features", dup, "each column in one feature list only")
+    if target and target in all_feats:
+        c.add("target", target, "a column that is not also a feature")
+
+    cons_raw = c.mapping(raw.get("constraints"), "constraints")
+    c.unknown_keys("constraints.", cons_raw, {"min_rows", "max_rows", "columns"})
+    columns: dict[str, ColumnConstraint] = {}
+    for col, spec in c.mapping(cons_raw.get("columns"), "constraints.columns").items():
+        key = f"constraints.columns.{col}"
+        spec = c.mapping(spec, key)
+        c.unknown_keys(f"{key}.", spec, COLUMN_KEYS)
+        allowed = spec.get("allowed")
+        if allowed is not None and not isinstance(allowed, list):
+            c.add(f"{key}.allowed", allowed, "a list of values")
+            allowed = None
+        lo = c.number(spec.get("min"), f"{key}.min", None)
+        hi = c.number(spec.get("max"), f"{key}.max", None)
+        if lo is not None and hi is not None and lo > hi:
+            c.add(f"{key}.min", lo, f"a value <= max ({hi})")
+        columns[col] = ColumnConstraint(
+            dtype=c.choice(spec.get("dtype"), f"{key}.dtype", DTYPES, None),
+            nullable=c.boolean(spec.get("nullable"), f"{key}.nullable", True),
+            max_null_fraction=c.number(spec.get("max_null_fraction"), f"{key}.max_null_fraction", None, 0, 1),
+            min=lo,
+            max=hi,
+            allowed=tuple(allowed) if allowed is not None else None,
+            unique=c.boolean(spec.get("unique"), f"{key}.unique", False),
+        )
+    constraints = Constraints(
+        min_rows=c.number(cons_raw.get("min_rows"), "constraints.min_rows", 1, 1, integer=True),
+        max_rows=c.number(cons_raw.get("max_rows"), "constraints.max_rows", None, 1, integer=True),
+        columns=columns,
+    )
+
+    training = c.mapping(raw.get("training"), "training")
+    c.unknown_keys("training.", training, {"window_days", "holdout_fraction", "seed", "executor"})
+    tests = c.mapping(raw.get("tests"), "tests")
+    c.unknown_keys("tests.", tests, {"thresholds", "compare"})
+    metrics_ok = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+    thresholds: dict[str, dict[str, float]] = {}
+    for metric, bounds in c.mapping(tests.get("thresholds"), "tests.thresholds").items():
+        key = f"tests.thresholds.{metric}"
+        if metric not in metrics_ok:
+            c.add(key, metric, f"a {task} metric: {', '.join(metrics_ok)}")
+            continue
+        if isinstance(bounds, (int, float)) and not isinstance(bounds, bool):
+            bounds = {"max" if metric in LOWER_IS_BETTER else "min": bounds}
+        bounds = c.mapping(bounds, key)
+        c.unknown_keys(f"{key}.", bounds, {"min", "max"})
+        thresholds[metric] = {
+            b: c.number(bounds.get(b), f"{key}.{b}", None) for b in ("min", "max") if b in bounds
+        }
+    compare = c.mapping(tests.get("compare"), "tests.compare")
+    c.unknown_keys("tests.compare.", compare, {"metric", "min_improvement"})
+    default_metric = "roc_auc" if task == "classification" else "rmse"
+    compare_metric = c.choice(compare.get("metric"), "tests.compare.metric", metrics_ok, default_metric)
+
+    promotion = c.mapping(raw.get("promotion"), "promotion")
+    c.unknown_keys("promotion.", promotion, {"mode"})
+
+    drift_raw = c.mapping(raw.get("drift"), "drift")
+    c.unknown_keys("drift.", drift_raw, {"numeric", "categorical", "drift_share", "min_rows", "sensor"})
+    dnum = c.mapping(drift_raw.get("numeric"), "drift.numeric")
+    c.unknown_keys("drift.numeric.", dnum, {"ks"})
+    dcat = c.mapping(drift_raw.get("categorical"), "drift.categorical")
+    c.unknown_keys("drift.categorical.", dcat, {"hellinger"})
+    sensor = c.mapping(drift_raw.get("sensor"), "drift.sensor")
+    c.unknown_keys("drift.sensor.", sensor, {"timeout", "poke_interval", "on_timeout"})
+    drift = DriftSpec(
+        numeric_ks=c.number(dnum.get("ks"), "drift.numeric.ks", 0.1, 0, 1),
+        categorical_hellinger=c.number(dcat.get("hellinger"), "drift.categorical.hellinger", 0.1, 0, 1),
+        drift_share=c.number(drift_raw.get("drift_share"), "drift.drift_share", 0.3, 0, 1),
+        min_rows=c.number(drift_raw.get("min_rows"), "drift.min_rows", 100, 1, integer=True),
+        timeout=c.number(sensor.get("timeout"), "drift.sensor.timeout", 3600, 1, integer=True),
+        poke_interval=c.number(sensor.get("poke_interval"), "drift.sensor.poke_interval", 60, 1, integer=True),
+        on_timeout=c.choice(sensor.get("on_timeout"), "drift.sensor.on_timeout", ON_TIMEOUT, "skip"),
+    )
+    retraining = c.mapping(raw.get("retraining"), "retraining")
+    c.unknown_keys("retraining.", retraining, {"enabled", "window_days"})
+    window_days = c.number(training.get("window_days"), "training.window_days", 7, 1, integer=True)
+
+    tags = raw.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        c.add("tags", tags, "a list of strings")
+        tags = []
+    start_date = c.date(raw.get("start_date"), "start_date", required=True)
+    end_date = c.date(raw.get("end_date"), "end_date")
+    if start_date and end_date and end_date < start_date:
+        c.add("end_date", str(end_date), f"a date on or after start_date ({start_date})")
+
+    spec = PipelineSpec(
+        name=name,
+        source=source,
+        description=c.string(raw.get("description"), "description", default="") or "",
+        owner=c.string(raw.get("owner"), "owner", default="airflow") or "airflow",
+        tags=tuple(tags),
+        start_date=start_date or dt.date(2000, 1, 1),
+        end_date=end_date,
+        catchup=c.boolean(raw.get("catchup"), "catchup", False),
+        training_schedule=_schedule(c, schedules.get("training", "@weekly"), "schedules.training"),
+        monitor_schedule=_schedule(c, schedules.get("drift_monitor", "@daily"), "schedules.drift_monitor"),
+        data_uri=data_uri,
+        data_format=data_format,
+        storage_uri=storage_uri,
+        target=target,
+        numeric=numeric,
+        categorical=categorical,
+        text=text,
+        constraints=constraints,
+        model=ModelSpec(kind=kind, task=task, params=dict(params)),
+        window_days=window_days,
+        holdout_fraction=c.number(
+            training.get("holdout_fraction"), "training.holdout_fraction", 0.2, 0.01, 0.9
+        ),
+        seed=c.number(training.get("seed"), "training.seed", 42, 0, integer=True),
+        executor=c.choice(training.get("executor"), "training.executor", EXECUTORS, "local"),
+        thresholds=thresholds,
+        compare_metric=compare_metric,
+        min_improvement=c.number(compare.get("min_improvement"), "tests.compare.min_improvement", 0.0, 0),
+        promotion_mode=c.choice(promotion.get("mode"), "promotion.mode", PROMOTION_MODES, "auto"),
+        drift=drift,
+        retraining_enabled=c.boolean(retraining.get("enabled"), "retraining.enabled", True),
+        retraining_window_days=c.number(
+            retraining.get("window_days"), "retraining.window_days", window_days, 1, integer=True
+        ),
+        raw=raw,
+    )
+    if c.problems:
+        raise SpecError(c.problems, source)
+    return spec
+
+
+def _schedule(c: _Checker, value: Any, key: str) -> str | None:
+    if value is None or value == "none":
+        return None
+    if not isinstance(value, str):
+        c.add(key, value, "a cron expression, a preset such as @daily, or null")
+        return None
+    if value.startswith("@"):
+        presets = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
+        if value not in presets:
+            c.add(key, value, " | ".join(presets) + " | a cron expression")
+        return value
+    if len(value.split()) not in (5, 6):
+        c.add(key, value, "a cron expression with 5 fields (e.g. '0 3 * * *') or a preset such as @daily")
+    return value
+
+
+def load_spec(path: str | Path) -> PipelineSpec:
+    """Read and validate one YAML spec file."""
+    import yaml  # PyYAML is light and a dependency of Airflow itself
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise SpecError([f"(YAML syntax){where}: {problem}; fix the YAML so that it parses"], str(path)) from None
+    except OSError as err:
+        raise SpecError([f"(file): cannot be read: {err}"], str(path)) from None
+    return parse_spec(raw, str(path))
+
+
+def training_config(spec: PipelineSpec) -> dict[str, Any]:
+    """The part of a spec that decides what a training run produces (hashed into the idempotency key)."""
+    return {
+        "data_uri": spec.data_uri,
+        "data_format": spec.data_format,
+        "target": spec.target,
+        "numeric": list(spec.numeric),
+        "categorical": list(spec.categorical),
+        "text": spec.text,
+        "model": asdict(spec.model),
+        "holdout_fraction": spec.holdout_fraction,
+        "seed": spec.seed,
+    }

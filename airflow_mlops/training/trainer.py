@@ -1,0 +1,127 @@
+"""Train one model from a JSON config and record it as an MLflow run.
+
+The config is everything the run needs (data URIs, columns, model family and params, idempotency key,
+lineage tags), so the same call works in a local subprocess and in a Kubernetes pod. A finished run with the
+same idempotency key is reused instead of trained again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from airflow_mlops import __version__, registry
+from airflow_mlops.data import read_window, require_columns, split_holdout
+from airflow_mlops.evaluation import evaluate
+from airflow_mlops.modeling import write_model_json
+
+log = logging.getLogger("airflow_mlops.trainer")
+ENTRY = Path(__file__).with_name("pyfunc_entry.py")
+
+
+def _flatten(prefix: str, obj: Any, out: dict[str, str]) -> dict[str, str]:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = json.dumps(obj) if isinstance(obj, (list, tuple)) else str(obj)
+    return out
+
+
+def _result(run: Any, reused: bool) -> dict[str, Any]:
+    tags = run.data.tags
+    return {
+        "run_id": run.info.run_id,
+        "experiment_id": run.info.experiment_id,
+        "model_uri": tags.get(registry.MODEL_URI_TAG),
+        "model_sha256": tags.get(registry.MODEL_SHA_TAG),
+        "run_key": tags.get(registry.RUN_KEY_TAG),
+        "metrics": {k: v for k, v in run.data.metrics.items() if k.startswith("holdout_")},
+        "reused": reused,
+    }
+
+
+def run(config: dict[str, Any]) -> dict[str, Any]:
+    import warnings
+
+    import mlflow
+    from mlflow.entities import Metric, Param
+
+    warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")
+
+    c = registry.client()
+    exp_id = registry.ensure_experiment(c, config["experiment"])
+    run_key = config["run_key"]
+    existing = registry.find_run(c, exp_id, run_key)
+    if existing is not None:
+        log.info("run key %s already trained as MLflow run %s: reusing it", run_key, existing.info.run_id)
+        return _result(existing, reused=True)
+
+    kind, task = config["model"]["kind"], config["model"]["task"]
+    features = [*config["numeric"], *config["categorical"], *([config["text"]] if config.get("text") else [])]
+    df, files = read_window(config["data"]["uris"], config["data"]["format"])
+    require_columns(df, [*features, config["target"]], "training data")
+    train_df, hold_df = split_holdout(df, config["target"], config["holdout_fraction"], config["seed"])
+    log.info("training %s/%s on %d rows, holding out %d", kind, task, len(train_df), len(hold_df))
+
+    tags = registry.clean_tags(
+        {
+            **config.get("tags", {}),
+            registry.RUN_KEY_TAG: run_key,
+            "mlops.pipeline": config["pipeline"],
+            "mlops.code_version": f"airflow-mlops=={__version__}",
+            "mlops.model_kind": kind,
+        }
+    )
+    with mlflow.start_run(experiment_id=exp_id, run_name=config.get("run_name"), tags=tags) as active:
+        run_id = active.info.run_id
+        log.info("MLflow run %s (experiment %s)", run_id, exp_id)
+        params = _flatten("", {"model": config["model"]["params"], "holdout_fraction": config["holdout_fraction"],
+                               "seed": config["seed"], "train_rows": len(train_df), "holdout_rows": len(hold_df)}, {})  # fmt: skip
+        c.log_batch(run_id, params=[Param(k, v[:6000]) for k, v in params.items()])
+
+        def holdout_metrics(model: Any) -> dict[str, float]:
+            return {f"holdout_{k}": v for k, v in evaluate(model, hold_df).items()}
+
+        with tempfile.TemporaryDirectory(prefix="mlops-train-") as tmp:
+            model_dir = Path(tmp) / "model_dir"
+            model_dir.mkdir()
+            started = time.perf_counter()
+            if kind == "tabular":
+                from airflow_mlops.training import tabular
+
+                meta, history = tabular.train(
+                    train_df, numeric=list(config["numeric"]), categorical=list(config["categorical"]),
+                    target=config["target"], task=task, params=config["model"]["params"], seed=config["seed"],
+                    out_dir=model_dir, evaluate=holdout_metrics,
+                )  # fmt: skip
+            else:
+                from airflow_mlops.training import text
+
+                meta, history = text.train(
+                    train_df, text=config["text"], target=config["target"], params=config["model"]["params"],
+                    seed=config["seed"], out_dir=model_dir, evaluate=holdout_metrics,
+                )  # fmt: skip
+            seconds = time.perf_counter() - started
+            now = int(time.time() * 1000)
+            metrics = [Metric(k, float(v), now, step) for step, h in enumerate(history, 1) for k, v in h.items()]
+            metrics.append(Metric("train_seconds", seconds, now, 0))
+            for i in range(0, len(metrics), 900):  # log_batch takes at most 1000 metrics per call
+                c.log_batch(run_id, metrics=metrics[i : i + 900])
+            meta["inputs"] = files
+            model_sha = write_model_json(model_dir, meta)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(ENTRY),
+                artifacts={"model_dir": str(model_dir)},
+                pip_requirements=[f"airflow-mlops=={__version__}"],
+            )
+            mlflow.set_tags({registry.MODEL_SHA_TAG: model_sha, registry.MODEL_URI_TAG: info.model_uri})
+            log.info("logged model %s (model.json sha256 %s)", info.model_uri, model_sha)
+        final = {k: v for k, v in history[-1].items() if k.startswith("holdout_")}
+        log.info("final holdout metrics: %s", ", ".join(f"{k}={v:.4f}" for k, v in sorted(final.items())))
+    return _result(c.get_run(run_id), reused=False)

@@ -1,0 +1,102 @@
+"""ModelTestOperator: the candidate against thresholds and against the current champion."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_mlops.operators._common import DEFAULT_END, DEFAULT_START
+from airflow_mlops.operators.errors import gate
+from airflow_mlops.operators.hooks import MlflowHook
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class ModelTestOperator(BaseOperator):
+    """Evaluate the trained candidate on the held-out rows of its window, with the champion on the same rows.
+
+    Metric thresholds are a gate: a failure stops the release (no retry) and the log shows the table of
+    tests. Beating the champion by ``min_improvement`` on ``compare_metric`` decides promotion; a candidate
+    that does not is still registered, as ``challenger``, with the reason recorded.
+
+    :param model_name: registered model name.
+    :param training: the :class:`TrainModelOperator` result (its XCom; templated).
+    :param data_uri: partitions, as given to the trainer (templated).
+    :param target: label column.
+    :param thresholds: ``{metric: {"min": x} | {"max": x}}``.
+    :param compare_metric: metric compared with the champion.
+    :param min_improvement: how much better than the champion a candidate must be.
+    :param data_format: ``parquet`` or ``csv``.
+    :param holdout_fraction: as given to the trainer.
+    :param seed: as given to the trainer.
+    :param window_start: window start (templated).
+    :param window_end: window end, exclusive (templated).
+    :param window_days: when set, the window is the ``window_days`` days ending at ``window_end``.
+    :param mlflow_conn_id: MLflow connection.
+    """
+
+    template_fields: Sequence[str] = ("training", "data_uri", "window_start", "window_end")
+    ui_color = "#eef8e8"
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        training: dict[str, Any],
+        data_uri: str,
+        target: str,
+        thresholds: dict[str, dict[str, float]] | None = None,
+        compare_metric: str = "roc_auc",
+        min_improvement: float = 0.0,
+        data_format: str = "parquet",
+        holdout_fraction: float = 0.2,
+        seed: int = 42,
+        window_start: str = DEFAULT_START,
+        window_end: str = DEFAULT_END,
+        window_days: int | None = None,
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.training = training
+        self.data_uri = data_uri
+        self.target = target
+        self.thresholds = thresholds
+        self.compare_metric = compare_metric
+        self.min_improvement = min_improvement
+        self.data_format = data_format
+        self.holdout_fraction = holdout_fraction
+        self.seed = seed
+        self.window_start = window_start
+        self.window_end = window_end
+        self.window_days = window_days
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.data import make_window, partition_uris, read_window, split_holdout
+        from airflow_mlops.evaluation import raise_for_failures, test_model
+
+        with gate(), self.hook.configured() as client:
+            window = make_window(self.window_start, self.window_end, self.window_days)
+            df, _ = read_window(partition_uris(self.data_uri, window), self.data_format)
+            _, holdout = split_holdout(df, self.target, self.holdout_fraction, self.seed)
+            report = test_model(
+                client, model_name=self.model_name, training=self.training, holdout=holdout,
+                thresholds=self.thresholds or {}, compare_metric=self.compare_metric,
+                min_improvement=self.min_improvement,
+            )  # fmt: skip
+            self.log.info(
+                "model tests for run %s: %s\n%s\npromotion: %s",
+                self.training["run_id"], "PASSED" if report.passed else "FAILED", report.table(), report.reason,
+            )  # fmt: skip
+            raise_for_failures(report, f"{self.model_name} run {self.training['run_id']}")
+        return report.as_dict()

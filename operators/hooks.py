@@ -1,0 +1,116 @@
+"""The MLflow connection (conn type ``mlflow``, default ``mlflow_default``).
+
+Fields: ``host`` (+ ``schema`` http/https, ``port``) for a tracking server, or extra ``tracking_uri`` for any
+MLflow URI (``sqlite:////abs/path/mlflow.db``); extra ``registry_uri`` (defaults to the tracking URI); extra
+``ui_url`` for links from the Airflow UI; ``password`` holds a token (never logged, never put in XCom).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_TOKEN")
+
+
+class MlflowHook(BaseHook):
+    """Reads the MLflow connection and hands out configured clients.
+
+    :param mlflow_conn_id: Airflow connection of type ``mlflow``.
+    """
+
+    conn_name_attr = "mlflow_conn_id"
+    default_conn_name = "mlflow_default"
+    conn_type = "mlflow"
+    hook_name = "MLflow"
+
+    def __init__(self, mlflow_conn_id: str = default_conn_name) -> None:
+        super().__init__()
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": ["login"],
+            "relabeling": {"password": "Token", "host": "Tracking server host"},
+            "placeholders": {
+                "host": "mlflow.example.com",
+                "schema": "https",
+                "extra": '{"tracking_uri": "sqlite:////data/mlflow.db", "ui_url": "http://localhost:5000"}',
+            },
+        }
+
+    @cached_property
+    def connection(self):
+        return self.get_connection(self.mlflow_conn_id)
+
+    @cached_property
+    def _extra(self) -> dict[str, Any]:
+        return self.connection.extra_dejson or {}
+
+    @property
+    def tracking_uri(self) -> str:
+        if self._extra.get("tracking_uri"):
+            return str(self._extra["tracking_uri"])
+        conn = self.connection
+        if not conn.host:
+            raise ValueError(
+                f"connection {self.mlflow_conn_id!r} has neither a host nor extra.tracking_uri: "
+                "set one, e.g. extra {\"tracking_uri\": \"sqlite:////abs/path/mlflow.db\"}"
+            )
+        if "://" in conn.host:
+            return conn.host
+        port = f":{conn.port}" if conn.port else ""
+        return f"{conn.schema or 'http'}://{conn.host}{port}"
+
+    @property
+    def registry_uri(self) -> str:
+        return str(self._extra.get("registry_uri") or self.tracking_uri)
+
+    @property
+    def ui_url(self) -> str | None:
+        if self._extra.get("ui_url"):
+            return str(self._extra["ui_url"])
+        uri = self.tracking_uri
+        return uri if uri.startswith(("http://", "https://")) else None
+
+    def env(self) -> dict[str, str]:
+        """Environment for a trainer process; the token travels only here, never on a command line."""
+        env = {"MLFLOW_TRACKING_URI": self.tracking_uri, "MLFLOW_REGISTRY_URI": self.registry_uri}
+        if self.connection.password:
+            env["MLFLOW_TRACKING_TOKEN"] = self.connection.password
+        return env
+
+    @contextlib.contextmanager
+    def configured(self) -> Iterator[Any]:
+        """Yield an ``MlflowClient`` with this connection's URIs and token, restoring the environment after."""
+        saved = {k: os.environ.get(k) for k in _ENV}
+        os.environ.update(self.env())
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.registry_uri)
+        try:
+            yield MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+        finally:
+            mlflow.set_tracking_uri(previous)
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            with self.configured() as client:
+                client.search_experiments(max_results=1)
+        except Exception as err:
+            return False, f"{type(err).__name__}: {err}"
+        return True, f"MLflow at {self.tracking_uri} answered"

@@ -1,0 +1,181 @@
+"""TrainModelOperator: run the trainer as a local subprocess, the same entry point a pod uses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections import deque
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_mlops.operators._common import DEFAULT_END, DEFAULT_START, airflow_ids
+from airflow_mlops.operators.errors import gate
+from airflow_mlops.operators.hooks import MlflowHook
+from airflow_mlops.operators.links import RUN_URL_KEY, MlflowRunLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class TrainModelOperator(BaseOperator):
+    """Train a model on the window's partitions and record it as an MLflow run.
+
+    The trainer (``python -m airflow_mlops.training``) runs as a subprocess whose output streams into this
+    task's log; ``on_kill`` and task timeouts stop it cleanly. A run with the same idempotency key
+    (pipeline, window, training config) that already finished is reused, so retries and backfills never
+    train twice.
+
+    :param pipeline: pipeline name (MLflow experiment ``airflow-mlops/<pipeline>``).
+    :param data_uri: partitions, ``{date}`` for each day (templated).
+    :param target: label column.
+    :param model: ``{"kind": "tabular" | "lora_text", "task": "classification" | "regression", "params": {...}}``.
+    :param numeric: numeric feature columns.
+    :param categorical: categorical feature columns.
+    :param text: text column (``lora_text`` models).
+    :param data_format: ``parquet`` or ``csv``.
+    :param holdout_fraction: share of rows held out for evaluation.
+    :param seed: seed for the split and the training.
+    :param validation: result of the upstream :class:`ValidateDataOperator` (its XCom), for lineage (templated).
+    :param window_start: window start (templated; default the data interval start).
+    :param window_end: window end, exclusive (templated; default the data interval end).
+    :param window_days: when set, the window is the ``window_days`` days ending at ``window_end``.
+    :param mlflow_conn_id: MLflow connection.
+    """
+
+    template_fields: Sequence[str] = ("data_uri", "window_start", "window_end", "validation")
+    operator_extra_links = (MlflowRunLink(),)
+    ui_color = "#fdf0e8"
+
+    def __init__(
+        self,
+        *,
+        pipeline: str,
+        data_uri: str,
+        target: str,
+        model: dict[str, Any],
+        numeric: list[str] | None = None,
+        categorical: list[str] | None = None,
+        text: str | None = None,
+        data_format: str = "parquet",
+        holdout_fraction: float = 0.2,
+        seed: int = 42,
+        validation: dict[str, Any] | None = None,
+        window_start: str = DEFAULT_START,
+        window_end: str = DEFAULT_END,
+        window_days: int | None = None,
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.pipeline = pipeline
+        self.data_uri = data_uri
+        self.target = target
+        self.model = model
+        self.numeric = numeric
+        self.categorical = categorical
+        self.text = text
+        self.data_format = data_format
+        self.holdout_fraction = holdout_fraction
+        self.seed = seed
+        self.validation = validation
+        self.window_start = window_start
+        self.window_end = window_end
+        self.window_days = window_days
+        self.mlflow_conn_id = mlflow_conn_id
+        self._process: subprocess.Popen | None = None
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def training_config(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.data import make_window, partition_uris
+        from airflow_mlops.lineage import config_hash, lineage_tags, run_key
+        from airflow_mlops.registry import experiment_name
+
+        window = make_window(self.window_start, self.window_end, self.window_days)
+        uris = partition_uris(self.data_uri, window)
+        core = {
+            "data_uri": self.data_uri, "data_format": self.data_format, "target": self.target,
+            "numeric": list(self.numeric or []), "categorical": list(self.categorical or []), "text": self.text,
+            "model": self.model, "holdout_fraction": self.holdout_fraction, "seed": self.seed,
+        }  # fmt: skip
+        cfg_hash = config_hash(core)
+        validation = self.validation or {}
+        return {
+            **core,
+            "pipeline": self.pipeline,
+            "experiment": experiment_name(self.pipeline),
+            "run_key": run_key(self.pipeline, window, cfg_hash),
+            "run_name": f"{self.pipeline} {window.label}",
+            "data": {"uris": uris, "format": self.data_format},
+            "tags": lineage_tags(
+                pipeline=self.pipeline, window=window, cfg_hash=cfg_hash, inputs=validation.get("inputs"),
+                content_hash=validation.get("content_hash"), profile_uri=validation.get("profile_uri"),
+                airflow=airflow_ids(context),
+            ),  # fmt: skip
+        }
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.registry import run_url
+
+        with gate():
+            config = self.training_config(context)
+        self.log.info("training %s, run key %s, %d partition(s)", self.pipeline, config["run_key"], len(config["data"]["uris"]))
+        with tempfile.TemporaryDirectory(prefix="mlops-train-") as tmp:
+            config_path, result_path = Path(tmp, "config.json"), Path(tmp, "result.json")
+            config_path.write_text(json.dumps(config))
+            self._run_trainer(config_path, result_path)
+            result = json.loads(result_path.read_text())
+        url = run_url(self.hook.ui_url, result["experiment_id"], result["run_id"])
+        context["ti"].xcom_push(key=RUN_URL_KEY, value=url)
+        self.log.info(
+            "%s MLflow run %s, model %s%s",
+            "reused" if result["reused"] else "trained", result["run_id"], result["model_uri"], f" ({url})" if url else "",
+        )  # fmt: skip
+        result["window"] = {"start": config["tags"]["mlops.window_start"], "end": config["tags"]["mlops.window_end"]}
+        result["params_hash"] = config["tags"]["mlops.params_hash"]
+        return result
+
+    def _run_trainer(self, config_path: Path, result_path: Path) -> None:
+        cmd = [sys.executable, "-m", "airflow_mlops.training", "--config", str(config_path), "--result", str(result_path)]
+        env = {**os.environ, **self.hook.env(), "PYTHONUNBUFFERED": "1", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+        tail: deque[str] = deque(maxlen=30)
+        self._process = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
+        )
+        stream = self._process.stdout
+        if stream is None:  # pragma: no cover - Popen with PIPE always has it
+            raise AirflowException("trainer has no output stream")
+        for line in stream:
+            line = line.rstrip()
+            tail.append(line)
+            self.log.info("trainer | %s", line)
+        code = self._process.wait()
+        self._process = None
+        if code != 0:
+            raise AirflowException(
+                f"trainer exited with code {code}; last lines:\n" + "\n".join(tail)
+            )
+
+    def on_kill(self) -> None:
+        proc = self._process
+        if proc is None or proc.poll() is not None:
+            return
+        self.log.info("stopping trainer process group %d", proc.pid)
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -1,0 +1,94 @@
+"""ValidateDataOperator: read a window's partitions, check the constraints, store a whylogs profile."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_mlops.operators._common import DEFAULT_END, DEFAULT_START
+from airflow_mlops.operators.errors import gate
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class ValidateDataOperator(BaseOperator):
+    """Validate and profile the partitions of the run's data interval (or of a window of days ending at it).
+
+    Fails without retry (a quality gate) when a constraint breaks; the error message and the first lines of
+    the log are a table of the failed checks. The profile is written atomically under ``artifact_uri`` and
+    named by the content hash of the input, so a re-run of the same data reuses it.
+
+    :param pipeline: pipeline name; profiles are stored per pipeline and partition.
+    :param data_uri: file URI or fsspec URL of the partitions; ``{date}`` stands for each day (templated).
+    :param artifact_uri: root for profiles (templated).
+    :param features: feature columns (must be present, not all null; numeric ones finite).
+    :param numeric: the numeric features.
+    :param target: the label column (must be present and never null), or None where labels are not expected.
+    :param constraints: ``{"min_rows": int, "max_rows": int, "columns": {col: {dtype, nullable,
+        max_null_fraction, min, max, allowed, unique}}}``.
+    :param data_format: ``parquet`` or ``csv``.
+    :param window_start: start of the window (templated; default the data interval start).
+    :param window_end: end of the window, exclusive (templated; default the data interval end).
+    :param window_days: when set, the window is the ``window_days`` days ending at ``window_end``.
+    """
+
+    template_fields: Sequence[str] = ("data_uri", "artifact_uri", "window_start", "window_end")
+    ui_color = "#e8f4fd"
+
+    def __init__(
+        self,
+        *,
+        pipeline: str,
+        data_uri: str,
+        artifact_uri: str,
+        features: list[str],
+        numeric: list[str] | None = None,
+        target: str | None = None,
+        constraints: dict[str, Any] | None = None,
+        data_format: str = "parquet",
+        window_start: str = DEFAULT_START,
+        window_end: str = DEFAULT_END,
+        window_days: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.pipeline = pipeline
+        self.data_uri = data_uri
+        self.artifact_uri = artifact_uri
+        self.features = features
+        self.numeric = numeric
+        self.target = target
+        self.constraints = constraints
+        self.data_format = data_format
+        self.window_start = window_start
+        self.window_end = window_end
+        self.window_days = window_days
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.data import content_hash, make_window, partition_uris, read_window
+        from airflow_mlops.profiling import profile_frame, profile_uri, save_profile
+        from airflow_mlops.validation import validate_frame
+
+        with gate():
+            window = make_window(self.window_start, self.window_end, self.window_days)
+            uris = partition_uris(self.data_uri, window)
+            self.log.info("window %s: %d partition(s)", window.label, len(uris))
+            df, files = read_window(uris, self.data_format)
+            report = validate_frame(
+                df, self.constraints or {}, features=self.features, numeric=self.numeric or [], target=self.target
+            )
+            self.log.info("validation of %s (%d rows):\n%s", window.label, len(df), report.table())
+            report.raise_for_failures(f"{self.pipeline} window {window.label}")
+            digest = content_hash(files)
+            uri = save_profile(profile_frame(df), profile_uri(self.artifact_uri, self.pipeline, window.label, digest))
+        self.log.info("profile: %s (content sha256 %s)", uri, digest)
+        return {
+            "profile_uri": uri,
+            "rows": len(df),
+            "content_hash": digest,
+            "inputs": files,
+            "window": window.as_dict(),
+        }

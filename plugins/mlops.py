@@ -1,0 +1,12 @@
+"""The airflow-mlops plugin (entry point ``airflow.plugins``): extra links to MLflow on task pages."""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from airflow_mlops.operators.links import MlflowRunLink, ModelVersionLink
+
+
+class AirflowMlopsPlugin(AirflowPlugin):
+    name = "airflow_mlops"
+    operator_extra_links = [MlflowRunLink(), ModelVersionLink()]

@@ -1,0 +1,106 @@
+"""DriftSensor: wait for the current partition's profile and a champion, then score drift."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
+from airflow_mlops.operators.errors import gate
+from airflow_mlops.operators.hooks import MlflowHook
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+REPORT_URL_KEY = "drift_report_uri"
+
+
+class DriftSensor(BaseSensorOperator):
+    """Compare the current partition's profile with the reference profile of the champion's training data.
+
+    Waits (poke or reschedule mode) until the current profile exists and the model has a ``champion``;
+    then scores every feature on effect sizes (KS distance for numeric, Hellinger for categorical, each
+    above a sample-size-aware floor), logs the per-feature table sorted by effect, stores the report as JSON
+    beside the current profile and returns it. Drift is decided by the share of drifted features.
+
+    :param model_name: registered model whose ``champion`` gives the reference profile.
+    :param current_profile_uri: profile of the new partition (templated).
+    :param numeric: numeric features to compare.
+    :param categorical: categorical features to compare.
+    :param ks_threshold: KS distance above which a numeric feature drifts.
+    :param hellinger_threshold: Hellinger distance above which a categorical feature drifts.
+    :param drift_share: share of drifted features from which the data set drifts.
+    :param min_rows: fewer values than this on either side: "insufficient data", not a guess.
+    :param mlflow_conn_id: MLflow connection.
+    """
+
+    template_fields: Sequence[str] = ("model_name", "current_profile_uri")
+    ui_color = "#fff4e0"
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        current_profile_uri: str,
+        numeric: list[str] | None = None,
+        categorical: list[str] | None = None,
+        ks_threshold: float = 0.1,
+        hellinger_threshold: float = 0.1,
+        drift_share: float = 0.3,
+        min_rows: int = 100,
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.current_profile_uri = current_profile_uri
+        self.numeric = numeric
+        self.categorical = categorical
+        self.ks_threshold = ks_threshold
+        self.hellinger_threshold = hellinger_threshold
+        self.drift_share = drift_share
+        self.min_rows = min_rows
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        from airflow_mlops import storage
+        from airflow_mlops.drift import detect, drift_table, summary_line
+        from airflow_mlops.registry import CHAMPION, PROFILE_TAG, get_alias
+
+        if not self.current_profile_uri or not storage.exists(self.current_profile_uri):
+            self.log.info("waiting for the current profile %s", self.current_profile_uri)
+            return False
+        with self.hook.configured() as client:
+            champion = get_alias(client, self.model_name, CHAMPION)
+        if champion is None:
+            self.log.info("waiting: %s has no %r version yet, so there is no reference", self.model_name, CHAMPION)
+            return False
+        reference = champion.tags.get(PROFILE_TAG)
+        with gate():
+            if not reference:
+                from airflow_mlops.errors import IntegrityError
+
+                raise IntegrityError(
+                    f"{self.model_name} v{champion.version} has no {PROFILE_TAG} tag: it was not registered by "
+                    "airflow-mlops, so its training data has no reference profile"
+                )
+            report = detect(
+                reference, self.current_profile_uri, numeric=self.numeric or [], categorical=self.categorical or [],
+                ks_threshold=self.ks_threshold, hellinger_threshold=self.hellinger_threshold,
+                drift_share=self.drift_share, min_rows=self.min_rows,
+            )  # fmt: skip
+        report["champion_version"] = champion.version
+        report_uri = self.current_profile_uri.rsplit(".", 1)[0] + f"-drift-v{champion.version}.json"
+        storage.write_json_atomic(report_uri, report)
+        report["report_uri"] = report_uri
+        context["ti"].xcom_push(key=REPORT_URL_KEY, value=report_uri)
+        self.log.info(
+            "%s vs champion v%s\n%s\nreport: %s", summary_line(report), champion.version, drift_table(report), report_uri
+        )
+        return PokeReturnValue(is_done=True, xcom_value=report)
