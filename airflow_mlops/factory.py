@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TRAIN_WINDOW_END = "{{ data_interval_end }}"
-RETRAIN_WINDOW_END = "{{ params.window_end or data_interval_end or dag_run.run_after }}"
+# Triggered runs have no data interval: the end comes from the conf (drift) or is the time of the trigger.
+RETRAIN_WINDOW_END = "{{ params.window_end or dag_run.run_after.isoformat() }}"
 
 
 def _dt(d: dt.date | None) -> dt.datetime | None:
@@ -55,7 +56,7 @@ def _training_tasks(spec: PipelineSpec, window_end: str, window_days: int) -> No
     from airflow_mlops.operators.training import TrainModelOperator
     from airflow_mlops.operators.validation import ValidateDataOperator
 
-    window = {"window_end": window_end, "window_days": window_days}
+    window = {"window_start": None, "window_end": window_end, "window_days": window_days}
     validate = ValidateDataOperator(
         task_id="validate_data", pipeline=spec.name, data_uri=spec.data_uri, data_format=spec.data_format,
         artifact_uri=spec.storage_uri, features=spec.features, numeric=list(spec.numeric), target=spec.target,
@@ -94,6 +95,9 @@ def build_retraining_dag(spec: PipelineSpec) -> DAG:
     from airflow.sdk import DAG, Param
 
     kwargs = _dag_kwargs(spec, "retraining")
+    # Retraining is triggered, possibly long after the scheduled DAGs' end_date: tasks past a DAG's
+    # end_date are never created, so this DAG has none.
+    kwargs["end_date"] = None
     kwargs["doc_md"] += (
         f"\n\nTriggered by `{spec.monitor_dag_id}` on drift (conf: `window_end`, `drift_report`), or by hand. "
         f"Trains on the {spec.retraining_window_days} days before `window_end`; the new version must beat "

@@ -1,0 +1,137 @@
+"""The ``airflow-mlops`` command."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from airflow_mlops.quickstart import run_demo
+
+    return run_demo(Path(args.home), keep=args.keep)
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+
+    from airflow_mlops.quickstart import _bin, demo_env, stop_process_tree
+
+    home = Path(args.home).resolve()
+    if not (home / "airflow" / "airflow.db").exists():
+        print(f"no demo state under {home}: run `airflow-mlops demo --home {home}` first", file=sys.stderr)
+        return 2
+    os.environ.update(demo_env(home, args.port, args.mlflow_port))
+    procs = [
+        subprocess.Popen([_bin("airflow"), "standalone"], start_new_session=True),
+        subprocess.Popen(
+            [_bin("mlflow"), "ui", "--backend-store-uri", os.environ["MLFLOW_TRACKING_URI"], "--port", str(args.mlflow_port)],
+            start_new_session=True,
+        ),
+    ]
+    print(
+        f"Airflow UI: http://localhost:{args.port} (user admin; password in "
+        f"{home / 'airflow' / 'simple_auth_manager_passwords.json.generated'})\n"
+        f"MLflow UI:  http://127.0.0.1:{args.mlflow_port}\nCtrl-C stops both."
+    )
+    try:
+        procs[0].wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            stop_process_tree(p)
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from airflow_mlops.demo import generate
+
+    drift = None if args.no_drift else dt.date.fromisoformat(args.drift_from)
+    files = generate(args.out, dt.date.fromisoformat(args.start), args.days, drift, args.rows_per_day, args.seed)
+    print(f"wrote {len(files)} partitions under {args.out}")
+    return 0
+
+
+def _cmd_validate_spec(args: argparse.Namespace) -> int:
+    from airflow_mlops.errors import SpecError
+    from airflow_mlops.spec import load_spec
+
+    status = 0
+    for path in args.files:
+        try:
+            spec = load_spec(path)
+        except SpecError as err:
+            print(err, file=sys.stderr)
+            status = 1
+        else:
+            print(f"{path}: ok ({spec.training_dag_id}, {spec.monitor_dag_id}, {spec.retraining_dag_id})")
+    return status
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from airflow_mlops.training.__main__ import main
+
+    return main(["--config", args.config, "--result", args.result])
+
+
+def _cmd_promote(args: argparse.Namespace) -> int:
+    from airflow_mlops import registry
+
+    c = registry.client()
+    previous = registry.promote(c, args.model, args.version, args.alias, reason=f"by hand: {args.reason}")
+    print(json.dumps({"model": args.model, "alias": args.alias, "version": args.version, "previous": previous}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="airflow-mlops", description="The ML lifecycle on Apache Airflow 3.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="run the demo pipeline end to end on the embedded default")
+    p.add_argument("--home", default=".demo", help="folder for all demo state (default: ./.demo, wiped first)")
+    p.add_argument("--keep", action="store_true", help="keep existing state in --home instead of starting fresh")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("ui", help="start the Airflow UI (with the plugin and shipped DAGs) and the MLflow UI on the demo state")
+    p.add_argument("--home", default=".demo")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--mlflow-port", type=int, default=5000)
+    p.set_defaults(func=_cmd_ui)
+
+    p = sub.add_parser("generate-data", help="write the demo data set (daily Parquet partitions)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--start", default="2026-01-01")
+    p.add_argument("--days", type=int, default=31)
+    p.add_argument("--drift-from", default="2026-01-22")
+    p.add_argument("--no-drift", action="store_true")
+    p.add_argument("--rows-per-day", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("validate-spec", help="check pipeline spec files")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=_cmd_validate_spec)
+
+    p = sub.add_parser("train", help="run the trainer (what TrainModelOperator and training pods run)")
+    p.add_argument("--config", required=True)
+    p.add_argument("--result", required=True)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("promote", help="point an alias (default champion) at a model version (MLFLOW_TRACKING_URI)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--version", required=True)
+    p.add_argument("--alias", default="champion")
+    p.add_argument("--reason", required=True)
+    p.set_defaults(func=_cmd_promote)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
