@@ -29,7 +29,14 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     procs = [
         subprocess.Popen([_bin("airflow"), "standalone"], start_new_session=True),
         subprocess.Popen(
-            [_bin("mlflow"), "ui", "--backend-store-uri", os.environ["MLFLOW_TRACKING_URI"], "--port", str(args.mlflow_port)],
+            [
+                _bin("mlflow"),
+                "ui",
+                "--backend-store-uri",
+                os.environ["MLFLOW_TRACKING_URI"],
+                "--port",
+                str(args.mlflow_port),
+            ],
             start_new_session=True,
         ),
     ]
@@ -52,7 +59,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from airflow_mlops.demo import generate
 
     drift = None if args.no_drift else dt.date.fromisoformat(args.drift_from)
-    files = generate(args.out, dt.date.fromisoformat(args.start), args.days, drift, args.rows_per_day, args.seed)
+    files = generate(
+        args.out, dt.date.fromisoformat(args.start), args.days, drift, args.rows_per_day, args.seed
+    )
     print(f"wrote {len(files)} partitions under {args.out}")
     return 0
 
@@ -84,20 +93,31 @@ def _cmd_promote(args: argparse.Namespace) -> int:
 
     c = registry.client()
     previous = registry.promote(c, args.model, args.version, args.alias, reason=f"by hand: {args.reason}")
-    print(json.dumps({"model": args.model, "alias": args.alias, "version": args.version, "previous": previous}))
+    print(
+        json.dumps({"model": args.model, "alias": args.alias, "version": args.version, "previous": previous})
+    )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="airflow-mlops", description="The ML lifecycle on Apache Airflow 3.")
+    parser = argparse.ArgumentParser(
+        prog="airflow-mlops", description="The ML lifecycle on Apache Airflow 3."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="run the demo pipeline end to end on the embedded default")
-    p.add_argument("--home", default=".demo", help="folder for all demo state (default: ./.demo, wiped first)")
-    p.add_argument("--keep", action="store_true", help="keep existing state in --home instead of starting fresh")
+    p.add_argument(
+        "--home", default=".demo", help="folder for all demo state (default: ./.demo, wiped first)"
+    )
+    p.add_argument(
+        "--keep", action="store_true", help="keep existing state in --home instead of starting fresh"
+    )
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("ui", help="start the Airflow UI (with the plugin and shipped DAGs) and the MLflow UI on the demo state")
+    p = sub.add_parser(
+        "ui",
+        help="start the Airflow UI (with the plugin and shipped DAGs) and the MLflow UI on the demo state",
+    )
     p.add_argument("--home", default=".demo")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--mlflow-port", type=int, default=5000)
@@ -122,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--result", required=True)
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("promote", help="point an alias (default champion) at a model version (MLFLOW_TRACKING_URI)")
+    p = sub.add_parser(
+        "promote", help="point an alias (default champion) at a model version (MLFLOW_TRACKING_URI)"
+    )
     p.add_argument("--model", required=True)
     p.add_argument("--version", required=True)
     p.add_argument("--alias", default="champion")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops import storage
-from airflow_mlops.errors import DataError
+from airflow_mlops.errors import BadDataError, DataError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -121,14 +121,14 @@ def read_partition(uri: str, fmt: str) -> pd.DataFrame:
         with fsspec.open(uri, "rb") as fh:
             table = pq.read_table(fh) if fmt == "parquet" else pacsv.read_csv(fh)
     except (pa.ArrowInvalid, pa.ArrowException, OSError, ValueError) as err:
-        raise DataError(
+        raise BadDataError(
             f"cannot read {fmt} partition {uri}: {err}. The file is corrupt or not {fmt}: "
             "re-run the upstream task that writes it, or fix data.format in the spec."
         ) from None
     df = table.to_pandas()
     if df.columns.duplicated().any():
         dups = sorted(set(df.columns[df.columns.duplicated()]))
-        raise DataError(f"partition {uri} has duplicate column names {dups}; column names must be unique")
+        raise BadDataError(f"partition {uri} has duplicate column names {dups}; column names must be unique")
     return pd.DataFrame(df)
 
 
@@ -145,12 +145,14 @@ def read_window(uris: list[str], fmt: str) -> tuple[pd.DataFrame, list[dict[str,
         log.info("read %s: %d rows, sha256 %s", uri, len(frame), digest[:12])
     if not frames:
         raise DataError("no partition to read")
-    columns = [list(f.columns) for f in frames]
-    for uri, cols in zip(uris[1:], columns[1:]):
-        if set(cols) != set(columns[0]):
-            raise DataError(
-                f"partition {uri} has columns {sorted(cols)} but {uris[0]} has {sorted(columns[0])}: "
-                "all partitions of a window must share one schema"
+    first = set(map(str, frames[0].columns))
+    for uri, frame in zip(uris[1:], frames[1:], strict=False):
+        cols = set(map(str, frame.columns))
+        if cols != first:
+            raise BadDataError(
+                f"partition {uri} differs in schema from {uris[0]}: it lacks {sorted(first - cols)} and has "
+                f"extra {sorted(cols - first)}. A column was renamed or dropped upstream: fix the partition "
+                "(or the spec, if the change is intended) and clear this task."
             )
     return pd.concat(frames, ignore_index=True), files
 
@@ -185,7 +187,9 @@ def holdout_mask(n: int, fraction: float, seed: int):
     return mask
 
 
-def split_holdout(df: pd.DataFrame, target: str, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_holdout(
+    df: pd.DataFrame, target: str, fraction: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, holdout): rows with a target only, split the same way by the trainer and the model tests."""
     df = df[df[target].notna()].reset_index(drop=True)
     mask = holdout_mask(len(df), fraction, seed)

@@ -42,7 +42,7 @@ def _hellinger_floor(n: float, m: float, levels: int) -> float:
 
 def _psi(p: list[float], q: list[float]) -> float:
     total = 0.0
-    for a, b in zip(p, q):
+    for a, b in zip(p, q, strict=False):
         a, b = max(a, EPS), max(b, EPS)
         total += (b - a) * math.log(b / a)
     return total
@@ -57,7 +57,7 @@ def _numeric_scores(ref_kll: Any, cur_kll: Any) -> tuple[float, float]:
         return 0.0, 0.0
     cdf_r = ref_kll.get_cdf(points)[:-1]
     cdf_c = cur_kll.get_cdf(points)[:-1]
-    ks = max(abs(a - b) for a, b in zip(cdf_r, cdf_c))
+    ks = max(abs(a - b) for a, b in zip(cdf_r, cdf_c, strict=False))
     edges = sorted({p for p in ref_kll.get_quantiles([i / 10 for i in range(1, 10)]) if math.isfinite(p)})
     if not edges:
         return ks, 0.0
@@ -87,7 +87,9 @@ def _categorical_scores(ref: dict[str, float], cur: dict[str, float]) -> tuple[f
     rt, ct = sum(ref.values()) or 1.0, sum(cur.values()) or 1.0
     p = [ref.get(k, 0.0) / rt for k in keys]
     q = [cur.get(k, 0.0) / ct for k in keys]
-    hellinger = math.sqrt(max(0.0, 0.5 * sum((math.sqrt(a) - math.sqrt(b)) ** 2 for a, b in zip(p, q))))
+    hellinger = math.sqrt(
+        max(0.0, 0.5 * sum((math.sqrt(a) - math.sqrt(b)) ** 2 for a, b in zip(p, q, strict=False)))
+    )
     return hellinger, _psi(p, q), len(keys)
 
 
@@ -120,7 +122,9 @@ def score_drift(
         row: dict[str, Any] = {"feature": feature, "type": kind, "n_reference": n_ref, "n_current": n_cur}
         if current.get_column(feature) is None or reference.get_column(feature) is None:
             side = "current" if current.get_column(feature) is None else "reference"
-            row.update(status=f"missing in {side} profile", metric=None, score=None, threshold=None, drifted=False)
+            row.update(
+                status=f"missing in {side} profile", metric=None, score=None, threshold=None, drifted=False
+            )
             rows.append(row)
             continue
         if min(n_ref, n_cur) < min_rows:

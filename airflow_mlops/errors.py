@@ -29,6 +29,10 @@ class QualityGateError(MlopsError):
         super().__init__(message)
 
 
+class BadDataError(QualityGateError):
+    """Input exists but is unusable (corrupt file, schemas that differ between partitions)."""
+
+
 class DataValidationError(QualityGateError):
     """The data of a window broke one or more constraints of the spec."""
 

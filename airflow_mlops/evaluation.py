@@ -44,7 +44,12 @@ class TestReport:
     def table(self) -> str:
         return format_table(
             [
-                (r["test"], r["expected"], r["observed"], ("PASS" if r["passed"] else "FAIL") + ("" if r["gate"] else " (promotion)"))
+                (
+                    r["test"],
+                    r["expected"],
+                    r["observed"],
+                    ("PASS" if r["passed"] else "FAIL") + ("" if r["gate"] else " (promotion)"),
+                )
                 for r in self.rows
             ],
             ("test", "expected", "observed", "result"),
@@ -105,7 +110,9 @@ def run_tests(
     if not report.passed:
         report.promote = False
         failed = [r for r in report.rows if r["gate"] and not r["passed"]]
-        report.reason = "failed: " + "; ".join(f"{r['test']} {r['observed']} (expected {r['expected']})" for r in failed)
+        report.reason = "failed: " + "; ".join(
+            f"{r['test']} {r['observed']} (expected {r['expected']})" for r in failed
+        )
     return report
 
 
@@ -143,14 +150,16 @@ def test_model(
     if champion is not None and not is_champion:
         model = load_mlflow_model(champion.source, champion.tags.get(registry.MODEL_SHA_TAG))
         champion_metrics = evaluate(model, holdout)
-        log.info("champion %s v%s on the same rows: %s", model_name, champion.version, _short(champion_metrics))
+        log.info(
+            "champion %s v%s on the same rows: %s", model_name, champion.version, _short(champion_metrics)
+        )
     return run_tests(
         metrics,
         thresholds=thresholds,
         compare_metric=compare_metric,
         min_improvement=min_improvement,
         champion_metrics=champion_metrics,
-        champion_version=champion.version if champion is not None else None,
+        champion_version=str(champion.version) if champion is not None else None,
         candidate_is_champion=is_champion,
     )
 

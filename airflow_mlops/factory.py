@@ -85,7 +85,10 @@ def build_training_dag(spec: PipelineSpec) -> DAG:
     from airflow.sdk import DAG
 
     with DAG(
-        spec.training_dag_id, schedule=_timetable(spec.training_schedule), max_active_runs=1, **_dag_kwargs(spec, "training")
+        spec.training_dag_id,
+        schedule=_timetable(spec.training_schedule),
+        max_active_runs=1,
+        **_dag_kwargs(spec, "training"),
     ) as dag:
         _training_tasks(spec, TRAIN_WINDOW_END, spec.window_days)
     return dag
@@ -108,8 +111,12 @@ def build_retraining_dag(spec: PipelineSpec) -> DAG:
         schedule=None,
         max_active_runs=1,
         params={
-            "window_end": Param(None, type=["null", "string"], description="end of the training window (exclusive), ISO date"),
-            "drift_report": Param(None, type=["null", "object"], description="drift report that triggered this run"),
+            "window_end": Param(
+                None, type=["null", "string"], description="end of the training window (exclusive), ISO date"
+            ),
+            "drift_report": Param(
+                None, type=["null", "object"], description="drift report that triggered this run"
+            ),
         },
         **kwargs,
     ) as dag:
@@ -129,7 +136,10 @@ def build_monitor_dag(spec: PipelineSpec) -> DAG:
     d = spec.drift
     drift_asset = Asset(name=f"{spec.name}.drift", uri=f"airflow-mlops://{spec.name}/drift")
     with DAG(
-        spec.monitor_dag_id, schedule=_timetable(spec.monitor_schedule), max_active_runs=4, **_dag_kwargs(spec, "drift-monitor")
+        spec.monitor_dag_id,
+        schedule=_timetable(spec.monitor_schedule),
+        max_active_runs=4,
+        **_dag_kwargs(spec, "drift-monitor"),
     ) as dag:
         profile = ValidateDataOperator(
             task_id="profile_partition", pipeline=spec.name, data_uri=spec.data_uri, data_format=spec.data_format,
@@ -145,7 +155,7 @@ def build_monitor_dag(spec: PipelineSpec) -> DAG:
         )  # fmt: skip
         no_drift = EmptyOperator(task_id="no_drift")
         if spec.retraining_enabled:
-            on_drift = TriggerDagRunOperator(
+            trigger_retraining = TriggerDagRunOperator(
                 task_id="trigger_retraining",
                 trigger_dag_id=spec.retraining_dag_id,
                 trigger_run_id="drift__{{ run_id }}",
@@ -154,8 +164,10 @@ def build_monitor_dag(spec: PipelineSpec) -> DAG:
                 wait_for_completion=False,
                 outlets=[drift_asset],
             )
+            on_drift = trigger_retraining
         else:
-            on_drift = EmptyOperator(task_id="drift_detected", outlets=[drift_asset])
+            drift_detected = EmptyOperator(task_id="drift_detected", outlets=[drift_asset])
+            on_drift = drift_detected
         branch = DriftBranchOperator(
             task_id="branch_on_drift", report=sensor.output, drift_task_id=on_drift.task_id,
             no_drift_task_id=no_drift.task_id,
@@ -187,12 +199,19 @@ def load_pipelines(folder: str | Path) -> dict[str, DAG]:
             errors.append(err)
             continue
         if spec.name in seen:
-            errors.append(SpecError([f"name: {spec.name!r} is also used by {seen[spec.name]}; names must be unique"], str(path)))
+            errors.append(
+                SpecError(
+                    [f"name: {spec.name!r} is also used by {seen[spec.name]}; names must be unique"],
+                    str(path),
+                )
+            )
             continue
         seen[spec.name] = str(path)
         dags.update(build_dags(spec))
     if len(errors) == 1:
         raise errors[0]
     if errors:
-        raise SpecError([f"{e.source}: {p}" for e in errors for p in e.problems], f"({len(errors)} files in {folder})")
+        raise SpecError(
+            [f"{e.source}: {p}" for e in errors for p in e.problems], f"({len(errors)} files in {folder})"
+        )
     return dags

@@ -14,7 +14,7 @@ def _average_ranks(x: Any) -> Any:
     boundaries = np.flatnonzero(np.diff(sorted_x)) + 1
     starts = np.concatenate(([0], boundaries))
     ends = np.concatenate((boundaries, [len(x)]))
-    for s, e in zip(starts, ends):
+    for s, e in zip(starts, ends, strict=False):
         ranks[order[s:e]] = (s + e - 1) / 2 + 1
     return ranks
 

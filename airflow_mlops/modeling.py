@@ -33,7 +33,11 @@ def write_model_json(directory: str | os.PathLike, meta: dict[str, Any]) -> str:
     files = sorted(
         str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file() and p.name != MODEL_JSON
     )
-    meta = {**meta, "format_version": FORMAT_VERSION, "files": {f: sha256_file(str(directory / f)) for f in files}}
+    meta = {
+        **meta,
+        "format_version": FORMAT_VERSION,
+        "files": {f: sha256_file(str(directory / f)) for f in files},
+    }
     blob = json.dumps(meta, indent=2, sort_keys=True).encode()
     (directory / MODEL_JSON).write_bytes(blob)
     return sha256_bytes(blob)

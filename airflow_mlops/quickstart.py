@@ -42,11 +42,17 @@ def free_port(preferred: int) -> int:
     raise RuntimeError("no free port")
 
 
-def demo_env(home: Path, api_port: int, mlflow_port: int = 5000, dags_folder: Path | None = None) -> dict[str, str]:
+def demo_env(
+    home: Path, api_port: int, mlflow_port: int = 5000, dags_folder: Path | None = None
+) -> dict[str, str]:
     """Every setting of the embedded default, as environment variables (set before Airflow is imported)."""
     dags = str((dags_folder or repo_dags_folder()).resolve())
     bundles = [
-        {"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {"path": dags}}
+        {
+            "name": "dags-folder",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": dags},
+        }
     ]
     mlflow_db = home / "mlflow" / "mlflow.db"
     return {
@@ -69,7 +75,10 @@ def demo_env(home: Path, api_port: int, mlflow_port: int = 5000, dags_folder: Pa
         "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps(
             {
                 "conn_type": "mlflow",
-                "extra": {"tracking_uri": f"sqlite:///{mlflow_db}", "ui_url": f"http://127.0.0.1:{mlflow_port}"},
+                "extra": {
+                    "tracking_uri": f"sqlite:///{mlflow_db}",
+                    "ui_url": f"http://127.0.0.1:{mlflow_port}",
+                },
             }
         ),
         "MLFLOW_TRACKING_URI": f"sqlite:///{mlflow_db}",
@@ -126,10 +135,9 @@ def _wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 240) -> No
 
 
 def _runs(dag_id: str) -> list[Any]:
-    from sqlalchemy import select
-
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     with create_session() as session:
         runs = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id)).all()
@@ -138,15 +146,16 @@ def _runs(dag_id: str) -> list[Any]:
 
 
 def _xcom(dag_id: str, run_id: str, task_id: str) -> Any:
-    from sqlalchemy import select
-
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     with create_session() as session:
         row = session.scalars(
             select(XComModel).where(
-                XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.task_id == task_id,
+                XComModel.dag_id == dag_id,
+                XComModel.run_id == run_id,
+                XComModel.task_id == task_id,
                 XComModel.key == "return_value",
             )  # fmt: skip
         ).first()
@@ -163,7 +172,9 @@ def _wait_runs(dag_ids: list[str], expected: dict[str, int], timeout: float, say
         if line != last:
             say(f"  {line}")
             last = line
-        if all(len(states[d]) >= expected.get(d, 0) and all(s in FINISHED for s in states[d]) for d in dag_ids):
+        if all(
+            len(states[d]) >= expected.get(d, 0) and all(s in FINISHED for s in states[d]) for d in dag_ids
+        ):
             return
         time.sleep(3)
     raise TimeoutError(f"runs did not finish within {timeout:.0f}s: {last}")
@@ -179,7 +190,9 @@ def summary(home: Path) -> str:
     for dag_id in (f"{PIPELINE}__train", f"{PIPELINE}__drift_monitor", f"{PIPELINE}__retrain"):
         for r in _runs(dag_id):
             interval = (
-                f"{r.data_interval_start:%Y-%m-%d}..{r.data_interval_end:%Y-%m-%d}" if r.data_interval_start else "-"
+                f"{r.data_interval_start:%Y-%m-%d}..{r.data_interval_end:%Y-%m-%d}"
+                if r.data_interval_start
+                else "-"
             )
             if dag_id.endswith("__drift_monitor"):
                 report = _xcom(dag_id, r.run_id, "detect_drift")
@@ -200,7 +213,8 @@ def summary(home: Path) -> str:
     versions = [c.get_model_version(PIPELINE, v.version) for v in sorted(found, key=lambda v: int(v.version))]
     vrows = [
         (
-            f"v{v.version}", ", ".join(sorted(v.aliases)) or "-",
+            f"v{v.version}",
+            ", ".join(sorted(v.aliases)) or "-",
             v.tags.get("mlops.window_start", "")[:10] + ".." + v.tags.get("mlops.window_end", "")[:10],
             json.loads(v.tags.get("mlops.test_metrics", "{}")).get("roc_auc", "-"),
             v.tags.get("mlops.promotion_decision", "")[:70],
@@ -237,18 +251,34 @@ def run_demo(home: Path, keep: bool = False, timeout: float = 1500) -> int:
     from airflow_mlops.demo import DEMO_DRIFT_FROM, generate
 
     files = generate(str(home / "data"))
-    say(f"generated {len(files)} daily partitions under {home / 'data'} (drift injected from {DEMO_DRIFT_FROM})")
+    say(
+        f"generated {len(files)} daily partitions under {home / 'data'} (drift injected from {DEMO_DRIFT_FROM})"
+    )
     say("initialising the Airflow metadata DB (SQLite) and serialising the shipped DAGs")
     _airflow("db", "migrate", log=log)
     _airflow("dags", "reserialize", log=log)
-    say(f"starting airflow standalone (LocalExecutor, parallelism 4, API on port {port}); log: {home / 'standalone.log'}")
+    say(
+        f"starting airflow standalone (LocalExecutor, parallelism 4, API on port {port}); log: {home / 'standalone.log'}"
+    )
     with (home / "standalone.log").open("w") as out:
-        proc = subprocess.Popen([_bin("airflow"), "standalone"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [_bin("airflow"), "standalone"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         _wait_healthy(port, proc)
         say("Airflow is up")
         say(f"training: backfill {PIPELINE}__train for the week starting {TRAIN_FROM}")
-        _airflow("backfill", "create", "--dag-id", f"{PIPELINE}__train", "--from-date", TRAIN_FROM, "--to-date", TRAIN_FROM, log=log)
+        _airflow(
+            "backfill",
+            "create",
+            "--dag-id",
+            f"{PIPELINE}__train",
+            "--from-date",
+            TRAIN_FROM,
+            "--to-date",
+            TRAIN_FROM,
+            log=log,
+        )
         _wait_runs([f"{PIPELINE}__train"], {f"{PIPELINE}__train": 1}, timeout, say)
         say(f"drift monitoring: backfill {PIPELINE}__drift_monitor for {MONITOR_FROM} .. {MONITOR_TO}")
         _airflow(

@@ -94,7 +94,9 @@ def register_version(
 
     existing = find_version(c, name, run_key)
     if existing is not None:
-        log.info("run key %s already registered as %s version %s: reusing it", run_key, name, existing.version)
+        log.info(
+            "run key %s already registered as %s version %s: reusing it", run_key, name, existing.version
+        )
         return existing, True
     try:
         c.create_registered_model(name, description=f"Managed by airflow-mlops (pipeline {name}).")
@@ -117,7 +119,7 @@ def register_version(
 def promote(c: Any, name: str, version: str, alias: str = CHAMPION, reason: str = "") -> str | None:
     """Point ``alias`` at ``version``; record the previous holder on the version for rollback."""
     previous = get_alias(c, name, alias)
-    prev_version = previous.version if previous is not None else None
+    prev_version = str(previous.version) if previous is not None else None
     if prev_version == str(version):
         log.info("%s version %s already holds alias %r", name, version, alias)
         return prev_version
@@ -173,7 +175,7 @@ def register_and_promote(
         alias, promoted, reason = CHAMPION, True, tests.get("reason", "")
     else:
         current = get_alias(c, name, CHAMPION)
-        if current is not None and current.version == version.version:
+        if current is not None and str(current.version) == str(version.version):
             alias, promoted, reason = CHAMPION, True, "already champion"
         else:
             promote(c, name, version.version, CHALLENGER)

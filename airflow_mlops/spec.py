@@ -344,7 +344,9 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
         drift_share=c.number(drift_raw.get("drift_share"), "drift.drift_share", 0.3, 0, 1),
         min_rows=c.number(drift_raw.get("min_rows"), "drift.min_rows", 100, 1, integer=True),
         timeout=c.number(sensor.get("timeout"), "drift.sensor.timeout", 3600, 1, integer=True),
-        poke_interval=c.number(sensor.get("poke_interval"), "drift.sensor.poke_interval", 60, 1, integer=True),
+        poke_interval=c.number(
+            sensor.get("poke_interval"), "drift.sensor.poke_interval", 60, 1, integer=True
+        ),
         on_timeout=c.choice(sensor.get("on_timeout"), "drift.sensor.on_timeout", ON_TIMEOUT, "skip"),
     )
     retraining = c.mapping(raw.get("retraining"), "retraining")
@@ -429,7 +431,9 @@ def load_spec(path: str | Path) -> PipelineSpec:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err)
-        raise SpecError([f"(YAML syntax){where}: {problem}; fix the YAML so that it parses"], str(path)) from None
+        raise SpecError(
+            [f"(YAML syntax){where}: {problem}; fix the YAML so that it parses"], str(path)
+        ) from None
     except OSError as err:
         raise SpecError([f"(file): cannot be read: {err}"], str(path)) from None
     return parse_spec(raw, str(path))

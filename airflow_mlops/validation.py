@@ -25,7 +25,13 @@ class ValidationReport:
 
     def add(self, check: str, column: str, expected: str, observed: Any, passed: bool) -> None:
         self.rows.append(
-            {"check": check, "column": column, "expected": expected, "observed": fmt(observed), "passed": passed}
+            {
+                "check": check,
+                "column": column,
+                "expected": expected,
+                "observed": fmt(observed),
+                "passed": passed,
+            }
         )
 
     @property
@@ -39,7 +45,10 @@ class ValidationReport:
     def table(self, only_failed: bool = False) -> str:
         rows = self.failed if only_failed else self.rows
         return format_table(
-            [(r["check"], r["column"], r["expected"], r["observed"], "PASS" if r["passed"] else "FAIL") for r in rows],
+            [
+                (r["check"], r["column"], r["expected"], r["observed"], "PASS" if r["passed"] else "FAIL")
+                for r in rows
+            ],
             HEADER,
         )
 
@@ -82,14 +91,20 @@ def validate_frame(
     features: list[str],
     numeric: list[str],
     target: str | None,
+    partitions: list[dict[str, Any]] | None = None,
 ) -> ValidationReport:
-    """Check ``df`` against the constraints; implicit checks guard what training relies on:
-    every feature and the target present, no all-null feature, no null target, no inf in numeric features.
+    """Check ``df`` against the constraints; implicit checks guard what training relies on: no empty
+    partition, every feature and the target present, no all-null feature, no null target, no inf in numeric
+    features.
     """
     from pandas.api import types as t
 
     report = ValidationReport()
     n = len(df)
+    if partitions:
+        empty = [p["uri"] for p in partitions if not p.get("rows")]
+        shown = ", ".join(empty[:3]) + (", ..." if len(empty) > 3 else "")
+        report.add("empty partitions", "*", "0", f"{len(empty)} ({shown})" if empty else 0, not empty)
     min_rows = constraints.get("min_rows") or 1
     report.add("min rows", "*", f">= {min_rows}", n, n >= min_rows)
     max_rows = constraints.get("max_rows")
@@ -130,7 +145,13 @@ def validate_frame(
             report.add("not null", col, "0 nulls", nulls, nulls == 0)
         if rule.get("max_null_fraction") is not None:
             frac = nulls / n
-            report.add("null fraction", col, f"<= {rule['max_null_fraction']}", frac, frac <= rule["max_null_fraction"])
+            report.add(
+                "null fraction",
+                col,
+                f"<= {rule['max_null_fraction']}",
+                frac,
+                frac <= rule["max_null_fraction"],
+            )
         if rule.get("min") is not None or rule.get("max") is not None:
             if t.is_numeric_dtype(s) and not t.is_bool_dtype(s):
                 finite = s[~s.isin([math.inf, -math.inf])].dropna()

@@ -37,7 +37,9 @@ class DriftBranchOperator(BaseBranchOperator):
     def choose_branch(self, context: Context) -> str | Iterable[str]:
         report = self.report or {}
         if report.get("drift"):
-            self.log.info("drift in %s: following %s", ", ".join(report.get("drifted_features", [])), self.drift_task_id)
+            self.log.info(
+                "drift in %s: following %s", ", ".join(report.get("drifted_features", [])), self.drift_task_id
+            )
             return self.drift_task_id
         self.log.info("no drift (%s): following %s", report.get("status", "no report"), self.no_drift_task_id)
         return self.no_drift_task_id

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Generator
 
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -19,7 +19,7 @@ class IntegrityCheckFailed(AirflowFailException):
 
 
 @contextlib.contextmanager
-def gate() -> Iterator[None]:
+def gate() -> Generator[None, None, None]:
     try:
         yield
     except QualityGateError as err:

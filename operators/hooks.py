@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Generator
 from functools import cached_property
 from typing import Any
 
@@ -61,7 +61,7 @@ class MlflowHook(BaseHook):
         if not conn.host:
             raise ValueError(
                 f"connection {self.mlflow_conn_id!r} has neither a host nor extra.tracking_uri: "
-                "set one, e.g. extra {\"tracking_uri\": \"sqlite:////abs/path/mlflow.db\"}"
+                'set one, e.g. extra {"tracking_uri": "sqlite:////abs/path/mlflow.db"}'
             )
         if "://" in conn.host:
             return conn.host
@@ -87,7 +87,7 @@ class MlflowHook(BaseHook):
         return env
 
     @contextlib.contextmanager
-    def configured(self) -> Iterator[Any]:
+    def configured(self) -> Generator[Any, None, None]:
         """Yield an ``MlflowClient`` with this connection's URIs and token, restoring the environment after."""
         saved = {k: os.environ.get(k) for k in _ENV}
         os.environ.update(self.env())

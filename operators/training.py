@@ -119,8 +119,12 @@ class TrainModelOperator(BaseOperator):
             "run_name": f"{self.pipeline} {window.label}",
             "data": {"uris": uris, "format": self.data_format},
             "tags": lineage_tags(
-                pipeline=self.pipeline, window=window, cfg_hash=cfg_hash, inputs=validation.get("inputs"),
-                content_hash=validation.get("content_hash"), profile_uri=validation.get("profile_uri"),
+                pipeline=self.pipeline,
+                window=window,
+                cfg_hash=cfg_hash,
+                inputs=validation.get("inputs"),
+                content_hash=validation.get("content_hash"),
+                profile_uri=validation.get("profile_uri"),
                 airflow=airflow_ids(context),
             ),  # fmt: skip
         }
@@ -130,7 +134,12 @@ class TrainModelOperator(BaseOperator):
 
         with gate():
             config = self.training_config(context)
-        self.log.info("training %s, run key %s, %d partition(s)", self.pipeline, config["run_key"], len(config["data"]["uris"]))
+        self.log.info(
+            "training %s, run key %s, %d partition(s)",
+            self.pipeline,
+            config["run_key"],
+            len(config["data"]["uris"]),
+        )
         with tempfile.TemporaryDirectory(prefix="mlops-train-") as tmp:
             config_path, result_path = Path(tmp, "config.json"), Path(tmp, "result.json")
             config_path.write_text(json.dumps(config))
@@ -142,13 +151,29 @@ class TrainModelOperator(BaseOperator):
             "%s MLflow run %s, model %s%s",
             "reused" if result["reused"] else "trained", result["run_id"], result["model_uri"], f" ({url})" if url else "",
         )  # fmt: skip
-        result["window"] = {"start": config["tags"]["mlops.window_start"], "end": config["tags"]["mlops.window_end"]}
+        result["window"] = {
+            "start": config["tags"]["mlops.window_start"],
+            "end": config["tags"]["mlops.window_end"],
+        }
         result["params_hash"] = config["tags"]["mlops.params_hash"]
         return result
 
     def _run_trainer(self, config_path: Path, result_path: Path) -> None:
-        cmd = [sys.executable, "-m", "airflow_mlops.training", "--config", str(config_path), "--result", str(result_path)]
-        env = {**os.environ, **self.hook.env(), "PYTHONUNBUFFERED": "1", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+        cmd = [
+            sys.executable,
+            "-m",
+            "airflow_mlops.training",
+            "--config",
+            str(config_path),
+            "--result",
+            str(result_path),
+        ]
+        env = {
+            **os.environ,
+            **self.hook.env(),
+            "PYTHONUNBUFFERED": "1",
+            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        }
         tail: deque[str] = deque(maxlen=30)
         self._process = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
@@ -163,9 +188,7 @@ class TrainModelOperator(BaseOperator):
         code = self._process.wait()
         self._process = None
         if code != 0:
-            raise AirflowException(
-                f"trainer exited with code {code}; last lines:\n" + "\n".join(tail)
-            )
+            raise AirflowException(f"trainer exited with code {code}; last lines:\n" + "\n".join(tail))
 
     def on_kill(self) -> None:
         proc = self._process

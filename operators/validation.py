@@ -78,12 +78,19 @@ class ValidateDataOperator(BaseOperator):
             self.log.info("window %s: %d partition(s)", window.label, len(uris))
             df, files = read_window(uris, self.data_format)
             report = validate_frame(
-                df, self.constraints or {}, features=self.features, numeric=self.numeric or [], target=self.target
+                df,
+                self.constraints or {},
+                features=self.features,
+                numeric=self.numeric or [],
+                target=self.target,
+                partitions=files,
             )
             self.log.info("validation of %s (%d rows):\n%s", window.label, len(df), report.table())
             report.raise_for_failures(f"{self.pipeline} window {window.label}")
             digest = content_hash(files)
-            uri = save_profile(profile_frame(df), profile_uri(self.artifact_uri, self.pipeline, window.label, digest))
+            uri = save_profile(
+                profile_frame(df), profile_uri(self.artifact_uri, self.pipeline, window.label, digest)
+            )
         self.log.info("profile: %s (content sha256 %s)", uri, digest)
         return {
             "profile_uri": uri,

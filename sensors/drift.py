@@ -79,7 +79,9 @@ class DriftSensor(BaseSensorOperator):
         with self.hook.configured() as client:
             champion = get_alias(client, self.model_name, CHAMPION)
         if champion is None:
-            self.log.info("waiting: %s has no %r version yet, so there is no reference", self.model_name, CHAMPION)
+            self.log.info(
+                "waiting: %s has no %r version yet, so there is no reference", self.model_name, CHAMPION
+            )
             return False
         reference = champion.tags.get(PROFILE_TAG)
         with gate():
@@ -95,12 +97,16 @@ class DriftSensor(BaseSensorOperator):
                 ks_threshold=self.ks_threshold, hellinger_threshold=self.hellinger_threshold,
                 drift_share=self.drift_share, min_rows=self.min_rows,
             )  # fmt: skip
-        report["champion_version"] = champion.version
+        report["champion_version"] = str(champion.version)
         report_uri = self.current_profile_uri.rsplit(".", 1)[0] + f"-drift-v{champion.version}.json"
         storage.write_json_atomic(report_uri, report)
         report["report_uri"] = report_uri
         context["ti"].xcom_push(key=REPORT_URL_KEY, value=report_uri)
         self.log.info(
-            "%s vs champion v%s\n%s\nreport: %s", summary_line(report), champion.version, drift_table(report), report_uri
+            "%s vs champion v%s\n%s\nreport: %s",
+            summary_line(report),
+            champion.version,
+            drift_table(report),
+            report_uri,
         )
         return PokeReturnValue(is_done=True, xcom_value=report)

@@ -19,7 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="path or URL of the JSON training config")
     parser.add_argument("--result", required=True, help="where to write the JSON result")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout
+    )
     for noisy in ("mlflow", "alembic", "urllib3", "git"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from airflow_mlops.training.trainer import run

@@ -51,7 +51,9 @@ def fit_preprocessing(df: Any, numeric: list[str], categorical: list[str], max_c
         prep["numeric"].append({"column": col, "mean": mean, "std": std if std > 1e-12 else 1.0})
     for col in categorical:
         counts = df[col].dropna().astype(str).value_counts()
-        prep["categorical"].append({"column": col, "categories": sorted(counts.index[:max_categories].tolist())})
+        prep["categorical"].append(
+            {"column": col, "categories": sorted(counts.index[:max_categories].tolist())}
+        )
     return prep
 
 
@@ -67,7 +69,9 @@ def transform(df: Any, prep: dict) -> Any:
     for cat in prep["categorical"]:
         vocab = cat["categories"]
         index = {c: i + 1 for i, c in enumerate(vocab)}  # 0 = unknown or missing
-        codes = df[cat["column"]].astype(object).map(lambda x, index=index: index.get(str(x), 0) if x == x else 0)
+        codes = (
+            df[cat["column"]].astype(object).map(lambda x, index=index: index.get(str(x), 0) if x == x else 0)
+        )
         onehot = np.zeros((len(df), len(vocab) + 1), dtype=np.float64)
         onehot[np.arange(len(df)), codes.to_numpy(dtype=np.int64)] = 1.0
         parts.append(onehot)

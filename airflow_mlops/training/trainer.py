@@ -108,7 +108,9 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
                 )  # fmt: skip
             seconds = time.perf_counter() - started
             now = int(time.time() * 1000)
-            metrics = [Metric(k, float(v), now, step) for step, h in enumerate(history, 1) for k, v in h.items()]
+            metrics = [
+                Metric(k, float(v), now, step) for step, h in enumerate(history, 1) for k, v in h.items()
+            ]
             metrics.append(Metric("train_seconds", seconds, now, 0))
             for i in range(0, len(metrics), 900):  # log_batch takes at most 1000 metrics per call
                 c.log_batch(run_id, metrics=metrics[i : i + 900])

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from airflow_mlops.drift import drift_table, score_drift
+from airflow_mlops.profiling import profile_frame
+
+
+def _frame(n: int, seed: int, shift: float = 0.0, cat_p=(0.5, 0.3, 0.2)) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "a": rng.normal(shift, 1, n),
+            "b": rng.exponential(1, n),
+            "c": rng.choice(["x", "y", "z"], n, p=list(cat_p)),
+        }
+    )
+
+
+def _score(ref, cur, **kw):
+    return score_drift(profile_frame(ref), profile_frame(cur), numeric=["a", "b"], categorical=["c"], **kw)
+
+
+@pytest.mark.parametrize("n", [500, 20_000, 200_000])
+def test_same_distribution_does_not_drift_at_any_size(n):
+    report = _score(_frame(n, 1), _frame(n, 2))
+    assert report["status"] == "no_drift"
+    assert report["drifted_features"] == []
+
+
+def test_mean_shift_drifts_and_is_ranked_first():
+    report = _score(_frame(20_000, 1), _frame(20_000, 2, shift=0.5))
+    assert report["drifted_features"] == ["a"]
+    assert report["features"][0]["feature"] == "a"
+    assert 0.15 < report["features"][0]["score"] < 0.25  # KS of N(0,1) vs N(0.5,1) is 0.197
+    assert report["status"] == "drift"  # 1 of 3 features >= 0.3 share
+
+
+def test_categorical_mix_change_drifts_on_hellinger():
+    report = _score(_frame(10_000, 1), _frame(10_000, 2, cat_p=(0.2, 0.3, 0.5)))
+    row = next(r for r in report["features"] if r["feature"] == "c")
+    assert row["metric"] == "hellinger"
+    assert row["drifted"]
+
+
+def test_new_category_counts_against_the_reference():
+    ref = _frame(5_000, 1)
+    cur = _frame(5_000, 2)
+    cur.loc[:2_000, "c"] = "brand_new"
+    row = next(r for r in _score(ref, cur)["features"] if r["feature"] == "c")
+    assert row["drifted"]
+
+
+def test_small_partitions_are_insufficient_data_not_a_guess():
+    report = _score(_frame(5_000, 1), _frame(50, 2, shift=3.0), min_rows=100)
+    assert report["status"] == "insufficient_data"
+    assert not report["drift"]
+    assert {r["status"] for r in report["features"]} == {"insufficient data"}
+
+
+def test_floor_grows_for_small_samples():
+    report = _score(_frame(300, 1), _frame(300, 2), ks_threshold=0.01, min_rows=100)
+    numeric = [r for r in report["features"] if r["metric"] == "ks"]
+    assert all(r["threshold"] > 0.15 for r in numeric)  # 1.95 * sqrt(2/300) = 0.159
+    assert not report["drift"]
+
+
+def test_table_lists_every_feature():
+    table = drift_table(_score(_frame(2_000, 1), _frame(2_000, 2, shift=1.0)))
+    assert table.splitlines()[2].split()[0] == "a"
+    assert len(table.splitlines()) == 2 + 3

@@ -1,0 +1,158 @@
+"""The compiled demo pipeline, run through dag.test() on a real Airflow DB and a real MLflow store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import dag_runs, run_dag, versions, xcom
+
+from airflow_mlops.registry import CHAMPION
+
+NAME = "demo_churn"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _train(dagbag, day="2026-01-18"):
+    run, states = run_dag(dagbag.dags[f"{NAME}__train"], day)
+    assert states == dict.fromkeys(
+        ["validate_data", "train_model", "test_model", "register_model"], "success"
+    )
+    return run
+
+
+def test_training_dag_registers_champion_with_lineage(dagbag, mlflow_uri, roots):
+    run = _train(dagbag)
+    (v,) = versions(NAME)
+    assert str(v.version) == "1"
+    assert v.aliases == [CHAMPION]
+    t = v.tags
+    uris = t["mlops.input_uris"].split(",")
+    assert len(uris) == 14
+    assert uris[0].endswith("date=2026-01-04/part-0.parquet")
+    assert uris[-1].endswith("date=2026-01-17/part-0.parquet")
+    assert len(t["mlops.input_sha256"].split(",")) == 14
+    validation = xcom(f"{NAME}__train", run.run_id, "validate_data")
+    assert t["mlops.data_sha256"] == validation["content_hash"]
+    assert t["mlops.profile_uri"] == validation["profile_uri"]
+    assert validation["profile_uri"].startswith(str(roots["artifacts"]))
+    assert validation["rows"] == 14 * 2000
+    assert len(t["mlops.params_hash"]) == 16
+    assert t["mlops.code_version"].startswith("airflow-mlops==")
+    assert t["airflow.dag_id"] == f"{NAME}__train"
+    assert t["airflow.run_id"] == run.run_id
+    assert t["airflow.data_interval_start"].startswith("2026-01-11")
+    assert t["airflow.data_interval_end"].startswith("2026-01-18")
+    assert t["mlops.window_start"].startswith("2026-01-04")
+    assert len(t["mlops.model_sha256"]) == 64
+    assert json.loads(t["mlops.test_metrics"])["roc_auc"] > 0.7
+    training = xcom(f"{NAME}__train", run.run_id, "train_model")
+    assert xcom(f"{NAME}__train", run.run_id, "train_model", key="mlflow_run_url") == (
+        f"http://mlflow.test:5000/#/experiments/{training['experiment_id']}/runs/{training['run_id']}"
+    )
+    assert xcom(f"{NAME}__train", run.run_id, "register_model", key="model_version_url").endswith(
+        f"/#/models/{NAME}/versions/1"
+    )
+
+
+def test_same_interval_twice_leaves_one_version_and_one_run(dagbag, mlflow_uri, roots):
+    import mlflow
+
+    first = _train(dagbag)
+    a = xcom(f"{NAME}__train", first.run_id, "train_model")  # dag.test() clears it when the date runs again
+    second = _train(dagbag)
+    assert first.run_id != second.run_id
+    assert [str(v.version) for v in versions(NAME)] == ["1"]
+    b = xcom(f"{NAME}__train", second.run_id, "train_model")
+    assert (a["reused"], b["reused"]) == (False, True)
+    assert a["run_id"] == b["run_id"]
+    assert xcom(f"{NAME}__train", second.run_id, "register_model")["reused"] is True
+    runs = mlflow.search_runs(experiment_names=[f"airflow-mlops/{NAME}"], output_format="list")
+    assert len(runs) == 1
+
+
+def test_drift_monitor_triggers_retraining_only_on_drift(dagbag, mlflow_uri, roots):
+    _train(dagbag)
+    monitor = dagbag.dags[f"{NAME}__drift_monitor"]
+    before = {r.run_id for r in dag_runs(f"{NAME}__retrain")}
+
+    calm, states = run_dag(monitor, "2026-01-21")  # partition 2026-01-20: before the injected drift
+    assert states["no_drift"] == "success"
+    assert states["trigger_retraining"] == "skipped"
+    report = xcom(monitor.dag_id, calm.run_id, "detect_drift")
+    assert report["status"] == "no_drift"
+    assert report["champion_version"] == "1"
+    assert {r.run_id for r in dag_runs(f"{NAME}__retrain")} == before
+
+    drifted, states = run_dag(monitor, "2026-01-23")  # partition 2026-01-22: drifted
+    assert states["trigger_retraining"] == "success"
+    assert states["no_drift"] == "skipped"
+    report = xcom(monitor.dag_id, drifted.run_id, "detect_drift")
+    assert report["drift"] is True
+    assert {"monthly_charges", "plan"} <= set(report["drifted_features"])
+    new = [r for r in dag_runs(f"{NAME}__retrain") if r.run_id not in before]
+    assert [r.run_id for r in new] == [f"drift__{drifted.run_id}"]
+    assert new[0].conf["drift_report"]["drifted_features"] == report["drifted_features"]
+    assert new[0].conf["window_end"].startswith("2026-01-23")
+
+
+def test_retraining_beats_champion_and_is_promoted(dagbag, mlflow_uri, roots):
+    _train(dagbag)
+    run, states = run_dag(dagbag.dags[f"{NAME}__retrain"], conf={"window_end": "2026-01-23T00:00:00+00:00"})
+    assert states["register_model"] == "success"
+    result = xcom(f"{NAME}__retrain", run.run_id, "register_model")
+    assert (result["version"], result["alias"], result["previous_champion"]) == ("2", CHAMPION, "1")
+    tests = xcom(f"{NAME}__retrain", run.run_id, "test_model")
+    assert tests["metrics"]["roc_auc"] >= tests["champion_metrics"]["roc_auc"] + 0.005
+    v2 = versions(NAME)[1]
+    assert v2.tags["mlops.previous_champion"] == "1"
+    assert v2.tags["mlops.window_start"].startswith("2026-01-20")
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("empty", "empty partitions  *       0         1 ("),
+        ("missing_column", "lacks ['monthly_charges'] and has extra ['monthly_charge']"),
+        ("all_nan", "null fraction monthly_charges <= 0.01 0.07143 FAIL"),
+        ("corrupt", "cannot read parquet partition"),
+    ],
+)
+def test_bad_input_fails_validation_and_registers_nothing(
+    dagbag, mlflow_uri, roots, own_data, damage, message
+):
+    import pandas as pd
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_mlops.operators.validation import ValidateDataOperator
+    from airflow_mlops.spec import load_spec
+
+    part = own_data / "demo_churn" / "date=2026-01-10" / "part-0.parquet"
+    df = pd.read_parquet(part)
+    if damage == "empty":
+        df.iloc[:0].to_parquet(part)
+    elif damage == "missing_column":
+        df.rename(columns={"monthly_charges": "monthly_charge"}).to_parquet(part)
+    elif damage == "all_nan":
+        df.assign(monthly_charges=float("nan")).to_parquet(part)
+    else:
+        part.write_bytes(part.read_bytes()[: len(part.read_bytes()) // 2])
+
+    run, states = run_dag(dagbag.dags[f"{NAME}__train"], "2026-01-18")
+    assert str(run.state) == "failed"
+    assert states["validate_data"] == "failed"
+    assert states["train_model"] == "upstream_failed"
+    assert versions(NAME) == []
+    assert not (roots["artifacts"] / NAME / "profiles").exists()
+
+    # The same operator, outside the scheduler, shows the message on-call reads (and it is not retried).
+    spec = load_spec(ROOT / "dags" / "pipelines" / "demo_churn.yaml")
+    op = ValidateDataOperator(
+        task_id="v", pipeline=NAME, data_uri=f"{own_data}/demo_churn/date={{date}}/part-0.parquet",
+        artifact_uri=str(roots["artifacts"]), features=spec.features, numeric=list(spec.numeric), target=spec.target,
+        constraints=spec.constraints_dict(), window_start=None, window_end="2026-01-18", window_days=14,
+    )  # fmt: skip
+    with pytest.raises(AirflowFailException) as err:
+        op.execute({})
+    assert " ".join(message.split()) in " ".join(str(err.value).split())

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from airflow_mlops.errors import SpecError
+from airflow_mlops.spec import load_spec, parse_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = yaml.safe_load((ROOT / "dags" / "pipelines" / "demo_churn.yaml").read_text())
+
+
+def _with(path: str, value):
+    raw = yaml.safe_load(yaml.safe_dump(DEMO))
+    node = raw
+    *parents, leaf = path.split(".")
+    for p in parents:
+        node = node[p]
+    if value is KeyError:
+        del node[leaf]
+    else:
+        node[leaf] = value
+    return raw
+
+
+def test_demo_spec_parses():
+    spec = parse_spec(DEMO, "demo.yaml")
+    assert spec.features == [
+        "age", "tenure_months", "monthly_charges", "support_calls", "data_usage_gb", "plan", "region", "payment_method"
+    ]  # fmt: skip
+    assert spec.constraints.columns["age"].max == 100
+    assert spec.thresholds == {"roc_auc": {"min": 0.70}, "accuracy": {"min": 0.65}}
+    assert (spec.window_days, spec.retraining_window_days, spec.drift.drift_share) == (14, 3, 0.3)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("model.kind", "xgboost", "model.kind: found 'xgboost'; allowed: tabular | lora_text"),
+        ("name", "Bad Name", "name: found 'Bad Name'; allowed: lower-case letters"),
+        ("training.window_days", 0, "training.window_days: found 0; allowed: a number >= 1"),
+        ("training.holdout_fraction", "lots", "training.holdout_fraction: found 'lots'; allowed: a number"),
+        (
+            "tests.thresholds.rmse",
+            {"max": 1},
+            "tests.thresholds.rmse: found 'rmse'; allowed: a classification metric",
+        ),
+        (
+            "constraints.columns.age.dtype",
+            "int32",
+            "constraints.columns.age.dtype: found 'int32'; allowed: integer | float",
+        ),
+        (
+            "constraints.columns.age.min",
+            200,
+            "constraints.columns.age.min: found 200; allowed: a value <= max (100)",
+        ),
+        (
+            "schedules.training",
+            "every day",
+            "schedules.training: found 'every day'; allowed: a cron expression",
+        ),
+        ("data", KeyError, "data: missing; it is required"),
+        ("target", KeyError, "target: missing; it is required"),
+        ("drift.sensor.on_timeout", "retry", "drift.sensor.on_timeout: found 'retry'; allowed: skip | fail"),
+        ("modle", {}, "modle: unknown key (did you mean 'model'?)"),
+    ],
+)
+def test_spec_errors_name_key_found_and_allowed(path, value, expected):
+    with pytest.raises(SpecError) as err:
+        parse_spec(_with(path, value), "pipelines/churn.yaml")
+    assert "pipelines/churn.yaml" in str(err.value)
+    assert any(p.startswith(expected) for p in err.value.problems), err.value.problems
+
+
+def test_every_problem_is_reported_at_once():
+    raw = _with("model.kind", "xgboost")
+    raw["training"]["seed"] = -1
+    with pytest.raises(SpecError) as err:
+        parse_spec(raw, "x.yaml")
+    assert len(err.value.problems) == 2
+
+
+def test_yaml_syntax_error_names_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodel: [unclosed\n")
+    with pytest.raises(SpecError, match=r"bad.yaml.*\n.*YAML syntax.*line 3"):
+        load_spec(bad)
+
+
+def test_target_cannot_be_a_feature():
+    raw = _with("target", "age")
+    with pytest.raises(SpecError, match="target: found 'age'; allowed: a column that is not also a feature"):
+        parse_spec(raw)

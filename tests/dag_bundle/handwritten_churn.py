@@ -1,0 +1,60 @@
+"""A hand-written Airflow DAG that uses the airflow-mlops operators directly (the README shows it too)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG, CronDataIntervalTimetable
+
+from airflow_mlops.operators.evaluation import ModelTestOperator
+from airflow_mlops.operators.registry import RegisterModelOperator
+from airflow_mlops.operators.training import TrainModelOperator
+from airflow_mlops.operators.validation import ValidateDataOperator
+
+DATA = "{{ var.value.mlops_data_root }}/demo_churn/date={date}/part-0.parquet"
+NUMERIC = ["age", "tenure_months", "monthly_charges", "support_calls", "data_usage_gb"]
+CATEGORICAL = ["plan", "region", "payment_method"]
+
+with DAG(
+    "handwritten_churn",
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    tags=["airflow-mlops", "example"],
+):
+    # Each run trains on the 3 days that end with its data interval.
+    window = {"window_start": None, "window_end": "{{ data_interval_end }}", "window_days": 3}
+    validate = ValidateDataOperator(
+        task_id="validate",
+        pipeline="handwritten_churn",
+        data_uri=DATA,
+        artifact_uri="{{ var.value.mlops_artifact_root }}",
+        features=NUMERIC + CATEGORICAL,
+        numeric=NUMERIC,
+        target="churned",
+        constraints={"min_rows": 1000, "columns": {"customer_id": {"unique": True}, "age": {"min": 18}}},
+        **window,
+    )
+    train = TrainModelOperator(
+        task_id="train",
+        pipeline="handwritten_churn",
+        data_uri=DATA,
+        target="churned",
+        numeric=NUMERIC,
+        categorical=CATEGORICAL,
+        model={"kind": "tabular", "task": "classification", "params": {"epochs": 3, "hidden_units": [16]}},
+        validation=validate.output,
+        **window,
+    )
+    test = ModelTestOperator(
+        task_id="test",
+        model_name="handwritten_churn",
+        training=train.output,
+        data_uri=DATA,
+        target="churned",
+        thresholds={"roc_auc": {"min": 0.6}},
+        **window,
+    )
+    RegisterModelOperator(
+        task_id="register", model_name="handwritten_churn", training=train.output, tests=test.output
+    )

@@ -1,0 +1,57 @@
+"""Helpers for running DAGs with dag.test() and reading what they left behind."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+
+def utc(day: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(day).replace(tzinfo=dt.timezone.utc)
+
+
+def run_dag(
+    dag: Any, logical_date: str | None = None, conf: dict | None = None
+) -> tuple[Any, dict[str, str]]:
+    """Run one DAG run in-process; return the run and {task_id: state}."""
+    run = dag.test(logical_date=utc(logical_date) if logical_date else None, run_conf=conf)
+    return run, {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+
+
+def xcom(dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        row = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag_id,
+                XComModel.run_id == run_id,
+                XComModel.task_id == task_id,
+                XComModel.key == key,
+            )
+        ).first()
+        return XComModel.deserialize_value(row) if row is not None else None
+
+
+def dag_runs(dag_id: str) -> list[Any]:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        runs = list(session.scalars(select(DagRun).where(DagRun.dag_id == dag_id)).all())
+        session.expunge_all()
+        return runs
+
+
+def versions(name: str) -> list[Any]:
+    from mlflow.tracking import MlflowClient
+
+    c = MlflowClient()
+    try:
+        found = c.search_model_versions(f"name = '{name}'")
+    except Exception:
+        return []
+    return [c.get_model_version(name, v.version) for v in sorted(found, key=lambda v: int(v.version))]

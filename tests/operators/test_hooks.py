@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_mlops.operators.hooks import MlflowHook
+
+
+@pytest.mark.parametrize(
+    ("conn", "tracking", "ui"),
+    [
+        ({"conn_type": "mlflow", "extra": {"tracking_uri": "sqlite:////data/m.db"}}, "sqlite:////data/m.db", None),
+        ({"conn_type": "mlflow", "host": "mlflow.internal", "port": 5000}, "http://mlflow.internal:5000", "http://mlflow.internal:5000"),
+        ({"conn_type": "mlflow", "host": "mlflow.example.com", "schema": "https", "extra": {"ui_url": "https://ui.example.com"}},
+         "https://mlflow.example.com", "https://ui.example.com"),
+    ],
+)  # fmt: skip
+def test_tracking_uri_and_ui_url_from_the_connection(monkeypatch, conn, tracking, ui):
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_TEST", json.dumps(conn))
+    hook = MlflowHook(mlflow_conn_id="mlflow_test")
+    assert hook.tracking_uri == tracking
+    assert hook.registry_uri == tracking
+    assert hook.ui_url == ui
+
+
+def test_token_goes_only_to_the_environment_and_is_restored(monkeypatch):
+    import os
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MLFLOW_TEST",
+        json.dumps({"conn_type": "mlflow", "host": "h", "password": "s3cr3t-token"}),
+    )
+    monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
+    hook = MlflowHook(mlflow_conn_id="mlflow_test")
+    assert hook.env()["MLFLOW_TRACKING_TOKEN"] == "s3cr3t-token"
+    with hook.configured():
+        assert os.environ["MLFLOW_TRACKING_TOKEN"] == "s3cr3t-token"
+    assert "MLFLOW_TRACKING_TOKEN" not in os.environ
+
+
+def test_connection_without_host_or_uri_says_what_to_set(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_TEST", json.dumps({"conn_type": "mlflow"}))
+    with pytest.raises(ValueError, match="neither a host nor extra.tracking_uri"):
+        _ = MlflowHook(mlflow_conn_id="mlflow_test").tracking_uri
