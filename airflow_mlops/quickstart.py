@@ -180,6 +180,16 @@ def _wait_runs(dag_ids: list[str], expected: dict[str, int], timeout: float, say
     raise TimeoutError(f"runs did not finish within {timeout:.0f}s: {last}")
 
 
+def _days(start: str | None, end: str | None) -> str:
+    """A window [start, end) as its first and last day."""
+    import datetime as dt
+
+    if not start or not end:
+        return "-"
+    last = dt.datetime.fromisoformat(end) - dt.timedelta(microseconds=1)
+    return f"{start[:10]}..{last.date().isoformat()}"
+
+
 def summary(home: Path) -> str:
     from airflow_mlops import registry
     from airflow_mlops.drift import summary_line
@@ -215,9 +225,9 @@ def summary(home: Path) -> str:
         (
             f"v{v.version}",
             ", ".join(sorted(v.aliases)) or "-",
-            v.tags.get("mlops.window_start", "")[:10] + ".." + v.tags.get("mlops.window_end", "")[:10],
+            _days(v.tags.get("mlops.window_start"), v.tags.get("mlops.window_end")),
             json.loads(v.tags.get("mlops.test_metrics", "{}")).get("roc_auc", "-"),
-            v.tags.get("mlops.promotion_decision", "")[:70],
+            v.tags.get("mlops.promotion_decision", ""),
         )  # fmt: skip
         for v in versions
     ]
