@@ -93,14 +93,20 @@ class MlflowHook(BaseHook):
         os.environ.update(self.env())
         import mlflow
         from mlflow.tracking import MlflowClient
+        from mlflow.tracking._model_registry import utils as registry_state
+        from mlflow.tracking._tracking_service import utils as tracking_state
 
-        previous = mlflow.get_tracking_uri()
+        # Restore exactly what was set (None = "follow the environment"); the public getters resolve defaults.
+        previous = (
+            getattr(tracking_state, "_tracking_uri", None),
+            getattr(registry_state, "_registry_uri", None),
+        )
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.registry_uri)
         try:
             yield MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
         finally:
-            mlflow.set_tracking_uri(previous)
+            tracking_state._tracking_uri, registry_state._registry_uri = previous
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)

@@ -158,8 +158,8 @@ class TrainModelOperator(BaseOperator):
         result["params_hash"] = config["tags"]["mlops.params_hash"]
         return result
 
-    def _run_trainer(self, config_path: Path, result_path: Path) -> None:
-        cmd = [
+    def trainer_command(self, config_path: Path, result_path: Path) -> list[str]:
+        return [
             sys.executable,
             "-m",
             "airflow_mlops.training",
@@ -168,6 +168,8 @@ class TrainModelOperator(BaseOperator):
             "--result",
             str(result_path),
         ]
+
+    def _run_trainer(self, config_path: Path, result_path: Path) -> None:
         env = {
             **os.environ,
             **self.hook.env(),
@@ -176,17 +178,19 @@ class TrainModelOperator(BaseOperator):
         }
         tail: deque[str] = deque(maxlen=30)
         self._process = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
-        )
-        stream = self._process.stdout
-        if stream is None:  # pragma: no cover - Popen with PIPE always has it
-            raise AirflowException("trainer has no output stream")
-        for line in stream:
-            line = line.rstrip()
-            tail.append(line)
-            self.log.info("trainer | %s", line)
-        code = self._process.wait()
-        self._process = None
+            self.trainer_command(config_path, result_path),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
+        )  # fmt: skip
+        try:
+            for line in self._process.stdout or ():
+                line = line.rstrip()
+                tail.append(line)
+                self.log.info("trainer | %s", line)
+            code = self._process.wait()
+        finally:
+            # execution_timeout (or any error) interrupts the loop above: never leave the trainer running.
+            self.on_kill()
+            self._process = None
         if code != 0:
             raise AirflowException(f"trainer exited with code {code}; last lines:\n" + "\n".join(tail))
 

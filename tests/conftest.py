@@ -68,11 +68,14 @@ def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     conn = {"conn_type": "mlflow", "extra": {"tracking_uri": uri, "ui_url": "http://mlflow.test:5000"}}
     monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps(conn))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
     import mlflow
 
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     yield uri
     mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
 
 
 @pytest.fixture

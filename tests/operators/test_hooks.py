@@ -43,3 +43,21 @@ def test_connection_without_host_or_uri_says_what_to_set(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_TEST", json.dumps({"conn_type": "mlflow"}))
     with pytest.raises(ValueError, match="neither a host nor extra.tracking_uri"):
         _ = MlflowHook(mlflow_conn_id="mlflow_test").tracking_uri
+
+
+def test_configured_restores_the_mlflow_uris(monkeypatch, tmp_path):
+    import mlflow
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MLFLOW_TEST",
+        json.dumps({"conn_type": "mlflow", "extra": {"tracking_uri": "sqlite:////x/a.db"}}),
+    )
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'b.db'}")
+    mlflow.set_registry_uri(f"sqlite:///{tmp_path / 'b.db'}")
+    with MlflowHook(mlflow_conn_id="mlflow_test").configured() as client:
+        assert mlflow.get_registry_uri() == "sqlite:////x/a.db"
+        assert client._registry_uri == "sqlite:////x/a.db"
+    assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / 'b.db'}"
+    assert mlflow.get_registry_uri() == f"sqlite:///{tmp_path / 'b.db'}"
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
