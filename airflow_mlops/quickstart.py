@@ -134,7 +134,7 @@ def _wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 240) -> No
     raise TimeoutError(f"Airflow was not healthy at {url} after {timeout:.0f}s")
 
 
-def _runs(dag_id: str) -> list[Any]:
+def dag_runs(dag_id: str) -> list[Any]:
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -145,7 +145,7 @@ def _runs(dag_id: str) -> list[Any]:
         return list(runs)
 
 
-def _xcom(dag_id: str, run_id: str, task_id: str) -> Any:
+def xcom_value(dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -156,7 +156,7 @@ def _xcom(dag_id: str, run_id: str, task_id: str) -> Any:
                 XComModel.dag_id == dag_id,
                 XComModel.run_id == run_id,
                 XComModel.task_id == task_id,
-                XComModel.key == "return_value",
+                XComModel.key == key,
             )  # fmt: skip
         ).first()
         return XComModel.deserialize_value(row) if row is not None else None
@@ -167,7 +167,7 @@ def _wait_runs(dag_ids: list[str], expected: dict[str, int], timeout: float, say
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
-        states = {d: [str(r.state) for r in _runs(d)] for d in dag_ids}
+        states = {d: [str(r.state) for r in dag_runs(d)] for d in dag_ids}
         line = "  ".join(f"{d}: {sum(s in FINISHED for s in st)}/{len(st)} done" for d, st in states.items())
         if line != last:
             say(f"  {line}")
@@ -198,19 +198,19 @@ def summary(home: Path) -> str:
     lines = ["", "=" * 78, "airflow-mlops demo: summary", "=" * 78]
     rows = []
     for dag_id in (f"{PIPELINE}__train", f"{PIPELINE}__drift_monitor", f"{PIPELINE}__retrain"):
-        for r in _runs(dag_id):
+        for r in dag_runs(dag_id):
             interval = (
                 f"{r.data_interval_start:%Y-%m-%d}..{r.data_interval_end:%Y-%m-%d}"
                 if r.data_interval_start
                 else "-"
             )
             if dag_id.endswith("__drift_monitor"):
-                report = _xcom(dag_id, r.run_id, "detect_drift")
+                report = xcom_value(dag_id, r.run_id, "detect_drift")
                 outcome = summary_line(report) if report else "no report"
                 if report and report.get("drift"):
                     outcome += " -> retraining triggered"
             else:
-                reg = _xcom(dag_id, r.run_id, "register_model")
+                reg = xcom_value(dag_id, r.run_id, "register_model")
                 if dag_id.endswith("__retrain"):
                     interval = "window end " + str((r.conf or {}).get("window_end", "?"))[:10]
                 outcome = f"v{reg['version']} -> {reg['alias']}: {reg['reason']}" if reg else "not registered"

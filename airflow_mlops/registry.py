@@ -27,12 +27,27 @@ def experiment_name(pipeline: str) -> str:
     return f"airflow-mlops/{pipeline}"
 
 
-def ensure_experiment(c: Any, name: str) -> str:
+def default_artifact_root(tracking_uri: str | None) -> str | None:
+    """Artifacts of a local ``sqlite:///`` store go beside its database file.
+
+    MLflow's own default for such a store is ``./mlruns`` under whatever the current directory of the
+    process happens to be (for a task, the worker's), which scatters models over the machine.
+    """
+    if not tracking_uri or not tracking_uri.startswith("sqlite:///"):
+        return None
+    from pathlib import Path
+
+    return (Path(tracking_uri[len("sqlite:///") :]).resolve().parent / "artifacts").as_uri()
+
+
+def ensure_experiment(c: Any, name: str, artifact_root: str | None = None) -> str:
+    """The experiment's id, creating it (with its artifacts under ``artifact_root``) on first use."""
     exp = c.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
+    location = f"{artifact_root.rstrip('/')}/{name.replace('/', '_')}" if artifact_root else None
     try:
-        return c.create_experiment(name)
+        return c.create_experiment(name, artifact_location=location)
     except Exception:  # created concurrently by another task
         exp = c.get_experiment_by_name(name)
         if exp is None:

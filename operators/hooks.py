@@ -2,7 +2,8 @@
 
 Fields: ``host`` (+ ``schema`` http/https, ``port``) for a tracking server, or extra ``tracking_uri`` for any
 MLflow URI (``sqlite:////abs/path/mlflow.db``); extra ``registry_uri`` (defaults to the tracking URI); extra
-``ui_url`` for links from the Airflow UI; ``password`` holds a token (never logged, never put in XCom).
+``artifact_root`` for new experiments' artifacts (default: beside a sqlite store's file); extra ``ui_url`` for
+links from the Airflow UI; ``password`` holds a token (never logged, never put in XCom).
 """
 
 from __future__ import annotations
@@ -71,6 +72,13 @@ class MlflowHook(BaseHook):
     @property
     def registry_uri(self) -> str:
         return str(self._extra.get("registry_uri") or self.tracking_uri)
+
+    @property
+    def artifact_root(self) -> str | None:
+        """Where new experiments keep artifacts: extra ``artifact_root``, else beside a sqlite store's file."""
+        from airflow_mlops.registry import default_artifact_root
+
+        return str(self._extra.get("artifact_root") or "") or default_artifact_root(self.tracking_uri)
 
     @property
     def ui_url(self) -> str | None:

@@ -115,6 +115,7 @@ class TrainModelOperator(BaseOperator):
             **core,
             "pipeline": self.pipeline,
             "experiment": experiment_name(self.pipeline),
+            "artifact_root": self.hook.artifact_root,
             "run_key": run_key(self.pipeline, window, cfg_hash),
             "run_name": f"{self.pipeline} {window.label}",
             "data": {"uris": uris, "format": self.data_format},

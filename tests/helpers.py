@@ -19,31 +19,15 @@ def run_dag(
 
 
 def xcom(dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
+    from airflow_mlops.quickstart import xcom_value
 
-    with create_session() as session:
-        row = session.scalars(
-            select(XComModel).where(
-                XComModel.dag_id == dag_id,
-                XComModel.run_id == run_id,
-                XComModel.task_id == task_id,
-                XComModel.key == key,
-            )
-        ).first()
-        return XComModel.deserialize_value(row) if row is not None else None
+    return xcom_value(dag_id, run_id, task_id, key)
 
 
 def dag_runs(dag_id: str) -> list[Any]:
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
+    from airflow_mlops.quickstart import dag_runs as runs
 
-    with create_session() as session:
-        runs = list(session.scalars(select(DagRun).where(DagRun.dag_id == dag_id)).all())
-        session.expunge_all()
-        return runs
+    return runs(dag_id)
 
 
 def versions(name: str) -> list[Any]:

@@ -51,6 +51,21 @@ class Progress:
         return self.rows / elapsed if elapsed else 0.0
 
 
+def shuffled_batches(inputs: Any, targets: Any, batch_size: int, seed: int) -> Callable[[int], Any]:
+    """``batches(epoch)`` for :func:`fit`: a new seeded permutation every epoch."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+
+    def batches(_epoch: int):
+        order = torch.randperm(len(inputs), generator=gen)
+        for s in range(0, len(inputs), batch_size):
+            idx = order[s : s + batch_size]
+            yield inputs[idx], targets[idx]
+
+    return batches
+
+
 def fit(
     model: Any,
     batches: Callable[[int], Any],

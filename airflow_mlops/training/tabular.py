@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from airflow_mlops.training.common import fit, seed_everything
+from airflow_mlops.training.common import fit, seed_everything, shuffled_batches
 
 WEIGHTS = "weights.safetensors"
 DEFAULTS = {
@@ -163,13 +163,7 @@ def train(
     net = _build_net(meta["input_dim"], meta["output_dim"], list(p["hidden_units"]), float(p["dropout"]))
     batch = int(p["batch_size"])
     n = len(x)
-    gen = torch.Generator().manual_seed(seed)
-
-    def batches(_epoch: int):
-        order = torch.randperm(n, generator=gen)
-        for s in range(0, n, batch):
-            idx = order[s : s + batch]
-            yield x[idx], y[idx]
+    batches = shuffled_batches(x, y, batch, seed)
 
     model = TabularModel(net, meta)
 

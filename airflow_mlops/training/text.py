@@ -13,7 +13,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from airflow_mlops.training.common import fit, seed_everything
+from airflow_mlops.training.common import fit, seed_everything, shuffled_batches
 
 BASE_WEIGHTS = "base.safetensors"
 ADAPTER_DIR = "adapter"
@@ -146,13 +146,7 @@ def train(
     ids = tokenize(train_df[text].tolist(), vocab_size, int(p["max_length"]))
     y = torch.tensor(train_df[target].map(index).to_numpy(dtype=np.int64))
     batch = int(p["batch_size"])
-    gen = torch.Generator().manual_seed(seed)
-
-    def batches(_epoch: int):
-        order = torch.randperm(len(ids), generator=gen)
-        for s in range(0, len(ids), batch):
-            idx = order[s : s + batch]
-            yield ids[idx], y[idx]
+    batches = shuffled_batches(ids, y, batch, seed)
 
     meta: dict[str, Any] = {
         "kind": "lora_text", "task": "classification", "text": text, "target": target, "params": p,

@@ -54,7 +54,8 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")
 
     c = registry.client()
-    exp_id = registry.ensure_experiment(c, config["experiment"])
+    artifact_root = config.get("artifact_root") or registry.default_artifact_root(mlflow.get_tracking_uri())
+    exp_id = registry.ensure_experiment(c, config["experiment"], artifact_root)
     run_key = config["run_key"]
     existing = registry.find_run(c, exp_id, run_key)
     if existing is not None:

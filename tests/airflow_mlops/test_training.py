@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -53,6 +55,9 @@ def test_lora_fine_tuning_saves_hashed_adapter_and_logs_metrics(tmp_path, mlflow
     c = registry.client()
     mlrun = c.get_run(result["run_id"])
     assert mlrun.info.status == "FINISHED"
+    # artifacts beside the sqlite store, not in ./mlruns of whatever directory the process runs in
+    assert mlrun.info.artifact_uri.startswith((tmp_path / "artifacts").as_uri())
+    assert not (Path.cwd() / "mlruns").exists()
     assert result["metrics"]["holdout_accuracy"] > 0.8
     history = c.get_metric_history(result["run_id"], "train_loss")
     assert [m.step for m in history] == [1, 2, 3, 4]
