@@ -215,3 +215,47 @@ def detect(
     )
     report.update(reference_profile=reference_uri, current_profile=current_uri)
     return report
+
+
+def check_against_champion(
+    c: Any,
+    *,
+    model_name: str,
+    current_uri: str,
+    numeric: list[str],
+    categorical: list[str],
+    **thresholds: Any,
+) -> dict[str, Any] | None:
+    """Score the current profile against the champion's training profile; None while there is nothing to
+    compare yet (no current profile, no champion). The report is stored as JSON beside the current profile.
+    """
+    from airflow_mlops import registry, storage
+    from airflow_mlops.errors import IntegrityError
+
+    if not current_uri or not storage.exists(current_uri):
+        log.info("waiting for the current profile %s", current_uri)
+        return None
+    champion = registry.get_alias(c, model_name, registry.CHAMPION)
+    if champion is None:
+        log.info("waiting: %s has no %r version yet, so there is no reference", model_name, registry.CHAMPION)
+        return None
+    reference = champion.tags.get(registry.PROFILE_TAG)
+    if not reference:
+        raise IntegrityError(
+            f"{model_name} v{champion.version} has no {registry.PROFILE_TAG} tag: it was not registered by "
+            "airflow-mlops, so its training data has no reference profile; register a version trained by a "
+            "pipeline (or set the tag to the profile of its training data)"
+        )
+    report = detect(reference, current_uri, numeric=numeric, categorical=categorical, **thresholds)
+    report["champion_version"] = str(champion.version)
+    report_uri = current_uri.rsplit(".", 1)[0] + f"-drift-v{champion.version}.json"
+    storage.write_json_atomic(report_uri, report)
+    report["report_uri"] = report_uri
+    log.info(
+        "%s vs champion v%s\n%s\nreport: %s",
+        summary_line(report),
+        champion.version,
+        drift_table(report),
+        report_uri,
+    )
+    return report

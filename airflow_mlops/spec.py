@@ -437,18 +437,3 @@ def load_spec(path: str | Path) -> PipelineSpec:
     except OSError as err:
         raise SpecError([f"(file): cannot be read: {err}"], str(path)) from None
     return parse_spec(raw, str(path))
-
-
-def training_config(spec: PipelineSpec) -> dict[str, Any]:
-    """The part of a spec that decides what a training run produces (hashed into the idempotency key)."""
-    return {
-        "data_uri": spec.data_uri,
-        "data_format": spec.data_format,
-        "target": spec.target,
-        "numeric": list(spec.numeric),
-        "categorical": list(spec.categorical),
-        "text": spec.text,
-        "model": asdict(spec.model),
-        "holdout_fraction": spec.holdout_fraction,
-        "seed": spec.seed,
-    }

@@ -98,37 +98,16 @@ class TrainModelOperator(BaseOperator):
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def training_config(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.data import make_window, partition_uris
-        from airflow_mlops.lineage import config_hash, lineage_tags, run_key
-        from airflow_mlops.registry import experiment_name
+        from airflow_mlops.data import make_window
+        from airflow_mlops.training.config import build_config
 
-        window = make_window(self.window_start, self.window_end, self.window_days)
-        uris = partition_uris(self.data_uri, window)
-        core = {
-            "data_uri": self.data_uri, "data_format": self.data_format, "target": self.target,
-            "numeric": list(self.numeric or []), "categorical": list(self.categorical or []), "text": self.text,
-            "model": self.model, "holdout_fraction": self.holdout_fraction, "seed": self.seed,
-        }  # fmt: skip
-        cfg_hash = config_hash(core)
-        validation = self.validation or {}
-        return {
-            **core,
-            "pipeline": self.pipeline,
-            "experiment": experiment_name(self.pipeline),
-            "artifact_root": self.hook.artifact_root,
-            "run_key": run_key(self.pipeline, window, cfg_hash),
-            "run_name": f"{self.pipeline} {window.label}",
-            "data": {"uris": uris, "format": self.data_format},
-            "tags": lineage_tags(
-                pipeline=self.pipeline,
-                window=window,
-                cfg_hash=cfg_hash,
-                inputs=validation.get("inputs"),
-                content_hash=validation.get("content_hash"),
-                profile_uri=validation.get("profile_uri"),
-                airflow=airflow_ids(context),
-            ),  # fmt: skip
-        }
+        return build_config(
+            pipeline=self.pipeline, window=make_window(self.window_start, self.window_end, self.window_days),
+            data_uri=self.data_uri, data_format=self.data_format, target=self.target, model=self.model,
+            numeric=self.numeric, categorical=self.categorical, text=self.text,
+            holdout_fraction=self.holdout_fraction, seed=self.seed, validation=self.validation,
+            airflow=airflow_ids(context), artifact_root=self.hook.artifact_root,
+        )  # fmt: skip
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.registry import run_url

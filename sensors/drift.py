@@ -69,44 +69,15 @@ class DriftSensor(BaseSensorOperator):
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
-        from airflow_mlops import storage
-        from airflow_mlops.drift import detect, drift_table, summary_line
-        from airflow_mlops.registry import CHAMPION, PROFILE_TAG, get_alias
+        from airflow_mlops.drift import check_against_champion
 
-        if not self.current_profile_uri or not storage.exists(self.current_profile_uri):
-            self.log.info("waiting for the current profile %s", self.current_profile_uri)
-            return False
-        with self.hook.configured() as client:
-            champion = get_alias(client, self.model_name, CHAMPION)
-        if champion is None:
-            self.log.info(
-                "waiting: %s has no %r version yet, so there is no reference", self.model_name, CHAMPION
-            )
-            return False
-        reference = champion.tags.get(PROFILE_TAG)
-        with gate():
-            if not reference:
-                from airflow_mlops.errors import IntegrityError
-
-                raise IntegrityError(
-                    f"{self.model_name} v{champion.version} has no {PROFILE_TAG} tag: it was not registered by "
-                    "airflow-mlops, so its training data has no reference profile"
-                )
-            report = detect(
-                reference, self.current_profile_uri, numeric=self.numeric or [], categorical=self.categorical or [],
-                ks_threshold=self.ks_threshold, hellinger_threshold=self.hellinger_threshold,
-                drift_share=self.drift_share, min_rows=self.min_rows,
+        with gate(), self.hook.configured() as client:
+            report = check_against_champion(
+                client, model_name=self.model_name, current_uri=self.current_profile_uri,
+                numeric=self.numeric or [], categorical=self.categorical or [], ks_threshold=self.ks_threshold,
+                hellinger_threshold=self.hellinger_threshold, drift_share=self.drift_share, min_rows=self.min_rows,
             )  # fmt: skip
-        report["champion_version"] = str(champion.version)
-        report_uri = self.current_profile_uri.rsplit(".", 1)[0] + f"-drift-v{champion.version}.json"
-        storage.write_json_atomic(report_uri, report)
-        report["report_uri"] = report_uri
-        context["ti"].xcom_push(key=REPORT_URL_KEY, value=report_uri)
-        self.log.info(
-            "%s vs champion v%s\n%s\nreport: %s",
-            summary_line(report),
-            champion.version,
-            drift_table(report),
-            report_uri,
-        )
+        if report is None:
+            return False
+        context["ti"].xcom_push(key=REPORT_URL_KEY, value=report["report_uri"])
         return PokeReturnValue(is_done=True, xcom_value=report)
