@@ -8,6 +8,7 @@ unless told not to; a pipeline must never phone home.
 
 from __future__ import annotations
 
+import logging
 import os
 
 
@@ -20,4 +21,6 @@ def import_whylogs():
         np.unicode_ = np.str_  # type: ignore[attr-defined]
     import whylogs
 
+    # whylogs logs every chunk it deserialises at INFO; task logs are for people.
+    logging.getLogger("whylogs").setLevel(logging.WARNING)
     return whylogs
