@@ -85,7 +85,7 @@ def _cmd_validate_spec(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from airflow_mlops.training.__main__ import main
 
-    return main(["--config", args.config, "--result", args.result])
+    return main([*(["--config", args.config] if args.config else []), "--result", args.result])
 
 
 def _cmd_promote(args: argparse.Namespace) -> int:
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_cmd_validate_spec)
 
     p = sub.add_parser("train", help="run the trainer (what TrainModelOperator and training pods run)")
-    p.add_argument("--config", required=True)
+    p.add_argument("--config", help="JSON config (default: $AIRFLOW_MLOPS_TRAINER_CONFIG)")
     p.add_argument("--result", required=True)
     p.set_defaults(func=_cmd_train)
 

@@ -53,7 +53,6 @@ def _training_tasks(spec: PipelineSpec, window_end: str, window_days: int) -> No
     """validate_data >> train_model >> test_model >> register_model, inside the current DAG context."""
     from airflow_mlops.operators.evaluation import ModelTestOperator
     from airflow_mlops.operators.registry import RegisterModelOperator
-    from airflow_mlops.operators.training import TrainModelOperator
     from airflow_mlops.operators.validation import ValidateDataOperator
 
     window = {"window_start": None, "window_end": window_end, "window_days": window_days}
@@ -62,12 +61,7 @@ def _training_tasks(spec: PipelineSpec, window_end: str, window_days: int) -> No
         artifact_uri=spec.storage_uri, features=spec.features, numeric=list(spec.numeric), target=spec.target,
         constraints=spec.constraints_dict(), **window,
     )  # fmt: skip
-    train = TrainModelOperator(
-        task_id="train_model", pipeline=spec.name, data_uri=spec.data_uri, data_format=spec.data_format,
-        target=spec.target, numeric=list(spec.numeric), categorical=list(spec.categorical), text=spec.text,
-        model={"kind": spec.model.kind, "task": spec.model.task, "params": spec.model.params},
-        holdout_fraction=spec.holdout_fraction, seed=spec.seed, validation=validate.output, **window,
-    )  # fmt: skip
+    train = _train_operator(spec, validate.output, window)
     test = ModelTestOperator(
         task_id="test_model", model_name=spec.model_name, training=train.output, data_uri=spec.data_uri,
         data_format=spec.data_format, target=spec.target, thresholds=spec.thresholds,
@@ -79,6 +73,31 @@ def _training_tasks(spec: PipelineSpec, window_end: str, window_days: int) -> No
         promotion_mode=spec.promotion_mode,
     )  # fmt: skip
     validate >> train >> test >> register
+
+
+def _train_operator(spec: PipelineSpec, validation: Any, window: dict[str, Any]) -> Any:
+    common = {
+        "task_id": "train_model", "pipeline": spec.name, "data_uri": spec.data_uri, "data_format": spec.data_format,
+        "target": spec.target, "numeric": list(spec.numeric), "categorical": list(spec.categorical),
+        "text": spec.text, "model": {"kind": spec.model.kind, "task": spec.model.task, "params": spec.model.params},
+        "holdout_fraction": spec.holdout_fraction, "seed": spec.seed, "validation": validation, **window,
+    }  # fmt: skip
+    if spec.executor == "kubernetes" and spec.kubernetes is not None:
+        # Imported only here: the provider pulls in the kubernetes client, which local pipelines never need.
+        from airflow_mlops.operators.kubernetes import KubernetesTrainModelOperator
+
+        k = spec.kubernetes
+        extra = {"deferrable": k.deferrable} if k.deferrable is not None else {}
+        return KubernetesTrainModelOperator(
+            **common, image=k.image, namespace=k.namespace, gpus=k.gpus, cpu=k.cpu, memory=k.memory,
+            node_selector=k.node_selector or None, tolerations=list(k.tolerations) or None,
+            affinity=k.affinity or None, pod_template_file=k.pod_template_file,
+            mlflow_token_secret=k.mlflow_token_secret, on_finish_action=k.on_finish_action,
+            kubernetes_conn_id=k.kubernetes_conn_id, **extra,
+        )  # fmt: skip
+    from airflow_mlops.operators.training import TrainModelOperator
+
+    return TrainModelOperator(**common)
 
 
 def build_training_dag(spec: PipelineSpec) -> DAG:

@@ -22,7 +22,12 @@ TASKS = ("classification", "regression")
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 LOWER_IS_BETTER = ("rmse", "mae")
-EXECUTORS = ("local",)
+EXECUTORS = ("local", "kubernetes")
+ON_FINISH = ("delete_pod", "delete_succeeded_pod", "keep_pod")
+KUBERNETES_KEYS = (
+    "image", "namespace", "gpus", "cpu", "memory", "node_selector", "tolerations", "affinity",
+    "pod_template_file", "mlflow_token_secret", "on_finish_action", "deferrable", "kubernetes_conn_id",
+)  # fmt: skip
 PROMOTION_MODES = ("auto", "manual")
 ON_TIMEOUT = ("skip", "fail")
 COLUMN_KEYS = ("dtype", "nullable", "max_null_fraction", "min", "max", "allowed", "unique")
@@ -71,6 +76,25 @@ class DriftSpec:
 
 
 @dataclass(frozen=True)
+class KubernetesSpec:
+    """Where and how a training pod runs (``training.kubernetes``)."""
+
+    image: str = "airflow-mlops/trainer:0.1.0"
+    namespace: str = "default"
+    gpus: int = 0
+    cpu: str | None = None
+    memory: str | None = None
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[dict[str, Any], ...] = ()
+    affinity: dict[str, Any] = field(default_factory=dict)
+    pod_template_file: str | None = None
+    mlflow_token_secret: str | None = None
+    on_finish_action: str = "delete_succeeded_pod"
+    deferrable: bool | None = None
+    kubernetes_conn_id: str = "kubernetes_default"
+
+
+@dataclass(frozen=True)
 class PipelineSpec:
     name: str
     source: str
@@ -95,6 +119,7 @@ class PipelineSpec:
     holdout_fraction: float
     seed: int
     executor: str
+    kubernetes: KubernetesSpec | None
     thresholds: dict[str, dict[str, float]]
     compare_metric: str
     min_improvement: float
@@ -305,7 +330,11 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
     )
 
     training = c.mapping(raw.get("training"), "training")
-    c.unknown_keys("training.", training, {"window_days", "holdout_fraction", "seed", "executor"})
+    c.unknown_keys(
+        "training.", training, {"window_days", "holdout_fraction", "seed", "executor", "kubernetes"}
+    )
+    executor = c.choice(training.get("executor"), "training.executor", EXECUTORS, "local")
+    kubernetes = _kubernetes(c, training.get("kubernetes"), executor)
     tests = c.mapping(raw.get("tests"), "tests")
     c.unknown_keys("tests.", tests, {"thresholds", "compare"})
     metrics_ok = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
@@ -387,7 +416,8 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
             training.get("holdout_fraction"), "training.holdout_fraction", 0.2, 0.01, 0.9
         ),
         seed=c.number(training.get("seed"), "training.seed", 42, 0, integer=True),
-        executor=c.choice(training.get("executor"), "training.executor", EXECUTORS, "local"),
+        executor=executor,
+        kubernetes=kubernetes,
         thresholds=thresholds,
         compare_metric=compare_metric,
         min_improvement=c.number(compare.get("min_improvement"), "tests.compare.min_improvement", 0.0, 0),
@@ -402,6 +432,61 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
     if c.problems:
         raise SpecError(c.problems, source)
     return spec
+
+
+def _kubernetes(c: _Checker, value: Any, executor: str) -> KubernetesSpec | None:
+    if value is not None and executor != "kubernetes":
+        c.add("training.kubernetes", "a kubernetes block", "only with training.executor: kubernetes")
+    if executor != "kubernetes":
+        return None
+    k = c.mapping(value, "training.kubernetes")
+    c.unknown_keys("training.kubernetes.", k, KUBERNETES_KEYS)
+    tolerations = k.get("tolerations") or []
+    if not isinstance(tolerations, list) or not all(isinstance(t, dict) for t in tolerations):
+        c.add(
+            "training.kubernetes.tolerations",
+            tolerations,
+            "a list of mappings (key, operator, value, effect)",
+        )
+        tolerations = []
+    node_selector = c.mapping(k.get("node_selector"), "training.kubernetes.node_selector")
+    gpus = k.get("gpus", 0)
+    if not (isinstance(gpus, int) and not isinstance(gpus, bool) and gpus >= 0) and not (
+        isinstance(gpus, str) and "{{" in gpus
+    ):
+        c.add("training.kubernetes.gpus", gpus, "an integer >= 0 or a Jinja template")
+        gpus = 0
+    deferrable = k.get("deferrable")
+    if deferrable is not None and not isinstance(deferrable, bool):
+        c.add("training.kubernetes.deferrable", deferrable, "true | false")
+        deferrable = None
+    return KubernetesSpec(
+        image=c.string(k.get("image"), "training.kubernetes.image", default=KubernetesSpec.image)
+        or KubernetesSpec.image,
+        namespace=c.string(k.get("namespace"), "training.kubernetes.namespace", default="default")
+        or "default",
+        gpus=gpus,
+        cpu=None if k.get("cpu") is None else str(k["cpu"]),
+        memory=None if k.get("memory") is None else str(k["memory"]),
+        node_selector={str(a): str(b) for a, b in node_selector.items()},
+        tolerations=tuple(tolerations),
+        affinity=c.mapping(k.get("affinity"), "training.kubernetes.affinity"),
+        pod_template_file=c.string(k.get("pod_template_file"), "training.kubernetes.pod_template_file"),
+        mlflow_token_secret=c.string(k.get("mlflow_token_secret"), "training.kubernetes.mlflow_token_secret"),
+        on_finish_action=c.choice(
+            k.get("on_finish_action"),
+            "training.kubernetes.on_finish_action",
+            ON_FINISH,
+            "delete_succeeded_pod",
+        ),
+        deferrable=deferrable,
+        kubernetes_conn_id=c.string(
+            k.get("kubernetes_conn_id"),
+            "training.kubernetes.kubernetes_conn_id",
+            default="kubernetes_default",
+        )
+        or "kubernetes_default",
+    )
 
 
 def _schedule(c: _Checker, value: Any, key: str) -> str | None:

@@ -9,14 +9,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from airflow_mlops.storage import read_json, write_json_atomic
+from airflow_mlops.training.config import CONFIG_ENV
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m airflow_mlops.training", description=__doc__)
-    parser.add_argument("--config", required=True, help="path or URL of the JSON training config")
+    parser.add_argument(
+        "--config",
+        help=f"path or URL of the JSON training config (default: the JSON in ${CONFIG_ENV}, as in a pod)",
+    )
     parser.add_argument("--result", required=True, help="where to write the JSON result")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -27,7 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     from airflow_mlops.training.trainer import run
 
     try:
-        result = run(read_json(args.config))
+        if args.config:
+            config = read_json(args.config)
+        elif os.environ.get(CONFIG_ENV):
+            config = json.loads(os.environ[CONFIG_ENV])
+        else:
+            parser.error(f"no config: pass --config or set {CONFIG_ENV}")
+        result = run(config)
     except Exception as err:
         logging.getLogger("airflow_mlops.trainer").error("training failed: %s: %s", type(err).__name__, err)
         raise

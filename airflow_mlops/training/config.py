@@ -8,6 +8,8 @@ from airflow_mlops.data import Window, partition_uris
 from airflow_mlops.lineage import config_hash, lineage_tags, run_key
 from airflow_mlops.registry import experiment_name
 
+CONFIG_ENV = "AIRFLOW_MLOPS_TRAINER_CONFIG"  # how a pod receives its config
+
 
 def build_config(
     *,

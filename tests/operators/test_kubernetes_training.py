@@ -1,0 +1,248 @@
+"""Training in a pod, tested at the request level: no Kubernetes API server can run here."""
+
+from __future__ import annotations
+
+import json
+from unittest import mock
+
+import pytest
+from kubernetes.client import ApiClient
+from kubernetes.client import models as k8s
+
+from airflow_mlops.operators.kubernetes import KubernetesTrainModelOperator
+
+NUMERIC = ["age", "tenure_months", "monthly_charges", "support_calls", "data_usage_gb"]
+
+
+class _TI:
+    dag_id, run_id, task_id, try_number, map_index = (
+        "churn__train",
+        "scheduled__2026-01-18",
+        "train_model",
+        1,
+        -1,
+    )
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, object] = {}
+
+    def xcom_push(self, key, value):
+        self.pushed[key] = value
+
+    def xcom_pull(self, *args, **kwargs):
+        return None  # no upstream validation result in these tests
+
+
+def _context(roots, **params):
+    import pendulum
+
+    return {
+        "ti": _TI(),
+        "run_id": _TI.run_id,
+        "dag": mock.Mock(dag_id=_TI.dag_id, parent_dag=None),
+        "params": params,
+        "data_interval_start": pendulum.datetime(2026, 1, 11),
+        "data_interval_end": pendulum.datetime(2026, 1, 18),
+        "var": {"value": {"mlops_data_root": str(roots["data"])}},
+    }
+
+
+def _operator(**over):
+    kwargs = {
+        "task_id": "train_model",
+        "pipeline": "churn",
+        "data_uri": "{{ var.value.mlops_data_root }}/demo_churn/date={date}/part-0.parquet",
+        "target": "churned",
+        "numeric": NUMERIC,
+        "categorical": ["plan"],
+        "model": {"kind": "tabular", "task": "classification", "params": {"epochs": 3}},
+        "window_start": None,
+        "window_end": "{{ data_interval_end }}",
+        "window_days": 7,
+        "image": "registry.example.com/airflow-mlops/trainer:0.1.0",
+        "namespace": "ml-training",
+        "gpus": 2,
+        "cpu": "8",
+        "memory": "32Gi",
+        "node_selector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+        "tolerations": [k8s.V1Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")],
+        "mlflow_token_secret": "mlflow-token",
+    }
+    kwargs.update(over)
+    return KubernetesTrainModelOperator(**kwargs)
+
+
+def _request(op, context) -> dict:
+    op.render_template_fields(context)
+    pod = op.build_pod_request_obj(context, dry_run=True)
+    return ApiClient().sanitize_for_serialization(pod)
+
+
+@pytest.fixture
+def k8s_conn(monkeypatch):
+    secret = "s3cr3t-token-value"
+    conn = {"conn_type": "mlflow", "host": "mlflow.ml.svc", "port": 5000, "password": secret}
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps(conn))
+    return secret
+
+
+def test_pod_request_carries_exactly_the_spec(roots, k8s_conn):
+    import kubernetes_validate
+
+    pod = _request(_operator(), _context(roots))
+    (base,) = [c for c in pod["spec"]["containers"] if c["name"] == "base"]
+    assert base["image"] == "registry.example.com/airflow-mlops/trainer:0.1.0"
+    assert base["args"] == ["--result", "/airflow/xcom/return.json"]
+    assert base["resources"] == {
+        "requests": {"nvidia.com/gpu": "2", "cpu": "8", "memory": "32Gi"},
+        "limits": {"nvidia.com/gpu": "2", "memory": "32Gi"},
+    }
+    assert pod["metadata"]["namespace"] == "ml-training"
+    assert pod["spec"]["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+    assert pod["spec"]["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    env = {e["name"]: e for e in base["env"]}
+    assert env["MLFLOW_TRACKING_TOKEN"] == {
+        "name": "MLFLOW_TRACKING_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "mlflow-token", "key": "token"}},
+    }
+    assert env["MLFLOW_TRACKING_URI"]["value"] == "http://mlflow.ml.svc:5000"
+    config = json.loads(env["AIRFLOW_MLOPS_TRAINER_CONFIG"]["value"])
+    assert [u.rsplit("date=", 1)[1][:10] for u in config["data"]["uris"]] == [
+        f"2026-01-{d}" for d in range(11, 18)
+    ]
+    assert config["tags"]["airflow.run_id"] == "scheduled__2026-01-18"
+    assert len(config["run_key"]) == 24
+    assert "airflow-xcom-sidecar" in [c["name"] for c in pod["spec"]["containers"]]
+    assert k8s_conn not in json.dumps(pod)  # the token is a secret reference, never a value
+    kubernetes_validate.validate(pod, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_resources_are_templated_per_run(roots, k8s_conn):
+    gpu = _request(
+        _operator(gpus="{{ params.gpus }}", memory="{{ params.memory }}"),
+        _context(roots, gpus=4, memory="64Gi"),
+    )
+    (base,) = [c for c in gpu["spec"]["containers"] if c["name"] == "base"]
+    assert base["resources"]["limits"] == {"nvidia.com/gpu": "4", "memory": "64Gi"}
+    cpu = _request(
+        _operator(gpus="{{ params.gpus }}", memory="{{ params.memory }}"),
+        _context(roots, gpus=0, memory="8Gi"),
+    )
+    (base,) = [c for c in cpu["spec"]["containers"] if c["name"] == "base"]
+    assert base["resources"]["limits"] == {"memory": "8Gi"}
+    assert "nvidia.com/gpu" not in base["resources"]["requests"]
+
+
+def test_same_window_same_run_key_as_local_training(roots, k8s_conn):
+    from airflow_mlops.operators.training import TrainModelOperator
+
+    context = _context(roots)
+    pod = _request(_operator(), context)
+    (base,) = [c for c in pod["spec"]["containers"] if c["name"] == "base"]
+    in_pod = json.loads(next(e["value"] for e in base["env"] if e["name"] == "AIRFLOW_MLOPS_TRAINER_CONFIG"))
+    local = TrainModelOperator(
+        task_id="train_model", pipeline="churn", data_uri=f"{roots['data']}/demo_churn/date={{date}}/part-0.parquet",
+        target="churned", numeric=NUMERIC, categorical=["plan"],
+        model={"kind": "tabular", "task": "classification", "params": {"epochs": 3}},
+        window_start=None, window_end="2026-01-18T00:00:00+00:00", window_days=7,
+    )  # fmt: skip
+    assert local.training_config(context)["run_key"] == in_pod["run_key"]
+
+
+def test_execute_returns_the_sidecar_result_and_links_the_run(roots, k8s_conn):
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    result = {"run_id": "abc123", "experiment_id": "7", "model_uri": "models:/m-1", "reused": False}
+    pod = k8s.V1Pod(
+        metadata=k8s.V1ObjectMeta(name="mlops-train-churn-x", namespace="ml-training"),
+        status=k8s.V1PodStatus(phase="Succeeded"),
+    )
+    op = _operator()
+    context = _context(roots)
+    op.render_template_fields(context)
+    with (
+        mock.patch.object(KubernetesPodOperator, "hook", new_callable=mock.PropertyMock) as kube_hook,
+        mock.patch.object(KubernetesPodOperator, "client", new_callable=mock.PropertyMock),
+        mock.patch.object(KubernetesPodOperator, "pod_manager", new_callable=mock.PropertyMock) as manager,
+        mock.patch.object(KubernetesPodOperator, "get_or_create_pod", return_value=pod) as create,
+        mock.patch.object(KubernetesPodOperator, "find_pod", return_value=pod),
+        mock.patch.object(KubernetesPodOperator, "await_pod_start"),
+        mock.patch.object(KubernetesPodOperator, "await_pod_completion"),
+        mock.patch.object(KubernetesPodOperator, "extract_xcom", return_value=result),
+        mock.patch.object(KubernetesPodOperator, "post_complete_action") as post,
+    ):
+        kube_hook.return_value.is_in_cluster = False
+        manager.return_value.await_pod_completion.return_value = pod
+        assert op.execute(context) == result
+    request = create.call_args.kwargs["pod_request_obj"]
+    assert request.spec.containers[0].resources.limits["nvidia.com/gpu"] == "2"
+    assert post.call_args.kwargs["result"] == result
+    assert op.on_finish_action.value == "delete_succeeded_pod"
+    assert context["ti"].pushed["mlflow_run_url"] == "http://mlflow.ml.svc:5000/#/experiments/7/runs/abc123"
+    assert context["ti"].pushed["pod_name"] == "mlops-train-churn-x"
+
+
+def test_spec_with_kubernetes_executor_compiles_to_a_pod(roots, k8s_conn):
+    from pathlib import Path
+
+    import yaml
+
+    from airflow_mlops.factory import build_dags
+    from airflow_mlops.spec import parse_spec
+
+    raw = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "dags" / "pipelines" / "demo_churn.yaml").read_text()
+    )
+    raw["training"]["executor"] = "kubernetes"
+    raw["training"]["kubernetes"] = {
+        "image": "registry.example.com/trainer:1.2",
+        "namespace": "ml",
+        "gpus": 1,
+        "memory": "16Gi",
+        "node_selector": {"pool": "gpu"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "mlflow_token_secret": "mlflow-token",
+        "on_finish_action": "keep_pod",
+    }
+    dags = build_dags(parse_spec(raw, "k8s.yaml"))
+    for dag_id in ("demo_churn__train", "demo_churn__retrain"):
+        train = dags[dag_id].get_task("train_model")
+        assert isinstance(train, KubernetesTrainModelOperator)
+        assert (train.image, train.namespace, train.gpus, train.on_finish_action.value) == (
+            "registry.example.com/trainer:1.2", "ml", 1, "keep_pod",
+        )  # fmt: skip
+    train = dags["demo_churn__train"].get_task("train_model")
+    pod = _request(train, _context(roots))
+    (base,) = [c for c in pod["spec"]["containers"] if c["name"] == "base"]
+    assert base["resources"]["limits"] == {"nvidia.com/gpu": "1", "memory": "16Gi"}
+    assert pod["spec"]["nodeSelector"] == {"pool": "gpu"}
+    config = json.loads(next(e["value"] for e in base["env"] if e["name"] == "AIRFLOW_MLOPS_TRAINER_CONFIG"))
+    assert len(config["data"]["uris"]) == 14  # the spec's training window
+
+
+@pytest.mark.parametrize(
+    ("block", "expected"),
+    [
+        ({"gpus": -1}, "training.kubernetes.gpus: found -1"),
+        ({"tolerations": "gpu"}, "training.kubernetes.tolerations: found 'gpu'"),
+        ({"on_finish_action": "delete"}, "training.kubernetes.on_finish_action: found 'delete'"),
+        ({"gpu": 1}, "training.kubernetes.gpu: unknown key (did you mean 'gpus'?)"),
+    ],
+)
+def test_kubernetes_block_errors(block, expected):
+    from pathlib import Path
+
+    import yaml
+
+    from airflow_mlops.errors import SpecError
+    from airflow_mlops.spec import parse_spec
+
+    raw = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "dags" / "pipelines" / "demo_churn.yaml").read_text()
+    )
+    raw["training"].update(executor="kubernetes", kubernetes=block)
+    with pytest.raises(SpecError) as err:
+        parse_spec(raw, "k8s.yaml")
+    assert any(p.startswith(expected) for p in err.value.problems), err.value.problems
