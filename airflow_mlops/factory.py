@@ -81,6 +81,7 @@ def _train_operator(spec: PipelineSpec, validation: Any, window: dict[str, Any])
         "target": spec.target, "numeric": list(spec.numeric), "categorical": list(spec.categorical),
         "text": spec.text, "model": {"kind": spec.model.kind, "task": spec.model.task, "params": spec.model.params},
         "holdout_fraction": spec.holdout_fraction, "seed": spec.seed, "validation": validation, **window,
+        "checkpoint_root": f"{spec.storage_uri.rstrip('/')}/{spec.name}/checkpoints",
     }  # fmt: skip
     if spec.executor == "kubernetes" and spec.kubernetes is not None:
         # Imported only here: the provider pulls in the kubernetes client, which local pipelines never need.

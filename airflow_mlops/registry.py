@@ -66,6 +66,17 @@ def find_run(c: Any, experiment_id: str, run_key: str) -> Any | None:
     return runs[0] if runs else None
 
 
+def find_unfinished_run(c: Any, experiment_id: str, run_key: str) -> Any | None:
+    """A run of the same key that did not finish (killed, failed): a retry resumes it."""
+    runs = c.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}' and attributes.status != 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
 def find_version(c: Any, name: str, run_key: str) -> Any | None:
     try:
         versions = c.search_model_versions(f"name = '{name}' and tags.`{RUN_KEY_TAG}` = '{run_key}'")

@@ -48,10 +48,18 @@ class TrainModelOperator(BaseOperator):
     :param window_start: window start (templated; default the data interval start).
     :param window_end: window end, exclusive (templated; default the data interval end).
     :param window_days: when set, the window is the ``window_days`` days ending at ``window_end``.
+    :param checkpoint_root: where checkpoints go, per idempotency key (templated); a retry resumes from the
+        last one. Default: a folder in the worker's temp directory (object storage for pods).
     :param mlflow_conn_id: MLflow connection.
     """
 
-    template_fields: Sequence[str] = ("data_uri", "window_start", "window_end", "validation")
+    template_fields: Sequence[str] = (
+        "data_uri",
+        "window_start",
+        "window_end",
+        "validation",
+        "checkpoint_root",
+    )
     operator_extra_links = (MlflowRunLink(),)
     ui_color = "#fdf0e8"
 
@@ -72,6 +80,7 @@ class TrainModelOperator(BaseOperator):
         window_start: str = DEFAULT_START,
         window_end: str = DEFAULT_END,
         window_days: int | None = None,
+        checkpoint_root: str | None = None,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -90,6 +99,7 @@ class TrainModelOperator(BaseOperator):
         self.window_start = window_start
         self.window_end = window_end
         self.window_days = window_days
+        self.checkpoint_root = checkpoint_root
         self.mlflow_conn_id = mlflow_conn_id
         self._process: subprocess.Popen | None = None
 
@@ -106,7 +116,7 @@ class TrainModelOperator(BaseOperator):
             data_uri=self.data_uri, data_format=self.data_format, target=self.target, model=self.model,
             numeric=self.numeric, categorical=self.categorical, text=self.text,
             holdout_fraction=self.holdout_fraction, seed=self.seed, validation=self.validation,
-            airflow=airflow_ids(context), artifact_root=self.hook.artifact_root,
+            airflow=airflow_ids(context), checkpoint_root=self.checkpoint_root, artifact_root=self.hook.artifact_root,
         )  # fmt: skip
 
     def execute(self, context: Context) -> dict[str, Any]:

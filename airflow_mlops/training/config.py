@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_mlops import storage
 from airflow_mlops.data import Window, partition_uris
 from airflow_mlops.lineage import config_hash, lineage_tags, run_key
 from airflow_mlops.registry import experiment_name
@@ -27,6 +28,7 @@ def build_config(
     validation: dict[str, Any] | None = None,
     airflow: dict[str, Any] | None = None,
     artifact_root: str | None = None,
+    checkpoint_root: str | None = None,
 ) -> dict[str, Any]:
     """Resolve the window's partitions and derive the idempotency key and lineage tags.
 
@@ -39,13 +41,16 @@ def build_config(
         "holdout_fraction": holdout_fraction, "seed": seed,
     }  # fmt: skip
     cfg_hash = config_hash(decisive)
+    key = run_key(pipeline, window, cfg_hash)
     validation = validation or {}
     return {
         **decisive,
         "pipeline": pipeline,
         "experiment": experiment_name(pipeline),
         "artifact_root": artifact_root,
-        "run_key": run_key(pipeline, window, cfg_hash),
+        "run_key": key,
+        # a retry of the same key resumes from here (the trainer's default is a local temp folder)
+        "checkpoint_uri": storage.join(checkpoint_root, key) if checkpoint_root else None,
         "run_name": f"{pipeline} {window.label}",
         "data": {"uris": partition_uris(data_uri, window), "format": data_format},
         "tags": lineage_tags(

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from airflow_mlops.training.common import fit, seed_everything, shuffled_batches
+from airflow_mlops.training.checkpoint import Checkpointer
+from airflow_mlops.training.common import FitResult, fit, pick_device, seed_everything
 
 WEIGHTS = "weights.safetensors"
 DEFAULTS = {
@@ -98,7 +99,7 @@ class TabularModel:
 
         x = torch.from_numpy(transform(df, self.meta["preprocessing"]))
         with torch.no_grad():
-            return self.net(x)
+            return self.net(x.to(next(self.net.parameters()).device)).cpu()
 
     def predict_proba(self, df: Any) -> Any:
         import torch
@@ -128,8 +129,9 @@ def train(
     seed: int,
     out_dir: Path,
     evaluate: Any,
-) -> tuple[dict[str, Any], list[dict[str, float]]]:
-    """Fit the MLP; write weights to ``out_dir``; return (meta for model.json, per-epoch history)."""
+    checkpoint: Checkpointer | None = None,
+) -> tuple[dict[str, Any], FitResult]:
+    """Fit the MLP; write weights to ``out_dir``; return (meta for model.json, the fit's history)."""
     import numpy as np
     import torch
     from safetensors.torch import save_file
@@ -161,22 +163,23 @@ def train(
         loss_fn = torch.nn.MSELoss()
 
     net = _build_net(meta["input_dim"], meta["output_dim"], list(p["hidden_units"]), float(p["dropout"]))
-    batch = int(p["batch_size"])
-    n = len(x)
-    batches = shuffled_batches(x, y, batch, seed)
-
+    device = pick_device(str(p.get("device", "auto")))
+    net.to(device)
     model = TabularModel(net, meta)
 
     def on_epoch(_epoch: int, _loss: float) -> dict[str, float]:
         net.eval()
         return evaluate(model)
 
-    history = fit(
-        net, batches, loss_fn, params=list(net.parameters()), epochs=int(p["epochs"]),
-        steps_per_epoch=(n + batch - 1) // batch, learning_rate=float(p["learning_rate"]),
-        weight_decay=float(p["weight_decay"]), on_epoch=on_epoch,
+    fitted = fit(
+        net, x, y, loss_fn, named_params=dict(net.named_parameters()), epochs=int(p["epochs"]),
+        batch_size=int(p["batch_size"]), learning_rate=float(p["learning_rate"]), seed=seed,
+        weight_decay=float(p["weight_decay"]), grad_accum=int(p.get("gradient_accumulation_steps", 1)),
+        device=device, bf16=p.get("mixed_precision") == "bf16", on_epoch=on_epoch,
+        checkpoint=checkpoint, checkpoint_every=int(p.get("checkpoint_every", 0)),
     )  # fmt: skip
+    net.to("cpu")
     net.eval()
     state = {k: v.contiguous() for k, v in net.state_dict().items()}
     save_file(state, str(out_dir / WEIGHTS))
-    return meta, history
+    return meta, fitted

@@ -13,7 +13,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from airflow_mlops.training.common import fit, seed_everything, shuffled_batches
+from airflow_mlops.training.checkpoint import Checkpointer
+from airflow_mlops.training.common import FitResult, fit, pick_device, seed_everything
 
 BASE_WEIGHTS = "base.safetensors"
 ADAPTER_DIR = "adapter"
@@ -48,7 +49,7 @@ class _Logits:
         self.peft_model = peft_model
 
     def __call__(self, ids: Any) -> Any:
-        return self.peft_model(input_ids=ids, attention_mask=(ids != PAD).long()).logits
+        return self.peft_model(input_ids=ids, attention_mask=(ids != PAD).long()).logits.float()
 
     def train(self) -> None:
         self.peft_model.train()
@@ -95,12 +96,13 @@ class TextModel:
         import torch
 
         ids = self._ids(df)
+        device = next(self.model.parameters()).device
         out = []
         with torch.no_grad():
             for s in range(0, len(ids), 256):
-                chunk = ids[s : s + 256]
+                chunk = ids[s : s + 256].to(device)
                 logits = self.model(input_ids=chunk, attention_mask=(chunk != PAD).long()).logits
-                out.append(torch.softmax(logits.float(), dim=1))
+                out.append(torch.softmax(logits.float(), dim=1).cpu())
         return torch.cat(out).numpy() if out else torch.zeros((0, len(self.meta["classes"]))).numpy()
 
     def predict(self, df: Any) -> Any:
@@ -118,7 +120,8 @@ def train(
     seed: int,
     out_dir: Path,
     evaluate: Any,
-) -> tuple[dict[str, Any], list[dict[str, float]]]:
+    checkpoint: Checkpointer | None = None,
+) -> tuple[dict[str, Any], FitResult]:
     import numpy as np
     import torch
     from peft import LoraConfig, TaskType, get_peft_model
@@ -127,6 +130,8 @@ def train(
     p = {**DEFAULTS, **params}
     p["base_config"] = {**DEFAULTS["base_config"], **(params.get("base_config") or {})}
     seed_everything(seed)
+    device = pick_device(str(p.get("device", "auto")))
+    check_quantization(p, device)
     classes = sorted(train_df[target].dropna().unique().tolist())
     if len(classes) < 2:
         raise ValueError(f"target {target!r} has a single class {classes}: a classifier needs at least two")
@@ -145,8 +150,7 @@ def train(
     index = {c: i for i, c in enumerate(classes)}
     ids = tokenize(train_df[text].tolist(), vocab_size, int(p["max_length"]))
     y = torch.tensor(train_df[target].map(index).to_numpy(dtype=np.int64))
-    batch = int(p["batch_size"])
-    batches = shuffled_batches(ids, y, batch, seed)
+    model.to(device)
 
     meta: dict[str, Any] = {
         "kind": "lora_text", "task": "classification", "text": text, "target": target, "params": p,
@@ -160,11 +164,34 @@ def train(
         model.eval()
         return evaluate(wrapped)
 
-    history = fit(
-        wrapper, batches, torch.nn.CrossEntropyLoss(), params=trainable, epochs=int(p["epochs"]),
-        steps_per_epoch=(len(ids) + batch - 1) // batch, learning_rate=float(p["learning_rate"]),
-        weight_decay=float(p["weight_decay"]), on_epoch=on_epoch,
+    fitted = fit(
+        wrapper, ids, y, torch.nn.CrossEntropyLoss(),
+        named_params={n: q for n, q in model.named_parameters() if q.requires_grad}, epochs=int(p["epochs"]),
+        batch_size=int(p["batch_size"]), learning_rate=float(p["learning_rate"]), seed=seed,
+        weight_decay=float(p["weight_decay"]), grad_accum=int(p.get("gradient_accumulation_steps", 1)),
+        device=device, bf16=p.get("mixed_precision") == "bf16", on_epoch=on_epoch,
+        checkpoint=checkpoint, checkpoint_every=int(p.get("checkpoint_every", 0)),
     )  # fmt: skip
     model.eval()
+    model.to("cpu")
     model.save_pretrained(str(out_dir / ADAPTER_DIR), safe_serialization=True)
-    return meta, history
+    return meta, fitted
+
+
+def check_quantization(params: dict[str, Any], device: str) -> None:
+    """QLoRA (4-bit base weights) needs CUDA and bitsandbytes; say so before any work is done."""
+    quantization = params.get("quantization") or "none"
+    if quantization == "none":
+        return
+    if quantization != "4bit":
+        raise ValueError(f"model.params.quantization={quantization!r}; allowed: none | 4bit (QLoRA)")
+    if not device.startswith("cuda"):
+        raise RuntimeError(
+            "QLoRA (model.params.quantization: 4bit) needs a CUDA GPU, and this trainer runs on the CPU. "
+            "Train with training.executor: kubernetes and training.kubernetes.gpus >= 1, or set "
+            "quantization: none to fine-tune with plain LoRA on the CPU."
+        )
+    raise RuntimeError(
+        "QLoRA (model.params.quantization: 4bit) is not supported by this version of airflow-mlops yet: "
+        "set quantization: none (plain LoRA, with mixed_precision: bf16 on the GPU)."
+    )

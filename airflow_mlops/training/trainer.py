@@ -18,6 +18,7 @@ from airflow_mlops import __version__, registry
 from airflow_mlops.data import read_window, require_columns, split_holdout
 from airflow_mlops.evaluation import evaluate
 from airflow_mlops.modeling import write_model_json
+from airflow_mlops.training.checkpoint import Checkpointer
 
 log = logging.getLogger("airflow_mlops.trainer")
 ENTRY = Path(__file__).with_name("pyfunc_entry.py")
@@ -78,9 +79,23 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
             "mlops.model_kind": kind,
         }
     )
-    with mlflow.start_run(experiment_id=exp_id, run_name=config.get("run_name"), tags=tags) as active:
+    checkpointer = Checkpointer(config.get("checkpoint_uri") or default_checkpoint_uri(run_key))
+    unfinished = registry.find_unfinished_run(c, exp_id, run_key)
+    resume_id = unfinished.info.run_id if unfinished is not None else None
+    with mlflow.start_run(
+        run_id=resume_id, experiment_id=None if resume_id else exp_id, run_name=config.get("run_name"),
+        tags=None if resume_id else tags,
+    ) as active:  # fmt: skip
         run_id = active.info.run_id
-        log.info("MLflow run %s (experiment %s)", run_id, exp_id)
+        log.info(
+            "MLflow run %s (experiment %s)%s",
+            run_id,
+            exp_id,
+            " resumed after an interrupted attempt" if resume_id else "",
+        )
+        mlflow.set_tags(
+            {**environment_tags(), **({"mlops.attempts": _attempts(unfinished)} if unfinished else {})}
+        )
         params = _flatten("", {"model": config["model"]["params"], "holdout_fraction": config["holdout_fraction"],
                                "seed": config["seed"], "train_rows": len(train_df), "holdout_rows": len(hold_df)}, {})  # fmt: skip
         c.log_batch(run_id, params=[Param(k, v[:6000]) for k, v in params.items()])
@@ -95,18 +110,21 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
             if kind == "tabular":
                 from airflow_mlops.training import tabular
 
-                meta, history = tabular.train(
+                meta, fitted = tabular.train(
                     train_df, numeric=list(config["numeric"]), categorical=list(config["categorical"]),
                     target=config["target"], task=task, params=config["model"]["params"], seed=config["seed"],
-                    out_dir=model_dir, evaluate=holdout_metrics,
+                    out_dir=model_dir, evaluate=holdout_metrics, checkpoint=checkpointer,
                 )  # fmt: skip
             else:
                 from airflow_mlops.training import text
 
-                meta, history = text.train(
+                meta, fitted = text.train(
                     train_df, text=config["text"], target=config["target"], params=config["model"]["params"],
-                    seed=config["seed"], out_dir=model_dir, evaluate=holdout_metrics,
+                    seed=config["seed"], out_dir=model_dir, evaluate=holdout_metrics, checkpoint=checkpointer,
                 )  # fmt: skip
+            history = fitted.history
+            if fitted.resumed_from_step is not None:
+                mlflow.set_tag("mlops.resumed_from_step", fitted.resumed_from_step)
             seconds = time.perf_counter() - started
             now = int(time.time() * 1000)
             metrics = [
@@ -125,6 +143,37 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
             )
             mlflow.set_tags({registry.MODEL_SHA_TAG: model_sha, registry.MODEL_URI_TAG: info.model_uri})
             log.info("logged model %s (model.json sha256 %s)", info.model_uri, model_sha)
+        checkpointer.clear()
         final = {k: v for k, v in history[-1].items() if k.startswith("holdout_")}
         log.info("final holdout metrics: %s", ", ".join(f"{k}={v:.4f}" for k, v in sorted(final.items())))
-    return _result(c.get_run(run_id), reused=False)
+    result = _result(c.get_run(run_id), reused=False)
+    result["resumed_from_step"] = fitted.resumed_from_step
+    return result
+
+
+def default_checkpoint_uri(run_key: str) -> str:
+    """Checkpoints survive a retry on the same machine; pass checkpoint_uri (object storage) for pods."""
+    import os
+
+    return os.path.join(tempfile.gettempdir(), "airflow-mlops-checkpoints", run_key)
+
+
+def environment_tags() -> dict[str, str]:
+    """What produced the model: Python, key packages, and the image digest when running in a pod."""
+    import os
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    tags = {"mlops.env.python": platform.python_version(), "mlops.env.platform": platform.platform()}
+    for package in ("torch", "peft", "transformers", "mlflow", "pandas", "numpy", "safetensors"):
+        try:
+            tags[f"mlops.env.{package}"] = version(package)
+        except PackageNotFoundError:
+            continue
+    if os.environ.get("AIRFLOW_MLOPS_IMAGE_DIGEST"):
+        tags["mlops.env.image_digest"] = os.environ["AIRFLOW_MLOPS_IMAGE_DIGEST"]
+    return tags
+
+
+def _attempts(run: Any) -> str:
+    return str(int(run.data.tags.get("mlops.attempts", "1")) + 1)

@@ -137,3 +137,128 @@ def test_tampered_model_is_refused(tmp_path, mlflow_uri):
         verify_model_dir(find_model_dir(local), result["model_sha256"])
     with pytest.raises(IntegrityError, match="registry recorded"):
         verify_model_dir(find_model_dir(local), "0" * 64)
+
+
+def _tabular_frame(n: int = 3000) -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    df = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n), "k": rng.choice(["a", "b"], n)})
+    df["y"] = ((df["x"] + 0.5 * df["z"] + (df["k"] == "a")) + rng.normal(0, 0.7, n) > 0.5).astype(int)
+    return df
+
+
+def _deterministic(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if "per_second" not in k}
+
+
+def test_same_config_and_data_give_the_same_metrics(tmp_path, mlflow_uri):
+    from airflow_mlops.training.trainer import run
+
+    params = {"epochs": 4, "hidden_units": [16], "dropout": 0.1, "batch_size": 64}
+    model = {"kind": "tabular", "task": "classification", "params": params}
+    df = _tabular_frame()
+    a = run(
+        _config(
+            tmp_path,
+            "tabular",
+            df,
+            numeric=["x", "z"],
+            categorical=["k"],
+            target="y",
+            model=model,
+            run_key="a",
+        )
+    )
+    b = run(
+        _config(
+            tmp_path,
+            "tabular",
+            df,
+            numeric=["x", "z"],
+            categorical=["k"],
+            target="y",
+            model=model,
+            run_key="b",
+        )
+    )
+    assert a["run_id"] != b["run_id"]
+    assert a["metrics"] == b["metrics"]
+    c = registry.client()
+    history = [[m.value for m in c.get_metric_history(r["run_id"], "train_loss")] for r in (a, b)]
+    assert history[0] == history[1]
+    tags = c.get_run(a["run_id"]).data.tags
+    assert tags["mlops.env.torch"].startswith("2.")
+    assert tags["mlops.env.python"].count(".") == 2
+
+
+def test_killed_run_resumes_from_its_checkpoint_and_ends_as_if_never_interrupted(tmp_path, mlflow_uri):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from airflow_mlops.training.trainer import run
+
+    params = {"epochs": 40, "hidden_units": [32], "dropout": 0.2, "batch_size": 32, "checkpoint_every": 5}
+    model = {"kind": "tabular", "task": "classification", "params": params}
+    df = _tabular_frame()
+    ckpt = tmp_path / "ckpt"
+    config = _config(tmp_path, "tabular", df, numeric=["x", "z"], categorical=["k"], target="y", model=model,
+                     run_key="resume-me", checkpoint_uri=str(ckpt))  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    cmd = [
+        sys.executable,
+        "-m",
+        "airflow_mlops.training",
+        "--config",
+        str(tmp_path / "config.json"),
+        "--result",
+        str(tmp_path / "r.json"),
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    manifest = ckpt / "checkpoint.json"
+    while time.monotonic() < deadline and proc.poll() is None:
+        if manifest.exists() and json.loads(manifest.read_text())["step"] >= 200:
+            break
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the trainer finished before it could be interrupted"
+    saved_step = json.loads(manifest.read_text())["step"]
+    assert 200 <= saved_step < 40 * 75  # 2250 training rows / 32 = 71 steps per epoch
+
+    resumed = run(config)  # the retry, in-process
+    assert resumed["resumed_from_step"] == saved_step
+    c = registry.client()
+    assert c.get_run(resumed["run_id"]).data.tags["mlops.resumed_from_step"] == str(saved_step)
+    assert not manifest.exists()  # cleared once the model is logged
+
+    fresh = run({**config, "run_key": "never-interrupted", "checkpoint_uri": str(tmp_path / "ckpt2")})
+    assert fresh["resumed_from_step"] is None
+    assert resumed["metrics"] == fresh["metrics"]
+
+
+def test_gradient_accumulation_trains(tmp_path, mlflow_uri):
+    from airflow_mlops.training.trainer import run
+
+    params = {"epochs": 6, "hidden_units": [16], "batch_size": 32, "gradient_accumulation_steps": 4}
+    result = run(
+        _config(tmp_path, "tabular", _tabular_frame(), numeric=["x", "z"], categorical=["k"], target="y",
+                model={"kind": "tabular", "task": "classification", "params": params})
+    )  # fmt: skip
+    assert result["metrics"]["holdout_roc_auc"] > 0.8
+
+
+def test_qlora_on_cpu_stops_with_a_clear_message(tmp_path, mlflow_uri):
+    from airflow_mlops.training.trainer import run
+
+    config = _config(
+        tmp_path, "lora_text", _reviews(50, 1), text="review", target="positive",
+        model={"kind": "lora_text", "task": "classification", "params": {"quantization": "4bit", "device": "cpu"}},
+    )  # fmt: skip
+    with pytest.raises(RuntimeError, match=r"QLoRA .* needs a CUDA GPU.*training.executor: kubernetes"):
+        run(config)

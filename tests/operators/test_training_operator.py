@@ -56,4 +56,10 @@ def test_on_kill_stops_the_trainer_process(tmp_path, mlflow_uri):
 def test_constructor_is_trivial_and_templated_fields_are_declared():
     op = TrainModelOperator(task_id="t", pipeline="p", data_uri="{{ ds }}", target="y", model={})
     assert op.data_uri == "{{ ds }}"
-    assert set(TrainModelOperator.template_fields) == {"data_uri", "window_start", "window_end", "validation"}
+    assert set(TrainModelOperator.template_fields) == {
+        "data_uri",
+        "window_start",
+        "window_end",
+        "validation",
+        "checkpoint_root",
+    }
