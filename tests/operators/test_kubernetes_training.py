@@ -43,7 +43,9 @@ def _context(roots, **params):
         "params": params,
         "data_interval_start": pendulum.datetime(2026, 1, 11),
         "data_interval_end": pendulum.datetime(2026, 1, 18),
-        "var": {"value": {"mlops_data_root": str(roots["data"])}},
+        "var": {
+            "value": {"mlops_data_root": str(roots["data"]), "mlops_artifact_root": str(roots["artifacts"])}
+        },
     }
 
 
@@ -220,6 +222,7 @@ def test_spec_with_kubernetes_executor_compiles_to_a_pod(roots, k8s_conn):
     assert pod["spec"]["nodeSelector"] == {"pool": "gpu"}
     config = json.loads(next(e["value"] for e in base["env"] if e["name"] == "AIRFLOW_MLOPS_TRAINER_CONFIG"))
     assert len(config["data"]["uris"]) == 14  # the spec's training window
+    assert config["checkpoint_uri"] == f"{roots['artifacts']}/demo_churn/checkpoints/{config['run_key']}"
 
 
 @pytest.mark.parametrize(
