@@ -61,27 +61,53 @@ def _training_tasks(spec: PipelineSpec, window_end: str, window_days: int) -> No
         artifact_uri=spec.storage_uri, features=spec.features, numeric=list(spec.numeric), target=spec.target,
         constraints=spec.constraints_dict(), **window,
     )  # fmt: skip
-    train = _train_operator(spec, validate.output, window)
+    if spec.search is None:
+        train = _train_operator(spec, validate.output, window)
+        validate >> train
+        trained = train.output
+    else:
+        from airflow_mlops.operators.search import PARENT_RUN_KEY, PlanTrialsOperator, SelectBestTrialOperator
+
+        plan = PlanTrialsOperator(
+            task_id="plan_trials", pipeline=spec.name, model=_model(spec), space=spec.search.space,
+            method=spec.search.method, max_trials=spec.search.max_trials, seed=spec.search.seed, **window,
+        )  # fmt: skip
+        # map_indexes=-1: from a mapped trial, pull the (unmapped) planner's value, not the same-index one
+        parent = f"{{{{ ti.xcom_pull(task_ids='plan_trials', key='{PARENT_RUN_KEY}', map_indexes=-1) }}}}"
+        trials = _train_operator(spec, validate.output, window, parent_run_id=parent, expand_over=plan.output)
+        best = SelectBestTrialOperator(
+            task_id="select_best_trial", trials=trials.output, metric=spec.search.metric, parent_run_id=parent
+        )
+        validate >> plan >> trials >> best
+        trained = best.output
     test = ModelTestOperator(
-        task_id="test_model", model_name=spec.model_name, training=train.output, data_uri=spec.data_uri,
+        task_id="test_model", model_name=spec.model_name, training=trained, data_uri=spec.data_uri,
         data_format=spec.data_format, target=spec.target, thresholds=spec.thresholds,
         compare_metric=spec.compare_metric, min_improvement=spec.min_improvement,
         holdout_fraction=spec.holdout_fraction, seed=spec.seed, retries=0, **window,
     )  # fmt: skip
     register = RegisterModelOperator(
-        task_id="register_model", model_name=spec.model_name, training=train.output, tests=test.output,
+        task_id="register_model", model_name=spec.model_name, training=trained, tests=test.output,
         promotion_mode=spec.promotion_mode,
     )  # fmt: skip
-    validate >> train >> test >> register
+    test >> register
 
 
-def _train_operator(spec: PipelineSpec, validation: Any, window: dict[str, Any]) -> Any:
+def _model(spec: PipelineSpec) -> dict[str, Any]:
+    return {"kind": spec.model.kind, "task": spec.model.task, "params": spec.model.params}
+
+
+def _train_operator(
+    spec: PipelineSpec, validation: Any, window: dict[str, Any], parent_run_id: str | None = None,
+    expand_over: Any = None,
+) -> Any:  # fmt: skip
+    """The training task: local or in a pod; mapped over the trials' model configs when searching."""
     common = {
         "task_id": "train_model", "pipeline": spec.name, "data_uri": spec.data_uri, "data_format": spec.data_format,
         "target": spec.target, "numeric": list(spec.numeric), "categorical": list(spec.categorical),
-        "text": spec.text, "model": {"kind": spec.model.kind, "task": spec.model.task, "params": spec.model.params},
-        "holdout_fraction": spec.holdout_fraction, "seed": spec.seed, "validation": validation, **window,
+        "text": spec.text, "holdout_fraction": spec.holdout_fraction, "seed": spec.seed, "validation": validation,
         "checkpoint_root": f"{spec.storage_uri.rstrip('/')}/{spec.name}/checkpoints",
+        "parent_run_id": parent_run_id, **window,
     }  # fmt: skip
     if spec.executor == "kubernetes" and spec.kubernetes is not None:
         # Imported only here: the provider pulls in the kubernetes client, which local pipelines never need.
@@ -89,16 +115,20 @@ def _train_operator(spec: PipelineSpec, validation: Any, window: dict[str, Any])
 
         k = spec.kubernetes
         extra = {"deferrable": k.deferrable} if k.deferrable is not None else {}
-        return KubernetesTrainModelOperator(
+        cls, kwargs = KubernetesTrainModelOperator, dict(
             **common, image=k.image, namespace=k.namespace, gpus=k.gpus, cpu=k.cpu, memory=k.memory,
             node_selector=k.node_selector or None, tolerations=list(k.tolerations) or None,
             affinity=k.affinity or None, pod_template_file=k.pod_template_file,
             mlflow_token_secret=k.mlflow_token_secret, on_finish_action=k.on_finish_action,
             kubernetes_conn_id=k.kubernetes_conn_id, **extra,
         )  # fmt: skip
-    from airflow_mlops.operators.training import TrainModelOperator
+    else:
+        from airflow_mlops.operators.training import TrainModelOperator
 
-    return TrainModelOperator(**common)
+        cls, kwargs = TrainModelOperator, common
+    if expand_over is None:
+        return cls(**kwargs, model=_model(spec))
+    return cls.partial(**kwargs).expand(model=expand_over)
 
 
 def build_training_dag(spec: PipelineSpec) -> DAG:

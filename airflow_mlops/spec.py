@@ -34,9 +34,10 @@ COLUMN_KEYS = ("dtype", "nullable", "max_null_fraction", "min", "max", "allowed"
 
 TOP_KEYS = {
     "name", "description", "owner", "tags", "start_date", "end_date", "catchup", "schedules", "data",
-    "storage", "target", "features", "constraints", "model", "training", "tests", "promotion", "drift",
+    "storage", "target", "features", "constraints", "model", "training", "search", "tests", "promotion", "drift",
     "retraining",
 }  # fmt: skip
+SEARCH_METHODS = ("grid", "random")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,17 @@ class DriftSpec:
     timeout: int = 3600
     poke_interval: int = 60
     on_timeout: str = "skip"
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """Hyper-parameter search (``search:``): trials are mapped training tasks, the best goes on."""
+
+    space: dict[str, list[Any]]
+    method: str = "grid"
+    max_trials: int = 4
+    seed: int = 0
+    metric: str = "roc_auc"
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,7 @@ class PipelineSpec:
     seed: int
     executor: str
     kubernetes: KubernetesSpec | None
+    search: SearchSpec | None
     thresholds: dict[str, dict[str, float]]
     compare_metric: str
     min_improvement: float
@@ -418,6 +431,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
         seed=c.number(training.get("seed"), "training.seed", 42, 0, integer=True),
         executor=executor,
         kubernetes=kubernetes,
+        search=_search(c, raw.get("search"), metrics_ok, compare_metric),
         thresholds=thresholds,
         compare_metric=compare_metric,
         min_improvement=c.number(compare.get("min_improvement"), "tests.compare.min_improvement", 0.0, 0),
@@ -432,6 +446,24 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
     if c.problems:
         raise SpecError(c.problems, source)
     return spec
+
+
+def _search(c: _Checker, value: Any, metrics_ok: tuple, default_metric: str) -> SearchSpec | None:
+    if value is None:
+        return None
+    s = c.mapping(value, "search")
+    c.unknown_keys("search.", s, {"method", "max_trials", "seed", "metric", "params"})
+    space = c.mapping(s.get("params"), "search.params", required=True)
+    for key, values in space.items():
+        if not isinstance(values, list) or not values:
+            c.add(f"search.params.{key}", values, "a non-empty list of values to try")
+    return SearchSpec(
+        space={k: v for k, v in space.items() if isinstance(v, list) and v},
+        method=c.choice(s.get("method"), "search.method", SEARCH_METHODS, "grid"),
+        max_trials=c.number(s.get("max_trials"), "search.max_trials", 4, 1, 256, integer=True),
+        seed=c.number(s.get("seed"), "search.seed", 0, 0, integer=True),
+        metric=c.choice(s.get("metric"), "search.metric", metrics_ok, default_metric),
+    )
 
 
 def _kubernetes(c: _Checker, value: Any, executor: str) -> KubernetesSpec | None:

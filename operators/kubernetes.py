@@ -69,7 +69,7 @@ class KubernetesTrainModelOperator(KubernetesPodOperator):
 
     template_fields: Sequence[str] = (
         *KubernetesPodOperator.template_fields,
-        "data_uri", "window_start", "window_end", "validation", "checkpoint_root", "gpus", "cpu", "memory",
+        "data_uri", "window_start", "window_end", "validation", "checkpoint_root", "parent_run_id", "gpus", "cpu", "memory",
     )  # fmt: skip
     operator_extra_links = (MlflowRunLink(),)
 
@@ -91,6 +91,7 @@ class KubernetesTrainModelOperator(KubernetesPodOperator):
         window_end: str = DEFAULT_END,
         window_days: int | None = None,
         checkpoint_root: str | None = None,
+        parent_run_id: str | None = None,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         mlflow_token_secret: str | None = None,
         gpus: int | str = 0,
@@ -118,6 +119,7 @@ class KubernetesTrainModelOperator(KubernetesPodOperator):
         self.window_end = window_end
         self.window_days = window_days
         self.checkpoint_root = checkpoint_root
+        self.parent_run_id = parent_run_id
         self.mlflow_conn_id = mlflow_conn_id
         self.mlflow_token_secret = mlflow_token_secret
         self.gpus = gpus
@@ -138,7 +140,8 @@ class KubernetesTrainModelOperator(KubernetesPodOperator):
             data_uri=self.data_uri, data_format=self.data_format, target=self.target, model=self.model,
             numeric=self.numeric, categorical=self.categorical, text=self.text,
             holdout_fraction=self.holdout_fraction, seed=self.seed, validation=self.validation,
-            airflow=airflow_ids(context), checkpoint_root=self.checkpoint_root, artifact_root=self.mlflow_hook.artifact_root,
+            airflow=airflow_ids(context), checkpoint_root=self.checkpoint_root,
+            parent_run_id=self.parent_run_id or None, artifact_root=self.mlflow_hook.artifact_root,
         )  # fmt: skip
 
     def build_pod_request_obj(self, context: Context | None = None, *, dry_run: bool = False) -> k8s.V1Pod:

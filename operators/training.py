@@ -50,6 +50,7 @@ class TrainModelOperator(BaseOperator):
     :param window_days: when set, the window is the ``window_days`` days ending at ``window_end``.
     :param checkpoint_root: where checkpoints go, per idempotency key (templated); a retry resumes from the
         last one. Default: a folder in the worker's temp directory (object storage for pods).
+    :param parent_run_id: MLflow parent run when this is a trial of a search (templated).
     :param mlflow_conn_id: MLflow connection.
     """
 
@@ -59,6 +60,7 @@ class TrainModelOperator(BaseOperator):
         "window_end",
         "validation",
         "checkpoint_root",
+        "parent_run_id",
     )
     operator_extra_links = (MlflowRunLink(),)
     ui_color = "#fdf0e8"
@@ -81,6 +83,7 @@ class TrainModelOperator(BaseOperator):
         window_end: str = DEFAULT_END,
         window_days: int | None = None,
         checkpoint_root: str | None = None,
+        parent_run_id: str | None = None,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -100,6 +103,7 @@ class TrainModelOperator(BaseOperator):
         self.window_end = window_end
         self.window_days = window_days
         self.checkpoint_root = checkpoint_root
+        self.parent_run_id = parent_run_id
         self.mlflow_conn_id = mlflow_conn_id
         self._process: subprocess.Popen | None = None
 
@@ -116,7 +120,8 @@ class TrainModelOperator(BaseOperator):
             data_uri=self.data_uri, data_format=self.data_format, target=self.target, model=self.model,
             numeric=self.numeric, categorical=self.categorical, text=self.text,
             holdout_fraction=self.holdout_fraction, seed=self.seed, validation=self.validation,
-            airflow=airflow_ids(context), checkpoint_root=self.checkpoint_root, artifact_root=self.hook.artifact_root,
+            airflow=airflow_ids(context), checkpoint_root=self.checkpoint_root,
+            parent_run_id=self.parent_run_id or None, artifact_root=self.hook.artifact_root,
         )  # fmt: skip
 
     def execute(self, context: Context) -> dict[str, Any]:

@@ -29,6 +29,7 @@ def build_config(
     airflow: dict[str, Any] | None = None,
     artifact_root: str | None = None,
     checkpoint_root: str | None = None,
+    parent_run_id: str | None = None,
 ) -> dict[str, Any]:
     """Resolve the window's partitions and derive the idempotency key and lineage tags.
 
@@ -43,6 +44,12 @@ def build_config(
     cfg_hash = config_hash(decisive)
     key = run_key(pipeline, window, cfg_hash)
     validation = validation or {}
+    tags = lineage_tags(
+        pipeline=pipeline, window=window, cfg_hash=cfg_hash, inputs=validation.get("inputs"),
+        content_hash=validation.get("content_hash"), profile_uri=validation.get("profile_uri"), airflow=airflow,
+    )  # fmt: skip
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id  # a trial of a hyper-parameter search
     return {
         **decisive,
         "pipeline": pipeline,
@@ -53,13 +60,5 @@ def build_config(
         "checkpoint_uri": storage.join(checkpoint_root, key) if checkpoint_root else None,
         "run_name": f"{pipeline} {window.label}",
         "data": {"uris": partition_uris(data_uri, window), "format": data_format},
-        "tags": lineage_tags(
-            pipeline=pipeline,
-            window=window,
-            cfg_hash=cfg_hash,
-            inputs=validation.get("inputs"),
-            content_hash=validation.get("content_hash"),
-            profile_uri=validation.get("profile_uri"),
-            airflow=airflow,
-        ),  # fmt: skip
+        "tags": tags,
     }

@@ -82,9 +82,10 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     checkpointer = Checkpointer(config.get("checkpoint_uri") or default_checkpoint_uri(run_key))
     unfinished = registry.find_unfinished_run(c, exp_id, run_key)
     resume_id = unfinished.info.run_id if unfinished is not None else None
+    parent_run_id = tags.pop("mlflow.parentRunId", None)  # MLflow sets this tag itself from parent_run_id
     with mlflow.start_run(
         run_id=resume_id, experiment_id=None if resume_id else exp_id, run_name=config.get("run_name"),
-        tags=None if resume_id else tags,
+        tags=None if resume_id else tags, parent_run_id=None if resume_id else parent_run_id,
     ) as active:  # fmt: skip
         run_id = active.info.run_id
         log.info(
