@@ -34,10 +34,17 @@ def expand_trials(
 
 
 def start_parent_run(
-    c: Any, *, experiment: str, search_key: str, name: str, space: dict, trials: list[dict]
+    c: Any,
+    *,
+    experiment: str,
+    search_key: str,
+    name: str,
+    space: dict,
+    trials: list[dict],
+    artifact_root: str | None = None,
 ) -> str:
     """The parent run of a search; a re-run of the same search finds it instead of making another."""
-    exp_id = registry.ensure_experiment(c, experiment)
+    exp_id = registry.ensure_experiment(c, experiment, artifact_root)
     found = c.search_runs([exp_id], filter_string=f"tags.`{SEARCH_KEY_TAG}` = '{search_key}'", max_results=1)
     if found:
         return found[0].info.run_id

@@ -81,6 +81,7 @@ class PlanTrialsOperator(BaseOperator):
             parent = start_parent_run(
                 client, experiment=experiment_name(self.pipeline), search_key=key,
                 name=f"{self.pipeline} search {window.label}", space=self.space, trials=trials,
+                artifact_root=self.hook.artifact_root,
             )  # fmt: skip
         context["ti"].xcom_push(key=PARENT_RUN_KEY, value=parent)
         self.log.info("%s search: %d trial(s) under MLflow parent run %s", self.method, len(trials), parent)

@@ -62,4 +62,5 @@ def test_constructor_is_trivial_and_templated_fields_are_declared():
         "window_end",
         "validation",
         "checkpoint_root",
+        "parent_run_id",
     }
