@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -172,29 +173,32 @@ def fit(
             if epoch == start_epoch and b < skip_batches:
                 continue
             idx = order[b * batch_size : (b + 1) * batch_size]
-            x, y = inputs[idx].to(device), targets[idx].to(device)
+            x, y = inputs[idx], targets[idx]
+            if device != "cpu":
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             try:
                 if autocast is not None:
                     with autocast:
                         loss = loss_fn(model(x), y)
                 else:
                     loss = loss_fn(model(x), y)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"loss became {loss.item()} at epoch {epoch} step {step + 1}: lower "
-                        "model.params.learning_rate or check the input for extreme values"
-                    )
-                (loss / grad_accum).backward()
+                (loss / grad_accum if grad_accum > 1 else loss).backward()
             except torch.cuda.OutOfMemoryError as err:
                 raise RuntimeError(_oom_message(batch_size, grad_accum)) from err
-            total += loss.item() * len(y)
+            value = loss.item()  # one host sync per batch, as any loop that reports its loss
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"loss became {value} at epoch {epoch} step {step + 1}: lower model.params.learning_rate "
+                    "or check the input for extreme values"
+                )
+            total += value * len(y)
             count += len(y)
             if (b + 1) % grad_accum and b + 1 != batches_per_epoch:
                 continue
             optim.step()
             optim.zero_grad(set_to_none=True)
             step += 1
-            progress.step(step, epoch, epochs, loss.item(), len(y) * grad_accum)
+            progress.step(step, epoch, epochs, value, len(y) * grad_accum)
             if checkpoint_every and step % checkpoint_every == 0 and b + 1 < batches_per_epoch:
                 save(epoch, b + 1, epoch_start_state, (total, count))
         epoch_loss = total / max(count, 1)
