@@ -88,6 +88,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return main([*(["--config", args.config] if args.config else []), "--result", args.result])
 
 
+def _cmd_merge_adapter(args: argparse.Namespace) -> int:
+    from airflow_mlops.modeling import load_mlflow_model
+    from airflow_mlops.training.text import TextModel, merge_adapter
+
+    model = load_mlflow_model(args.model_uri, args.sha256)
+    if not isinstance(model, TextModel):
+        print(
+            f"{args.model_uri} is a {model.meta['kind']} model: only LoRA models have an adapter",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"merged model written to {merge_adapter(model, Path(args.out))}")
+    return 0
+
+
 def _cmd_promote(args: argparse.Namespace) -> int:
     from airflow_mlops import registry
 

@@ -85,6 +85,10 @@ def load_model(directory: str | os.PathLike, expected_sha256: str | None = None)
         from airflow_mlops.training.text import TextModel
 
         return TextModel.load(directory, meta)
+    if meta["kind"] == "merged_text":
+        from airflow_mlops.training.text import MergedTextModel
+
+        return MergedTextModel.load(directory, meta)
     raise IntegrityError(f"unknown model kind {meta['kind']!r} in {directory / MODEL_JSON}")
 
 

@@ -195,3 +195,45 @@ def check_quantization(params: dict[str, Any], device: str) -> None:
         "QLoRA (model.params.quantization: 4bit) is not supported by this version of airflow-mlops yet: "
         "set quantization: none (plain LoRA, with mixed_precision: bf16 on the GPU)."
     )
+
+
+MERGED_WEIGHTS = "merged.safetensors"
+MERGED_CONFIG = "merged_config.json"
+
+
+def merge_adapter(model: TextModel, out_dir: Path) -> Path:
+    """Fold the LoRA adapter into the base weights: one plain transformers model, no peft needed to serve it.
+
+    Writes ``merged.safetensors`` and ``merged_config.json`` (and a ``model.json`` with their hashes) to
+    ``out_dir``; returns it.
+    """
+    import json
+
+    from safetensors.torch import save_file
+
+    from airflow_mlops.modeling import write_model_json
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    merged = model.model.merge_and_unload()
+    save_file({k: v.contiguous() for k, v in merged.state_dict().items()}, str(out_dir / MERGED_WEIGHTS))
+    (out_dir / MERGED_CONFIG).write_text(json.dumps(merged.config.to_dict(), sort_keys=True, default=str))
+    write_model_json(out_dir, {**model.meta, "kind": "merged_text"})
+    return out_dir
+
+
+class MergedTextModel(TextModel):
+    """A merged model: the same tokenizer and classes, a plain transformers classifier."""
+
+    @classmethod
+    def load(cls, directory: Path, meta: dict[str, Any]) -> MergedTextModel:
+        import json
+
+        from safetensors.torch import load_file
+        from transformers import AutoConfig, AutoModelForSequenceClassification
+
+        cfg = json.loads((directory / MERGED_CONFIG).read_text())
+        config = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
+        model = AutoModelForSequenceClassification.from_config(config)
+        model.load_state_dict(load_file(str(directory / MERGED_WEIGHTS)))
+        model.eval()
+        return cls(model, meta)

@@ -73,10 +73,22 @@ def test_lora_fine_tuning_saves_hashed_adapter_and_logs_metrics(tmp_path, mlflow
     assert (model_dir / "adapter" / "adapter_model.safetensors").stat().st_size > 0
     assert meta["trainable_parameters"] < meta["total_parameters"] / 5
 
-    holdout = _reviews(50, 9)
-    first = load_mlflow_model(result["model_uri"], result["model_sha256"]).predict_proba(holdout)
+    from airflow_mlops.data import split_holdout
+    from airflow_mlops.evaluation import evaluate
+
+    _, holdout = split_holdout(_reviews(600, 1), "positive", 0.25, 3)
+    model = load_mlflow_model(result["model_uri"], result["model_sha256"])
+    for name, value in evaluate(model, holdout).items():  # reloaded == as measured during training
+        assert value == pytest.approx(result["metrics"][f"holdout_{name}"], abs=1e-12)
     second = load_mlflow_model(result["model_uri"], result["model_sha256"]).predict_proba(holdout)
-    assert np.array_equal(first, second)
+    assert np.array_equal(model.predict_proba(holdout), second)
+
+    from airflow_mlops.modeling import load_model
+    from airflow_mlops.training.text import merge_adapter
+
+    merged = load_model(merge_adapter(model, tmp_path / "merged"))
+    assert merged.meta["kind"] == "merged_text"
+    np.testing.assert_allclose(merged.predict_proba(holdout), model.predict_proba(holdout), atol=1e-5)
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])
