@@ -55,26 +55,24 @@ def ensure_experiment(c: Any, name: str, artifact_root: str | None = None) -> st
         return exp.experiment_id
 
 
-def find_run(c: Any, experiment_id: str, run_key: str) -> Any | None:
-    """The finished run that the same idempotency key already produced, if any."""
+def _run_by_key(c: Any, experiment_id: str, run_key: str, status: str, order: str) -> Any | None:
     runs = c.search_runs(
         [experiment_id],
-        filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time ASC"],
+        filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}' and attributes.status {status}",
+        order_by=[f"attributes.start_time {order}"],
         max_results=1,
     )
     return runs[0] if runs else None
+
+
+def find_run(c: Any, experiment_id: str, run_key: str) -> Any | None:
+    """The finished run that the same idempotency key already produced, if any."""
+    return _run_by_key(c, experiment_id, run_key, "= 'FINISHED'", "ASC")
 
 
 def find_unfinished_run(c: Any, experiment_id: str, run_key: str) -> Any | None:
-    """A run of the same key that did not finish (killed, failed): a retry resumes it."""
-    runs = c.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}' and attributes.status != 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    return runs[0] if runs else None
+    """The latest run of the same key that did not finish (killed, failed): a retry resumes it."""
+    return _run_by_key(c, experiment_id, run_key, "!= 'FINISHED'", "DESC")
 
 
 def find_version(c: Any, name: str, run_key: str) -> Any | None:

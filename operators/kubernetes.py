@@ -15,7 +15,7 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from airflow.providers.cncf.kubernetes.secret import Secret
 from kubernetes.client import models as k8s  # noqa: TID253 - this adapter is the Kubernetes boundary
 
-from airflow_mlops.operators._common import DEFAULT_END, DEFAULT_START, airflow_ids
+from airflow_mlops.operators._common import DEFAULT_END, DEFAULT_START, TrainerConfigMixin
 from airflow_mlops.operators.hooks import MlflowHook
 from airflow_mlops.operators.links import RUN_URL_KEY, MlflowRunLink
 from airflow_mlops.training.config import CONFIG_ENV
@@ -46,7 +46,7 @@ def trainer_resources(
     return k8s.V1ResourceRequirements(requests=requests or None, limits=limits or None)
 
 
-class KubernetesTrainModelOperator(KubernetesPodOperator):
+class KubernetesTrainModelOperator(TrainerConfigMixin, KubernetesPodOperator):
     """Run the trainer (``python -m airflow_mlops.training``) in a pod; same config, same MLflow run.
 
     The Airflow worker resolves the window's partitions and the idempotency key exactly as
@@ -132,17 +132,7 @@ class KubernetesTrainModelOperator(KubernetesPodOperator):
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def training_config(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.data import make_window
-        from airflow_mlops.training.config import build_config
-
-        return build_config(
-            pipeline=self.pipeline, window=make_window(self.window_start, self.window_end, self.window_days),
-            data_uri=self.data_uri, data_format=self.data_format, target=self.target, model=self.model,
-            numeric=self.numeric, categorical=self.categorical, text=self.text,
-            holdout_fraction=self.holdout_fraction, seed=self.seed, validation=self.validation,
-            airflow=airflow_ids(context), checkpoint_root=self.checkpoint_root,
-            parent_run_id=self.parent_run_id or None, artifact_root=self.mlflow_hook.artifact_root,
-        )  # fmt: skip
+        return self.trainer_config(context, self.mlflow_hook.artifact_root)
 
     def build_pod_request_obj(self, context: Context | None = None, *, dry_run: bool = False) -> k8s.V1Pod:
         if context is not None and self._trainer_config is None:

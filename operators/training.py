@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_mlops.operators._common import DEFAULT_END, DEFAULT_START, airflow_ids
+from airflow_mlops.operators._common import DEFAULT_END, DEFAULT_START, TrainerConfigMixin
 from airflow_mlops.operators.errors import gate
 from airflow_mlops.operators.hooks import MlflowHook
 from airflow_mlops.operators.links import RUN_URL_KEY, MlflowRunLink
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class TrainModelOperator(BaseOperator):
+class TrainModelOperator(TrainerConfigMixin, BaseOperator):
     """Train a model on the window's partitions and record it as an MLflow run.
 
     The trainer (``python -m airflow_mlops.training``) runs as a subprocess whose output streams into this
@@ -112,17 +112,7 @@ class TrainModelOperator(BaseOperator):
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def training_config(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.data import make_window
-        from airflow_mlops.training.config import build_config
-
-        return build_config(
-            pipeline=self.pipeline, window=make_window(self.window_start, self.window_end, self.window_days),
-            data_uri=self.data_uri, data_format=self.data_format, target=self.target, model=self.model,
-            numeric=self.numeric, categorical=self.categorical, text=self.text,
-            holdout_fraction=self.holdout_fraction, seed=self.seed, validation=self.validation,
-            airflow=airflow_ids(context), checkpoint_root=self.checkpoint_root,
-            parent_run_id=self.parent_run_id or None, artifact_root=self.hook.artifact_root,
-        )  # fmt: skip
+        return self.trainer_config(context, self.hook.artifact_root)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.registry import run_url
