@@ -17,9 +17,11 @@ log = logging.getLogger(__name__)
 def evaluate(model: Any, df: Any) -> dict[str, float]:
     """Metrics of ``model`` on ``df`` (which holds the target column)."""
     meta = model.meta
-    y = df[meta["target"]].to_numpy()
+    y = df[meta["target"]].to_numpy() if meta["task"] != "language_modeling" else None
     if meta["task"] == "classification":
         return classification_metrics(y, model.predict_proba(df), meta["classes"])
+    if meta["task"] == "language_modeling":
+        return model.lm_metrics(df)
     return regression_metrics(y, model.predict(df))
 
 

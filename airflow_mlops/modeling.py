@@ -85,6 +85,10 @@ def load_model(directory: str | os.PathLike, expected_sha256: str | None = None)
         from airflow_mlops.training.text import TextModel
 
         return TextModel.load(directory, meta)
+    if meta["kind"] == "lora_causal_lm":
+        from airflow_mlops.training.text import CausalLMModel
+
+        return CausalLMModel.load(directory, meta)
     if meta["kind"] == "merged_text":
         from airflow_mlops.training.text import MergedTextModel
 

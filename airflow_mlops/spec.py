@@ -17,11 +17,12 @@ from airflow_mlops.errors import SpecError
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 DTYPES = ("integer", "float", "number", "string", "boolean", "datetime")
-MODEL_KINDS = ("tabular", "lora_text")
-TASKS = ("classification", "regression")
+MODEL_KINDS = ("tabular", "lora_text", "lora_causal_lm")
+TASKS = ("classification", "regression", "language_modeling")
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
-LOWER_IS_BETTER = ("rmse", "mae")
+LANGUAGE_MODELING_METRICS = ("perplexity", "loss")
+LOWER_IS_BETTER = ("rmse", "mae", "perplexity", "loss")
 EXECUTORS = ("local", "kubernetes")
 ON_FINISH = ("delete_pod", "delete_succeeded_pod", "keep_pod")
 KUBERNETES_KEYS = (
@@ -291,25 +292,33 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
     model_raw = c.mapping(raw.get("model"), "model", required=True)
     c.unknown_keys("model.", model_raw, {"kind", "task", "params"})
     kind = c.choice(model_raw.get("kind"), "model.kind", MODEL_KINDS, "tabular")
-    task = c.choice(model_raw.get("task"), "model.task", TASKS, "classification")
+    default_task = "language_modeling" if kind == "lora_causal_lm" else "classification"
+    task = c.choice(model_raw.get("task"), "model.task", TASKS, default_task)
     if kind == "lora_text" and task != "classification":
         c.add("model.task", task, "classification (lora_text fine-tunes a sequence classifier)")
+    if (kind == "lora_causal_lm") != (task == "language_modeling"):
+        c.add("model.task", task, "language_modeling with kind lora_causal_lm, and only with it")
     params = c.mapping(model_raw.get("params"), "model.params")
 
-    target = c.string(raw.get("target"), "target", required=True) or ""
     feats = c.mapping(raw.get("features"), "features", required=True)
     c.unknown_keys("features.", feats, {"numeric", "categorical", "text"})
     numeric = c.names(feats.get("numeric"), "features.numeric")
     categorical = c.names(feats.get("categorical"), "features.categorical")
     text = c.string(feats.get("text"), "features.text")
+    if kind == "lora_causal_lm":  # a language model learns its text column: that column is its target
+        target = c.string(raw.get("target"), "target", default=text) or ""
+        if text and target != text:
+            c.add("target", target, f"the text column ({text!r}) or nothing, for a language model")
+    else:
+        target = c.string(raw.get("target"), "target", required=True) or ""
     if kind == "tabular" and not (numeric or categorical):
         c.problems.append("features: a tabular model needs features.numeric and/or features.categorical")
-    if kind == "lora_text" and not text:
-        c.problems.append("features.text: missing; a lora_text model needs the name of its text column")
+    if kind in ("lora_text", "lora_causal_lm") and not text:
+        c.problems.append(f"features.text: missing; a {kind} model needs the name of its text column")
     all_feats = [*numeric, *categorical, *([text] if text else [])]
     for dup in sorted({f for f in all_feats if all_feats.count(f) > 1}):
         c.add("features", dup, "each column in one feature list only")
-    if target and target in all_feats:
+    if target and target in all_feats and kind != "lora_causal_lm":
         c.add("target", target, "a column that is not also a feature")
 
     cons_raw = c.mapping(raw.get("constraints"), "constraints")
@@ -350,7 +359,10 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
     kubernetes = _kubernetes(c, training.get("kubernetes"), executor)
     tests = c.mapping(raw.get("tests"), "tests")
     c.unknown_keys("tests.", tests, {"thresholds", "compare"})
-    metrics_ok = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+    metrics_ok = {
+        "classification": CLASSIFICATION_METRICS, "regression": REGRESSION_METRICS,
+        "language_modeling": LANGUAGE_MODELING_METRICS,
+    }[task]  # fmt: skip
     thresholds: dict[str, dict[str, float]] = {}
     for metric, bounds in c.mapping(tests.get("thresholds"), "tests.thresholds").items():
         key = f"tests.thresholds.{metric}"
@@ -366,7 +378,9 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
         }
     compare = c.mapping(tests.get("compare"), "tests.compare")
     c.unknown_keys("tests.compare.", compare, {"metric", "min_improvement"})
-    default_metric = "roc_auc" if task == "classification" else "rmse"
+    default_metric = {"classification": "roc_auc", "regression": "rmse", "language_modeling": "perplexity"}[
+        task
+    ]
     compare_metric = c.choice(compare.get("metric"), "tests.compare.metric", metrics_ok, default_metric)
 
     promotion = c.mapping(raw.get("promotion"), "promotion")

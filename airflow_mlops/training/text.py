@@ -237,3 +237,145 @@ class MergedTextModel(TextModel):
         model.load_state_dict(load_file(str(directory / MERGED_WEIGHTS)))
         model.eval()
         return cls(model, meta)
+
+
+LM_DEFAULTS: dict[str, Any] = {
+    "base_config": {
+        "model_type": "llama", "vocab_size": 2048, "hidden_size": 64, "intermediate_size": 128,
+        "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 2, "max_position_embeddings": 128,
+    },
+    "max_length": 32, "epochs": 3, "batch_size": 16, "learning_rate": 5e-3, "weight_decay": 0.0,
+    "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "target_modules": ["q_proj", "v_proj"],
+}  # fmt: skip
+
+
+def _causal_base(params: dict[str, Any]):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if params.get("base_model_path"):
+        return AutoModelForCausalLM.from_pretrained(params["base_model_path"], local_files_only=True)
+    cfg = dict(params["base_config"])
+    return AutoModelForCausalLM.from_config(AutoConfig.for_model(cfg.pop("model_type", "llama"), **cfg))
+
+
+def lm_loss(logits: Any, ids: Any) -> Any:
+    """Next-token cross-entropy, padding ignored."""
+    import torch
+
+    labels = ids[:, 1:].clone()
+    labels[labels == PAD] = -100
+    return torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100
+    )
+
+
+class CausalLMModel:
+    """A LoRA-adapted causal language model; ``predict`` gives each row's mean next-token loss."""
+
+    def __init__(self, model: Any, meta: dict[str, Any]) -> None:
+        self.model = model
+        self.meta = meta
+
+    @classmethod
+    def load(cls, directory: Path, meta: dict[str, Any]) -> CausalLMModel:
+        from peft import PeftModel
+        from safetensors.torch import load_file
+
+        base = _causal_base({**meta["params"], "base_model_path": None})
+        base.load_state_dict(load_file(str(directory / BASE_WEIGHTS)))
+        model = PeftModel.from_pretrained(base, str(directory / ADAPTER_DIR))
+        model.eval()
+        return cls(model, meta)
+
+    def _token_losses(self, df: Any) -> tuple[Any, Any]:
+        import torch
+
+        ids = tokenize(
+            df[self.meta["text"]].tolist(),
+            int(self.meta["vocab_size"]),
+            int(self.meta["params"]["max_length"]),
+        )
+        device = next(self.model.parameters()).device
+        sums, counts = [], []
+        with torch.no_grad():
+            for s in range(0, len(ids), 128):
+                chunk = ids[s : s + 128].to(device)
+                logits = self.model(input_ids=chunk, attention_mask=(chunk != PAD).long()).logits.float()
+                labels = chunk[:, 1:]
+                mask = labels != PAD
+                losses = torch.nn.functional.cross_entropy(
+                    logits[:, :-1].transpose(1, 2), labels, reduction="none"
+                )  # fmt: skip
+                sums.append((losses * mask).sum(dim=1).cpu())
+                counts.append(mask.sum(dim=1).cpu())
+        return torch.cat(sums).double(), torch.cat(counts).double()
+
+    def lm_metrics(self, df: Any) -> dict[str, float]:
+        import math
+
+        sums, counts = self._token_losses(df)
+        loss = float(sums.sum() / counts.sum().clamp(min=1))
+        return {"loss": loss, "perplexity": math.exp(loss)}
+
+    def predict(self, df: Any) -> Any:
+        sums, counts = self._token_losses(df)
+        return (sums / counts.clamp(min=1)).numpy()
+
+    def predict_proba(self, df: Any) -> Any:
+        raise TypeError("a language model has no class probabilities: use predict (mean token loss per row)")
+
+
+def train_causal_lm(
+    train_df: Any,
+    *,
+    text: str,
+    params: dict[str, Any],
+    seed: int,
+    out_dir: Path,
+    evaluate: Any,
+    checkpoint: Checkpointer | None = None,
+) -> tuple[dict[str, Any], FitResult]:
+    """LoRA fine-tuning of a causal LM on a text column (next-token loss)."""
+    from peft import LoraConfig, TaskType, get_peft_model
+    from safetensors.torch import save_file
+
+    p = {**LM_DEFAULTS, **params}
+    p["base_config"] = {**LM_DEFAULTS["base_config"], **(params.get("base_config") or {})}
+    seed_everything(seed)
+    device = pick_device(str(p.get("device", "auto")))
+    check_quantization(p, device)
+    base = _causal_base(p)
+    vocab_size = int(base.config.vocab_size)
+    save_file({k: v.contiguous() for k, v in base.state_dict().items()}, str(out_dir / BASE_WEIGHTS))
+    lora = LoraConfig(
+        task_type=TaskType.CAUSAL_LM, r=int(p["lora_r"]), lora_alpha=int(p["lora_alpha"]),
+        lora_dropout=float(p["lora_dropout"]), target_modules=list(p["target_modules"]),
+        # fully trained modules saved beside the adapter, e.g. the output head of a base built from a config
+        modules_to_save=list(p["modules_to_save"]) if p.get("modules_to_save") else None,
+    )  # fmt: skip
+    model = get_peft_model(base, lora)
+    ids = tokenize(train_df[text].tolist(), vocab_size, int(p["max_length"]))
+    model.to(device)
+    meta: dict[str, Any] = {
+        "kind": "lora_causal_lm", "task": "language_modeling", "text": text, "target": text, "params": p,
+        "vocab_size": vocab_size, "trainable_parameters": sum(q.numel() for q in model.parameters() if q.requires_grad),
+        "total_parameters": sum(q.numel() for q in model.parameters()),
+    }  # fmt: skip
+    wrapped = CausalLMModel(model, meta)
+
+    def on_epoch(_epoch: int, _loss: float) -> dict[str, float]:
+        model.eval()
+        return evaluate(wrapped)
+
+    fitted = fit(
+        _Logits(model), ids, ids, lm_loss,
+        named_params={n: q for n, q in model.named_parameters() if q.requires_grad}, epochs=int(p["epochs"]),
+        batch_size=int(p["batch_size"]), learning_rate=float(p["learning_rate"]), seed=seed,
+        weight_decay=float(p["weight_decay"]), grad_accum=int(p.get("gradient_accumulation_steps", 1)),
+        device=device, bf16=p.get("mixed_precision") == "bf16", on_epoch=on_epoch,
+        checkpoint=checkpoint, checkpoint_every=int(p.get("checkpoint_every", 0)),
+    )  # fmt: skip
+    model.eval()
+    model.to("cpu")
+    model.save_pretrained(str(out_dir / ADAPTER_DIR), safe_serialization=True)
+    return meta, fitted

@@ -116,6 +116,13 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
                     target=config["target"], task=task, params=config["model"]["params"], seed=config["seed"],
                     out_dir=model_dir, evaluate=holdout_metrics, checkpoint=checkpointer,
                 )  # fmt: skip
+            elif kind == "lora_causal_lm":
+                from airflow_mlops.training import text
+
+                meta, fitted = text.train_causal_lm(
+                    train_df, text=config["text"], params=config["model"]["params"], seed=config["seed"],
+                    out_dir=model_dir, evaluate=holdout_metrics, checkpoint=checkpointer,
+                )  # fmt: skip
             else:
                 from airflow_mlops.training import text
 

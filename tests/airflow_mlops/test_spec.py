@@ -94,3 +94,13 @@ def test_target_cannot_be_a_feature():
     raw = _with("target", "age")
     with pytest.raises(SpecError, match="target: found 'age'; allowed: a column that is not also a feature"):
         parse_spec(raw)
+
+
+def test_causal_lm_spec_needs_no_target():
+    raw = _with("model", {"kind": "lora_causal_lm", "params": {"epochs": 1}})
+    raw["features"] = {"text": "note"}
+    del raw["target"]
+    raw["tests"] = {"thresholds": {"perplexity": 30}, "compare": {"metric": "perplexity"}}
+    spec = parse_spec(raw)
+    assert (spec.target, spec.model.task, spec.compare_metric) == ("note", "language_modeling", "perplexity")
+    assert spec.thresholds == {"perplexity": {"max": 30}}
