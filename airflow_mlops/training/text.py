@@ -17,6 +17,7 @@ from airflow_mlops.training.checkpoint import Checkpointer
 from airflow_mlops.training.common import FitResult, fit, pick_device, seed_everything
 
 BASE_WEIGHTS = "base.safetensors"
+BASE_CONFIG = "base_config.json"  # the architecture actually trained, whatever the base came from
 ADAPTER_DIR = "adapter"
 TOKEN_RE = re.compile(r"[a-z0-9']+")
 PAD, CLS = 0, 1
@@ -58,12 +59,49 @@ class _Logits:
         self.peft_model.eval()
 
 
+def _save_config(model: Any, out_dir: Path) -> None:
+    import json
+
+    (out_dir / BASE_CONFIG).write_text(json.dumps(model.config.to_dict(), sort_keys=True, default=str))
+
+
+def _config_from(directory: Path, **overrides: Any) -> Any:
+    import json
+
+    from transformers import AutoConfig
+
+    cfg = json.loads((directory / BASE_CONFIG).read_text())
+    return AutoConfig.for_model(cfg.pop("model_type"), **{**cfg, **overrides})
+
+
+def local_model_dir(uri: str) -> str:
+    """A base model directory given as a local path or any fsspec URL (s3://, gs://, ...): object-store
+    copies are fetched once into the temp folder (per URL); nothing is ever fetched from a model hub."""
+    import hashlib
+    import os
+    import tempfile
+
+    import fsspec
+
+    if "://" not in uri or uri.startswith("file://"):
+        return uri.removeprefix("file://")
+    local = os.path.join(
+        tempfile.gettempdir(), "airflow-mlops-models", hashlib.sha256(uri.encode()).hexdigest()[:16]
+    )
+    if not os.path.isdir(local):
+        fs, path = fsspec.core.url_to_fs(uri)
+        tmp = f"{local}.tmp-{os.getpid()}"
+        fs.get(path.rstrip("/") + "/", tmp, recursive=True)
+        os.replace(tmp, local)
+    return local
+
+
 def _base_model(params: dict[str, Any], num_labels: int):
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     if params.get("base_model_path"):
         return AutoModelForSequenceClassification.from_pretrained(
-            params["base_model_path"], num_labels=num_labels, local_files_only=True
+            local_model_dir(params["base_model_path"]), num_labels=num_labels, local_files_only=True
         )
     cfg = dict(params["base_config"])
     model_type = cfg.pop("model_type", "bert")
@@ -80,9 +118,9 @@ class TextModel:
     def load(cls, directory: Path, meta: dict[str, Any]) -> TextModel:
         from peft import PeftModel
         from safetensors.torch import load_file
+        from transformers import AutoModelForSequenceClassification
 
-        params = {**meta["params"], "base_model_path": None}
-        base = _base_model(params, len(meta["classes"]))
+        base = AutoModelForSequenceClassification.from_config(_config_from(directory))
         base.load_state_dict(load_file(str(directory / BASE_WEIGHTS)))
         model = PeftModel.from_pretrained(base, str(directory / ADAPTER_DIR))
         model.eval()
@@ -138,6 +176,7 @@ def train(
     base = _base_model(p, len(classes))
     vocab_size = int(base.config.vocab_size)
     save_file({k: v.contiguous() for k, v in base.state_dict().items()}, str(out_dir / BASE_WEIGHTS))
+    _save_config(base, out_dir)
     lora = LoraConfig(
         task_type=TaskType.SEQ_CLS, r=int(p["lora_r"]), lora_alpha=int(p["lora_alpha"]),
         lora_dropout=float(p["lora_dropout"]), target_modules=list(p["target_modules"]),
@@ -253,7 +292,9 @@ def _causal_base(params: dict[str, Any]):
     from transformers import AutoConfig, AutoModelForCausalLM
 
     if params.get("base_model_path"):
-        return AutoModelForCausalLM.from_pretrained(params["base_model_path"], local_files_only=True)
+        return AutoModelForCausalLM.from_pretrained(
+            local_model_dir(params["base_model_path"]), local_files_only=True
+        )
     cfg = dict(params["base_config"])
     return AutoModelForCausalLM.from_config(AutoConfig.for_model(cfg.pop("model_type", "llama"), **cfg))
 
@@ -280,8 +321,9 @@ class CausalLMModel:
     def load(cls, directory: Path, meta: dict[str, Any]) -> CausalLMModel:
         from peft import PeftModel
         from safetensors.torch import load_file
+        from transformers import AutoModelForCausalLM
 
-        base = _causal_base({**meta["params"], "base_model_path": None})
+        base = AutoModelForCausalLM.from_config(_config_from(directory))
         base.load_state_dict(load_file(str(directory / BASE_WEIGHTS)))
         model = PeftModel.from_pretrained(base, str(directory / ADAPTER_DIR))
         model.eval()
@@ -347,6 +389,7 @@ def train_causal_lm(
     base = _causal_base(p)
     vocab_size = int(base.config.vocab_size)
     save_file({k: v.contiguous() for k, v in base.state_dict().items()}, str(out_dir / BASE_WEIGHTS))
+    _save_config(base, out_dir)
     lora = LoraConfig(
         task_type=TaskType.CAUSAL_LM, r=int(p["lora_r"]), lora_alpha=int(p["lora_alpha"]),
         lora_dropout=float(p["lora_dropout"]), target_modules=list(p["target_modules"]),

@@ -315,3 +315,26 @@ def test_causal_lm_lora_learns_the_language_and_reloads_exactly(tmp_path, mlflow
     _, holdout = split_holdout(df, "sentence", 0.25, 3)
     for name, value in evaluate(model, holdout).items():
         assert value == pytest.approx(result["metrics"][f"holdout_{name}"], rel=1e-9)
+
+
+def test_base_model_from_an_object_store_url(tmp_path, mlflow_uri):
+    """A base model directory on object storage (fsspec's in-memory store stands in for s3://)."""
+    import fsspec
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from airflow_mlops.training.trainer import run
+
+    cfg = {"vocab_size": 512, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+           "num_attention_heads": 2, "num_key_value_heads": 2, "max_position_embeddings": 64}  # fmt: skip
+    AutoModelForCausalLM.from_config(AutoConfig.for_model("llama", **cfg)).save_pretrained(tmp_path / "base")
+    fs = fsspec.filesystem("memory")
+    fs.put(str(tmp_path / "base"), f"/models/{tmp_path.name}/base", recursive=True)
+    params = {"base_model_path": f"memory://models/{tmp_path.name}/base", "epochs": 1, "max_length": 12,
+              "modules_to_save": ["lm_head"]}  # fmt: skip
+    result = run(
+        _config(tmp_path, "lora_causal_lm", _sentences(80, 3), text="sentence", target="sentence",
+                model={"kind": "lora_causal_lm", "task": "language_modeling", "params": params})
+    )  # fmt: skip
+    model = load_mlflow_model(result["model_uri"], result["model_sha256"])
+    assert model.meta["vocab_size"] == 512
+    assert model.lm_metrics(_sentences(20, 4))["perplexity"] > 1
