@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 from airflow_mlops import storage
@@ -96,7 +94,3 @@ def generate(
         written.append(uri)
     log.info("wrote %d daily partitions under %s", len(written), root)
     return written
-
-
-def default_root() -> str:
-    return os.environ.get("AIRFLOW_VAR_MLOPS_DATA_ROOT") or str(Path.home() / "airflow-mlops" / "data")

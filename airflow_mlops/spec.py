@@ -170,9 +170,6 @@ class PipelineSpec:
             "columns": {k: asdict(v) for k, v in self.constraints.columns.items()},
         }
 
-    def drift_dict(self) -> dict[str, Any]:
-        return asdict(self.drift)
-
 
 class _Checker:
     """Collects every problem of a spec instead of stopping at the first."""

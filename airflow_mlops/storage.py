@@ -23,14 +23,6 @@ def _fs(uri: str):
     return fs, path
 
 
-def is_local(uri: str) -> bool:
-    return "://" not in uri or uri.startswith("file://")
-
-
-def local_path(uri: str) -> str:
-    return uri[len("file://") :] if uri.startswith("file://") else uri
-
-
 def join(base: str, *parts: str) -> str:
     if "://" in base:
         return posixpath.join(base.rstrip("/"), *parts)

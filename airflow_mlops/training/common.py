@@ -82,6 +82,24 @@ def _oom_message(batch_size: int, grad_accum: int) -> str:
     )
 
 
+def fit_settings(
+    params: dict[str, Any], seed: int, device: str, checkpoint: Checkpointer | None
+) -> dict[str, Any]:
+    """The keyword arguments of :func:`fit` that every model family reads from ``model.params``."""
+    return {
+        "epochs": int(params["epochs"]),
+        "batch_size": int(params["batch_size"]),
+        "learning_rate": float(params["learning_rate"]),
+        "weight_decay": float(params["weight_decay"]),
+        "grad_accum": int(params.get("gradient_accumulation_steps", 1)),
+        "bf16": params.get("mixed_precision") == "bf16",
+        "checkpoint_every": int(params.get("checkpoint_every", 0)),
+        "seed": seed,
+        "device": device,
+        "checkpoint": checkpoint,
+    }
+
+
 def fit(
     model: Any,
     inputs: Any,

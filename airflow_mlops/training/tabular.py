@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_mlops.training.checkpoint import Checkpointer
-from airflow_mlops.training.common import FitResult, fit, pick_device, seed_everything
+from airflow_mlops.training.common import FitResult, fit, fit_settings, pick_device, seed_everything
 
 WEIGHTS = "weights.safetensors"
 DEFAULTS = {
@@ -172,11 +172,8 @@ def train(
         return evaluate(model)
 
     fitted = fit(
-        net, x, y, loss_fn, named_params=dict(net.named_parameters()), epochs=int(p["epochs"]),
-        batch_size=int(p["batch_size"]), learning_rate=float(p["learning_rate"]), seed=seed,
-        weight_decay=float(p["weight_decay"]), grad_accum=int(p.get("gradient_accumulation_steps", 1)),
-        device=device, bf16=p.get("mixed_precision") == "bf16", on_epoch=on_epoch,
-        checkpoint=checkpoint, checkpoint_every=int(p.get("checkpoint_every", 0)),
+        net, x, y, loss_fn, named_params=dict(net.named_parameters()), on_epoch=on_epoch,
+        **fit_settings(p, seed, device, checkpoint),
     )  # fmt: skip
     net.to("cpu")
     net.eval()

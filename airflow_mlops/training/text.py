@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_mlops.training.checkpoint import Checkpointer
-from airflow_mlops.training.common import FitResult, fit, pick_device, seed_everything
+from airflow_mlops.training.common import FitResult, fit, fit_settings, pick_device, seed_everything
 
 BASE_WEIGHTS = "base.safetensors"
 BASE_CONFIG = "base_config.json"  # the architecture actually trained, whatever the base came from
@@ -74,6 +74,22 @@ def _config_from(directory: Path, **overrides: Any) -> Any:
     return AutoConfig.for_model(cfg.pop("model_type"), **{**cfg, **overrides})
 
 
+def _load_adapted(directory: Path, auto_class: Any) -> Any:
+    """Base architecture from its saved config, base weights, then the peft adapter: ready for inference."""
+    from peft import PeftModel
+    from safetensors.torch import load_file
+
+    base = auto_class.from_config(_config_from(directory))
+    base.load_state_dict(load_file(str(directory / BASE_WEIGHTS)))
+    model = PeftModel.from_pretrained(base, str(directory / ADAPTER_DIR))
+    model.eval()
+    return model
+
+
+def _trainable(model: Any) -> dict[str, Any]:
+    return {n: q for n, q in model.named_parameters() if q.requires_grad}
+
+
 def local_model_dir(uri: str) -> str:
     """A base model directory given as a local path or any fsspec URL (s3://, gs://, ...): object-store
     copies are fetched once into the temp folder (per URL); nothing is ever fetched from a model hub."""
@@ -116,15 +132,9 @@ class TextModel:
 
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> TextModel:
-        from peft import PeftModel
-        from safetensors.torch import load_file
         from transformers import AutoModelForSequenceClassification
 
-        base = AutoModelForSequenceClassification.from_config(_config_from(directory))
-        base.load_state_dict(load_file(str(directory / BASE_WEIGHTS)))
-        model = PeftModel.from_pretrained(base, str(directory / ADAPTER_DIR))
-        model.eval()
-        return cls(model, meta)
+        return cls(_load_adapted(directory, AutoModelForSequenceClassification), meta)
 
     def _ids(self, df: Any):
         p = self.meta["params"]
@@ -204,12 +214,8 @@ def train(
         return evaluate(wrapped)
 
     fitted = fit(
-        wrapper, ids, y, torch.nn.CrossEntropyLoss(),
-        named_params={n: q for n, q in model.named_parameters() if q.requires_grad}, epochs=int(p["epochs"]),
-        batch_size=int(p["batch_size"]), learning_rate=float(p["learning_rate"]), seed=seed,
-        weight_decay=float(p["weight_decay"]), grad_accum=int(p.get("gradient_accumulation_steps", 1)),
-        device=device, bf16=p.get("mixed_precision") == "bf16", on_epoch=on_epoch,
-        checkpoint=checkpoint, checkpoint_every=int(p.get("checkpoint_every", 0)),
+        wrapper, ids, y, torch.nn.CrossEntropyLoss(), named_params=_trainable(model), on_epoch=on_epoch,
+        **fit_settings(p, seed, device, checkpoint),
     )  # fmt: skip
     model.eval()
     model.to("cpu")
@@ -319,15 +325,9 @@ class CausalLMModel:
 
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> CausalLMModel:
-        from peft import PeftModel
-        from safetensors.torch import load_file
         from transformers import AutoModelForCausalLM
 
-        base = AutoModelForCausalLM.from_config(_config_from(directory))
-        base.load_state_dict(load_file(str(directory / BASE_WEIGHTS)))
-        model = PeftModel.from_pretrained(base, str(directory / ADAPTER_DIR))
-        model.eval()
-        return cls(model, meta)
+        return cls(_load_adapted(directory, AutoModelForCausalLM), meta)
 
     def _token_losses(self, df: Any) -> tuple[Any, Any]:
         import torch
@@ -411,12 +411,8 @@ def train_causal_lm(
         return evaluate(wrapped)
 
     fitted = fit(
-        _Logits(model), ids, ids, lm_loss,
-        named_params={n: q for n, q in model.named_parameters() if q.requires_grad}, epochs=int(p["epochs"]),
-        batch_size=int(p["batch_size"]), learning_rate=float(p["learning_rate"]), seed=seed,
-        weight_decay=float(p["weight_decay"]), grad_accum=int(p.get("gradient_accumulation_steps", 1)),
-        device=device, bf16=p.get("mixed_precision") == "bf16", on_epoch=on_epoch,
-        checkpoint=checkpoint, checkpoint_every=int(p.get("checkpoint_every", 0)),
+        _Logits(model), ids, ids, lm_loss, named_params=_trainable(model), on_epoch=on_epoch,
+        **fit_settings(p, seed, device, checkpoint),
     )  # fmt: skip
     model.eval()
     model.to("cpu")
