@@ -3,9 +3,10 @@
 1. Throughput of the trainer's loop (``airflow_mlops.training.common.fit``) vs a plain hand-written torch
    loop, same MLP, same data, same batches (goal: >= 0.95x).
 2. Peak memory of LoRA vs full fine-tuning of the same transformer classifier (goal: <= 0.5x), each in a
-   fresh process, measured as peak RSS and as the growth of RSS over the loaded model. The model (a
-   BERT-base-sized encoder, random init) and the small batch (8 x 64 tokens) put it in the regime of
-   fine-tuning, where weights, gradients and optimizer state dominate, not activations.
+   fresh process, measured as peak RSS and as the growth of RSS over the loaded model, for two sizes of
+   BERT-style encoder (random init): 8 layers x 768 (80.8M parameters) and BERT-large (24 x 1024, 334.8M);
+   3 optimizer steps of 8 x 64 tokens. Each size is measured without and with gradient checkpointing
+   (``gradient_checkpointing: true``, the same setting on both sides of a comparison).
 
     .venv/bin/python benchmarks/training.py
 """
@@ -80,19 +81,23 @@ def trainer_loop(x, y) -> float:
 
 MEMORY_PROBE = r"""
 import json, resource, sys, psutil, torch
-from airflow_mlops.training.text import _base_model
+from transformers import AutoModelForSequenceClassification
+from airflow_mlops.training.text import _base_model, _ready_for_training
 from airflow_mlops.training.common import fit
-mode = sys.argv[1]
+mode, checkpointing, size = sys.argv[1], sys.argv[2] == "gc", sys.argv[3]
 torch.manual_seed(0)
-params = {"base_config": {"model_type": "bert", "vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 8,
-          "num_attention_heads": 12, "intermediate_size": 3072, "max_position_embeddings": 128}}
-model = _base_model(params, 2)
+shapes = {"base8": (768, 8, 12, 3072), "large": (1024, 24, 16, 4096)}[size]
+params = {"base_config": {"model_type": "bert", "vocab_size": 30522, "hidden_size": shapes[0],
+          "num_hidden_layers": shapes[1], "num_attention_heads": shapes[2], "intermediate_size": shapes[3],
+          "max_position_embeddings": 128}}
+model = _ready_for_training(_base_model(params, 2), {"gradient_checkpointing": checkpointing}, "cpu",
+                            AutoModelForSequenceClassification)
 if mode == "lora":
     from peft import LoraConfig, TaskType, get_peft_model
     model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=8, lora_alpha=16, target_modules=["query", "value"]))
 named = {n: p for n, p in model.named_parameters() if p.requires_grad}
-ids = torch.randint(2, 30522, (64, 64), generator=torch.Generator().manual_seed(0))
-labels = torch.randint(0, 2, (64,))
+ids = torch.randint(2, 30522, (24, 64), generator=torch.Generator().manual_seed(0))
+labels = torch.randint(0, 2, (24,))
 class Logits:
     def __call__(self, x): return model(input_ids=x).logits
     def train(self): model.train()
@@ -105,9 +110,12 @@ print(json.dumps({"peak": peak, "loaded": loaded, "trainable": sum(p.numel() for
 """
 
 
-def memory(mode: str) -> dict:
+def memory(mode: str, checkpointing: str, size: str) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", MEMORY_PROBE, mode], check=True, capture_output=True, text=True
+        [sys.executable, "-c", MEMORY_PROBE, mode, checkpointing, size],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -125,15 +133,17 @@ def main() -> None:
     print(f"throughput: plain loop {p:,.0f} rows/s, trainer {o:,.0f} rows/s -> {o / p:.3f}x (median of 3, "
           f"{ROWS:,} rows x {FEATURES} features, batch {BATCH}, {EPOCHS} epochs, {torch.get_num_threads()} threads)")  # fmt: skip
 
-    full, lora = memory("full"), memory("lora")
     mib = 1024 * 1024
-    print(f"model: {full['total'] / 1e6:.1f}M parameters; trainable: full {full['trainable'] / 1e6:.1f}M, "
-          f"LoRA {lora['trainable'] / 1e6:.3f}M")  # fmt: skip
-    print(f"peak RSS: full fine-tuning {full['peak'] / mib:,.0f} MiB, LoRA {lora['peak'] / mib:,.0f} MiB "
-          f"-> {lora['peak'] / full['peak']:.2f}x")  # fmt: skip
-    grow_full, grow_lora = full["peak"] - full["loaded"], lora["peak"] - lora["loaded"]
-    print(f"training memory (peak - loaded model): full {grow_full / mib:,.0f} MiB, LoRA {grow_lora / mib:,.0f} MiB "
-          f"-> {grow_lora / grow_full:.2f}x")  # fmt: skip
+    # same settings on both sides of each comparison; 3 optimizer steps of 8 x 64 tokens each
+    for size in ("base8", "large"):
+        for checkpointing in ("plain", "gc"):
+            full, lora = memory("full", checkpointing, size), memory("lora", checkpointing, size)
+            label = f"{size}, {'with' if checkpointing == 'gc' else 'without'} gradient checkpointing"
+            grow_full, grow_lora = full["peak"] - full["loaded"], lora["peak"] - lora["loaded"]
+            print(f"[{label}] {full['total'] / 1e6:.1f}M parameters (LoRA trains {lora['trainable'] / 1e6:.3f}M): "
+                  f"peak RSS full {full['peak'] / mib:,.0f} MiB, LoRA {lora['peak'] / mib:,.0f} MiB -> "
+                  f"{lora['peak'] / full['peak']:.2f}x; training memory (peak - loaded model) full "
+                  f"{grow_full / mib:,.0f} MiB, LoRA {grow_lora / mib:,.0f} MiB -> {grow_lora / grow_full:.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

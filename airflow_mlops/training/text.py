@@ -174,6 +174,7 @@ def train(
     import torch
     from peft import LoraConfig, TaskType, get_peft_model
     from safetensors.torch import save_file
+    from transformers import AutoModelForSequenceClassification
 
     p = {**DEFAULTS, **params}
     p["base_config"] = {**DEFAULTS["base_config"], **(params.get("base_config") or {})}
@@ -191,6 +192,7 @@ def train(
         task_type=TaskType.SEQ_CLS, r=int(p["lora_r"]), lora_alpha=int(p["lora_alpha"]),
         lora_dropout=float(p["lora_dropout"]), target_modules=list(p["target_modules"]),
     )  # fmt: skip
+    base = _ready_for_training(base, p, device, AutoModelForSequenceClassification)
     model = get_peft_model(base, lora)
     trainable = [q for q in model.parameters() if q.requires_grad]
     n_trainable = sum(q.numel() for q in trainable)
@@ -199,7 +201,9 @@ def train(
     index = {c: i for i, c in enumerate(classes)}
     ids = tokenize(train_df[text].tolist(), vocab_size, int(p["max_length"]))
     y = torch.tensor(train_df[target].map(index).to_numpy(dtype=np.int64))
-    model.to(device)
+    quantized = _is_quantized(model)
+    if not quantized:
+        model.to(device)
 
     meta: dict[str, Any] = {
         "kind": "lora_text", "task": "classification", "text": text, "target": target, "params": p,
@@ -218,7 +222,8 @@ def train(
         **fit_settings(p, seed, device, checkpoint),
     )  # fmt: skip
     model.eval()
-    model.to("cpu")
+    if not quantized:  # 4-bit weights stay on the GPU; the adapter is saved from there
+        model.to("cpu")
     model.save_pretrained(str(out_dir / ADAPTER_DIR), safe_serialization=True)
     return meta, fitted
 
@@ -236,9 +241,55 @@ def check_quantization(params: dict[str, Any], device: str) -> None:
             "Train with training.executor: kubernetes and training.kubernetes.gpus >= 1, or set "
             "quantization: none to fine-tune with plain LoRA on the CPU."
         )
-    raise RuntimeError(
-        "QLoRA (model.params.quantization: 4bit) is not supported by this version of airflow-mlops yet: "
-        "set quantization: none (plain LoRA, with mixed_precision: bf16 on the GPU)."
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise RuntimeError(
+            "QLoRA (model.params.quantization: 4bit) needs the bitsandbytes package in the training image: "
+            "use the image built from docker/training.Dockerfile, or pip install 'bitsandbytes>=0.45'."
+        )
+
+
+def quantization_request(device: str) -> dict[str, Any]:
+    """The keyword arguments ``from_pretrained`` gets for QLoRA: NF4 base weights, double quantisation, bf16
+    compute, the whole model on the trainer's GPU."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    index = int(device.split(":", 1)[1]) if ":" in device else 0
+    return {
+        "quantization_config": BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+        ),
+        "dtype": torch.bfloat16,
+        "device_map": {"": index},
+    }  # fmt: skip
+
+
+def _ready_for_training(base: Any, params: dict[str, Any], device: str, auto_class: Any) -> Any:
+    """The base model the adapter trains on: moved to the device, or (QLoRA) reloaded with 4-bit weights on the
+    GPU; gradient checkpointing when ``gradient_checkpointing: true`` (activations recomputed in the backward
+    pass instead of kept: less memory for about a third more compute)."""
+    import tempfile
+
+    checkpointing = bool(params.get("gradient_checkpointing", False))
+    if (params.get("quantization") or "none") == "4bit":
+        from peft import prepare_model_for_kbit_training
+
+        with tempfile.TemporaryDirectory() as tmp:  # full-precision base -> 4-bit on the GPU
+            base.save_pretrained(tmp, safe_serialization=True)
+            base = auto_class.from_pretrained(tmp, local_files_only=True, **quantization_request(device))
+        return prepare_model_for_kbit_training(base, use_gradient_checkpointing=checkpointing)
+    if checkpointing:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        base.config.use_cache = False
+    return base.to(device)
+
+
+def _is_quantized(model: Any) -> bool:
+    return bool(
+        getattr(model, "is_loaded_in_4bit", False) or getattr(model.base_model, "is_loaded_in_4bit", False)
     )
 
 
@@ -380,6 +431,7 @@ def train_causal_lm(
     """LoRA fine-tuning of a causal LM on a text column (next-token loss)."""
     from peft import LoraConfig, TaskType, get_peft_model
     from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM
 
     p = {**LM_DEFAULTS, **params}
     p["base_config"] = {**LM_DEFAULTS["base_config"], **(params.get("base_config") or {})}
@@ -396,9 +448,12 @@ def train_causal_lm(
         # fully trained modules saved beside the adapter, e.g. the output head of a base built from a config
         modules_to_save=list(p["modules_to_save"]) if p.get("modules_to_save") else None,
     )  # fmt: skip
+    base = _ready_for_training(base, p, device, AutoModelForCausalLM)
     model = get_peft_model(base, lora)
     ids = tokenize(train_df[text].tolist(), vocab_size, int(p["max_length"]))
-    model.to(device)
+    quantized = _is_quantized(model)
+    if not quantized:
+        model.to(device)
     meta: dict[str, Any] = {
         "kind": "lora_causal_lm", "task": "language_modeling", "text": text, "target": text, "params": p,
         "vocab_size": vocab_size, "trainable_parameters": sum(q.numel() for q in model.parameters() if q.requires_grad),
@@ -415,6 +470,7 @@ def train_causal_lm(
         **fit_settings(p, seed, device, checkpoint),
     )  # fmt: skip
     model.eval()
-    model.to("cpu")
+    if not quantized:  # 4-bit weights stay on the GPU; the adapter is saved from there
+        model.to("cpu")
     model.save_pretrained(str(out_dir / ADAPTER_DIR), safe_serialization=True)
     return meta, fitted

@@ -276,6 +276,67 @@ def test_qlora_on_cpu_stops_with_a_clear_message(tmp_path, mlflow_uri):
         run(config)
 
 
+def test_qlora_request_on_a_gpu_asks_for_nf4_weights_on_the_trainers_device():
+    import torch
+
+    from airflow_mlops.training.text import quantization_request
+
+    request = quantization_request("cuda:1")  # what from_pretrained receives; no GPU needed to build it
+    q = request["quantization_config"]
+    assert (q.load_in_4bit, q.load_in_8bit) == (True, False)
+    assert (q.bnb_4bit_quant_type, q.bnb_4bit_use_double_quant, q.bnb_4bit_compute_dtype) == (
+        "nf4", True, torch.bfloat16,
+    )  # fmt: skip
+    assert request["dtype"] == torch.bfloat16
+    assert request["device_map"] == {"": 1}
+
+
+def test_qlora_without_bitsandbytes_names_the_package(monkeypatch):
+    import importlib.util
+
+    from airflow_mlops.training.text import check_quantization
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "bitsandbytes" else real(n, *a)
+    )
+    with pytest.raises(RuntimeError, match=r"needs the bitsandbytes package.*docker/training.Dockerfile"):
+        check_quantization({"quantization": "4bit"}, "cuda:0")
+    with pytest.raises(ValueError, match=r"quantization='8bit'; allowed: none \| 4bit"):
+        check_quantization({"quantization": "8bit"}, "cuda:0")
+
+
+@pytest.mark.parametrize("kind", ["lora_text", "lora_causal_lm"])
+def test_gradient_checkpointing_gives_the_same_model(tmp_path, mlflow_uri, kind):
+    """Recomputing activations in the backward pass (to save memory) must not change what is learned."""
+    from airflow_mlops.training.trainer import run
+
+    if kind == "lora_text":
+        df, cols = _reviews(200, 1), {"text": "review", "target": "positive"}
+        base = {"model_type": "bert", "vocab_size": 256, "hidden_size": 32, "num_hidden_layers": 2,
+                "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 32}  # fmt: skip
+        task = "classification"
+    else:
+        df, cols = _sentences(200, 1), {"text": "sentence", "target": "sentence"}
+        base = {"model_type": "llama", "vocab_size": 256, "hidden_size": 32, "intermediate_size": 64,
+                "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 2,
+                "max_position_embeddings": 32}  # fmt: skip
+        task = "language_modeling"
+    metrics = []
+    for checkpointing in (False, True):
+        params = {"epochs": 2, "batch_size": 16, "max_length": 16, "base_config": base,
+                  "gradient_checkpointing": checkpointing, "modules_to_save": None}  # fmt: skip
+        result = run(
+            _config(tmp_path, kind, df, run_key=f"gc-{checkpointing}", **cols,
+                    model={"kind": kind, "task": task, "params": params})
+        )  # fmt: skip
+        metrics.append(_deterministic(result["metrics"]))
+    assert metrics[0].keys() == metrics[1].keys()
+    assert metrics[0]
+    for name, value in metrics[0].items():
+        assert metrics[1][name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
+
+
 def _sentences(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     adjectives, nouns, verbs = (
