@@ -107,10 +107,29 @@ def _cmd_promote(args: argparse.Namespace) -> int:
     from airflow_mlops import registry
 
     c = registry.client()
-    previous = registry.promote(c, args.model, args.version, args.alias, reason=f"by hand: {args.reason}")
+    with registry.promotion_lock(c, args.model):
+        previous = registry.promote(c, args.model, args.version, args.alias, reason=f"by hand: {args.reason}")
     print(
         json.dumps({"model": args.model, "alias": args.alias, "version": args.version, "previous": previous})
     )
+    return 0
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    import getpass
+
+    from airflow_mlops import registry
+    from airflow_mlops.errors import MlopsError
+
+    try:
+        result = registry.rollback(
+            registry.client(), args.model, reason=args.reason, by=args.by or getpass.getuser(),
+            to_version=args.to_version,
+        )  # fmt: skip
+    except (ValueError, MlopsError) as err:
+        print(f"rollback refused: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(result))
     return 0
 
 
@@ -165,6 +184,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--alias", default="champion")
     p.add_argument("--reason", required=True)
     p.set_defaults(func=_cmd_promote)
+
+    p = sub.add_parser(
+        "rollback",
+        help="move champion back to the version it replaced, recording who and why (MLFLOW_TRACKING_URI)",
+    )
+    p.add_argument("--model", required=True)
+    p.add_argument("--reason", required=True, help="why (at least 10 characters; recorded on both versions)")
+    p.add_argument("--to-version", help="version to return to (default: the previous champion)")
+    p.add_argument("--by", help="who (default: the login name)")
+    p.set_defaults(func=_cmd_rollback)
 
     args = parser.parse_args(argv)
     return args.func(args)

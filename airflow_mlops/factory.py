@@ -1,4 +1,5 @@
-"""The DAG factory: each pipeline spec compiles into a training, a drift-monitor and a retraining DAG.
+"""The DAG factory: each pipeline spec compiles into training, drift-monitor, retraining, rollback and (with a
+``scoring:`` block) scoring DAGs.
 
 This is the one module of the package that imports the adapters (dags/ -> factory -> adapters -> core). It
 imports no heavy library: DAG files that call it parse in milliseconds.
@@ -84,13 +85,48 @@ def _training_tasks(spec: PipelineSpec, window_end: str, window_days: int) -> No
         task_id="test_model", model_name=spec.model_name, training=trained, data_uri=spec.data_uri,
         data_format=spec.data_format, target=spec.target, thresholds=spec.thresholds,
         compare_metric=spec.compare_metric, min_improvement=spec.min_improvement,
-        holdout_fraction=spec.holdout_fraction, seed=spec.seed, retries=0, **window,
+        compare_mode=spec.compare_mode, relative=spec.compare_relative, checks=spec.checks,
+        override_reason=OVERRIDE_REASON, holdout_fraction=spec.holdout_fraction, seed=spec.seed, retries=0,
+        **window,
     )  # fmt: skip
     register = RegisterModelOperator(
         task_id="register_model", model_name=spec.model_name, training=trained, tests=test.output,
-        promotion_mode=spec.promotion_mode,
+        promotion_mode=spec.promotion_mode, compare_metric=spec.compare_metric,
     )  # fmt: skip
     test >> register
+    if spec.promotion_mode == "approval":
+        from airflow_mlops.operators.approval import ReleaseApprovalOperator
+        from airflow_mlops.operators.registry import PromoteModelOperator
+
+        approve = ReleaseApprovalOperator(
+            task_id="approve_release", model_name=spec.model_name, registration=register.output,
+            tests=test.output, response_timeout=dt.timedelta(hours=spec.approval_timeout_hours),
+        )  # fmt: skip
+        promote = PromoteModelOperator(
+            task_id="promote_model", model_name=spec.model_name, registration=register.output,
+            tests=test.output, approval=approve.output, compare_metric=spec.compare_metric,
+        )  # fmt: skip
+        register >> approve >> promote
+
+
+OVERRIDE_REASON = "{{ params.override_reason or '' }}"
+MODEL_OVERRIDES = "{{ (params.model_params or {}) | tojson }}"
+
+
+def _override_param() -> dict[str, Any]:
+    """Run params of the training DAGs: hyper-parameters for this run, and the audited release override."""
+    from airflow.sdk import Param
+
+    return {
+        "model_params": Param(
+            None, type=["null", "object"],
+            description="override model.params for this run, e.g. {\"epochs\": 20} (part of the run's key)",
+        ),
+        "override_reason": Param(
+            None, type=["null", "string"],
+            description="release even if the model tests fail: say why (recorded on the model version)",
+        ),
+    }  # fmt: skip
 
 
 def _model(spec: PipelineSpec) -> dict[str, Any]:
@@ -107,7 +143,7 @@ def _train_operator(
         "target": spec.target, "numeric": list(spec.numeric), "categorical": list(spec.categorical),
         "text": spec.text, "holdout_fraction": spec.holdout_fraction, "seed": spec.seed, "validation": validation,
         "checkpoint_root": f"{spec.storage_uri.rstrip('/')}/{spec.name}/checkpoints",
-        "parent_run_id": parent_run_id, **window,
+        "parent_run_id": parent_run_id, "model_overrides": MODEL_OVERRIDES, **window,
     }  # fmt: skip
     if spec.executor == "kubernetes" and spec.kubernetes is not None:
         # Imported only here: the provider pulls in the kubernetes client, which local pipelines never need.
@@ -138,6 +174,7 @@ def build_training_dag(spec: PipelineSpec) -> DAG:
         spec.training_dag_id,
         schedule=_timetable(spec.training_schedule),
         max_active_runs=1,
+        params=_override_param(),
         **_dag_kwargs(spec, "training"),
     ) as dag:
         _training_tasks(spec, TRAIN_WINDOW_END, spec.window_days)
@@ -167,6 +204,7 @@ def build_retraining_dag(spec: PipelineSpec) -> DAG:
             "drift_report": Param(
                 None, type=["null", "object"], description="drift report that triggered this run"
             ),
+            **_override_param(),
         },
         **kwargs,
     ) as dag:
@@ -226,10 +264,66 @@ def build_monitor_dag(spec: PipelineSpec) -> DAG:
     return dag
 
 
+def build_rollback_dag(spec: PipelineSpec) -> DAG:
+    """Triggered by hand with a reason: ``champion`` goes back to the version it replaced."""
+    from airflow.sdk import DAG, Param
+
+    from airflow_mlops.operators.registry import RollbackOperator
+
+    kwargs = _dag_kwargs(spec, "rollback")
+    kwargs["end_date"] = None
+    kwargs["doc_md"] += (
+        "\n\nTrigger with a `reason` to move the `champion` alias back to the version it replaced (or to "
+        "`to_version`). Who and why are recorded on both versions."
+    )
+    kwargs["default_args"] = {**kwargs["default_args"], "retries": 0}
+    with DAG(
+        spec.rollback_dag_id,
+        schedule=None,
+        max_active_runs=1,
+        params={
+            "reason": Param("", type="string", minLength=10, description="why roll back (recorded)"),
+            "to_version": Param(
+                None, type=["null", "string"], description="version to return to (default: previous)"
+            ),
+        },
+        **kwargs,
+    ) as dag:
+        RollbackOperator(
+            task_id="rollback_champion", model_name=spec.model_name, reason="{{ params.reason }}",
+            to_version="{{ params.to_version or '' }}",
+        )  # fmt: skip
+    return dag
+
+
+def build_scoring_dag(spec: PipelineSpec) -> DAG:
+    """Scheduled batch scoring of each data interval with the champion (canary/shadow per the spec)."""
+    from airflow.sdk import DAG
+
+    from airflow_mlops.operators.scoring import BatchScoreOperator
+
+    sc = spec.scoring
+    assert sc is not None
+    with DAG(
+        spec.scoring_dag_id,
+        schedule=_timetable(sc.schedule),
+        max_active_runs=4,
+        **_dag_kwargs(spec, "scoring"),
+    ) as dag:
+        BatchScoreOperator(
+            task_id="score_partition", model_name=spec.model_name, data_uri=sc.data_uri, output_uri=sc.output_uri,
+            data_format=spec.data_format, id_column=sc.id_column, mode=sc.mode, fraction=sc.fraction,
+            chunk_rows=sc.chunk_rows,
+        )  # fmt: skip
+    return dag
+
+
 def build_dags(spec: PipelineSpec) -> dict[str, DAG]:
-    dags = [build_training_dag(spec), build_monitor_dag(spec)]
+    dags = [build_training_dag(spec), build_monitor_dag(spec), build_rollback_dag(spec)]
     if spec.retraining_enabled:
         dags.append(build_retraining_dag(spec))
+    if spec.scoring is not None:
+        dags.append(build_scoring_dag(spec))
     return {d.dag_id: d for d in dags}
 
 

@@ -29,14 +29,19 @@ KUBERNETES_KEYS = (
     "image", "namespace", "gpus", "cpu", "memory", "node_selector", "tolerations", "affinity",
     "pod_template_file", "mlflow_token_secret", "on_finish_action", "deferrable", "kubernetes_conn_id",
 )  # fmt: skip
-PROMOTION_MODES = ("auto", "manual")
+PROMOTION_MODES = ("auto", "manual", "approval")
+COMPARE_MODES = ("improvement", "non_inferiority")
+FAIRNESS_METRICS = ("demographic_parity_difference", "equal_opportunity_difference")
+PERTURBATIONS = ("noise", "missing", "unseen_category", "typo", "case")
+DIRECTIONS = ("increasing", "decreasing", "invariant")
+SCORING_MODES = ("champion_only", "canary", "shadow")
 ON_TIMEOUT = ("skip", "fail")
 COLUMN_KEYS = ("dtype", "nullable", "max_null_fraction", "min", "max", "allowed", "unique")
 
 TOP_KEYS = {
     "name", "description", "owner", "tags", "start_date", "end_date", "catchup", "schedules", "data",
     "storage", "target", "features", "constraints", "model", "training", "search", "tests", "promotion", "drift",
-    "retraining",
+    "retraining", "scoring",
 }  # fmt: skip
 SEARCH_METHODS = ("grid", "random")
 
@@ -86,6 +91,23 @@ class SearchSpec:
     max_trials: int = 4
     seed: int = 0
     metric: str = "roc_auc"
+
+
+@dataclass(frozen=True)
+class ScoringSpec:
+    """Batch scoring with the champion (``scoring:``), optionally a canary or shadow challenger."""
+
+    schedule: str | None = "@daily"
+    data_uri: str = ""
+    output_uri: str = ""
+    id_column: str | None = None
+    mode: str = "champion_only"
+    fraction: float = 0.1
+    chunk_rows: int = 50_000
+
+    @property
+    def shadow_uri(self) -> str:
+        return f"{self.output_uri.rstrip('/')}_shadow"
 
 
 @dataclass(frozen=True)
@@ -141,6 +163,11 @@ class PipelineSpec:
     drift: DriftSpec
     retraining_enabled: bool
     retraining_window_days: int
+    compare_mode: str = "improvement"
+    compare_relative: bool = False
+    checks: dict[str, Any] = field(default_factory=dict)
+    approval_timeout_hours: float = 72.0
+    scoring: ScoringSpec | None = None
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     @property
@@ -162,6 +189,14 @@ class PipelineSpec:
     @property
     def retraining_dag_id(self) -> str:
         return f"{self.name}__retrain"
+
+    @property
+    def scoring_dag_id(self) -> str:
+        return f"{self.name}__score"
+
+    @property
+    def rollback_dag_id(self) -> str:
+        return f"{self.name}__rollback"
 
     def constraints_dict(self) -> dict[str, Any]:
         return {
@@ -355,7 +390,9 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
     executor = c.choice(training.get("executor"), "training.executor", EXECUTORS, "local")
     kubernetes = _kubernetes(c, training.get("kubernetes"), executor)
     tests = c.mapping(raw.get("tests"), "tests")
-    c.unknown_keys("tests.", tests, {"thresholds", "compare"})
+    c.unknown_keys(
+        "tests.", tests, {"thresholds", "compare", "slices", "fairness", "robustness", "expectations"}
+    )
     metrics_ok = {
         "classification": CLASSIFICATION_METRICS, "regression": REGRESSION_METRICS,
         "language_modeling": LANGUAGE_MODELING_METRICS,
@@ -374,14 +411,16 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
             b: c.number(bounds.get(b), f"{key}.{b}", None) for b in ("min", "max") if b in bounds
         }
     compare = c.mapping(tests.get("compare"), "tests.compare")
-    c.unknown_keys("tests.compare.", compare, {"metric", "min_improvement"})
+    c.unknown_keys("tests.compare.", compare, {"metric", "min_improvement", "mode", "relative"})
     default_metric = {"classification": "roc_auc", "regression": "rmse", "language_modeling": "perplexity"}[
         task
     ]
     compare_metric = c.choice(compare.get("metric"), "tests.compare.metric", metrics_ok, default_metric)
 
+    checks = _checks(c, tests, metrics_ok, compare_metric, task, categorical)
     promotion = c.mapping(raw.get("promotion"), "promotion")
-    c.unknown_keys("promotion.", promotion, {"mode"})
+    c.unknown_keys("promotion.", promotion, {"mode", "approval_timeout_hours"})
+    scoring = _scoring(c, raw.get("scoring"), data_uri, storage_uri, name)
 
     drift_raw = c.mapping(raw.get("drift"), "drift")
     c.unknown_keys("drift.", drift_raw, {"numeric", "categorical", "drift_share", "min_rows", "sensor"})
@@ -447,6 +486,13 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
         compare_metric=compare_metric,
         min_improvement=c.number(compare.get("min_improvement"), "tests.compare.min_improvement", 0.0, 0),
         promotion_mode=c.choice(promotion.get("mode"), "promotion.mode", PROMOTION_MODES, "auto"),
+        compare_mode=c.choice(compare.get("mode"), "tests.compare.mode", COMPARE_MODES, "improvement"),
+        compare_relative=c.boolean(compare.get("relative"), "tests.compare.relative", False),
+        checks=checks,
+        approval_timeout_hours=c.number(
+            promotion.get("approval_timeout_hours"), "promotion.approval_timeout_hours", 72.0, 0.01
+        ),
+        scoring=scoring,
         drift=drift,
         retraining_enabled=c.boolean(retraining.get("enabled"), "retraining.enabled", True),
         retraining_window_days=c.number(
@@ -457,6 +503,124 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
     if c.problems:
         raise SpecError(c.problems, source)
     return spec
+
+
+def _rules(c: _Checker, value: Any, key: str) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        c.add(key, value, "a list of mappings")
+        return []
+    return value
+
+
+def _checks(
+    c: _Checker, tests: dict, metrics_ok: tuple, compare_metric: str, task: str, categorical: tuple
+) -> dict[str, Any]:
+    """tests.slices / fairness / robustness / expectations, validated and with their defaults filled in."""
+    out: dict[str, Any] = {}
+    slices = []
+    for i, r in enumerate(_rules(c, tests.get("slices"), "tests.slices")):
+        k = f"tests.slices[{i}]"
+        c.unknown_keys(f"{k}.", r, {"column", "metric", "min", "max", "min_rows", "bins"})
+        metric = c.choice(r.get("metric"), f"{k}.metric", metrics_ok, compare_metric)
+        bound = "max" if metric in LOWER_IS_BETTER else "min"
+        if r.get(bound) is None:
+            c.problems.append(f"{k}.{bound}: missing; the floor the worst segment's {metric} must reach")
+        slices.append({
+            "column": c.string(r.get("column"), f"{k}.column", required=True), "metric": metric,
+            bound: c.number(r.get(bound), f"{k}.{bound}", None),
+            "min_rows": c.number(r.get("min_rows"), f"{k}.min_rows", 30, 1, integer=True),
+            "bins": c.number(r.get("bins"), f"{k}.bins", None, 2, integer=True),
+        })  # fmt: skip
+    fairness = []
+    for i, r in enumerate(_rules(c, tests.get("fairness"), "tests.fairness")):
+        k = f"tests.fairness[{i}]"
+        c.unknown_keys(f"{k}.", r, {"group", "metric", "max", "bins"})
+        if task != "classification":
+            c.add(k, r, "fairness gaps for classification models only (use tests.slices for others)")
+        if r.get("metric") is None or r.get("max") is None:
+            c.problems.append(
+                f"{k}: needs metric ({' | '.join(FAIRNESS_METRICS)}) and max (the largest gap allowed)"
+            )
+        fairness.append({
+            "group": c.string(r.get("group"), f"{k}.group", required=True),
+            "metric": c.choice(r.get("metric"), f"{k}.metric", FAIRNESS_METRICS, FAIRNESS_METRICS[0]),
+            "max": c.number(r.get("max"), f"{k}.max", 0.1, 0, 1),
+            "bins": c.number(r.get("bins"), f"{k}.bins", None, 2, integer=True),
+        })  # fmt: skip
+    robustness = []
+    for i, r in enumerate(_rules(c, tests.get("robustness"), "tests.robustness")):
+        k = f"tests.robustness[{i}]"
+        c.unknown_keys(f"{k}.", r, {"perturbation", "fraction", "scale", "metric", "max_drop"})
+        kind = c.choice(r.get("perturbation"), f"{k}.perturbation", PERTURBATIONS, "")
+        if r.get("perturbation") is None:
+            c.problems.append(f"{k}.perturbation: missing; one of {' | '.join(PERTURBATIONS)}")
+        if kind == "unseen_category" and not categorical:
+            c.add(
+                f"{k}.perturbation",
+                kind,
+                "a perturbation for this model's features (it has no categorical feature)",
+            )
+        if r.get("max_drop") is None:
+            c.problems.append(f"{k}.max_drop: missing; the largest metric drop the perturbation may cause")
+        robustness.append({
+            "perturbation": kind, "metric": c.choice(r.get("metric"), f"{k}.metric", metrics_ok, compare_metric),
+            "fraction": c.number(r.get("fraction"), f"{k}.fraction", 0.05, 0, 1),
+            "scale": c.number(r.get("scale"), f"{k}.scale", 0.1, 0),
+            "max_drop": c.number(r.get("max_drop"), f"{k}.max_drop", 0.0, 0),
+        })  # fmt: skip
+    expectations = []
+    for i, r in enumerate(_rules(c, tests.get("expectations"), "tests.expectations")):
+        k = f"tests.expectations[{i}]"
+        c.unknown_keys(f"{k}.", r, {"feature", "direction", "delta", "value", "tolerance", "max_violations"})
+        rule = {
+            "feature": c.string(r.get("feature"), f"{k}.feature", required=True),
+            "direction": c.choice(r.get("direction"), f"{k}.direction", DIRECTIONS, "invariant"),
+            "tolerance": c.number(r.get("tolerance"), f"{k}.tolerance", 1e-6, 0),
+            "max_violations": c.number(r.get("max_violations"), f"{k}.max_violations", 0.0, 0, 1),
+        }
+        if "value" in r:
+            rule["value"] = r["value"]
+        else:
+            rule["delta"] = c.number(r.get("delta"), f"{k}.delta", 1.0)
+        expectations.append(rule)
+    for name, rules in (
+        ("slices", slices),
+        ("fairness", fairness),
+        ("robustness", robustness),
+        ("expectations", expectations),
+    ):
+        if rules:
+            out[name] = rules
+    return out
+
+
+def _scoring(c: _Checker, value: Any, data_uri: str, storage_uri: str, name: str) -> ScoringSpec | None:
+    if value is None:
+        return None
+    raw = c.mapping(value, "scoring")
+    c.unknown_keys(
+        "scoring.", raw, {"schedule", "data", "output", "id_column", "mode", "fraction", "chunk_rows"}
+    )
+    mode = c.choice(raw.get("mode"), "scoring.mode", SCORING_MODES, "champion_only")
+    id_column = c.string(raw.get("id_column"), "scoring.id_column")
+    if mode == "canary" and not id_column:
+        c.problems.append(
+            "scoring.id_column: missing; a canary splits rows by a hash of their id, so it needs the id column"
+        )
+    return ScoringSpec(
+        schedule=_schedule(c, raw.get("schedule", "@daily"), "scoring.schedule"),
+        data_uri=c.string(raw.get("data"), "scoring.data", default=data_uri) or data_uri,
+        output_uri=c.string(
+            raw.get("output"), "scoring.output", default=f"{storage_uri.rstrip('/')}/{name}/predictions"
+        )
+        or "",
+        id_column=id_column,
+        mode=mode,
+        fraction=c.number(raw.get("fraction"), "scoring.fraction", 0.1, 0, 1),
+        chunk_rows=c.number(raw.get("chunk_rows"), "scoring.chunk_rows", 50_000, 100, integer=True),
+    )
 
 
 def _search(c: _Checker, value: Any, metrics_ok: tuple, default_metric: str) -> SearchSpec | None:

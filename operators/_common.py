@@ -25,6 +25,27 @@ def airflow_ids(context: Context) -> dict[str, Any]:
     return ids
 
 
+def with_overrides(model: dict[str, Any], overrides: dict[str, Any] | str | None) -> dict[str, Any]:
+    """``model`` with ``params`` overridden for one run (the DAGs' ``model_params`` param, rendered as JSON)."""
+    import json
+
+    if isinstance(overrides, str):
+        overrides = overrides.strip()
+        if overrides in ("", "None", "null", "{}"):
+            return model
+        try:
+            overrides = json.loads(overrides)
+        except ValueError as err:
+            raise ValueError(
+                f'model_params must be a JSON object, e.g. {{"epochs": 5}}; got {overrides!r}'
+            ) from err
+    if not overrides:
+        return model
+    if not isinstance(overrides, dict):
+        raise ValueError(f"model_params must be a mapping of model.params keys to values; got {overrides!r}")
+    return {**model, "params": {**(model.get("params") or {}), **overrides}}
+
+
 class TrainerConfigMixin:
     """The trainer config of a training operator, the same for a subprocess and a pod (same run key)."""
 
@@ -34,7 +55,8 @@ class TrainerConfigMixin:
 
         return build_config(
             pipeline=self.pipeline, window=make_window(self.window_start, self.window_end, self.window_days),
-            data_uri=self.data_uri, data_format=self.data_format, target=self.target, model=self.model,
+            data_uri=self.data_uri, data_format=self.data_format, target=self.target,
+            model=with_overrides(self.model, getattr(self, "model_overrides", None)),
             numeric=self.numeric, categorical=self.categorical, text=self.text,
             holdout_fraction=self.holdout_fraction, seed=self.seed, validation=self.validation,
             airflow=airflow_ids(context), checkpoint_root=self.checkpoint_root,

@@ -11,6 +11,7 @@ from airflow.sdk import BaseOperator
 from airflow_mlops.operators._common import DEFAULT_END, DEFAULT_START
 from airflow_mlops.operators.errors import gate
 from airflow_mlops.operators.hooks import MlflowHook
+from airflow_mlops.operators.links import TEST_REPORT_URL_KEY, ModelTestReportLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -19,9 +20,16 @@ if TYPE_CHECKING:
 class ModelTestOperator(BaseOperator):
     """Evaluate the trained candidate on the held-out rows of its window, with the champion on the same rows.
 
-    Metric thresholds are a gate: a failure stops the release (no retry) and the log shows the table of
-    tests. Beating the champion by ``min_improvement`` on ``compare_metric`` decides promotion; a candidate
-    that does not is still registered, as ``challenger``, with the reason recorded.
+    Metric thresholds and the ``checks`` (slices, fairness, robustness, expectations: see
+    :mod:`airflow_mlops.suites`) are a gate: a failure stops the release (no retry) and the log shows the
+    table of tests. The champion comparison (``compare_mode``: ``improvement`` by ``min_improvement``, or
+    ``non_inferiority`` within it; absolute or ``relative``) decides promotion; a candidate that does not
+    meet it is still registered, as ``challenger``, with the reason recorded. The report (JSON and HTML with
+    charts) is logged to the candidate's MLflow run and linked from the task ("Model test report").
+
+    A person can release a model whose tests failed by giving ``override_reason`` (the training DAGs expose
+    it as a run param): the release goes on, and the reason and the user who triggered the run are recorded
+    in the report and on the model version.
 
     :param model_name: registered model name.
     :param training: the :class:`TrainModelOperator` result (its XCom; templated).
@@ -36,10 +44,15 @@ class ModelTestOperator(BaseOperator):
     :param window_start: window start (templated).
     :param window_end: window end, exclusive (templated).
     :param window_days: when set, the window is the ``window_days`` days ending at ``window_end``.
+    :param compare_mode: ``improvement`` or ``non_inferiority``.
+    :param relative: ``min_improvement`` is a fraction of the champion's value.
+    :param checks: ``{"slices": [...], "fairness": [...], "robustness": [...], "expectations": [...]}``.
+    :param override_reason: release even if the gate fails; at least 10 characters (templated).
     :param mlflow_conn_id: MLflow connection.
     """
 
-    template_fields: Sequence[str] = ("training", "data_uri", "window_start", "window_end")
+    template_fields: Sequence[str] = ("training", "data_uri", "window_start", "window_end", "override_reason")
+    operator_extra_links = (ModelTestReportLink(),)
     ui_color = "#eef8e8"
 
     def __init__(
@@ -58,6 +71,10 @@ class ModelTestOperator(BaseOperator):
         window_start: str = DEFAULT_START,
         window_end: str = DEFAULT_END,
         window_days: int | None = None,
+        compare_mode: str = "improvement",
+        relative: bool = False,
+        checks: dict[str, Any] | None = None,
+        override_reason: str | None = None,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -75,6 +92,10 @@ class ModelTestOperator(BaseOperator):
         self.window_start = window_start
         self.window_end = window_end
         self.window_days = window_days
+        self.compare_mode = compare_mode
+        self.relative = relative
+        self.checks = checks
+        self.override_reason = override_reason
         self.mlflow_conn_id = mlflow_conn_id
 
     @cached_property
@@ -83,7 +104,7 @@ class ModelTestOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.data import make_window, partition_uris, read_window, split_holdout
-        from airflow_mlops.evaluation import raise_for_failures, test_model
+        from airflow_mlops.evaluation import apply_override, raise_for_failures, test_model
 
         with gate(), self.hook.configured() as client:
             window = make_window(self.window_start, self.window_end, self.window_days)
@@ -92,11 +113,35 @@ class ModelTestOperator(BaseOperator):
             report = test_model(
                 client, model_name=self.model_name, training=self.training, holdout=holdout,
                 thresholds=self.thresholds or {}, compare_metric=self.compare_metric,
-                min_improvement=self.min_improvement,
+                min_improvement=self.min_improvement, compare_mode=self.compare_mode, relative=self.relative,
+                checks=self.checks, seed=self.seed,
             )  # fmt: skip
+            dag_run = context.get("dag_run")
+            apply_override(report, self.override_reason, getattr(dag_run, "triggering_user_name", None))
             self.log.info(
                 "model tests for run %s: %s\n%s\npromotion: %s",
                 self.training["run_id"], "PASSED" if report.passed else "FAILED", report.table(), report.reason,
             )  # fmt: skip
+            url = self._log_report(client, report.as_dict())
+            if url:
+                context["ti"].xcom_push(key=TEST_REPORT_URL_KEY, value=url)
             raise_for_failures(report, f"{self.model_name} run {self.training['run_id']}")
         return report.as_dict()
+
+    def _log_report(self, client: Any, report: dict[str, Any]) -> str:
+        """JSON + HTML report as artifacts of the candidate's run; returns where to read the HTML."""
+        import json
+
+        from airflow_mlops.registry import run_url
+        from airflow_mlops.reports import model_test_html
+
+        run_id = self.training["run_id"]
+        title = f"Model tests: {self.model_name}, run {run_id}"
+        client.log_text(
+            run_id, json.dumps(report, indent=2, sort_keys=True, default=str), "tests/report.json"
+        )
+        client.log_text(run_id, model_test_html(report, title), "tests/report.html")
+        run = client.get_run(run_id)
+        if self.hook.ui_url:
+            return run_url(self.hook.ui_url, run.info.experiment_id, run_id) + "/artifacts/tests/report.html"
+        return f"{run.info.artifact_uri.rstrip('/')}/tests/report.html"

@@ -69,7 +69,7 @@ class KubernetesTrainModelOperator(TrainerConfigMixin, KubernetesPodOperator):
 
     template_fields: Sequence[str] = (
         *KubernetesPodOperator.template_fields,
-        "data_uri", "window_start", "window_end", "validation", "checkpoint_root", "parent_run_id", "gpus", "cpu", "memory",
+        "data_uri", "window_start", "window_end", "validation", "checkpoint_root", "parent_run_id", "model_overrides", "gpus", "cpu", "memory",
     )  # fmt: skip
     operator_extra_links = (MlflowRunLink(),)
 
@@ -92,6 +92,7 @@ class KubernetesTrainModelOperator(TrainerConfigMixin, KubernetesPodOperator):
         window_days: int | None = None,
         checkpoint_root: str | None = None,
         parent_run_id: str | None = None,
+        model_overrides: dict[str, Any] | str | None = None,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         mlflow_token_secret: str | None = None,
         gpus: int | str = 0,
@@ -120,6 +121,7 @@ class KubernetesTrainModelOperator(TrainerConfigMixin, KubernetesPodOperator):
         self.window_days = window_days
         self.checkpoint_root = checkpoint_root
         self.parent_run_id = parent_run_id
+        self.model_overrides = model_overrides
         self.mlflow_conn_id = mlflow_conn_id
         self.mlflow_token_secret = mlflow_token_secret
         self.gpus = gpus

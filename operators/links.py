@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 RUN_URL_KEY = "mlflow_run_url"
 VERSION_URL_KEY = "model_version_url"
+TEST_REPORT_URL_KEY = "model_test_report_url"
 
 
 def _xcom_url(ti_key: TaskInstanceKey, key: str) -> str:
@@ -35,3 +36,10 @@ class ModelVersionLink(BaseOperatorLink):
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         return _xcom_url(ti_key, VERSION_URL_KEY)
+
+
+class ModelTestReportLink(BaseOperatorLink):
+    name = "Model test report"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        return _xcom_url(ti_key, TEST_REPORT_URL_KEY)

@@ -27,7 +27,9 @@ class RegisterModelOperator(BaseOperator):
     :param model_name: registered model name.
     :param training: the :class:`TrainModelOperator` result (templated).
     :param tests: the :class:`ModelTestOperator` result (templated).
-    :param promotion_mode: ``auto`` or ``manual``.
+    :param promotion_mode: ``auto``, ``manual`` or ``approval`` (then :class:`ReleaseApprovalOperator` and
+        :class:`PromoteModelOperator` follow).
+    :param compare_metric: the metric that settles two promotions racing each other.
     :param mlflow_conn_id: MLflow connection.
     """
 
@@ -42,6 +44,7 @@ class RegisterModelOperator(BaseOperator):
         training: dict[str, Any],
         tests: dict[str, Any],
         promotion_mode: str = "auto",
+        compare_metric: str | None = None,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -50,6 +53,7 @@ class RegisterModelOperator(BaseOperator):
         self.training = training
         self.tests = tests
         self.promotion_mode = promotion_mode
+        self.compare_metric = compare_metric
         self.mlflow_conn_id = mlflow_conn_id
 
     @cached_property
@@ -62,7 +66,7 @@ class RegisterModelOperator(BaseOperator):
         with self.hook.configured() as client:
             result = register_and_promote(
                 client, name=self.model_name, training=self.training, tests=self.tests,
-                promotion_mode=self.promotion_mode, airflow=airflow_ids(context),
+                promotion_mode=self.promotion_mode, airflow=airflow_ids(context), compare_metric=self.compare_metric,
             )  # fmt: skip
         url = version_url(self.hook.ui_url, self.model_name, result["version"])
         context["ti"].xcom_push(key=VERSION_URL_KEY, value=url)
@@ -70,5 +74,128 @@ class RegisterModelOperator(BaseOperator):
             "%s version %s (%s): alias %s; %s%s",
             self.model_name, result["version"], "reused" if result["reused"] else "new", result["alias"],
             result["reason"], f"\n{url}" if url else "",
+        )  # fmt: skip
+        return result
+
+
+class PromoteModelOperator(BaseOperator):
+    """Promote a registered version to ``champion`` after a person approved it (the approval path).
+
+    :param model_name: registered model name.
+    :param registration: the :class:`RegisterModelOperator` result (templated).
+    :param tests: the model test result (templated): which champion the version was tested against.
+    :param approval: the approval task's result (templated): who approved and when.
+    :param compare_metric: the metric that settles two promotions racing each other.
+    :param mlflow_conn_id: MLflow connection.
+    """
+
+    template_fields: Sequence[str] = ("model_name", "registration", "tests", "approval")
+    operator_extra_links = (ModelVersionLink(),)
+    ui_color = "#f3e8fd"
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        registration: dict[str, Any],
+        tests: dict[str, Any],
+        approval: dict[str, Any] | None = None,
+        compare_metric: str = "roc_auc",
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.registration = registration
+        self.tests = tests
+        self.approval = approval
+        self.compare_metric = compare_metric
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.registry import MAX_TAG, promote_champion, version_url
+
+        version = self.registration["version"]
+        approval = self.approval or {}
+        user = approval.get("responded_by_user") or {}
+        by = user.get("name") or user.get("id") or "unknown"
+        with self.hook.configured() as client:
+            client.set_model_version_tag(self.model_name, version, "mlops.approved_by", str(by)[:MAX_TAG])
+            client.set_model_version_tag(
+                self.model_name, version, "mlops.approved_at", str(approval.get("responded_at", ""))
+            )
+            promoted, previous = promote_champion(
+                client, self.model_name, version, metric=self.compare_metric,
+                tested_against=self.tests.get("champion_version"),
+                reason=f"approved by {by}; {self.tests.get('reason', '')}",
+            )  # fmt: skip
+        context["ti"].xcom_push(
+            key=VERSION_URL_KEY, value=version_url(self.hook.ui_url, self.model_name, version)
+        )
+        self.log.info(
+            "%s version %s approved by %s: %s (previous champion %s)",
+            self.model_name, version, by, "now champion" if promoted else "not promoted, a better version is champion",
+            previous,
+        )  # fmt: skip
+        return {"version": version, "promoted": promoted, "approved_by": by, "previous_champion": previous}
+
+
+class RollbackOperator(BaseOperator):
+    """Move ``champion`` back to the previous version (or ``to_version``), recording who and why.
+
+    :param model_name: registered model name.
+    :param reason: why (templated; required, at least 10 characters).
+    :param to_version: the version to return to; default the one the current champion replaced (templated).
+    :param mlflow_conn_id: MLflow connection.
+    """
+
+    template_fields: Sequence[str] = ("model_name", "reason", "to_version")
+    operator_extra_links = (ModelVersionLink(),)
+    ui_color = "#fde8e8"
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        reason: str,
+        to_version: str | None = None,
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.reason = reason
+        self.to_version = to_version
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from airflow_mlops.errors import MlopsError
+        from airflow_mlops.registry import rollback, version_url
+
+        dag_run = context.get("dag_run")
+        by = getattr(dag_run, "triggering_user_name", None) or f"dag run {context['ti'].run_id}"
+        to_version = str(self.to_version).strip() if self.to_version not in (None, "", "None") else None
+        try:
+            with self.hook.configured() as client:
+                result = rollback(
+                    client, self.model_name, reason=self.reason or "", by=by, to_version=to_version
+                )
+        except (ValueError, MlopsError) as err:
+            raise AirflowFailException(str(err)) from err
+        url = version_url(self.hook.ui_url, self.model_name, result["to_version"])
+        context["ti"].xcom_push(key=VERSION_URL_KEY, value=url)
+        self.log.warning(
+            "rolled back %s: champion v%s -> v%s by %s: %s",
+            self.model_name, result["from_version"], result["to_version"], by, result["reason"],
         )  # fmt: skip
         return result

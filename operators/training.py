@@ -61,6 +61,7 @@ class TrainModelOperator(TrainerConfigMixin, BaseOperator):
         "validation",
         "checkpoint_root",
         "parent_run_id",
+        "model_overrides",
     )
     operator_extra_links = (MlflowRunLink(),)
     ui_color = "#fdf0e8"
@@ -84,6 +85,7 @@ class TrainModelOperator(TrainerConfigMixin, BaseOperator):
         window_days: int | None = None,
         checkpoint_root: str | None = None,
         parent_run_id: str | None = None,
+        model_overrides: dict[str, Any] | str | None = None,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -104,6 +106,7 @@ class TrainModelOperator(TrainerConfigMixin, BaseOperator):
         self.window_days = window_days
         self.checkpoint_root = checkpoint_root
         self.parent_run_id = parent_run_id
+        self.model_overrides = model_overrides
         self.mlflow_conn_id = mlflow_conn_id
         self._process: subprocess.Popen | None = None
 
