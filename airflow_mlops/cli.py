@@ -78,7 +78,7 @@ def _cmd_validate_spec(args: argparse.Namespace) -> int:
             print(err, file=sys.stderr)
             status = 1
         else:
-            print(f"{path}: ok ({spec.training_dag_id}, {spec.monitor_dag_id}, {spec.retraining_dag_id})")
+            print(f"{path}: ok ({', '.join(spec.dag_ids)})")
     return status
 
 

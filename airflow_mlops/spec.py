@@ -191,6 +191,16 @@ class PipelineSpec:
         return f"{self.name}__retrain"
 
     @property
+    def dag_ids(self) -> list[str]:
+        """Every DAG this spec compiles into."""
+        ids = [self.training_dag_id, self.monitor_dag_id, self.rollback_dag_id]
+        if self.retraining_enabled:
+            ids.append(self.retraining_dag_id)
+        if self.scoring is not None:
+            ids.append(self.scoring_dag_id)
+        return ids
+
+    @property
     def scoring_dag_id(self) -> str:
         return f"{self.name}__score"
 

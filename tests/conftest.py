@@ -45,6 +45,7 @@ os.environ.update(
 (_SESSION / "airflow").mkdir(parents=True, exist_ok=True)
 
 DATA = _SESSION / "data"
+os.environ["MLOPS_TEST_DATA"] = str(DATA)  # for test modules: conftest is not imported as a module twice
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -1,0 +1,195 @@
+"""The release cycle end to end on a real MLflow store and real Airflow runs (dag.test).
+
+v1 -> champion; a worse v2 is rejected with the reason in the log and champion stays v1; a better v3 is
+promoted; rollback returns champion to v1; re-running v3's interval adds no version; the scoring DAG
+serves the champion with a canary; the approval path waits for and honours a person's decision; a token
+set on the MLflow connection appears nowhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from helpers import run_dag, versions, xcom
+
+BUNDLE = Path(__file__).resolve().parents[1] / "dag_bundle"
+SECRET = "tok-E2E-5ecret-9f3a77"
+WORSE = {"epochs": 1, "learning_rate": 0.001}
+BETTER = {"epochs": 8, "hidden_units": [32, 16]}
+
+
+@pytest.fixture
+def bag(mlflow_uri, roots, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    conn = {"conn_type": "mlflow", "password": SECRET, "extra": {"tracking_uri": mlflow_uri}}
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps(conn))
+    dags = DagBag(str(BUNDLE))
+    assert dags.import_errors == {}
+    return dags
+
+
+def _champion(name: str) -> str | None:
+    for v in versions(name):
+        if "champion" in v.aliases:
+            return str(v.version)
+    return None
+
+
+def test_release_cycle_end_to_end(bag, roots, capfd):
+    train = bag.dags["release_churn__train"]
+
+    run1, states = run_dag(train, "2026-01-11", conf={"model_params": None})
+    assert states["register_model"] == "success"
+    assert _champion("release_churn") == "1"
+
+    run2, states = run_dag(train, "2026-01-18", conf={"model_params": WORSE})
+    assert states["register_model"] == "success"
+    reg2 = xcom("release_churn__train", run2.run_id, "register_model")
+    assert (reg2["version"], reg2["alias"], reg2["promoted"]) == ("2", "challenger", False)
+    assert "does not meet the improvement rule" in reg2["reason"]
+    assert _champion("release_churn") == "1"
+    log = capfd.readouterr().out
+    assert "does not meet the improvement rule" in log  # the reason is in the task log
+    assert "roc_auc vs champion v1" in log  # with the table of tests
+
+    run3, states = run_dag(train, "2026-01-25", conf={"model_params": BETTER})
+    reg3 = xcom("release_churn__train", run3.run_id, "register_model")
+    assert (reg3["version"], reg3["alias"], reg3["previous_champion"]) == ("3", "champion", "1")
+    report_url = xcom("release_churn__train", run3.run_id, "test_model", key="model_test_report_url")
+    assert report_url.endswith("/tests/report.html")
+    page = Path(report_url.removeprefix("file://")).read_text()
+    assert "Slices by plan" in page
+    assert "<svg" in page
+    v3 = versions("release_churn")[2]
+    assert v3.tags["mlops.tests"] == "passed"
+    assert "model tests passed" in v3.description
+    assert v3.tags["mlops.window_start"].startswith("2026-01-22")  # lineage: the data it learned from
+    assert v3.tags["mlops.data_sha256"]
+    assert v3.tags["mlops.profile_uri"]
+
+    _, states = run_dag(bag.dags["release_churn__rollback"], conf={"reason": "v3 misbehaves on live traffic"})
+    assert states["rollback_champion"] == "success"
+    assert _champion("release_churn") == "1"
+    assert "v3 misbehaves on live traffic" in versions("release_churn")[2].tags["mlops.rolled_back"]
+
+    rerun, states = run_dag(train, "2026-01-25", conf={"model_params": BETTER})
+    assert states["register_model"] == "success"
+    again = xcom("release_churn__train", rerun.run_id, "register_model")
+    assert (again["version"], again["reused"], again["promoted"]) == ("3", True, False)
+    assert len(versions("release_churn")) == 3  # no duplicate version
+    assert _champion("release_churn") == "1"  # a rolled-back version does not come back by itself
+
+    scored, states = run_dag(bag.dags["release_churn__score"], "2026-01-27")
+    assert states["score_partition"] == "success"
+    result = xcom("release_churn__score", scored.run_id, "score_partition")
+    pred = pd.read_parquet(result["output_uri"])
+    assert set(pred["model_version"]) == {"1", "3"}  # champion v1, canary to challenger v3
+    assert 0.15 < (pred["model_version"] == "3").mean() < 0.25
+    assert result["rows_by_model"]["challenger"] == int((pred["model_version"] == "3").sum())
+
+    _assert_secret_nowhere(capfd.readouterr().out + capfd.readouterr().err)
+
+
+def _assert_secret_nowhere(log: str) -> None:
+    """The connection's token reaches no task log, XCom, rendered field or MLflow param/tag/description."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from mlflow.tracking import MlflowClient
+    from sqlalchemy import select
+
+    assert "release_churn" in log and SECRET not in log
+    logs = Path(os.environ["AIRFLOW_HOME"]) / "logs"
+    for path in logs.rglob("*") if logs.exists() else []:
+        if path.is_file():
+            assert SECRET not in path.read_text(errors="replace"), path
+    with create_session() as session:
+        xcoms = session.scalars(select(XComModel).where(XComModel.dag_id.like("release_churn%"))).all()
+        rendered = session.scalars(
+            select(RenderedTaskInstanceFields).where(RenderedTaskInstanceFields.dag_id.like("release_churn%"))
+        ).all()
+        assert xcoms
+        assert rendered
+        for row in xcoms:
+            assert SECRET not in json.dumps(row.value, default=str)
+        for row in rendered:
+            assert SECRET not in json.dumps(row.rendered_fields, default=str)
+    c = MlflowClient()
+    for exp in c.search_experiments():
+        for run in c.search_runs([exp.experiment_id]):
+            assert SECRET not in json.dumps([run.data.params, run.data.tags])
+    for v in versions("release_churn"):
+        assert SECRET not in json.dumps([v.tags, v.description])
+
+
+def _respond(dag_id: str, option: str, user: str, stop: threading.Event) -> None:
+    """What the Required Actions page does: answer a task waiting for input, through the HITL API route."""
+    from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
+    from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    class User:
+        def get_id(self) -> str:
+            return user
+
+        def get_name(self) -> str:
+            return user
+
+    while not stop.is_set():
+        with create_session() as session:
+            ti = session.scalars(
+                select(TaskInstance).where(
+                    TaskInstance.dag_id == dag_id,
+                    TaskInstance.task_id == "approve_release",
+                    TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
+                )  # fmt: skip
+            ).first()
+            if ti is not None:
+                time.sleep(1.0)  # it waits: nothing downstream ran in the meantime (asserted by the caller)
+                update_hitl_detail(
+                    dag_id=dag_id, dag_run_id=ti.run_id, task_id="approve_release",
+                    update_hitl_detail_payload=UpdateHITLDetailPayload(chosen_options=[option], params_input={}),
+                    user=User(), session=session,
+                )  # fmt: skip
+                return
+        time.sleep(0.5)
+
+
+def _run_with_answer(dag, day: str, option: str, user: str):
+    stop = threading.Event()
+    responder = threading.Thread(target=_respond, args=(dag.dag_id, option, user, stop), daemon=True)
+    responder.start()
+    try:
+        return run_dag(dag, day, conf={"model_params": None})
+    finally:
+        stop.set()
+        responder.join(10)
+
+
+def test_approval_path_waits_for_and_honours_the_decision(bag):
+    dag = bag.dags["approval_churn__train"]
+
+    run, states = _run_with_answer(dag, "2026-01-11", "Reject", "carol")
+    assert states["approve_release"] == "success"
+    assert states["promote_model"] == "skipped"
+    (v1,) = versions("approval_churn")
+    assert v1.aliases == ["challenger"]
+    assert "awaiting approval" in v1.tags["mlops.promotion_decision"]
+    assert _champion("approval_churn") is None
+
+    run, states = _run_with_answer(dag, "2026-01-18", "Approve", "alice")
+    assert states["promote_model"] == "success"
+    promoted = xcom("approval_churn__train", run.run_id, "promote_model")
+    assert (promoted["version"], promoted["promoted"], promoted["approved_by"]) == ("2", True, "alice")
+    assert _champion("approval_churn") == "2"
+    assert versions("approval_churn")[1].tags["mlops.approved_by"] == "alice"
