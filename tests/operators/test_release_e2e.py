@@ -105,7 +105,8 @@ def _assert_secret_nowhere(log: str) -> None:
     from mlflow.tracking import MlflowClient
     from sqlalchemy import select
 
-    assert "release_churn" in log and SECRET not in log
+    assert "release_churn" in log
+    assert SECRET not in log
     logs = Path(os.environ["AIRFLOW_HOME"]) / "logs"
     for path in logs.rglob("*") if logs.exists() else []:
         if path.is_file():
