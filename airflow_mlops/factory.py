@@ -303,7 +303,8 @@ def build_scoring_dag(spec: PipelineSpec) -> DAG:
     from airflow_mlops.operators.scoring import BatchScoreOperator
 
     sc = spec.scoring
-    assert sc is not None
+    if sc is None:
+        raise ValueError(f"{spec.source}: a scoring DAG needs a scoring block")
     with DAG(
         spec.scoring_dag_id,
         schedule=_timetable(sc.schedule),
@@ -318,12 +319,37 @@ def build_scoring_dag(spec: PipelineSpec) -> DAG:
     return dag
 
 
+def build_live_metrics_dag(spec: PipelineSpec) -> DAG:
+    """When labels arrive: live metrics per model version; a challenger that keeps winning is promoted."""
+    from airflow.sdk import DAG
+
+    from airflow_mlops.operators.scoring import LiveMetricsOperator
+
+    sc = spec.scoring
+    if sc is None or not sc.labels_uri:
+        raise ValueError(f"{spec.source}: live metrics need scoring.labels")
+    kwargs = _dag_kwargs(spec, "live-metrics")
+    if kwargs["end_date"] is not None and sc.labels_delay_days:  # labels of the last window come later
+        kwargs["end_date"] += dt.timedelta(days=sc.labels_delay_days)
+    with DAG(spec.live_metrics_dag_id, schedule=_timetable(sc.schedule), max_active_runs=1, **kwargs) as dag:
+        LiveMetricsOperator(
+            task_id="live_metrics", model_name=spec.model_name, predictions_uri=sc.output_uri,
+            labels_uri=sc.labels_uri, id_column=sc.id_column or "", label_column=sc.label_column,
+            metric=spec.compare_metric, min_improvement=spec.min_improvement,
+            promote_after=sc.promote_after_windows, promotion_mode=spec.promotion_mode,
+            labels_delay_days=sc.labels_delay_days, data_format=spec.data_format,
+        )  # fmt: skip
+    return dag
+
+
 def build_dags(spec: PipelineSpec) -> dict[str, DAG]:
     dags = [build_training_dag(spec), build_monitor_dag(spec), build_rollback_dag(spec)]
     if spec.retraining_enabled:
         dags.append(build_retraining_dag(spec))
     if spec.scoring is not None:
         dags.append(build_scoring_dag(spec))
+        if spec.scoring.labels_uri:
+            dags.append(build_live_metrics_dag(spec))
     return {d.dag_id: d for d in dags}
 
 

@@ -104,6 +104,10 @@ class ScoringSpec:
     mode: str = "champion_only"
     fraction: float = 0.1
     chunk_rows: int = 50_000
+    labels_uri: str | None = None
+    label_column: str = ""
+    labels_delay_days: int = 0
+    promote_after_windows: int = 3
 
     @property
     def shadow_uri(self) -> str:
@@ -198,7 +202,13 @@ class PipelineSpec:
             ids.append(self.retraining_dag_id)
         if self.scoring is not None:
             ids.append(self.scoring_dag_id)
+        if self.scoring is not None and self.scoring.labels_uri:
+            ids.append(self.live_metrics_dag_id)
         return ids
+
+    @property
+    def live_metrics_dag_id(self) -> str:
+        return f"{self.name}__live_metrics"
 
     @property
     def scoring_dag_id(self) -> str:
@@ -430,7 +440,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
     checks = _checks(c, tests, metrics_ok, compare_metric, task, categorical)
     promotion = c.mapping(raw.get("promotion"), "promotion")
     c.unknown_keys("promotion.", promotion, {"mode", "approval_timeout_hours"})
-    scoring = _scoring(c, raw.get("scoring"), data_uri, storage_uri, name)
+    scoring = _scoring(c, raw.get("scoring"), data_uri, storage_uri, name, target)
 
     drift_raw = c.mapping(raw.get("drift"), "drift")
     c.unknown_keys("drift.", drift_raw, {"numeric", "categorical", "drift_share", "min_rows", "sensor"})
@@ -606,13 +616,21 @@ def _checks(
     return out
 
 
-def _scoring(c: _Checker, value: Any, data_uri: str, storage_uri: str, name: str) -> ScoringSpec | None:
+def _scoring(
+    c: _Checker, value: Any, data_uri: str, storage_uri: str, name: str, target: str
+) -> ScoringSpec | None:
     if value is None:
         return None
     raw = c.mapping(value, "scoring")
     c.unknown_keys(
-        "scoring.", raw, {"schedule", "data", "output", "id_column", "mode", "fraction", "chunk_rows"}
+        "scoring.",
+        raw,
+        {"schedule", "data", "output", "id_column", "mode", "fraction", "chunk_rows", "labels"},
     )
+    labels = c.mapping(raw.get("labels"), "scoring.labels")
+    c.unknown_keys("scoring.labels.", labels, {"uri", "column", "delay_days", "promote_after_windows"})
+    if labels and not raw.get("id_column"):
+        c.problems.append("scoring.id_column: missing; labels are joined to predictions by the row id")
     mode = c.choice(raw.get("mode"), "scoring.mode", SCORING_MODES, "champion_only")
     id_column = c.string(raw.get("id_column"), "scoring.id_column")
     if mode == "canary" and not id_column:
@@ -630,6 +648,12 @@ def _scoring(c: _Checker, value: Any, data_uri: str, storage_uri: str, name: str
         mode=mode,
         fraction=c.number(raw.get("fraction"), "scoring.fraction", 0.1, 0, 1),
         chunk_rows=c.number(raw.get("chunk_rows"), "scoring.chunk_rows", 50_000, 100, integer=True),
+        labels_uri=c.string(labels.get("uri"), "scoring.labels.uri", required=bool(labels)),
+        label_column=c.string(labels.get("column"), "scoring.labels.column", default=target) or target,
+        labels_delay_days=c.number(labels.get("delay_days"), "scoring.labels.delay_days", 0, 0, integer=True),
+        promote_after_windows=c.number(
+            labels.get("promote_after_windows"), "scoring.labels.promote_after_windows", 3, 1, integer=True
+        ),
     )
 
 

@@ -112,3 +112,145 @@ class BatchScoreOperator(BaseOperator):
             result["output_uri"], "reused" if result["reused"] else f"{result['rows']} rows",
         )  # fmt: skip
         return result
+
+
+class LiveMetricsOperator(BaseOperator):
+    """When labels arrive for a scored window: each model version's metric on its own rows.
+
+    Joins the window's predictions (and shadow predictions) with the labels by ``id_column``, logs the
+    per-version metrics to MLflow (experiment ``airflow-mlops/<model>/live``, one run per window, re-runs
+    update it), and records the comparison on the challenger. A challenger that beats the champion by
+    ``min_improvement`` in ``promote_after`` windows in a row is promoted (``promotion_mode="auto"``) or
+    proposed for approval (tag ``mlops.live_proposal``).
+
+    :param model_name: registered model name.
+    :param predictions_uri: the scoring output folder (templated).
+    :param labels_uri: label partitions (``{date}`` per day; templated).
+    :param id_column: row id shared by predictions and labels.
+    :param label_column: label column.
+    :param metric: metric compared.
+    :param min_improvement: margin the challenger must win by.
+    :param promote_after: consecutive winning windows before promotion.
+    :param promotion_mode: ``auto`` promotes; ``manual``/``approval`` propose.
+    :param labels_delay_days: labels for a window arrive this many days after it: measure the window that
+        ended that many days before this run's interval.
+    :param data_format: ``parquet`` or ``csv`` (labels).
+    """
+
+    template_fields: Sequence[str] = ("predictions_uri", "labels_uri", "window_start", "window_end")
+    ui_color = "#e8f4fd"
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        predictions_uri: str,
+        labels_uri: str,
+        id_column: str,
+        label_column: str,
+        metric: str = "roc_auc",
+        min_improvement: float = 0.0,
+        promote_after: int = 3,
+        promotion_mode: str = "auto",
+        labels_delay_days: int = 0,
+        data_format: str = "parquet",
+        window_start: str = DEFAULT_START,
+        window_end: str = DEFAULT_END,
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.predictions_uri = predictions_uri
+        self.labels_uri = labels_uri
+        self.id_column = id_column
+        self.label_column = label_column
+        self.metric = metric
+        self.min_improvement = min_improvement
+        self.promote_after = promote_after
+        self.promotion_mode = promotion_mode
+        self.labels_delay_days = labels_delay_days
+        self.data_format = data_format
+        self.window_start = window_start
+        self.window_end = window_end
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        import datetime as dt
+
+        import pandas as pd
+
+        from airflow_mlops import registry
+        from airflow_mlops.data import make_window, parse_time, partition_uris, read_window
+        from airflow_mlops.live import record_window, version_metrics
+        from airflow_mlops.storage import exists, join
+
+        shift = dt.timedelta(days=self.labels_delay_days)
+        start = parse_time(self.window_start, "window_start") - shift
+        window = make_window(start, parse_time(self.window_end, "window_end") - shift)
+        base = self.predictions_uri.rstrip("/")
+        served = join(base, f"{window.label}.parquet")
+        shadow = join(f"{base}_shadow", f"{window.label}.parquet")
+        with gate(), self.hook.configured() as client:
+            if not exists(served):
+                raise FileNotFoundError(
+                    f"no predictions for {window.label} at {served}: run the scoring DAG for that interval first"
+                )
+            predictions = pd.concat(
+                [pd.read_parquet(u) for u in (served, shadow) if exists(u)], ignore_index=True
+            )
+            if exists(shadow):  # shadow rows are the challenger's; served rows may hold canary rows too
+                predictions = predictions.drop_duplicates([self.id_column, "model_version"])
+            labels, _ = read_window(partition_uris(self.labels_uri, window), self.data_format)
+            task = "classification" if "score" in predictions.columns else "regression"
+            per_version = version_metrics(
+                predictions, labels, id_column=self.id_column, label_column=self.label_column, task=task
+            )
+            self._log(client, window.label, per_version)
+            champion = registry.get_alias(client, self.model_name, registry.CHAMPION)
+            challenger = registry.get_alias(client, self.model_name, registry.CHALLENGER)
+            if champion is None:
+                raise ValueError(f"{self.model_name} has no champion")
+            result = record_window(
+                client, self.model_name, window=window.label, per_version=per_version,
+                champion=str(champion.version), challenger=str(challenger.version) if challenger else None,
+                metric=self.metric, min_improvement=self.min_improvement, promote_after=self.promote_after,
+                promotion_mode=self.promotion_mode,
+            )  # fmt: skip
+        lines = [
+            f"v{v}: {self.metric}={m.get(self.metric, float('nan')):.4f} on {int(m['rows'])} rows"
+            for v, m in per_version.items()
+        ]
+        self.log.info(
+            "live metrics for %s, %s:\n  %s\n%s",
+            self.model_name,
+            window.label,
+            "\n  ".join(lines),
+            result["decision"],
+        )
+        return {**result, "per_version": per_version}
+
+    def _log(self, client: Any, label: str, per_version: dict[str, dict[str, float]]) -> None:
+        from airflow_mlops import registry
+
+        exp = registry.ensure_experiment(
+            client, f"{registry.experiment_name(self.model_name)}/live", self.hook.artifact_root
+        )
+        key = f"live:{self.model_name}:{label}"
+        run = registry.find_run(client, exp, key)
+        run_id = (
+            run.info.run_id
+            if run is not None
+            else client.create_run(
+                exp, run_name=f"live {label}", tags={registry.RUN_KEY_TAG: key}
+            ).info.run_id
+        )
+        for version, metrics in per_version.items():
+            for name, value in metrics.items():
+                client.log_metric(run_id, f"v{version}_{name}", float(value))
+        if run is None:
+            client.set_terminated(run_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -234,3 +235,51 @@ def test_predictions_file_is_complete_parquet_with_the_versions(released, tmp_pa
     assert f.schema_arrow.names == ["prediction", "score", "model_version", "model_alias"]
     assert _no_leftovers(tmp_path).count("p.parquet") == 1
     assert not [n for n in _no_leftovers(tmp_path) if ".tmp-" in n]
+
+
+def test_live_metrics_promote_a_challenger_that_keeps_winning(released, tmp_path):
+    from airflow_mlops.live import WINDOWS_TAG, record_window, version_metrics
+
+    c = released
+    champion = load_alias(c, "score", registry.CHAMPION)
+    challenger = load_alias(c, "score", registry.CHALLENGER)
+    decisions = []
+    for i, day in enumerate(["2026-01-07", "2026-01-08", "2026-01-07"]):  # the last one re-runs a window
+        out, side = tmp_path / f"p{i}.parquet", tmp_path / f"s{i}.parquet"
+        score_partition(
+            [_partition(day)], data_format="parquet", output_uri=str(out), champion=champion, challenger=challenger,
+            mode="shadow", id_column="customer_id", shadow_uri=str(side), salt="score",
+        )  # fmt: skip
+        predictions = pd.concat([pd.read_parquet(out), pd.read_parquet(side)], ignore_index=True)
+        labels = pd.read_parquet(_partition(day))
+        per_version = version_metrics(
+            predictions, labels, id_column="customer_id", label_column="churned", task="classification"
+        )
+        assert per_version[champion.version]["rows"] == per_version[challenger.version]["rows"] == len(labels)
+        decisions.append(
+            record_window(
+                c,
+                "score",
+                window=day,
+                per_version=per_version,
+                champion=champion.version,
+                challenger=challenger.version,
+                metric="roc_auc",
+                min_improvement=0.0,
+                promote_after=2,
+                promotion_mode="auto",
+            )  # fmt: skip
+        )
+        if i == 0:
+            assert _alias_version(c, "champion") == champion.version  # one win is not enough
+    first, second, _ = decisions
+    assert (first["won"], first["streak"]) == (True, 1)
+    assert first["challenger_value"] > first["champion_value"]
+    assert (second["won"], second["streak"], second["promoted"]) == (True, 2, True)
+    assert _alias_version(c, "champion") == challenger.version
+    history = json.loads(c.get_model_version("score", challenger.version).tags[WINDOWS_TAG])
+    assert [w["window"] for w in history] == ["2026-01-07", "2026-01-08"]  # the re-run replaced its entry
+
+
+def _alias_version(c, alias: str) -> str:
+    return str(c.get_model_version_by_alias("score", alias).version)

@@ -43,6 +43,8 @@ def _champion(name: str) -> str | None:
 
 
 def test_release_cycle_end_to_end(bag, roots, capfd):
+    import mlflow
+
     train = bag.dags["release_churn__train"]
 
     run1, states = run_dag(train, "2026-01-11", conf={"model_params": None})
@@ -93,6 +95,24 @@ def test_release_cycle_end_to_end(bag, roots, capfd):
     assert set(pred["model_version"]) == {"1", "3"}  # champion v1, canary to challenger v3
     assert 0.15 < (pred["model_version"] == "3").mean() < 0.25
     assert result["rows_by_model"]["challenger"] == int((pred["model_version"] == "3").sum())
+
+    for day in ("2026-01-27", "2026-01-28"):  # labels arrive: live metrics per version
+        if day != "2026-01-27":
+            run_dag(bag.dags["release_churn__score"], day)
+        live_run, states = run_dag(bag.dags["release_churn__live_metrics"], day)
+        assert states["live_metrics"] == "success"
+    live = xcom("release_churn__live_metrics", live_run.run_id, "live_metrics")
+    assert set(live["per_version"]) == {"1", "3"}
+    assert live["per_version"]["3"]["roc_auc"] > live["per_version"]["1"]["roc_auc"]
+    assert (live["won"], live["streak"], live["proposed"]) == (True, 2, True)
+    assert "proposed v3 for promotion, a person decides (it was rolled back" in live["decision"]
+    assert _champion("release_churn") == "1"  # the rolled-back v3 is proposed, never promoted again by itself
+    assert "won 2 consecutive live windows" in versions("release_churn")[2].tags["mlops.live_proposal"]
+    live_runs = mlflow.search_runs(
+        experiment_names=["airflow-mlops/release_churn/live"], output_format="list"
+    )
+    assert len(live_runs) == 2
+    assert {"v1_roc_auc", "v3_roc_auc", "v1_rows"} <= set(live_runs[0].data.metrics)
 
     _assert_secret_nowhere(capfd.readouterr().out + capfd.readouterr().err)
 

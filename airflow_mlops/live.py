@@ -1,0 +1,130 @@
+"""Live metrics: when labels arrive for scored rows, measure each model version on them.
+
+The served predictions (champion, and canary rows of the challenger) and the shadow predictions are joined
+with the labels by row id; each version gets its metric on the rows it scored. Every window is recorded on
+the challenger (tag ``mlops.live_windows``, one entry per window, so a re-run replaces its own entry); a
+challenger that beats the champion in the last ``promote_after`` windows in a row is promoted (mode
+``auto``) or proposed for approval (tag ``mlops.live_proposal``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from airflow_mlops.errors import DataError
+from airflow_mlops.spec import LOWER_IS_BETTER
+
+log = logging.getLogger(__name__)
+
+WINDOWS_TAG = "mlops.live_windows"
+PROPOSAL_TAG = "mlops.live_proposal"
+
+
+def version_metrics(
+    predictions: Any, labels: Any, *, id_column: str, label_column: str, task: str
+) -> dict[str, dict[str, float]]:
+    """``{version: {metric: value, "rows": n}}`` for the rows of ``predictions`` that have a label."""
+    from airflow_mlops.data import require_columns
+    from airflow_mlops.metrics import classification_metrics, regression_metrics
+
+    require_columns(labels, [id_column, label_column], "labels")
+    joined = predictions.merge(labels[[id_column, label_column]], on=id_column, how="inner")
+    if joined.empty:
+        raise DataError(
+            f"no predicted row has a label yet: {len(predictions)} predictions, {len(labels)} labels, joined on "
+            f"{id_column!r}. Wait for the labels (scoring.labels.delay_days) or check the id column"
+        )
+    out: dict[str, dict[str, float]] = {}
+    for version, rows in joined.groupby("model_version", sort=True):
+        y = rows[label_column].to_numpy()
+        if task == "classification":
+            import numpy as np
+
+            classes = sorted(set(joined[label_column].tolist()))
+            if len(classes) != 2:
+                raise DataError(f"live metrics need binary labels for a classifier; found classes {classes}")
+            score = rows["score"].to_numpy(dtype=float)
+            metrics = classification_metrics(y, np.column_stack([1 - score, score]), classes)
+        else:
+            metrics = regression_metrics(y, rows["prediction"].to_numpy(dtype=float))
+        out[str(version)] = {**metrics, "rows": float(len(rows))}
+    return out
+
+
+def _beats(challenger: float, champion: float, metric: str, min_improvement: float) -> bool:
+    if metric in LOWER_IS_BETTER:
+        return challenger <= champion - min_improvement
+    return challenger >= champion + min_improvement
+
+
+def record_window(
+    c: Any,
+    name: str,
+    *,
+    window: str,
+    per_version: dict[str, dict[str, float]],
+    champion: str,
+    challenger: str | None,
+    metric: str,
+    min_improvement: float,
+    promote_after: int,
+    promotion_mode: str,
+) -> dict[str, Any]:
+    """Record one window's comparison on the challenger; promote or propose it after enough wins in a row."""
+    from airflow_mlops import registry
+
+    result: dict[str, Any] = {
+        "window": window,
+        "champion": champion,
+        "challenger": challenger,
+        "metric": metric,
+    }
+    champ = per_version.get(champion, {}).get(metric)
+    result["champion_value"] = champ
+    if challenger is None or challenger not in per_version or champ is None:
+        result["decision"] = "no challenger predictions with labels in this window: nothing to compare"
+        return result
+    value = per_version[challenger].get(metric)
+    result["challenger_value"] = value
+    won = value is not None and _beats(value, champ, metric, min_improvement)
+    version = c.get_model_version(name, challenger)
+    history = [w for w in json.loads(version.tags.get(WINDOWS_TAG) or "[]") if w["window"] != window]
+    history.append(
+        {"window": window, "champion": champion, "won": won, metric: value, f"champion_{metric}": champ}
+    )
+    history.sort(key=lambda w: w["window"])
+    history = history[-50:]
+    c.set_model_version_tag(name, challenger, WINDOWS_TAG, json.dumps(history)[: registry.MAX_TAG])
+    streak = 0
+    for w in reversed(history):  # consecutive wins against the current champion, latest first
+        if not w["won"] or w["champion"] != champion:
+            break
+        streak += 1
+    result.update(won=won, streak=streak)
+    if streak < promote_after:
+        result["decision"] = (
+            f"challenger v{challenger} {'won' if won else 'lost'}: {streak}/{promote_after} wins in a row"
+        )
+        return result
+    reason = (
+        f"won {streak} consecutive live windows against champion v{champion} on {metric} "
+        f"(latest {value:.4f} vs {champ:.4f})"
+    )
+    rolled_back = version.tags.get("mlops.rolled_back")
+    if promotion_mode == "auto" and not rolled_back:
+        promoted, _ = registry.promote_champion(
+            c, name, challenger, metric=metric, tested_against=champion, reason=f"live metrics: {reason}"
+        )
+        result["decision"] = (
+            f"promoted v{challenger}: {reason}" if promoted else "not promoted: champion changed"
+        )
+        result["promoted"] = promoted
+    else:
+        c.set_model_version_tag(name, challenger, PROPOSAL_TAG, reason[: registry.MAX_TAG])
+        why = f"it was rolled back ({rolled_back})" if rolled_back else f"promotion.mode is {promotion_mode}"
+        result["decision"] = f"proposed v{challenger} for promotion, a person decides ({why}): {reason}"
+        result["proposed"] = True
+    log.warning("%s: %s", name, result["decision"])
+    return result
