@@ -60,14 +60,21 @@ class Scorer:
         meta = self.model.meta
         if meta["task"] == "classification":
             proba = np.asarray(self.model.predict_proba(df))
-            classes = np.array(meta["classes"], dtype=object)
+            classes = np.array(meta["classes"])  # typed (int, float or str), not object: cheap to write
             return {"prediction": classes[proba.argmax(axis=1)], "score": proba[:, -1].astype(np.float64)}
         return {"prediction": np.asarray(self.model.predict(df), dtype=np.float64).reshape(-1)}
 
 
-def iter_batches(uris: list[str], data_format: str, chunk_rows: int) -> Iterator[Any]:
-    """Record batches of at most ``chunk_rows`` rows, as pandas frames, file after file."""
-    import pyarrow.dataset as ds
+def iter_batches(
+    uris: list[str], data_format: str, chunk_rows: int, columns: list[str] | None = None
+) -> Iterator[Any]:
+    """Arrow record batches of at most ``chunk_rows`` rows, file after file.
+
+    Streaming readers (Parquet row group by row group, CSV block by block) keep one batch in memory at a
+    time, whatever the size of the partition; with ``columns``, Parquet decodes only those.
+    """
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
 
     from airflow_mlops.storage import _fs
 
@@ -78,13 +85,22 @@ def iter_batches(uris: list[str], data_format: str, chunk_rows: int) -> Iterator
                 f"partition {uri} does not exist: nothing to score. Check scoring.data or wait for it"
             )
         try:
-            dataset = ds.dataset(path, format="csv" if data_format == "csv" else "parquet", filesystem=fs)
-            for batch in dataset.to_batches(batch_size=chunk_rows):
-                if batch.num_rows:
-                    yield batch.to_pandas()
+            with fs.open(path, "rb") as fh:
+                if data_format == "csv":
+                    reader = pacsv.open_csv(fh, read_options=pacsv.ReadOptions(block_size=1 << 22))
+                    batches = (b for b in reader)
+                else:
+                    pf = pq.ParquetFile(fh)
+                    names = set(pf.schema_arrow.names)
+                    # all columns when one is missing, so the error can name what the file has instead
+                    wanted = columns if columns and names.issuperset(columns) else None
+                    batches = pf.iter_batches(batch_size=chunk_rows, columns=wanted)
+                for batch in batches:
+                    for start in range(0, batch.num_rows, chunk_rows):
+                        part = batch.slice(start, chunk_rows)
+                        if part.num_rows:
+                            yield part
         except (OSError, ValueError) as err:
-            if isinstance(err, DataError):
-                raise
             raise DataError(
                 f"cannot read {uri} as {data_format}: {err}. Is the file complete and in this format?"
             ) from err
@@ -115,7 +131,9 @@ class _AtomicParquet:
                 {META_KEY: json.dumps(self.metadata, sort_keys=True).encode()}
             )
             self.fh = self.fs.open(self.tmp, "wb")
-            self.writer = pq.ParquetWriter(self.fh, schema)
+            # dictionary pages for the low-cardinality columns only (ids and scores are all distinct)
+            low = [n for n in ("prediction", "model_version", "model_alias") if n in schema.names]
+            self.writer = pq.ParquetWriter(self.fh, schema, use_dictionary=low)
         self.writer.write_table(table.replace_schema_metadata(self.writer.schema.metadata))
         self.rows += table.num_rows
 
@@ -198,15 +216,16 @@ def score_partition(
         _AtomicParquet(shadow_uri, {**metadata, "shadow": True}) if mode == "shadow" and shadow_uri else None
     )
     counts = {"champion": 0, "challenger": 0, "shadow": 0}
+    models = [champion, challenger or champion]
     try:
-        for batch in iter_batches(uris, data_format, chunk_rows):
-            require_columns(
-                batch, champion.columns() + ([id_column] if id_column else []), f"scoring {uris[0]}"
-            )
+        needed = champion.columns() + ([id_column] if id_column else [])
+        for arrow_batch in iter_batches(uris, data_format, chunk_rows, needed):
+            batch = arrow_batch.to_pandas()
+            require_columns(batch, needed, f"scoring {uris[0]}")
+            ids = arrow_batch.column(id_column) if id_column else None  # written as read: no round trip
             n = len(batch)
             preds = champion.predict(batch)
-            version = np.full(n, champion.version, dtype=object)
-            alias = np.full(n, champion.alias, dtype=object)
+            who = np.zeros(n, dtype=np.int8)  # 0: champion, 1: challenger (indices into ``models``)
             routed = 0
             if mode == "canary":
                 mask = canary_mask(batch[id_column], fraction, salt)
@@ -215,20 +234,13 @@ def score_partition(
                     canary = challenger.predict(batch[mask])
                     for k in preds:
                         preds[k][mask] = canary[k]
-                    version[mask], alias[mask] = challenger.version, challenger.alias
+                    who[mask] = 1
             counts["champion"] += n - routed
             counts["challenger"] += routed
-            out.write(_table(batch, preds, version, alias, id_column))
+            out.write(_table(ids, preds, who, models, id_column))
             if shadow is not None:
-                side = challenger.predict(batch)
                 shadow.write(
-                    _table(
-                        batch,
-                        side,
-                        np.full(n, challenger.version, dtype=object),
-                        np.full(n, challenger.alias, dtype=object),
-                        id_column,
-                    )
+                    _table(ids, challenger.predict(batch), np.ones(n, dtype=np.int8), models, id_column)
                 )
                 counts["shadow"] += n
         if out.rows == 0:
@@ -255,19 +267,23 @@ def score_partition(
     }  # fmt: skip
 
 
-def _table(batch: Any, preds: dict[str, Any], version: Any, alias: Any, id_column: str | None) -> Any:
+def _table(ids: Any, preds: dict[str, Any], who: Any, models: list[Scorer], id_column: str | None) -> Any:
+    """One chunk of output; ``who`` says which of ``models`` scored each row."""
     import numpy as np
     import pyarrow as pa
 
+    def per_row(values: list[str]) -> Any:  # dictionary-decoded in C++: no Python loop over the rows
+        return pa.DictionaryArray.from_arrays(pa.array(who), pa.array(values, pa.string())).cast(pa.string())
+
     columns: dict[str, Any] = {}
     if id_column:
-        columns[id_column] = pa.array(batch[id_column].to_numpy())
+        columns[id_column] = ids
     prediction = preds["prediction"]
     columns["prediction"] = pa.array(prediction.tolist() if prediction.dtype == object else prediction)
     if "score" in preds:
         columns["score"] = pa.array(np.asarray(preds["score"], dtype="float64"))
-    columns["model_version"] = pa.array(version.astype(str).tolist(), pa.string())
-    columns["model_alias"] = pa.array(alias.astype(str).tolist(), pa.string())
+    columns["model_version"] = per_row([m.version for m in models])
+    columns["model_alias"] = per_row([m.alias for m in models])
     return pa.table(columns)
 
 
