@@ -80,8 +80,10 @@ def _required(ref: float, lower: bool, mode: str, amount: float, relative: bool)
     sign = -1.0 if mode == "non_inferiority" else 1.0
     required = ref - sign * delta if lower else ref + sign * delta
     how = f"{fmt(amount * 100)}%" if relative else fmt(amount)
-    word = "improvement" if mode == "improvement" else "non-inferiority margin"
-    return required, f"{'<=' if lower else '>='} {fmt(required)} (champion {fmt(ref)}, {word} {how})"
+    better = "-" if lower else "+"
+    op = better if mode == "improvement" else ("+" if better == "-" else "-")
+    word = "" if mode == "improvement" else " margin"
+    return required, f"{'<=' if lower else '>='} {fmt(required)} (champion {fmt(ref)} {op}{word} {how})"
 
 
 def run_tests(
@@ -138,12 +140,12 @@ def run_tests(
             beats = value <= required if lower else value >= required
         report.add(f"{compare_metric} vs champion v{champion_version}", expected, value, beats, gate=False)
         report.promote = beats
+        rule = compare_mode.replace("_", "-")
         report.reason = (
-            f"{compare_metric} {fmt(value)} vs champion v{champion_version} {fmt(ref)}: meets the "
-            f"{compare_mode.replace('_', '-')} rule ({expected})"
+            f"{compare_metric} {fmt(value)} vs champion v{champion_version}: meets the {rule} rule ({expected})"
             if beats
-            else f"{compare_metric} {fmt(value)} vs champion v{champion_version} {fmt(ref)}: does not meet "
-            f"the {compare_mode.replace('_', '-')} rule ({expected}); champion stays"
+            else f"{compare_metric} {fmt(value)} vs champion v{champion_version}: does not meet the {rule} rule "
+            f"({expected}); champion stays"
         )
     if not report.passed:
         report.promote = False

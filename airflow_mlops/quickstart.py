@@ -23,6 +23,7 @@ from typing import Any
 PIPELINE = "demo_churn"
 TRAIN_FROM = "2026-01-11"  # the weekly interval [2026-01-11, 2026-01-18): window 2026-01-04 .. 2026-01-17
 MONITOR_FROM, MONITOR_TO = "2026-01-20", "2026-01-23"  # partitions 20..23; drift is injected from the 22nd
+SCORE_FROM, SCORE_TO = "2026-01-26", "2026-01-27"  # daily intervals: partitions 25 and 26
 FINISHED = {"success", "failed"}
 
 
@@ -197,14 +198,31 @@ def summary(home: Path) -> str:
 
     lines = ["", "=" * 78, "airflow-mlops demo: summary", "=" * 78]
     rows = []
-    for dag_id in (f"{PIPELINE}__train", f"{PIPELINE}__drift_monitor", f"{PIPELINE}__retrain"):
+    for dag_id in (
+        f"{PIPELINE}__train", f"{PIPELINE}__drift_monitor", f"{PIPELINE}__retrain", f"{PIPELINE}__score",
+        f"{PIPELINE}__live_metrics",
+    ):  # fmt: skip
         for r in dag_runs(dag_id):
             interval = (
                 f"{r.data_interval_start:%Y-%m-%d}..{r.data_interval_end:%Y-%m-%d}"
                 if r.data_interval_start
                 else "-"
             )
-            if dag_id.endswith("__drift_monitor"):
+            if dag_id.endswith("__score"):
+                res = xcom_value(dag_id, r.run_id, "score_partition")
+                outcome = (
+                    f"{res['rows']} rows: " + ", ".join(f"{k} {v}" for k, v in res["rows_by_model"].items() if v)
+                    + f" (champion v{res['champion_version']}, challenger v{res['challenger_version']})"
+                    if res else "not scored"
+                )  # fmt: skip
+            elif dag_id.endswith("__live_metrics"):
+                res = xcom_value(dag_id, r.run_id, "live_metrics")
+                outcome = (
+                    ", ".join(f"v{v} roc_auc {m['roc_auc']:.4f}" for v, m in res["per_version"].items())
+                    + f": {res['decision']}"
+                    if res else "no live metrics"
+                )  # fmt: skip
+            elif dag_id.endswith("__drift_monitor"):
                 report = xcom_value(dag_id, r.run_id, "detect_drift")
                 outcome = summary_line(report) if report else "no report"
                 if report and report.get("drift"):
@@ -299,6 +317,16 @@ def run_demo(home: Path, keep: bool = False, timeout: float = 1500) -> int:
         _wait_runs([f"{PIPELINE}__drift_monitor"], {f"{PIPELINE}__drift_monitor": n_monitor}, timeout, say)
         say("waiting for the retraining runs that drift triggered")
         _wait_runs([f"{PIPELINE}__retrain"], {}, timeout, say)
+        for kind in ("score", "live_metrics"):
+            what = "batch scoring with the champion (10% canary to the challenger)" if kind == "score" else (
+                "live metrics per model version, as labels arrive"
+            )  # fmt: skip
+            say(f"{what}: backfill {PIPELINE}__{kind} for {SCORE_FROM} .. {SCORE_TO}")
+            _airflow(
+                "backfill", "create", "--dag-id", f"{PIPELINE}__{kind}", "--from-date", SCORE_FROM,
+                "--to-date", SCORE_TO, "--max-active-runs", "1", log=log,
+            )  # fmt: skip
+            _wait_runs([f"{PIPELINE}__{kind}"], {f"{PIPELINE}__{kind}": 2}, timeout, say)
         text = summary(home)
     finally:
         say("stopping Airflow")
