@@ -109,8 +109,9 @@ def _training_tasks(spec: PipelineSpec, window_end: str, window_days: int) -> No
         register >> approve >> promote
 
 
-OVERRIDE_REASON = "{{ params.override_reason or '' }}"
-MODEL_OVERRIDES = "{{ (params.model_params or {}) | tojson }}"
+# .get: a DAG assembled by hand (or an older serialised run) may not declare these params
+OVERRIDE_REASON = "{{ params.get('override_reason') or '' }}"
+MODEL_OVERRIDES = "{{ (params.get('model_params') or {}) | tojson }}"
 
 
 def _override_param() -> dict[str, Any]:

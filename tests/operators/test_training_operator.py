@@ -63,4 +63,32 @@ def test_constructor_is_trivial_and_templated_fields_are_declared():
         "validation",
         "checkpoint_root",
         "parent_run_id",
+        "model_overrides",
     }
+
+
+def test_model_params_of_a_run_override_the_spec_and_change_the_key(tmp_path):
+    from airflow_mlops.operators._common import with_overrides
+
+    model = {"kind": "tabular", "params": {"epochs": 3, "hidden_units": [16]}}
+    assert with_overrides(model, '{"epochs": 9}')["params"] == {"epochs": 9, "hidden_units": [16]}
+    assert with_overrides(model, "{}") is model
+    assert with_overrides(model, None) is model
+    with pytest.raises(ValueError, match="model_params must be a JSON object"):
+        with_overrides(model, "epochs=9")
+    with pytest.raises(ValueError, match="mapping of model.params keys"):
+        with_overrides(model, "[1, 2]")
+
+    from airflow_mlops.data import make_window
+    from airflow_mlops.training.config import build_config
+
+    window = make_window("2026-01-01", "2026-01-03")
+    for day in ("2026-01-01", "2026-01-02"):
+        (tmp_path / f"{day}.parquet").write_bytes(b"")
+
+    def key(m):
+        return build_config(pipeline="p", window=window, data_uri=str(tmp_path / "{date}.parquet"), data_format="parquet",
+                            target="y", model=m)["run_key"]  # fmt: skip
+
+    assert key(with_overrides(model, '{"epochs": 9}')) != key(model)
+    assert key(with_overrides(model, '{"epochs": 3}')) == key(model)  # same params: same run, reused
