@@ -143,11 +143,14 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
                 c.log_batch(run_id, metrics=metrics[i : i + 900])
             meta["inputs"] = files
             model_sha = write_model_json(model_dir, meta)
+            example, signature = _signature(config, train_df, model_dir, model_sha)
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(ENTRY),
                 artifacts={"model_dir": str(model_dir)},
                 pip_requirements=[f"airflow-mlops=={__version__}"],
+                signature=signature,
+                input_example=example,
             )
             mlflow.set_tags({registry.MODEL_SHA_TAG: model_sha, registry.MODEL_URI_TAG: info.model_uri})
             log.info("logged model %s (model.json sha256 %s)", info.model_uri, model_sha)
@@ -157,6 +160,24 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     result = _result(c.get_run(run_id), reused=False)
     result["resumed_from_step"] = fitted.resumed_from_step
     return result
+
+
+def _signature(config: dict[str, Any], train_df: Any, model_dir: Any, model_sha: str) -> tuple[Any, Any]:
+    """Five training rows of the model's input columns (stored as JSON, not pickled) and the signature
+    inferred from them and the trained model's predictions on them."""
+    import numpy as np
+    from mlflow.models import infer_signature
+
+    from airflow_mlops.modeling import load_model
+
+    columns = [
+        *config.get("numeric", []),
+        *config.get("categorical", []),
+        *([config["text"]] if config.get("text") else []),
+    ]
+    example = train_df[columns].head(5).reset_index(drop=True)
+    prediction = np.asarray(load_model(model_dir, model_sha).predict(example))
+    return example, infer_signature(example, prediction)
 
 
 def default_checkpoint_uri(run_key: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +122,26 @@ def test_tabular_model_trains_and_reloads_identically(tmp_path, mlflow_uri, task
         assert metrics["roc_auc"] > 0.9
     else:
         assert metrics["rmse"] < 0.4
+
+
+def test_logged_model_has_a_signature_and_a_json_input_example(tmp_path, mlflow_uri):
+    import mlflow
+    from mlflow.models import Model
+
+    from airflow_mlops.training.trainer import run
+
+    result = run(
+        _config(tmp_path, "tabular", _tabular_frame(600), numeric=["x", "z"], categorical=["k"], target="y",
+                model={"kind": "tabular", "task": "classification", "params": {"epochs": 1}})
+    )  # fmt: skip
+    local = Path(mlflow.artifacts.download_artifacts(result["model_uri"], dst_path=str(tmp_path / "m")))
+    info = Model.load(str(local))
+    assert [c.name for c in info.signature.inputs.inputs] == ["x", "z", "k"]
+    assert info.signature.outputs is not None
+    example = json.loads((local / info.saved_input_example_info["artifact_path"]).read_text())
+    assert example["columns"] == ["x", "z", "k"]
+    assert len(example["data"]) == 5
+    assert not list(local.rglob("*.pkl"))  # nothing in the model is a pickle
 
 
 def test_tampered_model_is_refused(tmp_path, mlflow_uri):
