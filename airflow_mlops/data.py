@@ -10,6 +10,7 @@ import datetime as dt
 import difflib
 import hashlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -194,3 +195,47 @@ def split_holdout(
     df = df[df[target].notna()].reset_index(drop=True)
     mask = holdout_mask(len(df), fraction, seed)
     return df[~mask].reset_index(drop=True), df[mask].reset_index(drop=True)
+
+
+def iter_record_batches(
+    uris: list[str], data_format: str, chunk_rows: int, columns: list[str] | None = None
+) -> Iterator[Any]:
+    """Arrow record batches of at most ``chunk_rows`` rows, file after file.
+
+    Streaming readers (Parquet row group by row group, CSV block by block) keep one batch in memory at a
+    time, whatever the size of the partition; with ``columns``, Parquet decodes only those.
+    """
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from airflow_mlops.storage import _fs
+
+    for uri in uris:
+        fs, path = _fs(uri)
+        if not fs.exists(path):
+            raise DataError(
+                f"partition {uri} does not exist: check the data URI, or wait for the upstream load"
+            )
+        try:
+            with fs.open(path, "rb") as fh:
+                if data_format == "csv":
+                    reader = pacsv.open_csv(  # empty fields are missing values, as pandas reads them
+                        fh, read_options=pacsv.ReadOptions(block_size=1 << 22),
+                        convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+                    )  # fmt: skip
+                    batches = (b for b in reader)
+                else:
+                    pf = pq.ParquetFile(fh)
+                    names = set(pf.schema_arrow.names)
+                    # all columns when one is missing, so the error can name what the file has instead
+                    wanted = columns if columns and names.issuperset(columns) else None
+                    batches = pf.iter_batches(batch_size=chunk_rows, columns=wanted)
+                for batch in batches:
+                    for start in range(0, batch.num_rows, chunk_rows):
+                        part = batch.slice(start, chunk_rows)
+                        if part.num_rows:
+                            yield part
+        except (OSError, ValueError) as err:
+            raise DataError(
+                f"cannot read {uri} as {data_format}: {err}. Is the file complete and in this format?"
+            ) from err

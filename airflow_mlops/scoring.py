@@ -15,7 +15,6 @@ import logging
 import os
 import posixpath
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,47 +62,6 @@ class Scorer:
             classes = np.array(meta["classes"])  # typed (int, float or str), not object: cheap to write
             return {"prediction": classes[proba.argmax(axis=1)], "score": proba[:, -1].astype(np.float64)}
         return {"prediction": np.asarray(self.model.predict(df), dtype=np.float64).reshape(-1)}
-
-
-def iter_batches(
-    uris: list[str], data_format: str, chunk_rows: int, columns: list[str] | None = None
-) -> Iterator[Any]:
-    """Arrow record batches of at most ``chunk_rows`` rows, file after file.
-
-    Streaming readers (Parquet row group by row group, CSV block by block) keep one batch in memory at a
-    time, whatever the size of the partition; with ``columns``, Parquet decodes only those.
-    """
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
-    from airflow_mlops.storage import _fs
-
-    for uri in uris:
-        fs, path = _fs(uri)
-        if not fs.exists(path):
-            raise DataError(
-                f"partition {uri} does not exist: nothing to score. Check scoring.data or wait for it"
-            )
-        try:
-            with fs.open(path, "rb") as fh:
-                if data_format == "csv":
-                    reader = pacsv.open_csv(fh, read_options=pacsv.ReadOptions(block_size=1 << 22))
-                    batches = (b for b in reader)
-                else:
-                    pf = pq.ParquetFile(fh)
-                    names = set(pf.schema_arrow.names)
-                    # all columns when one is missing, so the error can name what the file has instead
-                    wanted = columns if columns and names.issuperset(columns) else None
-                    batches = pf.iter_batches(batch_size=chunk_rows, columns=wanted)
-                for batch in batches:
-                    for start in range(0, batch.num_rows, chunk_rows):
-                        part = batch.slice(start, chunk_rows)
-                        if part.num_rows:
-                            yield part
-        except (OSError, ValueError) as err:
-            raise DataError(
-                f"cannot read {uri} as {data_format}: {err}. Is the file complete and in this format?"
-            ) from err
 
 
 class _AtomicParquet:
@@ -188,7 +146,7 @@ def score_partition(
     """
     import numpy as np
 
-    from airflow_mlops.data import require_columns
+    from airflow_mlops.data import iter_record_batches, require_columns
 
     if mode != "champion_only" and challenger is None:
         log.warning("scoring.mode is %s but %s has no challenger: the champion scores every row", mode, salt)
@@ -219,7 +177,7 @@ def score_partition(
     models = [champion, challenger or champion]
     try:
         needed = champion.columns() + ([id_column] if id_column else [])
-        for arrow_batch in iter_batches(uris, data_format, chunk_rows, needed):
+        for arrow_batch in iter_record_batches(uris, data_format, chunk_rows, needed):
             batch = arrow_batch.to_pandas()
             require_columns(batch, needed, f"scoring {uris[0]}")
             ids = arrow_batch.column(id_column) if id_column else None  # written as read: no round trip
