@@ -270,3 +270,8 @@ def _ranks(view: DatasetProfileView, name: str, values: list[float | None]) -> l
         return [None for _ in values]
     sketch = metric.kll.value
     return [None if v is None else float(sketch.get_cdf([v])[0]) for v in values]
+
+
+def shard_profile_uri(storage_uri: str, pipeline: str, file_sha256: str) -> str:
+    """Where the profile of one partition file is kept: named by the file's content."""
+    return storage.join(storage_uri, pipeline, "profiles", "shards", f"{file_sha256[:32]}.bin")
