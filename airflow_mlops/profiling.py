@@ -194,12 +194,25 @@ def track_frame(profile: Any, df: pd.DataFrame) -> None:
         _feed(profile._columns[name], preprocess(df[name]))
 
 
+FREQUENT_ITEMS_LG_MAX_K = 11  # up to ~1,500 distinct values counted exactly (whylogs' default, 10: ~750)
+
+
+def profile_schema() -> Any:
+    """The whylogs schema of every airflow-mlops profile: whylogs' defaults, with a frequent-items sketch large
+    enough to count categoricals of up to ~1,500 levels exactly (drift on categories needs their counts)."""
+    import_whylogs()
+    from whylogs.core.metrics.metrics import MetricConfig
+    from whylogs.core.schema import DatasetSchema
+
+    return DatasetSchema(default_configs=MetricConfig(fi_lg_max_k=FREQUENT_ITEMS_LG_MAX_K))
+
+
 def profile_stream(frames: Any) -> DatasetProfileView:
     """One profile of a stream of frames (record batches of a partition): memory holds one batch at a time."""
     import_whylogs()
     from whylogs.core import DatasetProfile
 
-    profile = DatasetProfile()
+    profile = DatasetProfile(schema=profile_schema())
     for df in frames:
         track_frame(profile, df)
     return profile.view()

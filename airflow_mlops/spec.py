@@ -73,13 +73,14 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class DriftSpec:
-    numeric_ks: float = 0.1
-    categorical_hellinger: float = 0.1
+    numeric_ks: float = 0.05
+    categorical_hellinger: float = 0.05
     drift_share: float = 0.3
     min_rows: int = 100
     timeout: int = 3600
     poke_interval: int = 60
     on_timeout: str = "skip"
+    features: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -443,7 +444,18 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
     scoring = _scoring(c, raw.get("scoring"), data_uri, storage_uri, name, target)
 
     drift_raw = c.mapping(raw.get("drift"), "drift")
-    c.unknown_keys("drift.", drift_raw, {"numeric", "categorical", "drift_share", "min_rows", "sensor"})
+    c.unknown_keys(
+        "drift.", drift_raw, {"numeric", "categorical", "drift_share", "min_rows", "sensor", "features"}
+    )
+    per_feature: dict[str, dict[str, float]] = {}
+    for feature, rule in c.mapping(drift_raw.get("features"), "drift.features").items():
+        rule = c.mapping(rule, f"drift.features.{feature}")
+        c.unknown_keys(f"drift.features.{feature}.", rule, {"threshold"})
+        if feature not in (*numeric, *categorical):
+            c.add(f"drift.features.{feature}", feature, "a numeric or categorical feature of this spec")
+        per_feature[feature] = {
+            "threshold": c.number(rule.get("threshold"), f"drift.features.{feature}.threshold", 0.05, 0, 1)
+        }
     dnum = c.mapping(drift_raw.get("numeric"), "drift.numeric")
     c.unknown_keys("drift.numeric.", dnum, {"ks"})
     dcat = c.mapping(drift_raw.get("categorical"), "drift.categorical")
@@ -451,8 +463,9 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
     sensor = c.mapping(drift_raw.get("sensor"), "drift.sensor")
     c.unknown_keys("drift.sensor.", sensor, {"timeout", "poke_interval", "on_timeout"})
     drift = DriftSpec(
-        numeric_ks=c.number(dnum.get("ks"), "drift.numeric.ks", 0.1, 0, 1),
-        categorical_hellinger=c.number(dcat.get("hellinger"), "drift.categorical.hellinger", 0.1, 0, 1),
+        numeric_ks=c.number(dnum.get("ks"), "drift.numeric.ks", 0.05, 0, 1),
+        categorical_hellinger=c.number(dcat.get("hellinger"), "drift.categorical.hellinger", 0.05, 0, 1),
+        features=per_feature,
         drift_share=c.number(drift_raw.get("drift_share"), "drift.drift_share", 0.3, 0, 1),
         min_rows=c.number(drift_raw.get("min_rows"), "drift.min_rows", 100, 1, integer=True),
         timeout=c.number(sensor.get("timeout"), "drift.sensor.timeout", 3600, 1, integer=True),

@@ -57,7 +57,7 @@ def frame(kind: str, rows: int, seed: int):
 
 
 def throughput(kind: str) -> dict:
-    from airflow_mlops.profiling import profile_differences, profile_stream
+    from airflow_mlops.profiling import profile_differences, profile_schema, profile_stream
     from airflow_mlops.whylogs_compat import import_whylogs
 
     why = import_whylogs()
@@ -66,7 +66,7 @@ def throughput(kind: str) -> dict:
     timings: dict[str, list[float]] = {"whylogs.log": [], "vectorised": [], "describe": []}
     for _ in range(3):  # interleaved
         start = time.perf_counter()
-        reference = why.log(pandas=df).view()
+        reference = why.log(pandas=df, schema=profile_schema()).view()
         timings["whylogs.log"].append(time.perf_counter() - start)
         start = time.perf_counter()
         ours = profile_stream(batches)

@@ -33,6 +33,7 @@ class DriftSensor(BaseSensorOperator):
     :param hellinger_threshold: Hellinger distance above which a categorical feature drifts.
     :param drift_share: share of drifted features from which the data set drifts.
     :param min_rows: fewer values than this on either side: "insufficient data", not a guess.
+    :param feature_thresholds: per-feature thresholds, ``{feature: {"threshold": x}}``.
     :param mlflow_conn_id: MLflow connection.
     """
 
@@ -46,10 +47,11 @@ class DriftSensor(BaseSensorOperator):
         current_profile_uri: str,
         numeric: list[str] | None = None,
         categorical: list[str] | None = None,
-        ks_threshold: float = 0.1,
-        hellinger_threshold: float = 0.1,
+        ks_threshold: float = 0.05,
+        hellinger_threshold: float = 0.05,
         drift_share: float = 0.3,
         min_rows: int = 100,
+        feature_thresholds: dict[str, dict[str, float]] | None = None,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -62,6 +64,7 @@ class DriftSensor(BaseSensorOperator):
         self.hellinger_threshold = hellinger_threshold
         self.drift_share = drift_share
         self.min_rows = min_rows
+        self.feature_thresholds = feature_thresholds
         self.mlflow_conn_id = mlflow_conn_id
 
     @cached_property
@@ -76,6 +79,7 @@ class DriftSensor(BaseSensorOperator):
                 client, model_name=self.model_name, current_uri=self.current_profile_uri,
                 numeric=self.numeric or [], categorical=self.categorical or [], ks_threshold=self.ks_threshold,
                 hellinger_threshold=self.hellinger_threshold, drift_share=self.drift_share, min_rows=self.min_rows,
+                feature_thresholds=self.feature_thresholds,
             )  # fmt: skip
         if report is None:
             return False

@@ -10,6 +10,7 @@ from airflow_mlops.profiling import (
     load_profile,
     profile_differences,
     profile_files,
+    profile_schema,
     profile_stream,
     save_profile,
 )
@@ -39,7 +40,7 @@ def _mixed(n: int, seed: int) -> pd.DataFrame:
 def test_vectorised_profile_agrees_with_whylogs_log():
     why = import_whylogs()
     df = _mixed(20_000, 1)
-    reference = why.log(pandas=df).view()
+    reference = why.log(pandas=df, schema=profile_schema()).view()
     ours = profile_stream([df.iloc[i : i + 3_000] for i in range(0, len(df), 3_000)])  # 7 batches
     assert profile_differences(reference, ours) == []
     summary = ours.get_column("f").to_summary_dict()
@@ -54,7 +55,7 @@ def test_the_comparison_catches_a_difference():
     df = _mixed(5_000, 2)
     changed = df.copy()
     changed.loc[:10, "f"] = np.nan
-    diffs = profile_differences(why.log(pandas=df).view(), profile_stream([changed]))
+    diffs = profile_differences(why.log(pandas=df, schema=profile_schema()).view(), profile_stream([changed]))
     assert any(d.startswith("f counts/null") for d in diffs)
 
 
@@ -69,7 +70,9 @@ def test_streamed_from_files_stored_merged_and_read_back(tmp_path):
         )  # Parquet needs one type per column
         uris.append(str(path))
     streamed = profile_files(uris, "parquet", batch_rows=700)
-    whole = why.log(pandas=pd.concat([pd.read_parquet(u) for u in uris], ignore_index=True)).view()
+    whole = why.log(
+        pandas=pd.concat([pd.read_parquet(u) for u in uris], ignore_index=True), schema=profile_schema()
+    ).view()
     assert profile_differences(whole, streamed) == []
 
     # sharded: one profile per file, merged, is the profile of the whole
@@ -85,7 +88,7 @@ def test_csv_is_streamed_too(tmp_path, fmt):
     df = _mixed(3_000, 5).drop(columns=["mixed", "obj"])
     path = tmp_path / "p.csv"
     df.to_csv(path, index=False)
-    reference = why.log(pandas=pd.read_csv(path)).view()
+    reference = why.log(pandas=pd.read_csv(path), schema=profile_schema()).view()
     ours = profile_files([str(path)], fmt, batch_rows=500)
     assert ours.get_column("i").to_summary_dict()["counts/n"] == 3_000
     assert profile_differences(reference, ours) == []

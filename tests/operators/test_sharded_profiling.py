@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 from helpers import run_dag, xcom
 
-from airflow_mlops.profiling import load_profile, profile_differences
+from airflow_mlops.profiling import load_profile, profile_differences, profile_schema
 from airflow_mlops.whylogs_compat import import_whylogs
 
 BUNDLE = Path(__file__).resolve().parents[1] / "dag_bundle"
@@ -28,7 +28,7 @@ def test_mapped_shards_merge_into_the_window_profile(roots):
     days = ["2026-01-07", "2026-01-08", "2026-01-09"]
     assert [Path(i["uri"]).parent.name for i in merged["inputs"]] == [f"date={d}" for d in days]
     frames = [pd.read_parquet(roots["data"] / "demo_churn" / f"date={d}" / "part-0.parquet") for d in days]
-    whole = import_whylogs().log(pandas=pd.concat(frames, ignore_index=True)).view()
+    whole = import_whylogs().log(pandas=pd.concat(frames, ignore_index=True), schema=profile_schema()).view()
     assert merged["rows"] == sum(len(f) for f in frames)
     assert profile_differences(whole, load_profile(merged["profile_uri"])) == []
     assert "/profiles/2026-01-07--2026-01-09/" in merged["profile_uri"]
