@@ -82,6 +82,23 @@ def _cmd_validate_spec(args: argparse.Namespace) -> int:
     return status
 
 
+def _cmd_infer_constraints(args: argparse.Namespace) -> int:
+    import yaml
+
+    from airflow_mlops.profiling import load_profile, profile_files
+    from airflow_mlops.validation import infer_constraints
+
+    source = args.source
+    if source.endswith(".bin"):
+        view = load_profile(source)
+    else:
+        view = profile_files([source], "csv" if source.endswith(".csv") else "parquet")
+    block = {"constraints": infer_constraints(view, slack=args.slack, max_levels=args.max_levels)}
+    text = yaml.safe_dump(block, sort_keys=False, default_flow_style=None, width=110)
+    print(f"# proposed from {source} by airflow-mlops infer-constraints: review before use\n{text}", end="")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from airflow_mlops.training.__main__ import main
 
@@ -170,6 +187,14 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("validate-spec", help="check pipeline spec files")
     p.add_argument("files", nargs="+")
     p.set_defaults(func=_cmd_validate_spec)
+
+    p = sub.add_parser(
+        "infer-constraints", help="propose a constraints block from a stored profile (.bin) or a data file"
+    )
+    p.add_argument("source", help="a stored profile (.bin), or a Parquet/CSV file to profile")
+    p.add_argument("--slack", type=float, default=0.1, help="headroom, as a fraction of each range (0.1)")
+    p.add_argument("--max-levels", type=int, default=50, help="largest allowed set to propose (50)")
+    p.set_defaults(func=_cmd_infer_constraints)
 
     p = sub.add_parser("train", help="run the trainer (what TrainModelOperator and training pods run)")
     p.add_argument("--config", help="JSON config (default: $AIRFLOW_MLOPS_TRAINER_CONFIG)")

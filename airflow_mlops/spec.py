@@ -36,7 +36,11 @@ PERTURBATIONS = ("noise", "missing", "unseen_category", "typo", "case")
 DIRECTIONS = ("increasing", "decreasing", "invariant")
 SCORING_MODES = ("champion_only", "canary", "shadow")
 ON_TIMEOUT = ("skip", "fail")
-COLUMN_KEYS = ("dtype", "nullable", "max_null_fraction", "min", "max", "allowed", "unique")
+COLUMN_KEYS = (
+    "dtype", "nullable", "max_null_fraction", "min", "max", "allowed", "unique", "regex", "max_age_hours", "mean",
+    "quantiles", "severity",
+)  # fmt: skip
+SEVERITIES = ("fail", "warn")
 
 TOP_KEYS = {
     "name", "description", "owner", "tags", "start_date", "end_date", "catchup", "schedules", "data",
@@ -55,6 +59,11 @@ class ColumnConstraint:
     max: float | None = None
     allowed: tuple | None = None
     unique: bool = False
+    regex: str | None = None
+    max_age_hours: float | None = None
+    mean: dict[str, float] | None = None
+    quantiles: dict[str, dict[str, float]] | None = None
+    severity: str = "fail"
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,8 @@ class Constraints:
     min_rows: int = 1
     max_rows: int | None = None
     columns: dict[str, ColumnConstraint] = field(default_factory=dict)
+    max_duplicate_fraction: float | None = None
+    severity: str = "fail"
 
 
 @dataclass(frozen=True)
@@ -223,6 +234,8 @@ class PipelineSpec:
         return {
             "min_rows": self.constraints.min_rows,
             "max_rows": self.constraints.max_rows,
+            "max_duplicate_fraction": self.constraints.max_duplicate_fraction,
+            "severity": self.constraints.severity,
             "columns": {k: asdict(v) for k, v in self.constraints.columns.items()},
         }
 
@@ -375,7 +388,9 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
         c.add("target", target, "a column that is not also a feature")
 
     cons_raw = c.mapping(raw.get("constraints"), "constraints")
-    c.unknown_keys("constraints.", cons_raw, {"min_rows", "max_rows", "columns"})
+    c.unknown_keys(
+        "constraints.", cons_raw, {"min_rows", "max_rows", "columns", "max_duplicate_fraction", "severity"}
+    )
     columns: dict[str, ColumnConstraint] = {}
     for col, spec in c.mapping(cons_raw.get("columns"), "constraints.columns").items():
         key = f"constraints.columns.{col}"
@@ -397,11 +412,28 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
             max=hi,
             allowed=tuple(allowed) if allowed is not None else None,
             unique=c.boolean(spec.get("unique"), f"{key}.unique", False),
+            regex=_regex(c, spec.get("regex"), f"{key}.regex"),
+            max_age_hours=c.number(spec.get("max_age_hours"), f"{key}.max_age_hours", None, 0),
+            mean=_bounds(c, spec.get("mean"), f"{key}.mean"),
+            quantiles={
+                str(q): b
+                for q, b in (
+                    (q, _bounds(c, v, f"{key}.quantiles.{q}"))
+                    for q, v in c.mapping(spec.get("quantiles"), f"{key}.quantiles").items()
+                )
+                if b is not None and _quantile_key(c, q, f"{key}.quantiles")
+            }
+            or None,
+            severity=c.choice(spec.get("severity"), f"{key}.severity", SEVERITIES, "fail"),
         )
     constraints = Constraints(
         min_rows=c.number(cons_raw.get("min_rows"), "constraints.min_rows", 1, 1, integer=True),
         max_rows=c.number(cons_raw.get("max_rows"), "constraints.max_rows", None, 1, integer=True),
         columns=columns,
+        max_duplicate_fraction=c.number(
+            cons_raw.get("max_duplicate_fraction"), "constraints.max_duplicate_fraction", None, 0, 1
+        ),
+        severity=c.choice(cons_raw.get("severity"), "constraints.severity", SEVERITIES, "fail"),
     )
 
     training = c.mapping(raw.get("training"), "training")
@@ -536,6 +568,45 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
     if c.problems:
         raise SpecError(c.problems, source)
     return spec
+
+
+def _regex(c: _Checker, value: Any, key: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        re.compile(str(value))
+    except re.error as err:
+        c.add(key, value, f"a valid regular expression ({err})")
+        return None
+    return str(value)
+
+
+def _bounds(c: _Checker, value: Any, key: str) -> dict[str, float] | None:
+    """``{min: x, max: y}`` (either may be left out)."""
+    if value is None:
+        return None
+    raw = c.mapping(value, key)
+    c.unknown_keys(f"{key}.", raw, {"min", "max"})
+    out = {b: c.number(raw.get(b), f"{key}.{b}", None) for b in ("min", "max") if raw.get(b) is not None}
+    if (
+        "min" in out
+        and "max" in out
+        and out["min"] is not None
+        and out["max"] is not None
+        and out["min"] > out["max"]
+    ):
+        c.add(f"{key}.min", out["min"], f"a value <= max ({out['max']})")
+    return out or None
+
+
+def _quantile_key(c: _Checker, q: Any, key: str) -> bool:
+    try:
+        ok = 0 < float(q) < 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        c.add(f"{key}.{q}", q, "a quantile between 0 and 1, e.g. 0.5")
+    return ok
 
 
 def _rules(c: _Checker, value: Any, key: str) -> list[dict[str, Any]]:

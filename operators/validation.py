@@ -84,8 +84,14 @@ class ValidateDataOperator(BaseOperator):
                 numeric=self.numeric or [],
                 target=self.target,
                 partitions=files,
+                window_end=window.end,
             )
             self.log.info("validation of %s (%d rows):\n%s", window.label, len(df), report.table())
+            if report.warnings:
+                self.log.warning(
+                    "%d check(s) failed with severity warn (the pipeline goes on):\n%s",
+                    len(report.warnings), "\n".join(f"  {r['check']} {r['column']}: {r['observed']} (expected {r['expected']})" for r in report.warnings),
+                )  # fmt: skip
             report.raise_for_failures(f"{self.pipeline} window {window.label}")
             digest = content_hash(files)
             uri = save_profile(
@@ -95,6 +101,7 @@ class ValidateDataOperator(BaseOperator):
         return {
             "profile_uri": uri,
             "rows": len(df),
+            "warnings": report.warnings,
             "content_hash": digest,
             "inputs": files,
             "window": window.as_dict(),
