@@ -285,6 +285,7 @@ def check_against_champion(
     current_uri: str,
     numeric: list[str],
     categorical: list[str],
+    artifact_root: str | None = None,
     **thresholds: Any,
 ) -> dict[str, Any] | None:
     """Score the current profile against the champion's training profile; None while there is nothing to
@@ -307,16 +308,69 @@ def check_against_champion(
             "airflow-mlops, so its training data has no reference profile; register a version trained by a "
             "pipeline (or set the tag to the profile of its training data)"
         )
-    report = detect(reference, current_uri, numeric=numeric, categorical=categorical, **thresholds)
-    report["champion_version"] = str(champion.version)
-    report_uri = current_uri.rsplit(".", 1)[0] + f"-drift-v{champion.version}.json"
-    storage.write_json_atomic(report_uri, report)
-    report["report_uri"] = report_uri
+    from airflow_mlops.drift_report import render_html, render_png
+    from airflow_mlops.profiling import load_profile
+
+    ref_view, cur_view = load_profile(reference), load_profile(current_uri)
+    report = score_drift(ref_view, cur_view, numeric=numeric, categorical=categorical, **thresholds)
+    report.update(
+        reference_profile=reference, current_profile=current_uri, champion_version=str(champion.version)
+    )
+    base = current_uri.rsplit(".", 1)[0] + f"-drift-v{champion.version}"
+    png = render_png(ref_view, cur_view, report)
+    report["report_uri"] = base + ".json"
+    report["report_html"] = base + ".html"
+    report["report_png"] = base + ".png" if png else None
+    if png:
+        storage.write_bytes_atomic(base + ".png", png)
+    title = f"Drift of {model_name}: current data vs the training data of champion v{champion.version}"
+    page = render_html(report, png, title)
+    storage.write_bytes_atomic(report["report_html"], page.encode())
+    storage.write_json_atomic(report["report_uri"], report)
+    report["mlflow_run_id"] = _log_to_mlflow(c, model_name, report, page, png, artifact_root)
     log.info(
         "%s vs champion v%s\n%s\nreport: %s",
         summary_line(report),
         champion.version,
         drift_table(report),
-        report_uri,
+        report["report_html"],
     )
     return report
+
+
+def _log_to_mlflow(
+    c: Any, model_name: str, report: dict[str, Any], page: str, png: bytes | None, artifact_root: str | None
+) -> str:
+    """One MLflow run per (current profile, champion) in ``airflow-mlops/<model>/drift``: the scores as
+    metrics, the report (JSON, HTML, PNG) as artifacts. A re-run of the same comparison finds its run."""
+    import json
+    import os
+    import tempfile
+
+    from airflow_mlops import registry
+
+    exp = registry.ensure_experiment(c, f"{registry.experiment_name(model_name)}/drift", artifact_root)
+    key = f"drift:{report['current_profile']}:v{report['champion_version']}"
+    found = registry.find_run(c, exp, key)
+    if found is not None:
+        return found.info.run_id
+    run = c.create_run(
+        exp,
+        run_name=f"drift vs v{report['champion_version']}",
+        tags={registry.RUN_KEY_TAG: key, "mlops.drift_status": report["status"]},
+    )
+    run_id = run.info.run_id
+    c.log_metric(run_id, "drift_share", float(report["drift_share"]))
+    for row in report["features"]:
+        if row.get("score") is not None:
+            c.log_metric(run_id, f"score_{row['feature']}", float(row["score"]))
+    c.log_text(run_id, json.dumps(report, indent=2, sort_keys=True, default=str), "drift/report.json")
+    c.log_text(run_id, page, "drift/report.html")
+    if png:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "top_features.png")
+            with open(path, "wb") as fh:
+                fh.write(png)
+            c.log_artifact(run_id, path, "drift")
+    c.set_terminated(run_id)
+    return run_id

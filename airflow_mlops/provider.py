@@ -20,5 +20,7 @@ def get_provider_info() -> dict:
         "extra-links": [
             "airflow_mlops.operators.links.MlflowRunLink",
             "airflow_mlops.operators.links.ModelVersionLink",
+            "airflow_mlops.operators.links.ModelTestReportLink",
+            "airflow_mlops.operators.links.DriftReportLink",
         ],
     }

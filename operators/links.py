@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 RUN_URL_KEY = "mlflow_run_url"
 VERSION_URL_KEY = "model_version_url"
 TEST_REPORT_URL_KEY = "model_test_report_url"
+DRIFT_REPORT_URL_KEY = "drift_report_url"
 
 
 def _xcom_url(ti_key: TaskInstanceKey, key: str) -> str:
@@ -43,3 +44,10 @@ class ModelTestReportLink(BaseOperatorLink):
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         return _xcom_url(ti_key, TEST_REPORT_URL_KEY)
+
+
+class DriftReportLink(BaseOperatorLink):
+    name = "Drift report"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        return _xcom_url(ti_key, DRIFT_REPORT_URL_KEY)

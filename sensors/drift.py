@@ -10,11 +10,12 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_mlops.operators.errors import gate
 from airflow_mlops.operators.hooks import MlflowHook
+from airflow_mlops.operators.links import DRIFT_REPORT_URL_KEY, DriftReportLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-REPORT_URL_KEY = "drift_report_uri"
+REPORT_URL_KEY = DRIFT_REPORT_URL_KEY
 
 
 class DriftSensor(BaseSensorOperator):
@@ -22,8 +23,10 @@ class DriftSensor(BaseSensorOperator):
 
     Waits (poke or reschedule mode) until the current profile exists and the model has a ``champion``;
     then scores every feature on effect sizes (KS distance for numeric, Hellinger for categorical, each
-    above a sample-size-aware floor), logs the per-feature table sorted by effect, stores the report as JSON
-    beside the current profile and returns it. Drift is decided by the share of drifted features.
+    above a sample-size-aware floor), logs the per-feature table sorted by effect, stores the report (JSON,
+    and an HTML page with a PNG of the most drifted features) beside the current profile, logs it to MLflow
+    (experiment ``airflow-mlops/<model>/drift``), links it from the task ("Drift report") and returns it.
+    Drift is decided by the share of drifted features.
 
     :param model_name: registered model whose ``champion`` gives the reference profile.
     :param current_profile_uri: profile of the new partition (templated).
@@ -39,6 +42,7 @@ class DriftSensor(BaseSensorOperator):
 
     template_fields: Sequence[str] = ("model_name", "current_profile_uri")
     ui_color = "#fff4e0"
+    operator_extra_links = (DriftReportLink(),)
 
     def __init__(
         self,
@@ -79,9 +83,16 @@ class DriftSensor(BaseSensorOperator):
                 client, model_name=self.model_name, current_uri=self.current_profile_uri,
                 numeric=self.numeric or [], categorical=self.categorical or [], ks_threshold=self.ks_threshold,
                 hellinger_threshold=self.hellinger_threshold, drift_share=self.drift_share, min_rows=self.min_rows,
-                feature_thresholds=self.feature_thresholds,
+                feature_thresholds=self.feature_thresholds, artifact_root=self.hook.artifact_root,
             )  # fmt: skip
         if report is None:
             return False
-        context["ti"].xcom_push(key=REPORT_URL_KEY, value=report["report_uri"])
+        context["ti"].xcom_push(key=REPORT_URL_KEY, value=_as_url(report["report_html"]))
         return PokeReturnValue(is_done=True, xcom_value=report)
+
+
+def _as_url(uri: str) -> str:
+    """A stored report as a link: object-store URLs as they are, local paths as file:// URLs."""
+    from pathlib import Path
+
+    return uri if "://" in uri else Path(uri).resolve().as_uri()

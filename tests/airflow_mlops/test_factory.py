@@ -96,6 +96,18 @@ def test_drift_monitor_triggers_retraining_only_on_drift(dagbag, mlflow_uri, roo
     assert new[0].conf["drift_report"]["drifted_features"] == report["drifted_features"]
     assert new[0].conf["window_end"].startswith("2026-01-23")
 
+    # the report people look at: HTML with a PNG of the most drifted features, stored and in MLflow, linked
+    page = Path(report["report_html"]).read_text()
+    assert "monthly_charges" in page
+    assert "data:image/png;base64," in page
+    assert Path(report["report_png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    link = xcom(monitor.dag_id, drifted.run_id, "detect_drift", key="drift_report_url")
+    assert link == Path(report["report_html"]).as_uri()
+    import mlflow
+
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(report["mlflow_run_id"], "drift")}
+    assert artifacts == {"drift/report.json", "drift/report.html", "drift/top_features.png"}
+
 
 def test_retraining_beats_champion_and_is_promoted(dagbag, mlflow_uri, roots):
     _train(dagbag)

@@ -9,7 +9,7 @@ def test_plugin_is_registered_through_the_entry_point():
     (ep,) = [e for e in entry_points(group="airflow.plugins") if e.name == "airflow_mlops"]
     assert ep.value == "airflow_mlops.plugins.mlops:AirflowMlopsPlugin"
     info = {p["name"]: p for p in get_plugin_info()}["airflow_mlops"]
-    assert len(info["operator_extra_links"]) == 2
+    assert len(info["operator_extra_links"]) == 4
 
 
 def test_provider_info_declares_the_mlflow_connection_type():
@@ -36,3 +36,11 @@ def test_links_are_named_for_the_ui():
         == [ModelVersionLink.name]
         == ["Model version"]
     )
+
+
+def test_report_links_are_declared_on_the_tasks_that_write_the_reports():
+    from airflow_mlops.operators.evaluation import ModelTestOperator
+    from airflow_mlops.sensors.drift import DriftSensor
+
+    assert [link.name for link in ModelTestOperator.operator_extra_links] == ["Model test report"]
+    assert [link.name for link in DriftSensor.operator_extra_links] == ["Drift report"]
