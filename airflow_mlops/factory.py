@@ -215,7 +215,6 @@ def build_retraining_dag(spec: PipelineSpec) -> DAG:
 
 def build_monitor_dag(spec: PipelineSpec) -> DAG:
     from airflow.providers.standard.operators.empty import EmptyOperator
-    from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
     from airflow.sdk import DAG, Asset
 
     from airflow_mlops.operators.drift import DriftBranchOperator
@@ -245,13 +244,16 @@ def build_monitor_dag(spec: PipelineSpec) -> DAG:
         )  # fmt: skip
         no_drift = EmptyOperator(task_id="no_drift")
         if spec.retraining_enabled:
-            trigger_retraining = TriggerDagRunOperator(
+            from airflow_mlops.operators.retraining import TriggerRetrainingOperator
+
+            trigger_retraining = TriggerRetrainingOperator(
                 task_id="trigger_retraining",
                 trigger_dag_id=spec.retraining_dag_id,
                 trigger_run_id="drift__{{ run_id }}",
-                conf={"window_end": "{{ data_interval_end.isoformat() }}", "drift_report": sensor.output},
-                skip_when_already_exists=True,
-                wait_for_completion=False,
+                ledger_uri=f"{spec.storage_uri.rstrip('/')}/{spec.name}/retraining/ledger.json",
+                report=sensor.output,
+                window_end="{{ data_interval_end.isoformat() }}",
+                cooldown=dt.timedelta(hours=spec.retraining_cooldown_hours),
                 outlets=[drift_asset],
             )
             on_drift = trigger_retraining

@@ -179,6 +179,7 @@ class PipelineSpec:
     drift: DriftSpec
     retraining_enabled: bool
     retraining_window_days: int
+    retraining_cooldown_hours: float = 24.0
     compare_mode: str = "improvement"
     compare_relative: bool = False
     checks: dict[str, Any] = field(default_factory=dict)
@@ -507,7 +508,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
         on_timeout=c.choice(sensor.get("on_timeout"), "drift.sensor.on_timeout", ON_TIMEOUT, "skip"),
     )
     retraining = c.mapping(raw.get("retraining"), "retraining")
-    c.unknown_keys("retraining.", retraining, {"enabled", "window_days"})
+    c.unknown_keys("retraining.", retraining, {"enabled", "window_days", "cooldown_hours"})
     window_days = c.number(training.get("window_days"), "training.window_days", 7, 1, integer=True)
 
     tags = raw.get("tags") or []
@@ -562,6 +563,9 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
         retraining_enabled=c.boolean(retraining.get("enabled"), "retraining.enabled", True),
         retraining_window_days=c.number(
             retraining.get("window_days"), "retraining.window_days", window_days, 1, integer=True
+        ),
+        retraining_cooldown_hours=c.number(
+            retraining.get("cooldown_hours"), "retraining.cooldown_hours", 24.0, 0
         ),
         raw=raw,
     )

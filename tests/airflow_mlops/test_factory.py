@@ -14,6 +14,24 @@ NAME = "demo_churn"
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _finish_retraining_runs() -> None:
+    """dag.test() does not run the DAG runs a trigger creates: mark them done, as the scheduler would."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from sqlalchemy import update
+
+    with create_session() as session:
+        session.execute(
+            update(DagRun)
+            .where(
+                DagRun.dag_id == f"{NAME}__retrain",
+                DagRun.state.in_([DagRunState.QUEUED, DagRunState.RUNNING]),
+            )
+            .values(state=DagRunState.SUCCESS)
+        )
+
+
 def _train(dagbag, day="2026-01-18"):
     run, states = run_dag(dagbag.dags[f"{NAME}__train"], day)
     assert states == dict.fromkeys(
@@ -74,6 +92,7 @@ def test_same_interval_twice_leaves_one_version_and_one_run(dagbag, mlflow_uri, 
 
 def test_drift_monitor_triggers_retraining_only_on_drift(dagbag, mlflow_uri, roots):
     _train(dagbag)
+    _finish_retraining_runs()
     monitor = dagbag.dags[f"{NAME}__drift_monitor"]
     before = {r.run_id for r in dag_runs(f"{NAME}__retrain")}
 
@@ -168,3 +187,36 @@ def test_bad_input_fails_validation_and_registers_nothing(
     with pytest.raises(AirflowFailException) as err:
         op.execute({})
     assert " ".join(message.split()) in " ".join(str(err.value).split())
+
+
+def test_drifted_partitions_in_a_row_start_one_retraining_and_lose_no_report(dagbag, mlflow_uri, roots):
+    """Three drifted days: the first triggers; the next two find it still queued and become pending; once it
+    is done and the cooldown (24 h of data) has passed, the next drift triggers one retraining that carries
+    every pending report."""
+    _train(dagbag)
+    _finish_retraining_runs()
+    monitor = dagbag.dags[f"{NAME}__drift_monitor"]
+    before = {r.run_id for r in dag_runs(f"{NAME}__retrain")}
+    results = []
+    for day in ("2026-01-23", "2026-01-24", "2026-01-25"):
+        run, states = run_dag(monitor, day)
+        assert states["trigger_retraining"] == "success"
+        results.append((run, xcom(monitor.dag_id, run.run_id, "trigger_retraining")))
+    new = [r for r in dag_runs(f"{NAME}__retrain") if r.run_id not in before]
+    assert [r.run_id for r in new] == [f"drift__{results[0][0].run_id}"]  # one retraining, not three
+    assert [res["triggered"] for _, res in results[1:]] == [False, False]
+    assert "already queued or running" in results[1][1]["reason"]
+
+    ledger = json.loads((roots["artifacts"] / NAME / "retraining" / "ledger.json").read_text())
+    assert [p["monitor_run_id"] for p in ledger["pending"]] == [results[1][0].run_id, results[2][0].run_id]
+
+    _finish_retraining_runs()  # the retraining finished; the next drifted day is 24 h of data later
+    run, _ = run_dag(monitor, "2026-01-26")
+    new = [r for r in dag_runs(f"{NAME}__retrain") if r.run_id not in before]
+    assert len(new) == 2
+    conf = next(r for r in new if r.run_id == f"drift__{run.run_id}").conf
+    assert [p["monitor_run_id"] for p in conf["drift_reports"]] == [
+        results[1][0].run_id, results[2][0].run_id, run.run_id,
+    ]  # fmt: skip
+    assert all(Path(p["report_uri"]).is_file() for p in conf["drift_reports"])
+    assert json.loads((roots["artifacts"] / NAME / "retraining" / "ledger.json").read_text())["pending"] == []

@@ -1,0 +1,115 @@
+"""TriggerRetrainingOperator: drift starts at most one retraining at a time, respects a cooldown, loses no
+drift report."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class TriggerRetrainingOperator(TriggerDagRunOperator):
+    """Trigger the retraining DAG on drift, unless a retraining is already queued or running, or the last
+    one was triggered less than ``cooldown`` ago (in data time: the windows' ends).
+
+    Every drift report is kept: a report that does not trigger is added to the pipeline's retraining ledger
+    (``<ledger_uri>``, JSON) as pending, and the next retraining receives all pending reports in its conf
+    (``drift_reports``) with the latest one as ``drift_report``. The task also emits the drift Asset event
+    with the report in its extra, whether it triggers or not. Run it with ``max_active_tis_per_dag=1`` (the
+    factory does) so two monitor runs never decide at the same time.
+
+    :param ledger_uri: where the ledger lives (templated; any fsspec URL).
+    :param report: the drift report (templated; the sensor's XCom).
+    :param window_end: end of the drifted window (templated): the new training window ends here.
+    :param cooldown: minimum data time between two retrainings.
+    """
+
+    template_fields: Sequence[str] = (
+        *TriggerDagRunOperator.template_fields,
+        "ledger_uri",
+        "report",
+        "window_end",
+    )
+
+    def __init__(
+        self,
+        *,
+        ledger_uri: str,
+        report: Any,
+        window_end: str,
+        cooldown: dt.timedelta = dt.timedelta(hours=24),
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("skip_when_already_exists", True)
+        kwargs.setdefault("wait_for_completion", False)
+        kwargs.setdefault("max_active_tis_per_dag", 1)
+        super().__init__(**kwargs)
+        self.ledger_uri = ledger_uri
+        self.report = report
+        self.window_end = window_end
+        self.cooldown = cooldown
+
+    def execute(self, context: Context) -> Any:
+        from airflow_mlops.data import parse_time
+        from airflow_mlops.storage import exists, read_json, write_json_atomic
+
+        ledger = read_json(self.ledger_uri) if exists(self.ledger_uri) else {"pending": [], "last": None}
+        report = self.report or {}
+        entry = {
+            "window_end": str(self.window_end), "report_uri": report.get("report_uri"),
+            "drifted_features": report.get("drifted_features", []), "monitor_run_id": context["ti"].run_id,
+        }  # fmt: skip
+        pending = [p for p in ledger["pending"] if p["monitor_run_id"] != entry["monitor_run_id"]] + [entry]
+        self._emit_asset_event(context, entry)
+
+        in_flight = context["ti"].get_dr_count(dag_id=self.trigger_dag_id, states=["queued", "running"])
+        last = ledger.get("last")
+        end = parse_time(self.window_end, "window_end")
+        cooling = last is not None and end - parse_time(last["window_end"], "window_end") < self.cooldown
+        if last is not None and last.get("monitor_run_id") == entry["monitor_run_id"]:
+            reason = None  # this run already triggered (a retry): let the trigger find its own run
+        elif in_flight:
+            reason = f"a retraining of {self.trigger_dag_id} is already queued or running"
+        elif cooling:
+            reason = (
+                f"cooldown: the last retraining was triggered for the window ending {last['window_end']}, less "
+                f"than {self.cooldown} of data before this one"
+            )
+        else:
+            reason = None
+        if reason is not None:
+            ledger["pending"] = pending
+            write_json_atomic(self.ledger_uri, ledger)
+            self.log.warning(
+                "drift detected (%s) but no retraining triggered: %s. The report is kept as pending (%d pending): "
+                "the next retraining receives it.", ", ".join(entry["drifted_features"]), reason, len(pending),
+            )  # fmt: skip
+            return {"triggered": False, "reason": reason, "pending": len(pending)}
+
+        self.conf = {"window_end": str(self.window_end), "drift_report": report, "drift_reports": pending}
+        ledger.update(
+            pending=[], last={**entry, "triggered_run_id": self.trigger_run_id, "reports": len(pending)}
+        )
+        write_json_atomic(self.ledger_uri, ledger)
+        self.log.info(
+            "triggering %s (run %s) with %d drift report(s)",
+            self.trigger_dag_id,
+            self.trigger_run_id,
+            len(pending),
+        )
+        return super().execute(context)
+
+    def _emit_asset_event(self, context: Context, entry: dict[str, Any]) -> None:
+        events = context.get("outlet_events")
+        if events is None:
+            return
+        for asset in self.outlets or []:
+            try:
+                events[asset].extra = {k: v for k, v in entry.items() if v is not None}
+            except Exception:  # an event's extra is a courtesy: never fail the decision on it
+                self.log.debug("could not set the extra of %s", asset, exc_info=True)
