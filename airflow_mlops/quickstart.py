@@ -23,6 +23,7 @@ from typing import Any
 PIPELINE = "demo_churn"
 TRAIN_FROM = "2026-01-11"  # the weekly interval [2026-01-11, 2026-01-18): window 2026-01-04 .. 2026-01-17
 MONITOR_FROM, MONITOR_TO = "2026-01-20", "2026-01-23"  # partitions 20..23; drift is injected from the 22nd
+RETRAIN_BY_HAND = "2026-01-24"  # by hand, for the pending drift report: the window ending 01-24 (21..23)
 SCORE_FROM, SCORE_TO = "2026-01-26", "2026-01-27"  # daily intervals: partitions 25 and 26
 FINISHED = {"success", "failed"}
 
@@ -94,6 +95,22 @@ def demo_env(
 def _airflow(*args: str, log: Path) -> None:
     with log.open("a") as fh:
         subprocess.run([_bin("airflow"), *args], check=True, stdout=fh, stderr=subprocess.STDOUT)
+
+
+def _backfill_when_free(dag_id: str, start: str, end: str, log: Path, timeout: float = 120) -> None:
+    """Create a backfill once the DAG's previous backfill is closed (Airflow allows one at a time per DAG and
+    closes a finished one on a later scheduler loop)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _airflow(
+                "backfill", "create", "--dag-id", dag_id, "--from-date", start, "--to-date", end, log=log
+            )
+            return
+        except subprocess.CalledProcessError:
+            if time.monotonic() > deadline or "AlreadyRunningBackfill" not in log.read_text()[-2000:]:
+                raise
+            time.sleep(3)
 
 
 def _bin(name: str) -> str:
@@ -225,13 +242,25 @@ def summary(home: Path) -> str:
             elif dag_id.endswith("__drift_monitor"):
                 report = xcom_value(dag_id, r.run_id, "detect_drift")
                 outcome = summary_line(report) if report else "no report"
-                if report and report.get("drift"):
-                    outcome += " -> retraining triggered"
+                trigger = (
+                    xcom_value(dag_id, r.run_id, "trigger_retraining")
+                    if report and report.get("drift")
+                    else None
+                )
+                if trigger is not None:
+                    outcome += (
+                        f" -> retraining not triggered ({trigger['reason']}; report kept as pending)"
+                        if isinstance(trigger, dict) and trigger.get("triggered") is False
+                        else " -> retraining triggered"
+                    )  # fmt: skip
             else:
                 reg = xcom_value(dag_id, r.run_id, "register_model")
                 if dag_id.endswith("__retrain"):
                     interval = "window end " + str((r.conf or {}).get("window_end", "?"))[:10]
                 outcome = f"v{reg['version']} -> {reg['alias']}: {reg['reason']}" if reg else "not registered"
+                reports = (r.conf or {}).get("drift_reports") if dag_id.endswith("__retrain") else None
+                if reports:
+                    outcome = f"on {len(reports)} drift report(s): {outcome}"
             rows.append((dag_id.split("__")[1], interval, str(r.state), outcome))
     lines += ["Airflow runs:", format_table(rows, ("dag", "interval", "state", "outcome")), ""]
 
@@ -317,6 +346,12 @@ def run_demo(home: Path, keep: bool = False, timeout: float = 1500) -> int:
         _wait_runs([f"{PIPELINE}__drift_monitor"], {f"{PIPELINE}__drift_monitor": n_monitor}, timeout, say)
         say("waiting for the retraining runs that drift triggered")
         _wait_runs([f"{PIPELINE}__retrain"], {}, timeout, say)
+        say(f"an engineer retrains by hand on the days before {RETRAIN_BY_HAND} (the pending report's data)")
+        _airflow(
+            "dags", "trigger", f"{PIPELINE}__retrain", "--run-id", f"manual__{RETRAIN_BY_HAND}",
+            "--conf", json.dumps({"window_end": f"{RETRAIN_BY_HAND}T00:00:00+00:00"}), log=log,
+        )  # fmt: skip
+        _wait_runs([f"{PIPELINE}__retrain"], {f"{PIPELINE}__retrain": 2}, timeout, say)
         for kind in ("score", "live_metrics"):
             what = "batch scoring with the champion (10% canary to the challenger)" if kind == "score" else (
                 "live metrics per model version, as labels arrive"
