@@ -9,7 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import hashlib
+import json
 import logging
+import os
+import posixpath
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -239,3 +243,89 @@ def iter_record_batches(
             raise DataError(
                 f"cannot read {uri} as {data_format}: {err}. Is the file complete and in this format?"
             ) from err
+
+
+PARQUET_META_KEY = b"airflow_mlops"
+
+
+class AtomicParquet:
+    """A Parquet file written batch by batch under a temporary name and renamed when complete: readers see
+    the whole file or none (``commit``); ``abort`` removes the partial one."""
+
+    def __init__(self, uri: str, metadata: dict[str, Any] | None = None) -> None:
+        from airflow_mlops.storage import _fs
+
+        self.uri = uri
+        self.fs, self.path = _fs(uri)
+        parent = posixpath.dirname(self.path) if "://" in uri else os.path.dirname(self.path)
+        if parent:
+            self.fs.makedirs(parent, exist_ok=True)
+        self.tmp = f"{self.path}.tmp-{uuid.uuid4().hex[:12]}"
+        self.metadata = metadata
+        self.writer = None
+        self.fh = None
+        self.rows = 0
+
+    def write(self, table: Any) -> None:
+        import pyarrow.parquet as pq
+
+        if self.writer is None:
+            meta = (
+                {PARQUET_META_KEY: json.dumps(self.metadata, sort_keys=True).encode()}
+                if self.metadata
+                else {}
+            )
+            schema = table.schema.with_metadata(meta)
+            self.fh = self.fs.open(self.tmp, "wb")
+            # dictionary pages for the low-cardinality columns only (ids and scores are all distinct)
+            low = [n for n in ("prediction", "model_version", "model_alias") if n in schema.names]
+            self.writer = pq.ParquetWriter(self.fh, schema, use_dictionary=low)
+        self.writer.write_table(table.replace_schema_metadata(self.writer.schema.metadata))
+        self.rows += table.num_rows
+
+    def commit(self) -> None:
+        self.writer.close()
+        self.fh.close()
+        self.fs.mv(self.tmp, self.path)
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            try:
+                self.writer.close()
+                self.fh.close()
+            except Exception:  # the original error matters more
+                log.debug("closing the unfinished file failed", exc_info=True)
+        if self.fs.exists(self.tmp):
+            self.fs.rm(self.tmp)
+
+
+def write_frames_atomic(frames: Any, uri: str, *, what: str) -> int:
+    """Write a stream of DataFrames (one schema) to one Parquet file, whole or not at all; returns the rows.
+    An empty stream is an error: it would make an empty partition."""
+    import pyarrow as pa
+
+    out = AtomicParquet(uri)
+    schema = None
+    try:
+        for df in frames:
+            if df is None or df.empty:
+                continue
+            table = pa.Table.from_pandas(df, preserve_index=False, schema=schema)
+            if (
+                schema is None
+            ):  # later chunks are cast to the first one's types (a column all null there: string)
+                schema = pa.schema(
+                    [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
+                )
+                table = table.cast(schema)
+            out.write(table)
+        if out.rows == 0:
+            raise DataError(
+                f"{what} returned no rows: the partition would be empty. Check the query's interval and that the "
+                "upstream load has finished"
+            )
+        out.commit()
+    except BaseException:
+        out.abort()
+        raise
+    return out.rows

@@ -12,18 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import posixpath
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_mlops.data import PARQUET_META_KEY as META_KEY
 from airflow_mlops.errors import DataError
 
 log = logging.getLogger(__name__)
 
 BUCKETS = 1_000_000
-META_KEY = b"airflow_mlops"
 
 
 def canary_mask(ids: Any, fraction: float, salt: str) -> Any:
@@ -64,53 +61,6 @@ class Scorer:
         return {"prediction": np.asarray(self.model.predict(df), dtype=np.float64).reshape(-1)}
 
 
-class _AtomicParquet:
-    """A Parquet file written batch by batch under a temporary name and renamed when complete."""
-
-    def __init__(self, uri: str, metadata: dict[str, Any]) -> None:
-        from airflow_mlops.storage import _fs
-
-        self.uri = uri
-        self.fs, self.path = _fs(uri)
-        parent = posixpath.dirname(self.path) if "://" in uri else os.path.dirname(self.path)
-        if parent:
-            self.fs.makedirs(parent, exist_ok=True)
-        self.tmp = f"{self.path}.tmp-{uuid.uuid4().hex[:12]}"
-        self.metadata = metadata
-        self.writer = None
-        self.fh = None
-        self.rows = 0
-
-    def write(self, table: Any) -> None:
-        import pyarrow.parquet as pq
-
-        if self.writer is None:
-            schema = table.schema.with_metadata(
-                {META_KEY: json.dumps(self.metadata, sort_keys=True).encode()}
-            )
-            self.fh = self.fs.open(self.tmp, "wb")
-            # dictionary pages for the low-cardinality columns only (ids and scores are all distinct)
-            low = [n for n in ("prediction", "model_version", "model_alias") if n in schema.names]
-            self.writer = pq.ParquetWriter(self.fh, schema, use_dictionary=low)
-        self.writer.write_table(table.replace_schema_metadata(self.writer.schema.metadata))
-        self.rows += table.num_rows
-
-    def commit(self) -> None:
-        self.writer.close()
-        self.fh.close()
-        self.fs.mv(self.tmp, self.path)
-
-    def abort(self) -> None:
-        if self.writer is not None:
-            try:
-                self.writer.close()
-                self.fh.close()
-            except Exception:  # the original error matters more
-                log.debug("closing the unfinished file failed", exc_info=True)
-        if self.fs.exists(self.tmp):
-            self.fs.rm(self.tmp)
-
-
 def read_metadata(uri: str) -> dict[str, Any] | None:
     """The scoring metadata of a predictions file (models, mode, inputs), or None if there is none."""
     import pyarrow.parquet as pq
@@ -146,7 +96,7 @@ def score_partition(
     """
     import numpy as np
 
-    from airflow_mlops.data import iter_record_batches, require_columns
+    from airflow_mlops.data import AtomicParquet, iter_record_batches, require_columns
 
     if mode != "champion_only" and challenger is None:
         log.warning("scoring.mode is %s but %s has no challenger: the champion scores every row", mode, salt)
@@ -169,9 +119,9 @@ def score_partition(
             "reused": True,
         }
 
-    out = _AtomicParquet(output_uri, metadata)
+    out = AtomicParquet(output_uri, metadata)
     shadow = (
-        _AtomicParquet(shadow_uri, {**metadata, "shadow": True}) if mode == "shadow" and shadow_uri else None
+        AtomicParquet(shadow_uri, {**metadata, "shadow": True}) if mode == "shadow" and shadow_uri else None
     )
     counts = {"champion": 0, "challenger": 0, "shadow": 0}
     models = [champion, challenger or champion]
