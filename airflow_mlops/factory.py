@@ -250,7 +250,7 @@ def build_monitor_dag(spec: PipelineSpec) -> DAG:
                 task_id="trigger_retraining",
                 trigger_dag_id=spec.retraining_dag_id,
                 trigger_run_id="drift__{{ run_id }}",
-                ledger_uri=f"{spec.storage_uri.rstrip('/')}/{spec.name}/retraining/ledger.json",
+                ledger_uri=_ledger_uri(spec),
                 report=sensor.output,
                 window_end="{{ data_interval_end.isoformat() }}",
                 cooldown=dt.timedelta(hours=spec.retraining_cooldown_hours),
@@ -336,14 +336,39 @@ def build_live_metrics_dag(spec: PipelineSpec) -> DAG:
     if kwargs["end_date"] is not None and sc.labels_delay_days:  # labels of the last window come later
         kwargs["end_date"] += dt.timedelta(days=sc.labels_delay_days)
     with DAG(spec.live_metrics_dag_id, schedule=_timetable(sc.schedule), max_active_runs=1, **kwargs) as dag:
-        LiveMetricsOperator(
+        live = LiveMetricsOperator(
             task_id="live_metrics", model_name=spec.model_name, predictions_uri=sc.output_uri,
             labels_uri=sc.labels_uri, id_column=sc.id_column or "", label_column=sc.label_column,
             metric=spec.compare_metric, min_improvement=spec.min_improvement,
             promote_after=sc.promote_after_windows, promotion_mode=spec.promotion_mode,
             labels_delay_days=sc.labels_delay_days, data_format=spec.data_format,
+            max_metric_drop=sc.max_metric_drop,
         )  # fmt: skip
+        if spec.retraining_enabled:  # performance drift feeds the same retraining trigger as data drift
+            from airflow.providers.standard.operators.empty import EmptyOperator
+            from airflow.sdk import Asset
+
+            from airflow_mlops.operators.drift import DriftBranchOperator
+            from airflow_mlops.operators.retraining import TriggerRetrainingOperator
+
+            trigger = TriggerRetrainingOperator(
+                task_id="trigger_retraining", trigger_dag_id=spec.retraining_dag_id,
+                trigger_run_id="performance__{{ run_id }}", ledger_uri=_ledger_uri(spec), report=live.output,
+                window_end="{{ data_interval_end.isoformat() }}",
+                cooldown=dt.timedelta(hours=spec.retraining_cooldown_hours),
+                outlets=[Asset(name=f"{spec.name}.drift", uri=f"airflow-mlops://{spec.name}/drift")],
+            )  # fmt: skip
+            no_performance_drift = EmptyOperator(task_id="no_performance_drift")
+            branch = DriftBranchOperator(
+                task_id="branch_on_performance", report=live.output, drift_task_id=trigger.task_id,
+                no_drift_task_id=no_performance_drift.task_id,
+            )  # fmt: skip
+            live >> branch >> [trigger, no_performance_drift]
     return dag
+
+
+def _ledger_uri(spec: PipelineSpec) -> str:
+    return f"{spec.storage_uri.rstrip('/')}/{spec.name}/retraining/ledger.json"
 
 
 def build_dags(spec: PipelineSpec) -> dict[str, DAG]:

@@ -128,3 +128,28 @@ def record_window(
         result["proposed"] = True
     log.warning("%s: %s", name, result["decision"])
     return result
+
+
+def performance_drift(
+    champion: Any, per_version: dict[str, dict[str, float]], *, metric: str, tolerance: float
+) -> dict[str, Any]:
+    """Performance (concept) drift: the champion's live ``metric`` against the value its model tests measured
+    (tag ``mlops.test_metrics``). A drop beyond ``tolerance`` is drift, reported in the same shape as a data
+    drift report (``drift``, ``status``, ``drifted_features``) so it feeds the same branch."""
+    from airflow_mlops import registry
+
+    tested = registry.tested_metric(champion, metric)
+    live = per_version.get(str(champion.version), {}).get(metric)
+    out: dict[str, Any] = {
+        "metric": metric, "tested": tested, "live": live, "tolerance": tolerance, "champion": str(champion.version),
+    }  # fmt: skip
+    if tested is None or live is None:
+        out.update(drift=False, status="insufficient_data", drop=None, drifted_features=[])
+        return out
+    drop = (live - tested) if metric in LOWER_IS_BETTER else (tested - live)
+    drifted = drop > tolerance
+    out.update(
+        drop=drop, drift=drifted, status="drift" if drifted else "no_drift",
+        drifted_features=[f"performance:{metric}"] if drifted else [],
+    )  # fmt: skip
+    return out

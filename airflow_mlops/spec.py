@@ -120,6 +120,7 @@ class ScoringSpec:
     label_column: str = ""
     labels_delay_days: int = 0
     promote_after_windows: int = 3
+    max_metric_drop: float = 0.05
 
     @property
     def shadow_uri(self) -> str:
@@ -716,7 +717,9 @@ def _scoring(
         {"schedule", "data", "output", "id_column", "mode", "fraction", "chunk_rows", "labels"},
     )
     labels = c.mapping(raw.get("labels"), "scoring.labels")
-    c.unknown_keys("scoring.labels.", labels, {"uri", "column", "delay_days", "promote_after_windows"})
+    c.unknown_keys(
+        "scoring.labels.", labels, {"uri", "column", "delay_days", "promote_after_windows", "max_metric_drop"}
+    )
     if labels and not raw.get("id_column"):
         c.problems.append("scoring.id_column: missing; labels are joined to predictions by the row id")
     mode = c.choice(raw.get("mode"), "scoring.mode", SCORING_MODES, "champion_only")
@@ -742,6 +745,7 @@ def _scoring(
         promote_after_windows=c.number(
             labels.get("promote_after_windows"), "scoring.labels.promote_after_windows", 3, 1, integer=True
         ),
+        max_metric_drop=c.number(labels.get("max_metric_drop"), "scoring.labels.max_metric_drop", 0.05, 0),
     )
 
 

@@ -134,6 +134,8 @@ class LiveMetricsOperator(BaseOperator):
     :param promotion_mode: ``auto`` promotes; ``manual``/``approval`` propose.
     :param labels_delay_days: labels for a window arrive this many days after it: measure the window that
         ended that many days before this run's interval.
+    :param max_metric_drop: performance drift when the champion's live metric falls more than this below the
+        value its model tests measured (the result's ``drift``; the DAG branches into retraining on it).
     :param data_format: ``parquet`` or ``csv`` (labels).
     """
 
@@ -153,6 +155,7 @@ class LiveMetricsOperator(BaseOperator):
         promote_after: int = 3,
         promotion_mode: str = "auto",
         labels_delay_days: int = 0,
+        max_metric_drop: float = 0.05,
         data_format: str = "parquet",
         window_start: str = DEFAULT_START,
         window_end: str = DEFAULT_END,
@@ -170,6 +173,7 @@ class LiveMetricsOperator(BaseOperator):
         self.promote_after = promote_after
         self.promotion_mode = promotion_mode
         self.labels_delay_days = labels_delay_days
+        self.max_metric_drop = max_metric_drop
         self.data_format = data_format
         self.window_start = window_start
         self.window_end = window_end
@@ -186,7 +190,7 @@ class LiveMetricsOperator(BaseOperator):
 
         from airflow_mlops import registry
         from airflow_mlops.data import make_window, parse_time, partition_uris, read_window
-        from airflow_mlops.live import record_window, version_metrics
+        from airflow_mlops.live import performance_drift, record_window, version_metrics
         from airflow_mlops.storage import exists, join
 
         shift = dt.timedelta(days=self.labels_delay_days)
@@ -221,6 +225,9 @@ class LiveMetricsOperator(BaseOperator):
                 metric=self.metric, min_improvement=self.min_improvement, promote_after=self.promote_after,
                 promotion_mode=self.promotion_mode,
             )  # fmt: skip
+            performance = performance_drift(
+                champion, per_version, metric=self.metric, tolerance=self.max_metric_drop
+            )
         lines = [
             f"v{v}: {self.metric}={m.get(self.metric, float('nan')):.4f} on {int(m['rows'])} rows"
             for v, m in per_version.items()
@@ -232,7 +239,18 @@ class LiveMetricsOperator(BaseOperator):
             "\n  ".join(lines),
             result["decision"],
         )
-        return {**result, "per_version": per_version}
+        if performance["drift"]:
+            self.log.warning(
+                "PERFORMANCE DRIFT: champion v%s live %s %.4f vs %.4f in its tests (drop %.4f > %.4f)",
+                performance["champion"], self.metric, performance["live"], performance["tested"],
+                performance["drop"], self.max_metric_drop,
+            )  # fmt: skip
+        # drift / status / drifted_features at the top: the same shape as a data drift report, for the branch
+        return {
+            **result, "per_version": per_version, "performance": performance, "drift": performance["drift"],
+            "status": performance["status"], "drifted_features": performance["drifted_features"],
+            "report_uri": None,
+        }  # fmt: skip
 
     def _log(self, client: Any, label: str, per_version: dict[str, dict[str, float]]) -> None:
         from airflow_mlops import registry

@@ -283,3 +283,26 @@ def test_live_metrics_promote_a_challenger_that_keeps_winning(released, tmp_path
 
 def _alias_version(c, alias: str) -> str:
     return str(c.get_model_version_by_alias("score", alias).version)
+
+
+def test_performance_drift_when_the_champions_live_metric_falls_beyond_tolerance():
+    from types import SimpleNamespace
+
+    from airflow_mlops.live import performance_drift
+
+    champion = SimpleNamespace(
+        version="4", tags={"mlops.test_metrics": json.dumps({"roc_auc": 0.85, "rmse": 1.0})}
+    )
+    fell = performance_drift(champion, {"4": {"roc_auc": 0.77}}, metric="roc_auc", tolerance=0.05)
+    assert (fell["drift"], fell["status"], fell["drifted_features"]) == (
+        True,
+        "drift",
+        ["performance:roc_auc"],
+    )
+    assert fell["drop"] == pytest.approx(0.08)
+    held = performance_drift(champion, {"4": {"roc_auc": 0.82}}, metric="roc_auc", tolerance=0.05)
+    assert (held["drift"], held["status"]) == (False, "no_drift")
+    worse_error = performance_drift(champion, {"4": {"rmse": 1.2}}, metric="rmse", tolerance=0.1)
+    assert worse_error["drift"]  # lower is better: a rise is the drop
+    unknown = performance_drift(champion, {"5": {"roc_auc": 0.5}}, metric="roc_auc", tolerance=0.05)
+    assert (unknown["drift"], unknown["status"]) == (False, "insufficient_data")

@@ -101,9 +101,14 @@ def test_release_cycle_end_to_end(bag, roots, capfd):
             run_dag(bag.dags["release_churn__score"], day)
         live_run, states = run_dag(bag.dags["release_churn__live_metrics"], day)
         assert states["live_metrics"] == "success"
+        assert (states["no_performance_drift"], states["trigger_retraining"]) == ("success", "skipped")
     live = xcom("release_churn__live_metrics", live_run.run_id, "live_metrics")
     assert set(live["per_version"]) == {"1", "3"}
     assert live["per_version"]["3"]["roc_auc"] > live["per_version"]["1"]["roc_auc"]
+    perf = live["performance"]  # the champion's live roc_auc against what its tests measured
+    assert (perf["champion"], perf["status"]) == ("1", "no_drift")
+    assert perf["live"] == live["per_version"]["1"]["roc_auc"]
+    assert perf["drop"] <= perf["tolerance"]
     assert (live["won"], live["streak"], live["proposed"]) == (True, 2, True)
     assert "proposed v3 for promotion, a person decides (it was rolled back" in live["decision"]
     assert _champion("release_churn") == "1"  # the rolled-back v3 is proposed, never promoted again by itself
