@@ -254,6 +254,7 @@ def build_monitor_dag(spec: PipelineSpec) -> DAG:
                 report=sensor.output,
                 window_end="{{ data_interval_end.isoformat() }}",
                 cooldown=dt.timedelta(hours=spec.retraining_cooldown_hours),
+                consecutive=spec.retraining_consecutive_windows,
                 outlets=[drift_asset],
             )
             on_drift = trigger_retraining

@@ -181,6 +181,7 @@ class PipelineSpec:
     retraining_enabled: bool
     retraining_window_days: int
     retraining_cooldown_hours: float = 24.0
+    retraining_consecutive_windows: int = 1
     compare_mode: str = "improvement"
     compare_relative: bool = False
     checks: dict[str, Any] = field(default_factory=dict)
@@ -509,7 +510,9 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
         on_timeout=c.choice(sensor.get("on_timeout"), "drift.sensor.on_timeout", ON_TIMEOUT, "skip"),
     )
     retraining = c.mapping(raw.get("retraining"), "retraining")
-    c.unknown_keys("retraining.", retraining, {"enabled", "window_days", "cooldown_hours"})
+    c.unknown_keys(
+        "retraining.", retraining, {"enabled", "window_days", "cooldown_hours", "consecutive_windows"}
+    )
     window_days = c.number(training.get("window_days"), "training.window_days", 7, 1, integer=True)
 
     tags = raw.get("tags") or []
@@ -567,6 +570,9 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
         ),
         retraining_cooldown_hours=c.number(
             retraining.get("cooldown_hours"), "retraining.cooldown_hours", 24.0, 0
+        ),
+        retraining_consecutive_windows=c.number(
+            retraining.get("consecutive_windows"), "retraining.consecutive_windows", 1, 1, integer=True
         ),
         raw=raw,
     )

@@ -27,6 +27,9 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
     :param report: the drift report (templated; the sensor's XCom).
     :param window_end: end of the drifted window (templated): the new training window ends here.
     :param cooldown: minimum data time between two retrainings.
+    :param consecutive: trigger only once this many consecutive windows have drifted (1: the first drift);
+        until then the reports wait as pending. Windows are consecutive when each ends one data interval after
+        the previous one.
     """
 
     template_fields: Sequence[str] = (
@@ -43,6 +46,7 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         report: Any,
         window_end: str,
         cooldown: dt.timedelta = dt.timedelta(hours=24),
+        consecutive: int = 1,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("skip_when_already_exists", True)
@@ -53,6 +57,7 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         self.report = report
         self.window_end = window_end
         self.cooldown = cooldown
+        self.consecutive = consecutive
 
     def execute(self, context: Context) -> Any:
         from airflow_mlops.data import parse_time
@@ -75,6 +80,8 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
             reason = None  # this run already triggered (a retry): let the trigger find its own run
         elif in_flight:
             reason = f"a retraining of {self.trigger_dag_id} is already queued or running"
+        elif (streak := _streak(pending, context)) < self.consecutive:
+            reason = f"{streak} consecutive drifted window(s); the spec asks for {self.consecutive}"
         elif cooling:
             reason = (
                 f"cooldown: the last retraining was triggered for the window ending {last['window_end']}, less "
@@ -113,3 +120,19 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
                 events[asset].extra = {k: v for k, v in entry.items() if v is not None}
             except Exception:  # an event's extra is a courtesy: never fail the decision on it
                 self.log.debug("could not set the extra of %s", asset, exc_info=True)
+
+
+def _streak(pending: list[dict[str, Any]], context: Context) -> int:
+    """How many of the latest pending reports come from back-to-back windows (one data interval apart)."""
+    from airflow_mlops.data import parse_time
+
+    dag_run = context.get("dag_run")
+    start, end = getattr(dag_run, "data_interval_start", None), getattr(dag_run, "data_interval_end", None)
+    step = (end - start) if start is not None and end is not None else None
+    ends = sorted(parse_time(p["window_end"], "window_end") for p in pending)
+    streak = 1 if ends else 0
+    for later, earlier in zip(reversed(ends[1:]), reversed(ends[:-1]), strict=True):
+        if step is None or later - earlier != step:
+            break
+        streak += 1
+    return streak

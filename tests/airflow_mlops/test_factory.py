@@ -220,3 +220,22 @@ def test_drifted_partitions_in_a_row_start_one_retraining_and_lose_no_report(dag
     ]  # fmt: skip
     assert all(Path(p["report_uri"]).is_file() for p in conf["drift_reports"])
     assert json.loads((roots["artifacts"] / NAME / "retraining" / "ledger.json").read_text())["pending"] == []
+
+
+def test_consecutive_windows_rule_counts_back_to_back_drifted_windows():
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from airflow_mlops.operators.retraining import _streak
+
+    day = dt.timedelta(days=1)
+    start = dt.datetime(2026, 1, 9, tzinfo=dt.timezone.utc)
+    context = {"dag_run": SimpleNamespace(data_interval_start=start, data_interval_end=start + day)}
+
+    def pending(*days):
+        return [{"window_end": f"2026-01-{d:02d}T00:00:00+00:00"} for d in days]
+
+    assert _streak(pending(10), context) == 1
+    assert _streak(pending(8, 9, 10), context) == 3
+    assert _streak(pending(5, 9, 10), context) == 2  # a calm window between 5 and 9 breaks the streak
+    assert _streak(pending(), context) == 0
