@@ -60,55 +60,44 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         self.consecutive = consecutive
 
     def execute(self, context: Context) -> Any:
-        from airflow_mlops.data import parse_time
+        from airflow_mlops.retraining import decide, empty_ledger
         from airflow_mlops.storage import exists, read_json, write_json_atomic
 
-        ledger = read_json(self.ledger_uri) if exists(self.ledger_uri) else {"pending": [], "last": None}
+        ledger = read_json(self.ledger_uri) if exists(self.ledger_uri) else empty_ledger()
         report = self.report or {}
         entry = {
             "window_end": str(self.window_end), "report_uri": report.get("report_uri"),
             "drifted_features": report.get("drifted_features", []), "monitor_run_id": context["ti"].run_id,
         }  # fmt: skip
-        pending = [p for p in ledger["pending"] if p["monitor_run_id"] != entry["monitor_run_id"]] + [entry]
         self._emit_asset_event(context, entry)
-
-        in_flight = context["ti"].get_dr_count(dag_id=self.trigger_dag_id, states=["queued", "running"])
-        last = ledger.get("last")
-        end = parse_time(self.window_end, "window_end")
-        cooling = last is not None and end - parse_time(last["window_end"], "window_end") < self.cooldown
-        if last is not None and last.get("monitor_run_id") == entry["monitor_run_id"]:
-            reason = None  # this run already triggered (a retry): let the trigger find its own run
-        elif in_flight:
-            reason = f"a retraining of {self.trigger_dag_id} is already queued or running"
-        elif (streak := _streak(pending, context)) < self.consecutive:
-            reason = f"{streak} consecutive drifted window(s); the spec asks for {self.consecutive}"
-        elif cooling:
-            reason = (
-                f"cooldown: the last retraining was triggered for the window ending {last['window_end']}, less "
-                f"than {self.cooldown} of data before this one"
-            )
-        else:
-            reason = None
-        if reason is not None:
-            ledger["pending"] = pending
-            write_json_atomic(self.ledger_uri, ledger)
+        dag_run = context.get("dag_run")
+        start, end = (
+            getattr(dag_run, "data_interval_start", None),
+            getattr(dag_run, "data_interval_end", None),
+        )
+        decision = decide(
+            ledger, entry, in_flight=context["ti"].get_dr_count(dag_id=self.trigger_dag_id, states=["queued", "running"]),
+            cooldown=self.cooldown, consecutive=self.consecutive,
+            step=(end - start) if start is not None and end is not None else None,
+            retraining=self.trigger_dag_id, trigger_run_id=str(self.trigger_run_id),
+        )  # fmt: skip
+        write_json_atomic(self.ledger_uri, decision.ledger)
+        if not decision.trigger:
             self.log.warning(
                 "drift detected (%s) but no retraining triggered: %s. The report is kept as pending (%d pending): "
-                "the next retraining receives it.", ", ".join(entry["drifted_features"]), reason, len(pending),
+                "the next retraining receives it.", ", ".join(entry["drifted_features"]), decision.reason,
+                len(decision.pending),
             )  # fmt: skip
-            return {"triggered": False, "reason": reason, "pending": len(pending)}
-
-        self.conf = {"window_end": str(self.window_end), "drift_report": report, "drift_reports": pending}
-        ledger.update(
-            pending=[], last={**entry, "triggered_run_id": self.trigger_run_id, "reports": len(pending)}
-        )
-        write_json_atomic(self.ledger_uri, ledger)
+            return {"triggered": False, "reason": decision.reason, "pending": len(decision.pending)}
+        self.conf = {
+            "window_end": str(self.window_end),
+            "drift_report": report,
+            "drift_reports": decision.pending,
+        }
         self.log.info(
             "triggering %s (run %s) with %d drift report(s)",
-            self.trigger_dag_id,
-            self.trigger_run_id,
-            len(pending),
-        )
+            self.trigger_dag_id, self.trigger_run_id, len(decision.pending),
+        )  # fmt: skip
         return super().execute(context)
 
     def _emit_asset_event(self, context: Context, entry: dict[str, Any]) -> None:
@@ -120,19 +109,3 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
                 events[asset].extra = {k: v for k, v in entry.items() if v is not None}
             except Exception:  # an event's extra is a courtesy: never fail the decision on it
                 self.log.debug("could not set the extra of %s", asset, exc_info=True)
-
-
-def _streak(pending: list[dict[str, Any]], context: Context) -> int:
-    """How many of the latest pending reports come from back-to-back windows (one data interval apart)."""
-    from airflow_mlops.data import parse_time
-
-    dag_run = context.get("dag_run")
-    start, end = getattr(dag_run, "data_interval_start", None), getattr(dag_run, "data_interval_end", None)
-    step = (end - start) if start is not None and end is not None else None
-    ends = sorted(parse_time(p["window_end"], "window_end") for p in pending)
-    streak = 1 if ends else 0
-    for later, earlier in zip(reversed(ends[1:]), reversed(ends[:-1]), strict=True):
-        if step is None or later - earlier != step:
-            break
-        streak += 1
-    return streak

@@ -224,18 +224,37 @@ def test_drifted_partitions_in_a_row_start_one_retraining_and_lose_no_report(dag
 
 def test_consecutive_windows_rule_counts_back_to_back_drifted_windows():
     import datetime as dt
-    from types import SimpleNamespace
 
-    from airflow_mlops.operators.retraining import _streak
+    from airflow_mlops.retraining import decide, empty_ledger, streak
 
     day = dt.timedelta(days=1)
-    start = dt.datetime(2026, 1, 9, tzinfo=dt.timezone.utc)
-    context = {"dag_run": SimpleNamespace(data_interval_start=start, data_interval_end=start + day)}
 
     def pending(*days):
-        return [{"window_end": f"2026-01-{d:02d}T00:00:00+00:00"} for d in days]
+        return [{"window_end": f"2026-01-{d:02d}T00:00:00+00:00", "monitor_run_id": f"m{d}"} for d in days]
 
-    assert _streak(pending(10), context) == 1
-    assert _streak(pending(8, 9, 10), context) == 3
-    assert _streak(pending(5, 9, 10), context) == 2  # a calm window between 5 and 9 breaks the streak
-    assert _streak(pending(), context) == 0
+    assert streak(pending(10), day) == 1
+    assert streak(pending(8, 9, 10), day) == 3
+    assert streak(pending(5, 9, 10), day) == 2  # a calm window between 5 and 9 breaks the streak
+    assert streak(pending(), day) == 0
+
+    ledger = empty_ledger()
+    rules = {
+        "in_flight": 0,
+        "cooldown": day,
+        "consecutive": 2,
+        "step": day,
+        "retraining": "r",
+        "trigger_run_id": "t",
+    }
+    first = decide(ledger, pending(9)[0], **rules)
+    assert (first.trigger, first.reason) == (False, "1 consecutive drifted window(s); the spec asks for 2")
+    second = decide(first.ledger, pending(10)[0], **rules)
+    assert second.trigger
+    assert [p["monitor_run_id"] for p in second.pending] == ["m9", "m10"]
+    assert second.ledger["pending"] == []
+    late = {"window_end": "2026-01-10T12:00:00+00:00", "monitor_run_id": "late"}
+    cooling = decide(second.ledger, late, **(rules | {"consecutive": 1}))  # 12 h of data after the last
+    assert not cooling.trigger
+    assert cooling.reason.startswith("cooldown: the last retraining was triggered for the window ending")
+    busy = decide(empty_ledger(), late, **(rules | {"consecutive": 1, "in_flight": 1}))
+    assert busy.reason == "a retraining of r is already queued or running"
