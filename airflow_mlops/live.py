@@ -153,3 +153,41 @@ def performance_drift(
         drifted_features=[f"performance:{metric}"] if drifted else [],
     )  # fmt: skip
     return out
+
+
+def window_predictions(predictions_uri: str, window_label: str, id_column: str) -> Any:
+    """The served predictions of a window and, when there are any, its shadow predictions, as one frame
+    (a row scored by the same version twice, as a canary row is in both files, counts once)."""
+    import pandas as pd
+
+    from airflow_mlops.storage import exists, join
+
+    base = predictions_uri.rstrip("/")
+    served, shadow = join(base, f"{window_label}.parquet"), join(f"{base}_shadow", f"{window_label}.parquet")
+    if not exists(served):
+        raise FileNotFoundError(
+            f"no predictions for {window_label} at {served}: run the scoring DAG for that interval first"
+        )
+    frame = pd.concat([pd.read_parquet(u) for u in (served, shadow) if exists(u)], ignore_index=True)
+    return frame.drop_duplicates([id_column, "model_version"]) if exists(shadow) else frame
+
+
+def log_window(
+    c: Any, model_name: str, label: str, per_version: dict[str, dict[str, float]], artifact_root: str | None
+) -> str:
+    """Per-version live metrics of a window as one MLflow run in ``airflow-mlops/<model>/live`` (a re-run of
+    the window updates its run). Returns the run id."""
+    from airflow_mlops import registry
+
+    exp = registry.ensure_experiment(c, f"{registry.experiment_name(model_name)}/live", artifact_root)
+    key = f"live:{model_name}:{label}"
+    run = registry.find_run(c, exp, key)
+    run_id = run.info.run_id if run is not None else c.create_run(
+        exp, run_name=f"live {label}", tags={registry.RUN_KEY_TAG: key}
+    ).info.run_id  # fmt: skip
+    for version, metrics in per_version.items():
+        for name, value in metrics.items():
+            c.log_metric(run_id, f"v{version}_{name}", float(value))
+    if run is None:
+        c.set_terminated(run_id)
+    return run_id

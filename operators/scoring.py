@@ -186,35 +186,27 @@ class LiveMetricsOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         import datetime as dt
 
-        import pandas as pd
-
         from airflow_mlops import registry
         from airflow_mlops.data import make_window, parse_time, partition_uris, read_window
-        from airflow_mlops.live import performance_drift, record_window, version_metrics
-        from airflow_mlops.storage import exists, join
+        from airflow_mlops.live import (
+            log_window,
+            performance_drift,
+            record_window,
+            version_metrics,
+            window_predictions,
+        )
 
         shift = dt.timedelta(days=self.labels_delay_days)
         start = parse_time(self.window_start, "window_start") - shift
         window = make_window(start, parse_time(self.window_end, "window_end") - shift)
-        base = self.predictions_uri.rstrip("/")
-        served = join(base, f"{window.label}.parquet")
-        shadow = join(f"{base}_shadow", f"{window.label}.parquet")
         with gate(), self.hook.configured() as client:
-            if not exists(served):
-                raise FileNotFoundError(
-                    f"no predictions for {window.label} at {served}: run the scoring DAG for that interval first"
-                )
-            predictions = pd.concat(
-                [pd.read_parquet(u) for u in (served, shadow) if exists(u)], ignore_index=True
-            )
-            if exists(shadow):  # shadow rows are the challenger's; served rows may hold canary rows too
-                predictions = predictions.drop_duplicates([self.id_column, "model_version"])
+            predictions = window_predictions(self.predictions_uri, window.label, self.id_column)
             labels, _ = read_window(partition_uris(self.labels_uri, window), self.data_format)
             task = "classification" if "score" in predictions.columns else "regression"
             per_version = version_metrics(
                 predictions, labels, id_column=self.id_column, label_column=self.label_column, task=task
             )
-            self._log(client, window.label, per_version)
+            log_window(client, self.model_name, window.label, per_version, self.hook.artifact_root)
             champion = registry.get_alias(client, self.model_name, registry.CHAMPION)
             challenger = registry.get_alias(client, self.model_name, registry.CHALLENGER)
             if champion is None:
@@ -251,24 +243,3 @@ class LiveMetricsOperator(BaseOperator):
             "status": performance["status"], "drifted_features": performance["drifted_features"],
             "report_uri": None,
         }  # fmt: skip
-
-    def _log(self, client: Any, label: str, per_version: dict[str, dict[str, float]]) -> None:
-        from airflow_mlops import registry
-
-        exp = registry.ensure_experiment(
-            client, f"{registry.experiment_name(self.model_name)}/live", self.hook.artifact_root
-        )
-        key = f"live:{self.model_name}:{label}"
-        run = registry.find_run(client, exp, key)
-        run_id = (
-            run.info.run_id
-            if run is not None
-            else client.create_run(
-                exp, run_name=f"live {label}", tags={registry.RUN_KEY_TAG: key}
-            ).info.run_id
-        )
-        for version, metrics in per_version.items():
-            for name, value in metrics.items():
-                client.log_metric(run_id, f"v{version}_{name}", float(value))
-        if run is None:
-            client.set_terminated(run_id)
