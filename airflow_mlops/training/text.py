@@ -172,38 +172,22 @@ def train(
 ) -> tuple[dict[str, Any], FitResult]:
     import numpy as np
     import torch
-    from peft import LoraConfig, TaskType, get_peft_model
-    from safetensors.torch import save_file
+    from peft import TaskType
     from transformers import AutoModelForSequenceClassification
 
-    p = {**DEFAULTS, **params}
-    p["base_config"] = {**DEFAULTS["base_config"], **(params.get("base_config") or {})}
-    seed_everything(seed)
-    device = pick_device(str(p.get("device", "auto")))
-    check_quantization(p, device)
+    p, device = _settings(params, DEFAULTS, seed)
     classes = sorted(train_df[target].dropna().unique().tolist())
     if len(classes) < 2:
         raise ValueError(f"target {target!r} has a single class {classes}: a classifier needs at least two")
-    base = _base_model(p, len(classes))
-    vocab_size = int(base.config.vocab_size)
-    save_file({k: v.contiguous() for k, v in base.state_dict().items()}, str(out_dir / BASE_WEIGHTS))
-    _save_config(base, out_dir)
-    lora = LoraConfig(
-        task_type=TaskType.SEQ_CLS, r=int(p["lora_r"]), lora_alpha=int(p["lora_alpha"]),
-        lora_dropout=float(p["lora_dropout"]), target_modules=list(p["target_modules"]),
-    )  # fmt: skip
-    base = _ready_for_training(base, p, device, AutoModelForSequenceClassification)
-    model = get_peft_model(base, lora)
-    trainable = [q for q in model.parameters() if q.requires_grad]
-    n_trainable = sum(q.numel() for q in trainable)
+    model, vocab_size, quantized = _adapt(
+        _base_model(p, len(classes)), p, device, AutoModelForSequenceClassification, TaskType.SEQ_CLS, out_dir
+    )
+    n_trainable = sum(q.numel() for q in model.parameters() if q.requires_grad)
     n_total = sum(q.numel() for q in model.parameters())
 
     index = {c: i for i, c in enumerate(classes)}
     ids = tokenize(train_df[text].tolist(), vocab_size, int(p["max_length"]))
     y = torch.tensor(train_df[target].map(index).to_numpy(dtype=np.int64))
-    quantized = _is_quantized(model)
-    if not quantized:
-        model.to(device)
 
     meta: dict[str, Any] = {
         "kind": "lora_text", "task": "classification", "text": text, "target": target, "params": p,
@@ -285,6 +269,41 @@ def _ready_for_training(base: Any, params: dict[str, Any], device: str, auto_cla
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         base.config.use_cache = False
     return base.to(device)
+
+
+def _settings(params: dict[str, Any], defaults: dict[str, Any], seed: int) -> tuple[dict[str, Any], str]:
+    """The family's parameters over its defaults (``base_config`` merged key by key), seeded, on a device
+    that can run them (QLoRA checked before any work)."""
+    p = {**defaults, **params}
+    p["base_config"] = {**defaults["base_config"], **(params.get("base_config") or {})}
+    seed_everything(seed)
+    device = pick_device(str(p.get("device", "auto")))
+    check_quantization(p, device)
+    return p, device
+
+
+def _adapt(
+    base: Any, p: dict[str, Any], device: str, auto_class: Any, task_type: Any, out_dir: Path
+) -> tuple[Any, int, bool]:
+    """Save the base (weights and architecture), wrap it with the LoRA adapter, place it on the device.
+    Returns (peft model, vocabulary size, whether the base is 4-bit)."""
+    from peft import LoraConfig, get_peft_model
+    from safetensors.torch import save_file
+
+    vocab_size = int(base.config.vocab_size)
+    save_file({k: v.contiguous() for k, v in base.state_dict().items()}, str(out_dir / BASE_WEIGHTS))
+    _save_config(base, out_dir)
+    lora = LoraConfig(
+        task_type=task_type, r=int(p["lora_r"]), lora_alpha=int(p["lora_alpha"]),
+        lora_dropout=float(p["lora_dropout"]), target_modules=list(p["target_modules"]),
+        # fully trained modules saved beside the adapter, e.g. the output head of a base built from a config
+        modules_to_save=list(p["modules_to_save"]) if p.get("modules_to_save") else None,
+    )  # fmt: skip
+    model = get_peft_model(_ready_for_training(base, p, device, auto_class), lora)
+    quantized = _is_quantized(model)
+    if not quantized:
+        model.to(device)
+    return model, vocab_size, quantized
 
 
 def _is_quantized(model: Any) -> bool:
@@ -429,31 +448,14 @@ def train_causal_lm(
     checkpoint: Checkpointer | None = None,
 ) -> tuple[dict[str, Any], FitResult]:
     """LoRA fine-tuning of a causal LM on a text column (next-token loss)."""
-    from peft import LoraConfig, TaskType, get_peft_model
-    from safetensors.torch import save_file
+    from peft import TaskType
     from transformers import AutoModelForCausalLM
 
-    p = {**LM_DEFAULTS, **params}
-    p["base_config"] = {**LM_DEFAULTS["base_config"], **(params.get("base_config") or {})}
-    seed_everything(seed)
-    device = pick_device(str(p.get("device", "auto")))
-    check_quantization(p, device)
-    base = _causal_base(p)
-    vocab_size = int(base.config.vocab_size)
-    save_file({k: v.contiguous() for k, v in base.state_dict().items()}, str(out_dir / BASE_WEIGHTS))
-    _save_config(base, out_dir)
-    lora = LoraConfig(
-        task_type=TaskType.CAUSAL_LM, r=int(p["lora_r"]), lora_alpha=int(p["lora_alpha"]),
-        lora_dropout=float(p["lora_dropout"]), target_modules=list(p["target_modules"]),
-        # fully trained modules saved beside the adapter, e.g. the output head of a base built from a config
-        modules_to_save=list(p["modules_to_save"]) if p.get("modules_to_save") else None,
-    )  # fmt: skip
-    base = _ready_for_training(base, p, device, AutoModelForCausalLM)
-    model = get_peft_model(base, lora)
+    p, device = _settings(params, LM_DEFAULTS, seed)
+    model, vocab_size, quantized = _adapt(
+        _causal_base(p), p, device, AutoModelForCausalLM, TaskType.CAUSAL_LM, out_dir
+    )
     ids = tokenize(train_df[text].tolist(), vocab_size, int(p["max_length"]))
-    quantized = _is_quantized(model)
-    if not quantized:
-        model.to(device)
     meta: dict[str, Any] = {
         "kind": "lora_causal_lm", "task": "language_modeling", "text": text, "target": text, "params": p,
         "vocab_size": vocab_size, "trainable_parameters": sum(q.numel() for q in model.parameters() if q.requires_grad),
