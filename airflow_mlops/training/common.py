@@ -100,6 +100,14 @@ def fit_settings(
     }
 
 
+def _matches(tensors: dict[str, Any], named_params: dict[str, Any]) -> bool:
+    """Whether a checkpoint holds exactly this model's trainable parameters, with the same shapes."""
+    saved = {k.removeprefix("param."): v for k, v in tensors.items() if k.startswith("param.")}
+    return saved.keys() == named_params.keys() and all(
+        tuple(saved[n].shape) == tuple(p.shape) for n, p in named_params.items()
+    )
+
+
 def fit(
     model: Any,
     inputs: Any,
@@ -139,6 +147,12 @@ def fit(
     resumed_sums = (0.0, 0)
 
     loaded = checkpoint.load() if checkpoint is not None else None
+    if loaded is not None and not _matches(loaded[0], named_params):
+        log.warning(
+            "the checkpoint found for this run key does not fit this model (other parameters or shapes): "
+            "ignoring it and starting from scratch"
+        )
+        loaded = None
     if loaded is not None:
         tensors, meta = loaded
         with torch.no_grad():

@@ -348,7 +348,7 @@ def test_gradient_checkpointing_gives_the_same_model(tmp_path, mlflow_uri, kind)
         params = {"epochs": 2, "batch_size": 16, "max_length": 16, "base_config": base,
                   "gradient_checkpointing": checkpointing, "modules_to_save": None}  # fmt: skip
         result = run(
-            _config(tmp_path, kind, df, run_key=f"gc-{checkpointing}", **cols,
+            _config(tmp_path, kind, df, run_key=f"gc-{kind}-{checkpointing}-{tmp_path.name}", **cols,
                     model={"kind": kind, "task": task, "params": params})
         )  # fmt: skip
         metrics.append(_deterministic(result["metrics"]))
@@ -420,3 +420,39 @@ def test_base_model_from_an_object_store_url(tmp_path, mlflow_uri):
     model = load_mlflow_model(result["model_uri"], result["model_sha256"])
     assert model.meta["vocab_size"] == 512
     assert model.lm_metrics(_sentences(20, 4))["perplexity"] > 1
+
+
+def test_a_checkpoint_of_another_model_under_the_same_key_is_ignored(tmp_path):
+    """A stale or foreign checkpoint (other parameters) must not crash or poison a run: it starts over."""
+    import torch
+
+    from airflow_mlops.training.checkpoint import Checkpointer
+    from airflow_mlops.training.common import fit
+
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
+    y = (x[:, 0] > 0).long()
+    ckpt = Checkpointer(str(tmp_path / "ckpt"))
+
+    def net(width):
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(4, width), torch.nn.ReLU(), torch.nn.Linear(width, 2))
+
+    other = net(8)
+    settings = {"epochs": 1, "batch_size": 16, "learning_rate": 0.01, "seed": 0, "checkpoint": ckpt}
+    # leave a checkpoint behind as a killed run would (checkpoint_every=1, not cleared)
+    fit(
+        other,
+        x,
+        y,
+        torch.nn.CrossEntropyLoss(),
+        named_params=dict(other.named_parameters()),
+        checkpoint_every=1,
+        **settings,
+    )
+    assert ckpt.load() is not None
+    mine = net(16)  # same key, other shapes
+    result = fit(
+        mine, x, y, torch.nn.CrossEntropyLoss(), named_params=dict(mine.named_parameters()), **settings
+    )
+    assert result.resumed_from_step is None
+    assert len(result.history) == 1
