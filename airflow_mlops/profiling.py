@@ -259,8 +259,12 @@ def profile_differences(
         qb = [sb.get(f"distribution/q_{q}") for q in (10, 25, 50, 75, 90)]
         ranks = _ranks(a, name, qb)
         for q, r, x, y in zip((0.10, 0.25, 0.50, 0.75, 0.90), ranks, qa, qb, strict=True):
-            if x != y and r is not None and abs(r - q) > rank_error:  # equal values need no rank check
-                problems.append(f"{name} quantile {q}: the other profile's value has rank {r:.4f} here")
+            # equal values need no check; otherwise q must lie within the value's rank span (a value taken by
+            # many rows spans from P(X < v) to P(X <= v)), give or take the sketch's error
+            if x != y and r is not None and not (r[0] - rank_error <= q <= r[1] + rank_error):
+                problems.append(
+                    f"{name} quantile {q}: the other profile's value has rank {r[0]:.4f}..{r[1]:.4f} here"
+                )
         fa = {i.value for i in sa.get("frequent_items/frequent_strings") or []}
         fb = {i.value for i in sb.get("frequent_items/frequent_strings") or []}
         if fa != fb:
@@ -276,13 +280,22 @@ def _close(x: float, y: float) -> bool:
     return x == y or math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
 
 
-def _ranks(view: DatasetProfileView, name: str, values: list[float | None]) -> list[float | None]:
-    """Normalised rank of each value in the column's KLL sketch (its CDF there)."""
+def _ranks(
+    view: DatasetProfileView, name: str, values: list[float | None]
+) -> list[tuple[float, float] | None]:
+    """The normalised rank span of each value in the column's KLL sketch: (P(X < v), P(X <= v))."""
+    import math
+
     metric = view.get_column(name).get_metric("distribution")
     if metric is None or metric.kll.value.is_empty():
         return [None for _ in values]
     sketch = metric.kll.value
-    return [None if v is None else float(sketch.get_cdf([v])[0]) for v in values]
+    return [
+        None
+        if v is None
+        else (float(sketch.get_cdf([v])[0]), float(sketch.get_cdf([math.nextafter(v, math.inf)])[0]))
+        for v in values
+    ]
 
 
 def shard_profile_uri(storage_uri: str, pipeline: str, file_sha256: str) -> str:
