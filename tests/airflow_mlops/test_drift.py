@@ -109,7 +109,7 @@ def test_category_absent_from_the_current_data_counts_as_zero():
 
 
 def test_per_feature_thresholds_override_the_default():
-    ref, cur = _frame(20_000, 1), _frame(20_000, 2, shift=0.12)  # KS about 0.048
+    ref, cur = _frame(20_000, 1), _frame(20_000, 2, shift=0.2)  # KS 0.080, well above the floor (~0.046)
     loose = _score(ref, cur, ks_threshold=0.03)
     assert "a" in loose["drifted_features"]
     strict = _score(ref, cur, ks_threshold=0.03, feature_thresholds={"a": {"threshold": 0.2}})
