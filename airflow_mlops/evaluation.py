@@ -249,5 +249,22 @@ def test_model(
     )
 
 
+def log_report(c: Any, run_id: str, report: dict[str, Any], model_name: str, ui_url: str | None) -> str:
+    """The test report (JSON, and HTML with charts) as artifacts of the candidate's MLflow run; returns
+    where to read the HTML (the MLflow UI when its URL is known, else the artifact's own URI)."""
+    import json
+
+    from airflow_mlops.registry import run_url
+    from airflow_mlops.reports import model_test_html
+
+    title = f"Model tests: {model_name}, run {run_id}"
+    c.log_text(run_id, json.dumps(report, indent=2, sort_keys=True, default=str), "tests/report.json")
+    c.log_text(run_id, model_test_html(report, title), "tests/report.html")
+    run = c.get_run(run_id)
+    if ui_url:
+        return run_url(ui_url, run.info.experiment_id, run_id) + "/artifacts/tests/report.html"
+    return f"{run.info.artifact_uri.rstrip('/')}/tests/report.html"
+
+
 def _short(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))

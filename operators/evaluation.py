@@ -104,7 +104,7 @@ class ModelTestOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.data import make_window, partition_uris, read_window, split_holdout
-        from airflow_mlops.evaluation import apply_override, raise_for_failures, test_model
+        from airflow_mlops.evaluation import apply_override, log_report, raise_for_failures, test_model
 
         with gate(), self.hook.configured() as client:
             window = make_window(self.window_start, self.window_end, self.window_days)
@@ -122,26 +122,10 @@ class ModelTestOperator(BaseOperator):
                 "model tests for run %s: %s\n%s\npromotion: %s",
                 self.training["run_id"], "PASSED" if report.passed else "FAILED", report.table(), report.reason,
             )  # fmt: skip
-            url = self._log_report(client, report.as_dict())
+            url = log_report(
+                client, self.training["run_id"], report.as_dict(), self.model_name, self.hook.ui_url
+            )
             if url:
                 context["ti"].xcom_push(key=TEST_REPORT_URL_KEY, value=url)
             raise_for_failures(report, f"{self.model_name} run {self.training['run_id']}")
         return report.as_dict()
-
-    def _log_report(self, client: Any, report: dict[str, Any]) -> str:
-        """JSON + HTML report as artifacts of the candidate's run; returns where to read the HTML."""
-        import json
-
-        from airflow_mlops.registry import run_url
-        from airflow_mlops.reports import model_test_html
-
-        run_id = self.training["run_id"]
-        title = f"Model tests: {self.model_name}, run {run_id}"
-        client.log_text(
-            run_id, json.dumps(report, indent=2, sort_keys=True, default=str), "tests/report.json"
-        )
-        client.log_text(run_id, model_test_html(report, title), "tests/report.html")
-        run = client.get_run(run_id)
-        if self.hook.ui_url:
-            return run_url(self.hook.ui_url, run.info.experiment_id, run_id) + "/artifacts/tests/report.html"
-        return f"{run.info.artifact_uri.rstrip('/')}/tests/report.html"
