@@ -278,6 +278,17 @@ def detect(
     return report
 
 
+def waiting_reason(c: Any, model_name: str, current_uri: str) -> str | None:
+    """Why drift cannot be scored yet (no current profile, no champion to take the reference from), or None."""
+    from airflow_mlops import registry, storage
+
+    if not current_uri or not storage.exists(current_uri):
+        return f"the current profile {current_uri or '(none)'} is not there yet"
+    if registry.get_alias(c, model_name, registry.CHAMPION) is None:
+        return f"{model_name} has no {registry.CHAMPION!r} version yet, so there is no reference profile"
+    return None
+
+
 def check_against_champion(
     c: Any,
     *,
@@ -294,13 +305,11 @@ def check_against_champion(
     from airflow_mlops import registry, storage
     from airflow_mlops.errors import IntegrityError
 
-    if not current_uri or not storage.exists(current_uri):
-        log.info("waiting for the current profile %s", current_uri)
+    reason = waiting_reason(c, model_name, current_uri)
+    if reason is not None:
+        log.info("waiting: %s", reason)
         return None
     champion = registry.get_alias(c, model_name, registry.CHAMPION)
-    if champion is None:
-        log.info("waiting: %s has no %r version yet, so there is no reference", model_name, registry.CHAMPION)
-        return None
     reference = champion.tags.get(registry.PROFILE_TAG)
     if not reference:
         raise IntegrityError(

@@ -220,8 +220,13 @@ def build_monitor_dag(spec: PipelineSpec) -> DAG:
     from airflow_mlops.operators.drift import DriftBranchOperator
     from airflow_mlops.operators.validation import ValidateDataOperator
     from airflow_mlops.sensors.drift import DriftSensor
+    from airflow_mlops.sensors.partition import PartitionCompleteSensor
 
     d = spec.drift
+    waiting = {
+        "poke_interval": d.poke_interval, "timeout": d.timeout, "on_timeout": d.on_timeout,
+        "deferrable": d.mode == "deferrable", "mode": "poke" if d.mode == "poke" else "reschedule",
+    }  # fmt: skip
     drift_asset = Asset(name=f"{spec.name}.drift", uri=f"airflow-mlops://{spec.name}/drift")
     with DAG(
         spec.monitor_dag_id,
@@ -229,6 +234,11 @@ def build_monitor_dag(spec: PipelineSpec) -> DAG:
         max_active_runs=4,
         **_dag_kwargs(spec, "drift-monitor"),
     ) as dag:
+        done = spec.completeness
+        wait = PartitionCompleteSensor(
+            task_id="wait_for_partition", data_uri=spec.data_uri, data_format=spec.data_format,
+            min_rows=done.min_rows, marker=done.marker, asset=done.asset, **waiting,
+        )  # fmt: skip
         profile = ValidateDataOperator(
             task_id="profile_partition", pipeline=spec.name, data_uri=spec.data_uri, data_format=spec.data_format,
             artifact_uri=spec.storage_uri, features=spec.features, numeric=list(spec.numeric), target=None,
@@ -240,7 +250,7 @@ def build_monitor_dag(spec: PipelineSpec) -> DAG:
             numeric=list(spec.numeric), categorical=list(spec.categorical), ks_threshold=d.numeric_ks,
             hellinger_threshold=d.categorical_hellinger, drift_share=d.drift_share, min_rows=d.min_rows,
             feature_thresholds=d.features or None,
-            poke_interval=d.poke_interval, timeout=d.timeout, mode="reschedule", soft_fail=d.on_timeout == "skip",
+            **waiting,
         )  # fmt: skip
         no_drift = EmptyOperator(task_id="no_drift")
         if spec.retraining_enabled:
@@ -265,7 +275,7 @@ def build_monitor_dag(spec: PipelineSpec) -> DAG:
             task_id="branch_on_drift", report=sensor.output, drift_task_id=on_drift.task_id,
             no_drift_task_id=no_drift.task_id,
         )  # fmt: skip
-        profile >> sensor >> branch >> [on_drift, no_drift]
+        wait >> profile >> sensor >> branch >> [on_drift, no_drift]
     return dag
 
 

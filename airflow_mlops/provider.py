@@ -17,6 +17,9 @@ def get_provider_info() -> dict:
                 "connection-type": "mlflow",
             }
         ],
+        "triggers": [
+            {"integration-name": "airflow-mlops", "python-modules": ["airflow_mlops.sensors.triggers"]}
+        ],
         "extra-links": [
             "airflow_mlops.operators.links.MlflowRunLink",
             "airflow_mlops.operators.links.ModelVersionLink",

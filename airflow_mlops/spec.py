@@ -36,6 +36,7 @@ PERTURBATIONS = ("noise", "missing", "unseen_category", "typo", "case")
 DIRECTIONS = ("increasing", "decreasing", "invariant")
 SCORING_MODES = ("champion_only", "canary", "shadow")
 ON_TIMEOUT = ("skip", "fail")
+SENSOR_MODES = ("deferrable", "reschedule", "poke")
 COLUMN_KEYS = (
     "dtype", "nullable", "max_null_fraction", "min", "max", "allowed", "unique", "regex", "max_age_hours", "mean",
     "quantiles", "severity",
@@ -91,7 +92,17 @@ class DriftSpec:
     timeout: int = 3600
     poke_interval: int = 60
     on_timeout: str = "skip"
+    mode: str = "deferrable"
     features: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CompletenessSpec:
+    """When a partition is complete (``data.completeness``): all given rules must hold."""
+
+    min_rows: int | None = None
+    marker: str | None = None
+    asset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +171,7 @@ class PipelineSpec:
     monitor_schedule: str | None
     data_uri: str
     data_format: str
+    completeness: CompletenessSpec
     storage_uri: str
     target: str
     numeric: tuple[str, ...]
@@ -351,9 +363,16 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
     schedules = c.mapping(raw.get("schedules"), "schedules")
     c.unknown_keys("schedules.", schedules, {"training", "drift_monitor"})
     data = c.mapping(raw.get("data"), "data", required=True)
-    c.unknown_keys("data.", data, {"uri", "format"})
+    c.unknown_keys("data.", data, {"uri", "format", "completeness"})
     data_uri = c.string(data.get("uri"), "data.uri", required=True) or ""
     data_format = c.choice(data.get("format"), "data.format", ("parquet", "csv"), "parquet")
+    complete = c.mapping(data.get("completeness"), "data.completeness")
+    c.unknown_keys("data.completeness.", complete, {"min_rows", "marker", "asset"})
+    completeness = CompletenessSpec(
+        min_rows=c.number(complete.get("min_rows"), "data.completeness.min_rows", None, 1, integer=True),
+        marker=c.string(complete.get("marker"), "data.completeness.marker"),
+        asset=c.string(complete.get("asset"), "data.completeness.asset"),
+    )
     storage = c.mapping(raw.get("storage"), "storage", required=True)
     c.unknown_keys("storage.", storage, {"uri"})
     storage_uri = c.string(storage.get("uri"), "storage.uri", required=True) or ""
@@ -496,7 +515,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
     dcat = c.mapping(drift_raw.get("categorical"), "drift.categorical")
     c.unknown_keys("drift.categorical.", dcat, {"hellinger"})
     sensor = c.mapping(drift_raw.get("sensor"), "drift.sensor")
-    c.unknown_keys("drift.sensor.", sensor, {"timeout", "poke_interval", "on_timeout"})
+    c.unknown_keys("drift.sensor.", sensor, {"timeout", "poke_interval", "on_timeout", "mode"})
     drift = DriftSpec(
         numeric_ks=c.number(dnum.get("ks"), "drift.numeric.ks", 0.05, 0, 1),
         categorical_hellinger=c.number(dcat.get("hellinger"), "drift.categorical.hellinger", 0.05, 0, 1),
@@ -508,6 +527,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
             sensor.get("poke_interval"), "drift.sensor.poke_interval", 60, 1, integer=True
         ),
         on_timeout=c.choice(sensor.get("on_timeout"), "drift.sensor.on_timeout", ON_TIMEOUT, "skip"),
+        mode=c.choice(sensor.get("mode"), "drift.sensor.mode", SENSOR_MODES, "deferrable"),
     )
     retraining = c.mapping(raw.get("retraining"), "retraining")
     c.unknown_keys(
@@ -537,6 +557,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
         monitor_schedule=_schedule(c, schedules.get("drift_monitor", "@daily"), "schedules.drift_monitor"),
         data_uri=data_uri,
         data_format=data_format,
+        completeness=completeness,
         storage_uri=storage_uri,
         target=target,
         numeric=numeric,

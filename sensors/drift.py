@@ -6,22 +6,24 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue
-
 from airflow_mlops.operators.errors import gate
 from airflow_mlops.operators.hooks import MlflowHook
 from airflow_mlops.operators.links import DRIFT_REPORT_URL_KEY, DriftReportLink
+from airflow_mlops.sensors._waiting import WaitingSensor
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from airflow.triggers.base import BaseTrigger
 
 REPORT_URL_KEY = DRIFT_REPORT_URL_KEY
 
 
-class DriftSensor(BaseSensorOperator):
+class DriftSensor(WaitingSensor):
     """Compare the current partition's profile with the reference profile of the champion's training data.
 
-    Waits (poke or reschedule mode) until the current profile exists and the model has a ``champion``;
+    Waits until the current profile exists and the model has a ``champion`` (deferrable through
+    :class:`~airflow_mlops.sensors.triggers.DriftReadyTrigger`, or in reschedule/poke mode; ``timeout`` and
+    ``on_timeout`` as in :class:`~airflow_mlops.sensors._waiting.WaitingSensor`);
     then scores every feature on effect sizes (KS distance for numeric, Hellinger for categorical, each
     above a sample-size-aware floor), logs the per-feature table sorted by effect, stores the report (JSON,
     and an HTML page with a PNG of the most drifted features) beside the current profile, logs it to MLflow
@@ -42,6 +44,7 @@ class DriftSensor(BaseSensorOperator):
 
     template_fields: Sequence[str] = ("model_name", "current_profile_uri")
     ui_color = "#fff4e0"
+    waiting_for = "the current profile and a champion"
     operator_extra_links = (DriftReportLink(),)
 
     def __init__(
@@ -75,20 +78,31 @@ class DriftSensor(BaseSensorOperator):
     def hook(self) -> MlflowHook:
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
-    def poke(self, context: Context) -> PokeReturnValue | bool:
-        from airflow_mlops.drift import check_against_champion
+    def check(self, context: Context) -> tuple[bool, str, Any]:
+        from airflow_mlops.drift import check_against_champion, waiting_reason
 
         with gate(), self.hook.configured() as client:
+            reason = waiting_reason(client, self.model_name, self.current_profile_uri)
+            if reason is not None:
+                return False, reason, None
             report = check_against_champion(
                 client, model_name=self.model_name, current_uri=self.current_profile_uri,
                 numeric=self.numeric or [], categorical=self.categorical or [], ks_threshold=self.ks_threshold,
                 hellinger_threshold=self.hellinger_threshold, drift_share=self.drift_share, min_rows=self.min_rows,
                 feature_thresholds=self.feature_thresholds, artifact_root=self.hook.artifact_root,
             )  # fmt: skip
-        if report is None:
-            return False
+        if report is None:  # the champion went away between the two calls
+            return False, "the champion changed while scoring; checking again", None
         context["ti"].xcom_push(key=REPORT_URL_KEY, value=_as_url(report["report_html"]))
-        return PokeReturnValue(is_done=True, xcom_value=report)
+        return True, report["status"], report
+
+    def make_trigger(self, context: Context, *, deadline: str, reason: str, deferrals: int) -> BaseTrigger:
+        from airflow_mlops.sensors.triggers import DriftReadyTrigger
+
+        return DriftReadyTrigger(
+            profile_uri=self.current_profile_uri, model_name=self.model_name, mlflow_conn_id=self.mlflow_conn_id,
+            poke_interval=self.poke_interval, deadline=deadline, deferrals=deferrals,
+        )  # fmt: skip
 
 
 def _as_url(uri: str) -> str:

@@ -17,7 +17,7 @@ def _with(path: str, value):
     node = raw
     *parents, leaf = path.split(".")
     for p in parents:
-        node = node[p]
+        node = node.setdefault(p, {})
     if value is KeyError:
         del node[leaf]
     else:
@@ -65,6 +65,17 @@ def test_demo_spec_parses():
         ("data", KeyError, "data: missing; it is required"),
         ("target", KeyError, "target: missing; it is required"),
         ("drift.sensor.on_timeout", "retry", "drift.sensor.on_timeout: found 'retry'; allowed: skip | fail"),
+        (
+            "drift.sensor.mode",
+            "async",
+            "drift.sensor.mode: found 'async'; allowed: deferrable | reschedule | poke",
+        ),
+        ("data.completeness.min_rows", 0, "data.completeness.min_rows: found 0; allowed: a number >= 1"),
+        (
+            "data.completeness.markr",
+            "_SUCCESS",
+            "data.completeness.markr: unknown key (did you mean 'marker'?)",
+        ),
         ("modle", {}, "modle: unknown key (did you mean 'model'?)"),
     ],
 )
@@ -104,3 +115,23 @@ def test_causal_lm_spec_needs_no_target():
     spec = parse_spec(raw)
     assert (spec.target, spec.model.task, spec.compare_metric) == ("note", "language_modeling", "perplexity")
     assert spec.thresholds == {"perplexity": {"max": 30}}
+
+
+def test_monitor_waits_for_a_complete_partition_as_the_spec_says(tmp_path):
+    from airflow_mlops.factory import build_monitor_dag
+
+    raw = _with("data.completeness", {"min_rows": 500, "marker": "_SUCCESS", "asset": "raw_churn"})
+    raw["drift"]["sensor"] = {"mode": "reschedule", "timeout": 900, "poke_interval": 30, "on_timeout": "fail"}
+    dag = build_monitor_dag(parse_spec(raw))
+    wait, detect = dag.get_task("wait_for_partition"), dag.get_task("detect_drift")
+    assert [t.task_id for t in wait.downstream_list] == ["profile_partition"]
+    assert (wait.min_rows, wait.marker, wait.asset) == (500, "_SUCCESS", "raw_churn")
+    assert [a.name for a in wait.inlets] == ["raw_churn"]
+    for sensor in (wait, detect):
+        assert (sensor.deferrable, sensor.mode, sensor.on_timeout) == (False, "reschedule", "fail")
+        assert (sensor.timeout, sensor.poke_interval) == (900, 30)
+        assert not sensor.soft_fail
+
+    default = build_monitor_dag(parse_spec(_with("data.completeness", {"min_rows": 10})))
+    assert default.get_task("wait_for_partition").deferrable is True
+    assert default.get_task("detect_drift").on_timeout == "skip"

@@ -33,3 +33,95 @@ def test_waits_for_a_champion(tmp_path, mlflow_uri):
 @pytest.mark.parametrize("field", ["model_name", "current_profile_uri"])
 def test_templated_fields(field):
     assert field in DriftSensor.template_fields
+
+
+def _profile(tmp_path) -> str:
+    import pandas as pd
+
+    from airflow_mlops.profiling import profile_frame, save_profile
+
+    return save_profile(profile_frame(pd.DataFrame({"x": [1.0, 2.0]})), str(tmp_path / "p.bin"))
+
+
+def _version(name: str, tags: dict | None = None) -> str:
+    """A registered version with the ``champion`` alias (a bare one, as another tool would register it)."""
+    from mlflow.tracking import MlflowClient
+
+    c = MlflowClient()
+    c.create_registered_model(name)
+    run = c.create_run(c.create_experiment(f"e-{name}"))
+    v = c.create_model_version(
+        name, source=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags=tags
+    )
+    c.set_registered_model_alias(name, "champion", v.version)
+    return str(v.version)
+
+
+def _drift_trigger(profile_uri: str, seconds: float, model: str = "churn"):
+    import datetime as dt
+
+    from airflow_mlops.sensors.triggers import DriftReadyTrigger
+
+    deadline = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)).isoformat()
+    return DriftReadyTrigger(
+        profile_uri=profile_uri, model_name=model, mlflow_conn_id="mlflow_default", poke_interval=0.05,
+        deadline=deadline, deferrals=2,
+    )  # fmt: skip
+
+
+def _run(trigger):
+    import asyncio
+
+    from airflow.sdk._shared.module_loading import import_string
+
+    classpath, kwargs = trigger.serialize()
+    assert "tracking_uri" not in str(kwargs)  # the connection is resolved in the triggerer, not stored
+
+    async def first():
+        return await anext(import_string(classpath)(**kwargs).run())
+
+    return asyncio.run(first()).payload
+
+
+def test_drift_trigger_waits_for_profile_then_champion(tmp_path, mlflow_uri):
+    import threading
+
+    missing = _run(_drift_trigger(str(tmp_path / "later.bin"), 0.2))
+    assert missing["status"] == "timeout"
+    assert missing["reason"] == f"the current profile {tmp_path / 'later.bin'} is not there yet"
+    assert missing["deferrals"] == 2  # the wait's state travels with the event
+
+    uri = _profile(tmp_path)
+    assert "has no 'champion' version yet" in _run(_drift_trigger(uri, 0.2))["reason"]
+    threading.Timer(0.3, _version, args=("churn",)).start()
+    ready = _run(_drift_trigger(uri, 30))
+    assert ready["status"] == "ready"
+    assert ready["champion_version"] == "1"
+
+
+def test_deferrable_drift_sensor_defers_with_its_trigger(tmp_path, mlflow_uri):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    sensor = DriftSensor(
+        task_id="d", model_name="nobody", current_profile_uri=_profile(tmp_path), numeric=["x"],
+        deferrable=True, on_timeout="skip", timeout=120, poke_interval=5,
+    )  # fmt: skip
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({"ti": _TI()})
+    trigger = deferred.value.trigger
+    assert type(trigger).__name__ == "DriftReadyTrigger"
+    assert (trigger.model_name, trigger.poke_interval, trigger.deferrals) == ("nobody", 5.0, 1)
+    assert deferred.value.method_name == "execute_complete"
+    assert deferred.value.kwargs["deadline"] == trigger.deadline
+
+
+def test_skip_on_timeout_does_not_hide_a_broken_reference(tmp_path, mlflow_uri):
+    from airflow_mlops.operators.errors import IntegrityCheckFailed
+
+    _version("untagged")  # a champion registered outside airflow-mlops: no training profile to compare with
+    sensor = DriftSensor(
+        task_id="d", model_name="untagged", current_profile_uri=_profile(tmp_path), numeric=["x"],
+        deferrable=True, on_timeout="skip",
+    )  # fmt: skip
+    with pytest.raises(IntegrityCheckFailed, match="has no mlops.profile_uri tag"):
+        sensor.execute({"ti": _TI()})
