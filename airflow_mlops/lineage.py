@@ -48,3 +48,70 @@ def lineage_tags(
     for k, v in (airflow or {}).items():
         tags[f"airflow.{k}"] = v
     return tags
+
+
+# -- OpenLineage dataset names (https://openlineage.io/docs/spec/naming) ---------------------------------------
+
+
+def dataset_id(uri: str) -> tuple[str, str]:
+    """(namespace, name) of a file or an object-store URL: ``file`` + absolute path, ``s3://bucket`` + key."""
+    import os
+
+    if uri.startswith("file://"):
+        return "file", uri[len("file://") :]
+    if "://" not in uri:
+        return "file", os.path.abspath(uri)
+    scheme, rest = uri.split("://", 1)
+    scheme = {"s3a": "s3", "s3n": "s3", "gcs": "gs"}.get(scheme, scheme)
+    bucket, _, key = rest.partition("/")
+    return f"{scheme}://{bucket}", key or "/"
+
+
+def mlflow_namespace(tracking_uri: str) -> str:
+    """The namespace of MLflow models and versions: ``mlflow+`` the tracking URI, without credentials."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(tracking_uri)
+    if not (parts.username or parts.password):
+        return "mlflow+" + tracking_uri
+    host = parts.hostname or ""
+    return "mlflow+" + urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
+
+
+def model_dataset(namespace: str, model_uri: str) -> dict[str, Any]:
+    """A model artifact (``runs:/...``, ``models:/m-...``) or a version (``models:/<name>/<version>``)."""
+    return {"id": (namespace, model_uri)}
+
+
+def sql_table_ids(
+    sql: str, conn_type: str, host: str | None, port: int | None, database: str | None
+) -> list[tuple[str, str]]:
+    """(namespace, name) of the tables a query reads, parsed with ``openlineage_sql``.
+
+    PostgreSQL: ``postgres://host:port`` and ``database.schema.table``; SQLite: ``sqlite://<file>`` and the table.
+    """
+    from openlineage_sql import parse
+
+    dialect = {"postgres": "postgres", "postgresql": "postgres", "sqlite": "sqlite", "mysql": "mysql"}.get(
+        conn_type, "generic"
+    )
+    meta = parse([sql], dialect=dialect)
+    if meta is None:
+        return []
+    out = []
+    for table in meta.in_tables:
+        if conn_type == "sqlite":
+            out.append((f"sqlite://{host or ''}", table.name))
+        else:
+            scheme = {"postgresql": "postgres"}.get(conn_type, conn_type)
+            schema = table.schema or ("public" if scheme == "postgres" else None)
+            name = ".".join(p for p in (table.database or database, schema, table.name) if p)
+            out.append(
+                (
+                    f"{scheme}://{host}:{port or 5432}"
+                    if scheme == "postgres"
+                    else f"{scheme}://{host}:{port}",
+                    name,
+                )
+            )
+    return out

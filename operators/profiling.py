@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_mlops.operators._common import DEFAULT_END, DEFAULT_START
+from airflow_mlops.operators._lineage import LineageMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -56,7 +57,7 @@ class WindowPartitionsOperator(BaseOperator):
         return uris
 
 
-class ProfilePartitionOperator(BaseOperator):
+class ProfilePartitionOperator(LineageMixin, BaseOperator):
     """Profile one partition file, streamed in record batches (bounded memory), and store the profile.
 
     The profile is stored under ``<artifact_uri>/<pipeline>/profiles/shards/<sha256 of the file>.bin``: a
@@ -88,6 +89,10 @@ class ProfilePartitionOperator(BaseOperator):
         self.data_format = data_format
         self.batch_rows = batch_rows
 
+    def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+        data = {"uri": result["uri"], "sha256": result["sha256"], "rows": result["rows"]}
+        return [data], [{"uri": result["profile_uri"], "version": result["sha256"], "rows": result["rows"]}]
+
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.profiling import load_profile, profile_files, save_profile, shard_profile_uri
         from airflow_mlops.storage import exists, sha256_file
@@ -102,10 +107,10 @@ class ProfilePartitionOperator(BaseOperator):
             save_profile(view, uri)
         rows = _rows(view)
         self.log.info("%s: %d rows, profile %s", self.data_uri, rows, uri)
-        return {"uri": self.data_uri, "sha256": digest, "rows": rows, "profile_uri": uri}
+        return self.remember({"uri": self.data_uri, "sha256": digest, "rows": rows, "profile_uri": uri})
 
 
-class MergeProfilesOperator(BaseOperator):
+class MergeProfilesOperator(LineageMixin, BaseOperator):
     """Merge the shard profiles of a window into one, stored where the window's profile lives.
 
     :param pipeline: pipeline name.
@@ -137,6 +142,12 @@ class MergeProfilesOperator(BaseOperator):
         self.window_end = window_end
         self.window_days = window_days
 
+    def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+        shards = [{"uri": s["profile_uri"], "version": s["sha256"], "rows": s["rows"]} for s in self.shards]
+        return shards, [
+            {"uri": result["profile_uri"], "version": result["content_hash"], "rows": result["rows"]}
+        ]
+
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.data import content_hash, make_window
         from airflow_mlops.profiling import load_profile, profile_uri, save_profile
@@ -152,10 +163,10 @@ class MergeProfilesOperator(BaseOperator):
         uri = save_profile(merged, profile_uri(self.artifact_uri, self.pipeline, window.label, digest))
         rows = _rows(merged)
         self.log.info("merged %d shard profiles (%d rows) -> %s", len(shards), rows, uri)
-        return {
+        return self.remember({
             "profile_uri": uri, "rows": rows, "content_hash": digest, "window": window.as_dict(),
             "inputs": [{k: s[k] for k in ("uri", "sha256", "rows")} for s in shards],
-        }  # fmt: skip
+        })  # fmt: skip
 
 
 def _rows(view: Any) -> int:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_mlops.operators._common import airflow_ids
+from airflow_mlops.operators._lineage import LineageMixin
 from airflow_mlops.operators.hooks import MlflowHook
 from airflow_mlops.operators.links import VERSION_URL_KEY, ModelVersionLink
 
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class RegisterModelOperator(BaseOperator):
+class RegisterModelOperator(LineageMixin, BaseOperator):
     """Register the trained model as a version of ``model_name`` and set its alias.
 
     Idempotent: the run's idempotency key finds a version it already registered. The version carries the
@@ -60,6 +61,14 @@ class RegisterModelOperator(BaseOperator):
     def hook(self) -> MlflowHook:
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
+    def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+        from airflow_mlops.lineage import model_dataset
+
+        ns = self.mlflow_namespace()
+        trained = {**model_dataset(ns, self.training["model_uri"]), "version": self.training["run_id"]}
+        version = model_dataset(ns, f"models:/{self.model_name}/{result['version']}")
+        return [trained], [{**version, "version": result["version"]}]
+
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.registry import register_and_promote, version_url
 
@@ -75,7 +84,7 @@ class RegisterModelOperator(BaseOperator):
             self.model_name, result["version"], "reused" if result["reused"] else "new", result["alias"],
             result["reason"], f"\n{url}" if url else "",
         )  # fmt: skip
-        return result
+        return self.remember(result)
 
 
 class PromoteModelOperator(BaseOperator):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_mlops.operators._common import DEFAULT_END, DEFAULT_START
+from airflow_mlops.operators._lineage import LineageMixin
 from airflow_mlops.operators.errors import gate
 from airflow_mlops.operators.hooks import MlflowHook
 
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class BatchScoreOperator(BaseOperator):
+class BatchScoreOperator(LineageMixin, BaseOperator):
     """Score the partitions of the window with the ``champion`` of ``model_name``.
 
     Only model files whose hashes match the registry record are loaded, and nothing is unpickled. The
@@ -75,6 +76,19 @@ class BatchScoreOperator(BaseOperator):
     def hook(self) -> MlflowHook:
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
+    def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+        from airflow_mlops.lineage import model_dataset
+
+        ns = self.mlflow_namespace()
+        versions = [result["champion_version"], result.get("challenger_version")]
+        models = [model_dataset(ns, f"models:/{self.model_name}/{v}") for v in versions if v]
+        outputs = [
+            {"uri": u, "rows": result.get("rows")}
+            for u in (result["output_uri"], result.get("shadow_uri"))
+            if u
+        ]
+        return [*result.get("inputs", []), *models], outputs
+
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -111,7 +125,7 @@ class BatchScoreOperator(BaseOperator):
             f", {self.mode} challenger v{challenger.version}" if challenger else "",
             result["output_uri"], "reused" if result["reused"] else f"{result['rows']} rows",
         )  # fmt: skip
-        return result
+        return self.remember(result)
 
 
 class LiveMetricsOperator(BaseOperator):

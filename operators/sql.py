@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_mlops.operators._lineage import LineageMixin
 from airflow_mlops.operators.errors import gate
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class SqlPartitionOperator(BaseOperator):
+class SqlPartitionOperator(LineageMixin, BaseOperator):
     """Run ``sql`` (templated on the data interval) through the connection's hook and write the result, in
     chunks of ``chunk_rows`` (bounded memory), to ``output_uri`` — whole or not at all.
 
@@ -50,6 +51,15 @@ class SqlPartitionOperator(BaseOperator):
         self.parameters = parameters
         self.chunk_rows = chunk_rows
 
+    def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+        from airflow.sdk import BaseHook
+
+        from airflow_mlops.lineage import sql_table_ids
+
+        conn = BaseHook.get_connection(self.conn_id)
+        tables = sql_table_ids(self.sql, conn.conn_type or "", conn.host, conn.port, conn.schema)
+        return [{"id": t} for t in tables], [dict(result)]
+
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.providers.common.sql.hooks.sql import DbApiHook
         from airflow.sdk import BaseHook
@@ -69,4 +79,4 @@ class SqlPartitionOperator(BaseOperator):
             rows = write_frames_atomic(frames, self.output_uri, what=f"query on {self.conn_id}")
         digest = sha256_file(self.output_uri)
         self.log.info("%d rows -> %s (sha256 %s)", rows, self.output_uri, digest)
-        return {"uri": self.output_uri, "rows": rows, "sha256": digest}
+        return self.remember({"uri": self.output_uri, "rows": rows, "sha256": digest})

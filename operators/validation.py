@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_mlops.operators._common import DEFAULT_END, DEFAULT_START
+from airflow_mlops.operators._lineage import LineageMixin
 from airflow_mlops.operators.errors import gate
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class ValidateDataOperator(BaseOperator):
+class ValidateDataOperator(LineageMixin, BaseOperator):
     """Validate and profile the partitions of the run's data interval (or of a window of days ending at it).
 
     Fails without retry (a quality gate) when a constraint breaks; the error message and the first lines of
@@ -67,6 +68,10 @@ class ValidateDataOperator(BaseOperator):
         self.window_end = window_end
         self.window_days = window_days
 
+    def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+        profile = {"uri": result["profile_uri"], "version": result["content_hash"], "rows": result["rows"]}
+        return list(result["inputs"]), [profile]
+
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.data import content_hash, make_window, partition_uris, read_window
         from airflow_mlops.profiling import profile_frame, profile_uri, save_profile
@@ -98,11 +103,13 @@ class ValidateDataOperator(BaseOperator):
                 profile_frame(df), profile_uri(self.artifact_uri, self.pipeline, window.label, digest)
             )
         self.log.info("profile: %s (content sha256 %s)", uri, digest)
-        return {
-            "profile_uri": uri,
-            "rows": len(df),
-            "warnings": report.warnings,
-            "content_hash": digest,
-            "inputs": files,
-            "window": window.as_dict(),
-        }
+        return self.remember(
+            {
+                "profile_uri": uri,
+                "rows": len(df),
+                "warnings": report.warnings,
+                "content_hash": digest,
+                "inputs": files,
+                "window": window.as_dict(),
+            }
+        )

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.operators._lineage import LineageMixin
 from airflow_mlops.operators.errors import gate
 from airflow_mlops.operators.hooks import MlflowHook
 from airflow_mlops.operators.links import DRIFT_REPORT_URL_KEY, DriftReportLink
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 REPORT_URL_KEY = DRIFT_REPORT_URL_KEY
 
 
-class DriftSensor(WaitingSensor):
+class DriftSensor(LineageMixin, WaitingSensor):
     """Compare the current partition's profile with the reference profile of the champion's training data.
 
     Waits until the current profile exists and the model has a ``champion`` (deferrable through
@@ -94,7 +95,12 @@ class DriftSensor(WaitingSensor):
         if report is None:  # the champion went away between the two calls
             return False, "the champion changed while scoring; checking again", None
         context["ti"].xcom_push(key=REPORT_URL_KEY, value=_as_url(report["report_html"]))
-        return True, report["status"], report
+        return True, report["status"], self.remember(report)
+
+    def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+        profiles = [{"uri": result["reference_profile"]}, {"uri": result["current_profile"]}]
+        reports = [{"uri": result[k]} for k in ("report_uri", "report_html", "report_png") if result.get(k)]
+        return profiles, reports
 
     def make_trigger(self, context: Context, *, deadline: str, reason: str, deferrals: int) -> BaseTrigger:
         from airflow_mlops.sensors.triggers import DriftReadyTrigger
