@@ -105,130 +105,344 @@ def validate_frame(
     partitions: list[dict[str, Any]] | None = None,
     window_end: Any = None,
 ) -> ValidationReport:
-    """Check ``df`` against the constraints; implicit checks guard what training relies on: no empty
-    partition, every feature and the target present, no all-null feature, no null target, no inf in numeric
-    features.
+    """Check one in-memory frame: the streaming validator fed a single batch (the same checks, same report)."""
+    validator = StreamValidator(
+        constraints, features=features, numeric=numeric, target=target, window_end=window_end
+    )
+    validator.update(df)
+    return validator.report(partitions)
+
+
+class _Column:
+    """What the checks of one column need, accumulated batch by batch (a few numbers and samples each)."""
+
+    SAMPLES = 5
+
+    def __init__(self) -> None:
+        self.nulls = 0
+        self.dtypes: list[str] = []
+        self.dtype_ok = True
+        self.numeric_ok = True  # every batch had a numeric dtype
+        self.infs = 0
+        self.lo: float | None = None
+        self.hi: float | None = None
+        self.total = 0.0
+        self.count = 0
+        self.kll: Any = None
+        self.not_allowed = 0
+        self.not_allowed_seen: set[str] = set()
+        self.regex_bad = 0
+        self.regex_seen: list[str] = []
+        self.hashes: list[Any] = []  # 64-bit hashes of the non-null values of a unique column, deduplicated
+        self.non_null = 0
+        self.newest: Any = None
+        self.unparseable_time = True
+
+    def sample(self, bag: set[str] | list[str], values: Any) -> None:
+        for v in values:
+            if len(bag) >= self.SAMPLES:
+                return
+            if isinstance(bag, set):
+                bag.add(str(v))
+            elif str(v) not in bag:
+                bag.append(str(v))
+
+
+def _distinct_hashes(chunks: list[Any]) -> Any:
+    import numpy as np
+
+    if not chunks:
+        return np.zeros(0, dtype="uint64")
+    merged = np.concatenate(chunks)
+    merged.sort()  # in place: one copy of the hashes, not np.unique's three
+    keep = np.empty(len(merged), dtype=bool)
+    keep[:1] = True
+    np.not_equal(merged[1:], merged[:-1], out=keep[1:])
+    return merged[keep]
+
+
+def _add_hashes(chunks: list[Any], new: Any, floor: int) -> list[Any]:
+    """Append deduplicated hashes; merge the pending chunks into the first (distinct, sorted) one when they
+    outgrow it, so each hash is sorted O(log n) times in all (amortised), not once per batch."""
+    chunks.append(new)
+    pending = sum(len(c) for c in chunks[1:])
+    if pending > max(floor, len(chunks[0])):
+        return [_distinct_hashes(chunks)]
+    return chunks
+
+
+class StreamValidator:
+    """The spec's constraints checked over a stream of record batches, in bounded memory.
+
+    Each batch updates per-column counters (nulls, inf, min/max, sums, out-of-set and regex misses with a few
+    examples, the newest timestamp), a KLL sketch for quantile rules, and 64-bit hashes for the uniqueness
+    and duplicate-row checks (deduplicated as they come: 8 bytes per distinct value). Nothing else grows with
+    the partition. :meth:`report` gives the same :class:`ValidationReport` as checking the whole frame;
+    quantiles come from the sketch (exact up to a few thousand values, rank error ~1% beyond).
     """
-    from pandas.api import types as t
 
-    report = ValidationReport()
-    n = len(df)
-    if partitions:
-        empty = [p["uri"] for p in partitions if not p.get("rows")]
-        shown = ", ".join(empty[:3]) + (", ..." if len(empty) > 3 else "")
-        report.add("empty partitions", "*", "0", f"{len(empty)} ({shown})" if empty else 0, not empty)
-    min_rows = constraints.get("min_rows") or 1
-    report.add("min rows", "*", f">= {min_rows}", n, n >= min_rows)
-    max_rows = constraints.get("max_rows")
-    table_severity = constraints.get("severity") or "fail"
-    if max_rows:
-        report.add("max rows", "*", f"<= {max_rows}", n, n <= max_rows, table_severity)
+    COMPACT_EVERY = 1 << 20  # hashes kept before a deduplication pass
 
-    columns: dict[str, dict[str, Any]] = dict(constraints.get("columns") or {})
-    required = [*features, *([target] if target else [])]
-    for col in [*required, *[c for c in columns if c not in required]]:
-        present = col in df.columns
-        report.add("column present", col, "present", "present" if present else "missing", present)
-    if n == 0:
+    def __init__(
+        self,
+        constraints: dict[str, Any],
+        *,
+        features: list[str],
+        numeric: list[str],
+        target: str | None,
+        window_end: Any = None,
+    ) -> None:
+        self.constraints = constraints or {}
+        self.features = list(features)
+        self.numeric = set(numeric)
+        self.target = target
+        self.window_end = window_end
+        self.rules: dict[str, dict[str, Any]] = dict(self.constraints.get("columns") or {})
+        self.n = 0
+        self.columns_seen: list[str] | None = None
+        self.cols: dict[str, _Column] = {}
+        self.row_hashes: list[Any] = []
+        self.row_hash_count = 0
+
+    def _col(self, name: str) -> _Column:
+        if name not in self.cols:
+            self.cols[name] = _Column()
+        return self.cols[name]
+
+    def update(self, df: pd.DataFrame) -> None:
+        import numpy as np
+        import pandas as pd
+        from pandas.api import types as t
+
+        if self.columns_seen is None:
+            self.columns_seen = [str(c) for c in df.columns]
+        if df.empty:
+            return
+        self.n += len(df)
+        watched = [*self.features, *([self.target] if self.target else []), *self.rules]
+        for name in dict.fromkeys(watched):
+            if name not in df.columns:
+                continue
+            s, c, rule = df[name], self._col(name), self.rules.get(name, {})
+            isna = s.isna()
+            c.nulls += int(isna.sum())
+            is_num = t.is_numeric_dtype(s) and not t.is_bool_dtype(s)
+            c.numeric_ok &= is_num
+            if str(s.dtype) not in c.dtypes:
+                c.dtypes.append(str(s.dtype))
+            if rule.get("dtype"):
+                c.dtype_ok &= _dtype_matches(s, rule["dtype"])
+            values = s[~isna]
+            if is_num:
+                arr = values.to_numpy(dtype="float64", na_value=np.nan)
+                inf = np.isinf(arr)
+                c.infs += int(inf.sum())
+                finite = arr[~inf]
+                if finite.size:
+                    lo, hi = float(finite.min()), float(finite.max())
+                    c.lo = lo if c.lo is None else min(c.lo, lo)
+                    c.hi = hi if c.hi is None else max(c.hi, hi)
+                    c.total += float(finite.sum())
+                    c.count += int(finite.size)
+                    if rule.get("quantiles"):
+                        if c.kll is None:
+                            import whylogs_sketching as ds
+
+                            c.kll = ds.kll_doubles_sketch(k=256)
+                        c.kll.update(finite)
+            if rule.get("allowed") is not None:
+                bad = values[~values.isin(set(rule["allowed"]))]
+                c.not_allowed += len(bad)
+                c.sample(c.not_allowed_seen, bad.unique()[:20])
+            if rule.get("regex"):
+                text = values.astype(str)
+                bad = text[~text.str.fullmatch(rule["regex"])]
+                c.regex_bad += len(bad)
+                c.sample(c.regex_seen, bad.unique()[:20])
+            if rule.get("unique"):
+                c.non_null += len(values)
+                hashes = np.unique(pd.util.hash_pandas_object(values, index=False).to_numpy())
+                c.hashes = _add_hashes(c.hashes, hashes, self.COMPACT_EVERY)
+            if rule.get("max_age_hours") is not None:
+                stamps = pd.to_datetime(values, utc=True, errors="coerce").dropna()
+                if not stamps.empty:
+                    c.unparseable_time = False
+                    newest = stamps.max()
+                    c.newest = newest if c.newest is None else max(c.newest, newest)
+        if self.constraints.get("max_duplicate_fraction") is not None:
+            hashes = pd.util.hash_pandas_object(df, index=False).to_numpy()
+            self.row_hash_count += len(hashes)
+            self.row_hashes = _add_hashes(self.row_hashes, np.unique(hashes), self.COMPACT_EVERY)
+
+    def report(self, partitions: list[dict[str, Any]] | None = None) -> ValidationReport:
+        report = ValidationReport()
+        n, constraints = self.n, self.constraints
+        if partitions:
+            empty = [p["uri"] for p in partitions if not p.get("rows")]
+            shown = ", ".join(empty[:3]) + (", ..." if len(empty) > 3 else "")
+            report.add("empty partitions", "*", "0", f"{len(empty)} ({shown})" if empty else 0, not empty)
+        min_rows = constraints.get("min_rows") or 1
+        report.add("min rows", "*", f">= {min_rows}", n, n >= min_rows)
+        max_rows = constraints.get("max_rows")
+        table_severity = constraints.get("severity") or "fail"
+        if max_rows:
+            report.add("max rows", "*", f"<= {max_rows}", n, n <= max_rows, table_severity)
+
+        seen = set(self.columns_seen or [])
+        required = [*self.features, *([self.target] if self.target else [])]
+        for col in [*required, *[c for c in self.rules if c not in required]]:
+            present = col in seen
+            report.add("column present", col, "present", "present" if present else "missing", present)
+        if n == 0:
+            return report
+
+        for col in self.features:
+            if col not in seen:
+                continue
+            c = self.cols[col]
+            report.add("not all null", col, f"< {n} nulls", c.nulls, c.nulls < n)
+            if col in self.numeric:
+                report.add("numeric dtype", col, "number", "/".join(c.dtypes), c.numeric_ok)
+                if c.numeric_ok:
+                    report.add("finite", col, "0 inf", c.infs, c.infs == 0)
+        if self.target and self.target in seen:
+            nulls = self.cols[self.target].nulls
+            report.add("target not null", self.target, "0 nulls", nulls, nulls == 0)
+
+        max_dup = constraints.get("max_duplicate_fraction")
+        if max_dup is not None:
+            dup_rows = self.row_hash_count - len(_distinct_hashes(self.row_hashes))
+            report.add(
+                "duplicate rows", "*", f"<= {fmt(max_dup)} of rows", dup_rows / n, dup_rows / n <= max_dup,
+                table_severity,
+            )  # fmt: skip
+
+        for col, rule in self.rules.items():
+            if col not in seen:
+                continue
+            c = self.cols[col]
+            severity = rule.get("severity") or "fail"
+
+            def add(
+                check: str,
+                expected: str,
+                observed: Any,
+                passed: bool,
+                col: str = col,
+                severity: str = severity,
+            ) -> None:
+                report.add(check, col, expected, observed, passed, severity)
+
+            if rule.get("dtype"):
+                add("dtype", rule["dtype"], "/".join(c.dtypes), c.dtype_ok)
+            if rule.get("nullable") is False:
+                add("not null", "0 nulls", c.nulls, c.nulls == 0)
+            if rule.get("max_null_fraction") is not None:
+                frac = c.nulls / n
+                add(
+                    "null fraction",
+                    f"<= {rule['max_null_fraction']}",
+                    frac,
+                    frac <= rule["max_null_fraction"],
+                )
+            if rule.get("min") is not None or rule.get("max") is not None:
+                if c.numeric_ok:
+                    if rule.get("min") is not None:
+                        add("min", f">= {fmt(rule['min'])}", c.lo, c.lo is None or c.lo >= rule["min"])
+                    if rule.get("max") is not None:
+                        add("max", f"<= {fmt(rule['max'])}", c.hi, c.hi is None or c.hi <= rule["max"])
+                else:
+                    add("range", "a numeric column", "/".join(c.dtypes), False)
+            if rule.get("allowed") is not None:
+                allowed = set(rule["allowed"])
+                shown = ", ".join(map(repr, sorted(c.not_allowed_seen)))
+                add(
+                    "allowed values", f"in {sorted(map(str, allowed))}",
+                    f"{c.not_allowed} other ({shown})" if c.not_allowed else 0, c.not_allowed == 0,
+                )  # fmt: skip
+            if rule.get("unique"):
+                dups = c.non_null - len(_distinct_hashes(c.hashes))
+                add("unique", "0 duplicates", dups, dups == 0)
+            if rule.get("regex"):
+                shown = ", ".join(map(repr, c.regex_seen[:3]))
+                add(
+                    "regex", f"all match {rule['regex']}",
+                    f"{c.regex_bad} do not ({shown})" if c.regex_bad else 0, c.regex_bad == 0,
+                )  # fmt: skip
+            if rule.get("max_age_hours") is not None:
+                add(*_freshness(c.newest, c.unparseable_time, rule["max_age_hours"], self.window_end))
+            if rule.get("mean"):
+                value = c.total / c.count if c.numeric_ok and c.count else None
+                add("mean", _range_text(rule["mean"]), value, _within(value, rule["mean"]))
+            for q, bounds in (rule.get("quantiles") or {}).items():
+                value = float(c.kll.get_quantile(float(q))) if c.numeric_ok and c.kll is not None else None
+                add(f"quantile {q}", _range_text(bounds), value, _within(value, bounds))
         return report
 
-    for col in features:
-        if col not in df.columns:
-            continue
-        nulls = int(df[col].isna().sum())
-        report.add("not all null", col, f"< {n} nulls", nulls, nulls < n)
-        if col in numeric:
-            is_num = t.is_numeric_dtype(df[col]) and not t.is_bool_dtype(df[col])
-            report.add("numeric dtype", col, "number", str(df[col].dtype), is_num)
-            if is_num:
-                infs = int(df[col].isin([math.inf, -math.inf]).sum())
-                report.add("finite", col, "0 inf", infs, infs == 0)
-    if target and target in df.columns:
-        nulls = int(df[target].isna().sum())
-        report.add("target not null", target, "0 nulls", nulls, nulls == 0)
 
-    max_dup = constraints.get("max_duplicate_fraction")
-    if max_dup is not None:
-        dup_rows = int(df.duplicated().sum())
-        report.add(
-            "duplicate rows",
-            "*",
-            f"<= {fmt(max_dup)} of rows",
-            dup_rows / n,
-            dup_rows / n <= max_dup,
-            table_severity,
-        )
+def validate_and_profile(
+    uris: list[str],
+    data_format: str,
+    constraints: dict[str, Any],
+    *,
+    features: list[str],
+    numeric: list[str],
+    target: str | None,
+    window_end: Any = None,
+    batch_rows: int = 65_536,
+) -> tuple[ValidationReport, list[dict[str, Any]], Any]:
+    """Validate and profile the partitions in one streaming pass: (report, files, whylogs profile view).
 
-    for col, rule in columns.items():
-        if col not in df.columns:
-            continue
-        s = df[col]
-        nulls = int(s.isna().sum())
-        severity = rule.get("severity") or "fail"
+    Files are read in record batches (one in memory at a time); each file's sha256 and row count are
+    recorded for lineage; a file whose columns differ from the first one's is a schema change and fails at
+    once, naming what was renamed or dropped.
+    """
+    import logging
 
-        def add(
-            check: str, expected: str, observed: Any, passed: bool, col: str = col, severity: str = severity
-        ) -> None:
-            report.add(check, col, expected, observed, passed, severity)
+    from airflow_mlops import storage
+    from airflow_mlops.data import iter_record_batches
+    from airflow_mlops.errors import BadDataError, DataError
+    from airflow_mlops.profiling import profile_schema, track_frame
+    from airflow_mlops.whylogs_compat import import_whylogs
 
-        if rule.get("dtype"):
-            add("dtype", rule["dtype"], str(s.dtype), _dtype_matches(s, rule["dtype"]))
-        if rule.get("nullable") is False:
-            add("not null", "0 nulls", nulls, nulls == 0)
-        if rule.get("max_null_fraction") is not None:
-            frac = nulls / n
-            add("null fraction", f"<= {rule['max_null_fraction']}", frac, frac <= rule["max_null_fraction"])
-        if rule.get("min") is not None or rule.get("max") is not None:
-            if t.is_numeric_dtype(s) and not t.is_bool_dtype(s):
-                finite = s[~s.isin([math.inf, -math.inf])].dropna()
-                lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (None, None)
-                if rule.get("min") is not None:
-                    add("min", f">= {fmt(rule['min'])}", lo, lo is None or lo >= rule["min"])
-                if rule.get("max") is not None:
-                    add("max", f"<= {fmt(rule['max'])}", hi, hi is None or hi <= rule["max"])
-            else:
-                add("range", "a numeric column", str(s.dtype), False)
-        if rule.get("allowed") is not None:
-            allowed = set(rule["allowed"])
-            bad = s.dropna()[~s.dropna().isin(allowed)]
-            shown = ", ".join(map(repr, sorted(map(str, bad.unique()))[:5]))
-            add(
-                "allowed values",
-                f"in {sorted(map(str, allowed))}",
-                f"{len(bad)} other ({shown})" if len(bad) else 0,
-                bad.empty,
-            )
-        if rule.get("unique"):
-            dups = int(s.dropna().duplicated().sum())
-            add("unique", "0 duplicates", dups, dups == 0)
-        if rule.get("regex"):
-            values = s.dropna().astype(str)
-            bad = values[~values.str.fullmatch(rule["regex"])]
-            shown = ", ".join(map(repr, bad.unique()[:3].tolist()))
-            add(
-                "regex",
-                f"all match {rule['regex']}",
-                f"{len(bad)} do not ({shown})" if len(bad) else 0,
-                bad.empty,
-            )
-        if rule.get("max_age_hours") is not None:
-            add(*_freshness(s, rule["max_age_hours"], window_end))
-        stats = _numeric(s) if (rule.get("mean") or rule.get("quantiles")) else None
-        if rule.get("mean"):
-            value = float(stats.mean()) if stats is not None and len(stats) else None
-            add("mean", _range_text(rule["mean"]), value, _within(value, rule["mean"]))
-        for q, bounds in (rule.get("quantiles") or {}).items():
-            value = float(stats.quantile(float(q))) if stats is not None and len(stats) else None
-            add(f"quantile {q}", _range_text(bounds), value, _within(value, bounds))
-    return report
+    import_whylogs()
+    from whylogs.core import DatasetProfile
 
-
-def _numeric(s: pd.Series) -> pd.Series | None:
-    from pandas.api import types as t
-
-    if not t.is_numeric_dtype(s) or t.is_bool_dtype(s):
-        return None
-    return s[~s.isin([math.inf, -math.inf])].dropna().astype(float)
+    log = logging.getLogger(__name__)
+    validator = StreamValidator(
+        constraints, features=features, numeric=numeric, target=target, window_end=window_end
+    )
+    profile = DatasetProfile(schema=profile_schema())
+    files: list[dict[str, Any]] = []
+    first: tuple[str, set[str]] | None = None
+    for uri in uris:
+        digest = storage.sha256_file(uri)
+        rows = 0
+        try:
+            for batch in iter_record_batches([uri], data_format, batch_rows):
+                df = batch.to_pandas()
+                cols = set(map(str, df.columns))
+                if first is None:
+                    first = (uri, cols)
+                elif rows == 0 and cols != first[1]:
+                    raise BadDataError(
+                        f"partition {uri} differs in schema from {first[0]}: it lacks {sorted(first[1] - cols)} and "
+                        f"has extra {sorted(cols - first[1])}. A column was renamed or dropped upstream: fix the "
+                        "partition (or the spec, if the change is intended) and clear this task."
+                    )
+                validator.update(df)
+                track_frame(profile, df)
+                rows += len(df)
+        except BadDataError:
+            raise
+        except DataError as err:
+            raise BadDataError(
+                f"cannot read {data_format} partition {uri}: {err.__cause__ or err}. The file is corrupt or not "
+                f"{data_format}: re-run the upstream task that writes it, or fix data.format in the spec."
+            ) from None
+        files.append({"uri": uri, "sha256": digest, "rows": rows})
+        log.info("read %s: %d rows, sha256 %s", uri, rows, digest[:12])
+    return validator.report(files), files, profile.view()
 
 
 def _range_text(bounds: dict[str, float]) -> str:
@@ -247,7 +461,9 @@ def _within(value: float | None, bounds: dict[str, float]) -> bool:
     )
 
 
-def _freshness(s: pd.Series, max_age_hours: float, window_end: Any) -> tuple[str, str, Any, bool]:
+def _freshness(
+    newest: Any, unparseable: bool, max_age_hours: float, window_end: Any
+) -> tuple[str, str, Any, bool]:
     """The newest timestamp must be at most ``max_age_hours`` older than the window's end."""
     import pandas as pd
 
@@ -256,12 +472,11 @@ def _freshness(s: pd.Series, max_age_hours: float, window_end: Any) -> tuple[str
     expected = f"newest within {fmt(max_age_hours)} h of the window end"
     if window_end is None:
         return "freshness", expected, "no window end to compare with", False
-    stamps = pd.to_datetime(s, utc=True, errors="coerce").dropna()
-    if stamps.empty:
+    if unparseable or newest is None:
         return "freshness", expected, "no parseable timestamp", False
     end = parse_time(window_end, "window_end")
-    age = (pd.Timestamp(end) - stamps.max()).total_seconds() / 3600
-    return "freshness", expected, f"{age:.1f} h old (newest {stamps.max().isoformat()})", age <= max_age_hours
+    age = (pd.Timestamp(end) - newest).total_seconds() / 3600
+    return "freshness", expected, f"{age:.1f} h old (newest {newest.isoformat()})", age <= max_age_hours
 
 
 def infer_constraints(view: Any, *, slack: float = 0.1, max_levels: int = 50) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""ValidateDataOperator: read a window's partitions, check the constraints, store a whylogs profile."""
+"""ValidateDataOperator: stream a window's partitions, check the constraints, store a whylogs profile."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ class ValidateDataOperator(LineageMixin, BaseOperator):
     :param window_start: start of the window (templated; default the data interval start).
     :param window_end: end of the window, exclusive (templated; default the data interval end).
     :param window_days: when set, the window is the ``window_days`` days ending at ``window_end``.
+    :param batch_rows: rows per record batch: validation and profiling stream the partitions batch by batch,
+        so memory does not grow with the window (see :class:`~airflow_mlops.validation.StreamValidator`).
     """
 
     template_fields: Sequence[str] = ("data_uri", "artifact_uri", "window_start", "window_end")
@@ -53,9 +55,11 @@ class ValidateDataOperator(LineageMixin, BaseOperator):
         window_start: str = DEFAULT_START,
         window_end: str = DEFAULT_END,
         window_days: int | None = None,
+        batch_rows: int = 65_536,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.batch_rows = batch_rows
         self.pipeline = pipeline
         self.data_uri = data_uri
         self.artifact_uri = artifact_uri
@@ -73,25 +77,25 @@ class ValidateDataOperator(LineageMixin, BaseOperator):
         return list(result["inputs"]), [profile]
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.data import content_hash, make_window, partition_uris, read_window
-        from airflow_mlops.profiling import profile_frame, profile_uri, save_profile
-        from airflow_mlops.validation import validate_frame
+        from airflow_mlops.data import content_hash, make_window, partition_uris
+        from airflow_mlops.profiling import profile_uri, save_profile
+        from airflow_mlops.validation import validate_and_profile
 
         with gate():
             window = make_window(self.window_start, self.window_end, self.window_days)
             uris = partition_uris(self.data_uri, window)
-            self.log.info("window %s: %d partition(s)", window.label, len(uris))
-            df, files = read_window(uris, self.data_format)
-            report = validate_frame(
-                df,
-                self.constraints or {},
-                features=self.features,
-                numeric=self.numeric or [],
-                target=self.target,
-                partitions=files,
-                window_end=window.end,
+            self.log.info(
+                "window %s: %d partition(s), streamed in batches of %d rows",
+                window.label,
+                len(uris),
+                self.batch_rows,
             )
-            self.log.info("validation of %s (%d rows):\n%s", window.label, len(df), report.table())
+            report, files, view = validate_and_profile(
+                uris, self.data_format, self.constraints or {}, features=self.features, numeric=self.numeric or [],
+                target=self.target, window_end=window.end, batch_rows=self.batch_rows,
+            )  # fmt: skip
+            rows = sum(f["rows"] for f in files)
+            self.log.info("validation of %s (%d rows):\n%s", window.label, rows, report.table())
             if report.warnings:
                 self.log.warning(
                     "%d check(s) failed with severity warn (the pipeline goes on):\n%s",
@@ -99,14 +103,12 @@ class ValidateDataOperator(LineageMixin, BaseOperator):
                 )  # fmt: skip
             report.raise_for_failures(f"{self.pipeline} window {window.label}")
             digest = content_hash(files)
-            uri = save_profile(
-                profile_frame(df), profile_uri(self.artifact_uri, self.pipeline, window.label, digest)
-            )
+            uri = save_profile(view, profile_uri(self.artifact_uri, self.pipeline, window.label, digest))
         self.log.info("profile: %s (content sha256 %s)", uri, digest)
         return self.remember(
             {
                 "profile_uri": uri,
-                "rows": len(df),
+                "rows": rows,
                 "warnings": report.warnings,
                 "content_hash": digest,
                 "inputs": files,

@@ -164,3 +164,100 @@ def test_inferred_constraints_parse_and_hold_on_similar_data_but_not_on_shifted_
 
     stored = save_profile(profile_frame(reference), str(tmp_path / "ref.bin"))
     assert main(["infer-constraints", stored]) == 0
+
+
+RICH = {
+    "min_rows": 10,
+    "max_duplicate_fraction": 0.0,
+    "columns": {
+        "id": {"dtype": "string", "unique": True, "regex": "c[0-9]+"},
+        "x": {"dtype": "float", "min": 0, "max": 50, "max_null_fraction": 0.0, "mean": {"min": 0, "max": 10}},
+        "k": {"allowed": ["p", "q"], "nullable": False},
+        "n": {"quantiles": {"0.5": {"min": 60, "max": 70}, "0.9": {"max": 200}}},
+        "ts": {"max_age_hours": 1},
+    },
+}
+
+
+def _part(i: int, rows: int = 60) -> pd.DataFrame:
+    rng = np.random.default_rng(i)
+    df = pd.DataFrame({
+        "id": [f"c{i * rows + j}" for j in range(rows)],
+        "x": rng.uniform(0, 20, rows),
+        "k": rng.choice(["p", "q"], rows),
+        "n": rng.integers(0, 200, rows),
+        "ts": pd.date_range(f"2026-01-0{i + 1}", periods=rows, freq="10min", tz="UTC"),
+        "y": rng.integers(0, 2, rows),
+    })  # fmt: skip
+    return df
+
+
+def _damaged() -> list[pd.DataFrame]:
+    parts = [_part(i) for i in range(3)]
+    parts[2].loc[5, "id"] = parts[0].loc[40, "id"]  # a duplicate id two files apart
+    parts[2].loc[6] = parts[1].loc[7]  # a duplicate row, across files
+    parts[1].loc[3, ["x", "k"]] = [np.nan, "r"]  # a null and a value out of the set
+    parts[1].loc[4, "id"] = "customer-9"  # does not match the regex
+    parts[0].loc[0, "x"] = 99.0  # above max
+    return parts
+
+
+def test_streaming_validation_matches_the_whole_frame_across_files_and_batches(tmp_path):
+    from airflow_mlops.validation import validate_and_profile
+
+    parts = _damaged()
+    uris = []
+    for i, part in enumerate(parts):
+        uris.append(str(tmp_path / f"part-{i}.parquet"))
+        part.to_parquet(uris[-1])
+    whole = pd.concat(parts, ignore_index=True)
+    kwargs = {
+        "features": FEATURES,
+        "numeric": ["x"],
+        "target": "y",
+        "window_end": "2026-01-04T00:00:00+00:00",
+    }
+    expected = validate_frame(whole, RICH, **kwargs, partitions=[{"uri": u, "rows": 60} for u in uris])
+    report, files, view = validate_and_profile(
+        uris, "parquet", RICH, batch_rows=25, **kwargs
+    )  # 3 batches a file
+    assert report.rows == expected.rows
+    failed = {(r["check"], r["column"]): r["observed"] for r in report.failed}
+    assert failed == {
+        ("max", "x"): "99",
+        ("null fraction", "x"): "0.005556",
+        ("mean", "x"): "10.83",  # the 99 pulls it above 10
+        ("allowed values", "k"): "1 other ('r')",
+        ("unique", "id"): "2",  # the id copied from file 0, and the id of the copied row
+        ("regex", "id"): "1 do not ('customer-9')",
+        ("duplicate rows", "*"): "0.005556",
+        ("quantile 0.5", "n"): failed[("quantile 0.5", "n")],  # ~100 (uniform 0-200): outside [60, 70]
+        ("freshness", "ts"): "14.2 h old (newest 2026-01-03T09:50:00+00:00)",
+    }
+    assert 80 <= float(failed[("quantile 0.5", "n")]) <= 120
+    assert [f["rows"] for f in files] == [60, 60, 60]
+    assert view.get_column("x").to_summary_dict()["counts/n"] == 180
+
+
+def test_streaming_validation_names_a_schema_change_a_corrupt_and_an_empty_file(tmp_path):
+    from airflow_mlops.errors import BadDataError
+    from airflow_mlops.validation import validate_and_profile
+
+    kwargs = {"features": FEATURES, "numeric": ["x"], "target": "y"}
+    good, renamed = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    _part(0).to_parquet(good)
+    _part(1).rename(columns={"x": "x_value"}).to_parquet(renamed)
+    with pytest.raises(
+        BadDataError, match=r"b.parquet differs in schema .* lacks \['x'\] and has extra \['x_value'\]"
+    ):
+        validate_and_profile([str(good), str(renamed)], "parquet", {}, **kwargs)
+
+    corrupt = tmp_path / "c.parquet"
+    corrupt.write_bytes(good.read_bytes()[:300])
+    with pytest.raises(BadDataError, match=r"cannot read parquet partition .*c.parquet.*corrupt"):
+        validate_and_profile([str(good), str(corrupt)], "parquet", {}, **kwargs)
+
+    empty = tmp_path / "d.parquet"
+    _part(2).iloc[:0].to_parquet(empty)
+    report, files, _ = validate_and_profile([str(good), str(empty)], "parquet", {}, **kwargs)
+    assert [(r["check"], r["observed"]) for r in report.failed] == [("empty partitions", f"1 ({empty})")]
