@@ -65,6 +65,20 @@ def _hellinger_corrected(h: float, n: float, m: float, levels: int) -> float:
     return math.sqrt(max(h * h - (levels - 1) / (8 * n_eff), 0.0))
 
 
+def _psi_bias(n: float, m: float, bins: int) -> float:
+    """What PSI is on average with no drift at all: (bins - 1) (1/n + 1/m) (n PSI is about chi-square)."""
+    return max(bins - 1, 0) * (1 / n + 1 / m)
+
+
+def _psi_floor(n: float, m: float, bins: int, sketch_error: float = 0.0) -> float:
+    """Noise floor of the bias-corrected PSI (alpha = 0.001), plus what the sketches' rank error can move the
+    bin shares by (numeric features: each bin edge is off by at most the sum of the two rank errors)."""
+    z = Z_9999 if (n + m) / max(bins, 1) < SPARSE_ROWS_PER_LEVEL else Z_999
+    noise = max(_chi2_quantile(bins, z) - (bins - 1), 0.0) * (1 / n + 1 / m)
+    # a bin share off by up to 2 * sketch_error (two edges) adds up to bins * (2 e)^2 / (1 / bins) to the sum
+    return noise + bins * bins * (2 * sketch_error) ** 2
+
+
 def _psi(p: list[float], q: list[float]) -> float:
     total = 0.0
     for a, b in zip(p, q, strict=False):
@@ -73,24 +87,25 @@ def _psi(p: list[float], q: list[float]) -> float:
     return total
 
 
-def _numeric_scores(ref_kll: Any, cur_kll: Any) -> tuple[float, float]:
-    """KS distance and decile PSI between two KLL sketches, from at most ~200 CDF evaluations."""
+def _numeric_scores(ref_kll: Any, cur_kll: Any) -> tuple[float, float, int]:
+    """KS distance, decile PSI and the number of PSI bins between two KLL sketches, from at most ~200 CDF
+    evaluations."""
     grid = [i / 100 for i in range(1, 100)]
     points = sorted({*ref_kll.get_quantiles(grid), *cur_kll.get_quantiles(grid)})
     points = [p for p in points if math.isfinite(p)]
     if not points:
-        return 0.0, 0.0
+        return 0.0, 0.0, 1
     cdf_r = ref_kll.get_cdf(points)[:-1]
     cdf_c = cur_kll.get_cdf(points)[:-1]
     ks = max(abs(a - b) for a, b in zip(cdf_r, cdf_c, strict=False))
     edges = sorted({p for p in ref_kll.get_quantiles([i / 10 for i in range(1, 10)]) if math.isfinite(p)})
     if not edges:
-        return ks, 0.0
+        return ks, 0.0, 1
     r = [0.0, *ref_kll.get_cdf(edges)[:-1], 1.0]
     c = [0.0, *cur_kll.get_cdf(edges)[:-1], 1.0]
     ref_p = [r[i + 1] - r[i] for i in range(len(r) - 1)]
     cur_p = [c[i + 1] - c[i] for i in range(len(c) - 1)]
-    return ks, _psi(ref_p, cur_p)
+    return ks, _psi(ref_p, cur_p), len(ref_p)
 
 
 def _items(view: DatasetProfileView, column: str) -> tuple[dict[str, float], bool, float] | None:
@@ -161,13 +176,20 @@ def score_drift(
     hellinger_threshold: float = 0.05,
     drift_share: float = 0.3,
     min_rows: int = 100,
-    feature_thresholds: dict[str, dict[str, float]] | None = None,
+    feature_thresholds: dict[str, dict[str, Any]] | None = None,
+    numeric_metric: str = "ks",
+    categorical_metric: str = "hellinger",
+    psi_threshold: float = 0.1,
 ) -> dict[str, Any]:
     """Compare ``current`` with ``reference`` per feature; the dataset drifts when the share of drifted
     features reaches ``drift_share``. Features with fewer than ``min_rows`` values on either side are
-    "insufficient data" and take no part in the decision. ``feature_thresholds`` overrides the threshold of
-    single features (``{feature: {"threshold": x}}``). The defaults (0.05) flag effects of about a 0.15
-    standard-deviation mean shift: a 0.2-sd shift gives KS 0.080 and Hellinger 0.067-0.071.
+    "insufficient data" and take no part in the decision. The deciding metric is ``numeric_metric`` (``ks``
+    or ``psi``) or ``categorical_metric`` (``hellinger`` or ``psi``); ``feature_thresholds`` overrides the
+    threshold and metric of single features (``{feature: {"threshold": x, "metric": "psi"}}``). The KS and
+    Hellinger defaults (0.05) flag effects of about a 0.15 standard-deviation mean shift: a 0.2-sd shift
+    gives KS 0.080 and Hellinger 0.067-0.071. PSI, when it decides, is bias-corrected (its no-drift
+    expectation, (bins - 1)(1/n + 1/m), is subtracted) and has its own noise floor; its conventional
+    threshold 0.1 means a moderate shift (a 0.2-sd mean shift gives a decile PSI of about 0.035).
     """
     rows: list[dict[str, Any]] = []
     for feature, kind in [*((f, "numeric") for f in numeric), *((f, "categorical") for f in categorical)]:
@@ -190,20 +212,30 @@ def score_drift(
             items = (ref_i, cur_i) if ref_i and cur_i else None
         limits = (feature_thresholds or {}).get(feature, {})
         if items is not None:
+            n, m = items[0][2], items[1][2]
             raw, psi, levels, _ = _categorical_scores(*items)
-            score = _hellinger_corrected(raw, items[0][2], items[1][2], levels)
-            threshold = max(
-                limits.get("threshold", hellinger_threshold),
-                _hellinger_floor(items[0][2], items[1][2], levels),
-            )
-            row.update(metric="hellinger", score=score, psi=psi, threshold=threshold, levels=levels)
+            if (limits.get("metric") or categorical_metric) == "psi":
+                score = max(psi - _psi_bias(n, m, levels), 0.0)
+                threshold = max(limits.get("threshold", psi_threshold), _psi_floor(n, m, levels))
+                row.update(metric="psi", score=score, psi=psi, threshold=threshold, levels=levels)
+            else:
+                score = _hellinger_corrected(raw, n, m, levels)
+                threshold = max(limits.get("threshold", hellinger_threshold), _hellinger_floor(n, m, levels))
+                row.update(metric="hellinger", score=score, psi=psi, threshold=threshold, levels=levels)
         else:
             ref_kll = reference.get_column(feature).get_metric("distribution").kll.value
             cur_kll = current.get_column(feature).get_metric("distribution").kll.value
-            ks, psi = _numeric_scores(ref_kll, cur_kll)
-            floor = _ks_floor(n_ref, n_cur, _kll_error(ref_kll) + _kll_error(cur_kll))
-            threshold = max(limits.get("threshold", ks_threshold), floor)
-            row.update(metric="ks", score=ks, psi=psi, threshold=threshold)
+            ks, psi, bins = _numeric_scores(ref_kll, cur_kll)
+            sketch_error = _kll_error(ref_kll) + _kll_error(cur_kll)
+            if (limits.get("metric") or numeric_metric) == "psi":
+                score = max(psi - _psi_bias(n_ref, n_cur, bins), 0.0)
+                threshold = max(
+                    limits.get("threshold", psi_threshold), _psi_floor(n_ref, n_cur, bins, sketch_error)
+                )
+                row.update(metric="psi", score=score, psi=psi, threshold=threshold, ks=ks)
+            else:
+                threshold = max(limits.get("threshold", ks_threshold), _ks_floor(n_ref, n_cur, sketch_error))
+                row.update(metric="ks", score=ks, psi=psi, threshold=threshold)
         row["drifted"] = row["score"] > row["threshold"]
         row["status"] = "drift" if row["drifted"] else "ok"
         rows.append(row)
@@ -258,9 +290,10 @@ def detect(
     hellinger_threshold: float = 0.05,
     drift_share: float = 0.3,
     min_rows: int = 100,
-    feature_thresholds: dict[str, dict[str, float]] | None = None,
+    feature_thresholds: dict[str, dict[str, Any]] | None = None,
+    **metrics: Any,
 ) -> dict[str, Any]:
-    """Load two stored profiles and score drift between them."""
+    """Load two stored profiles and score drift between them (``metrics``: as :func:`score_drift`)."""
     from airflow_mlops.profiling import load_profile
 
     report = score_drift(
@@ -273,6 +306,7 @@ def detect(
         drift_share=drift_share,
         min_rows=min_rows,
         feature_thresholds=feature_thresholds,
+        **metrics,
     )
     report.update(reference_profile=reference_uri, current_profile=current_uri)
     return report

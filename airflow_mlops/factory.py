@@ -249,7 +249,7 @@ def build_monitor_dag(spec: PipelineSpec) -> DAG:
             current_profile_uri="{{ ti.xcom_pull(task_ids='profile_partition')['profile_uri'] }}",
             numeric=list(spec.numeric), categorical=list(spec.categorical), ks_threshold=d.numeric_ks,
             hellinger_threshold=d.categorical_hellinger, drift_share=d.drift_share, min_rows=d.min_rows,
-            feature_thresholds=d.features or None,
+            feature_thresholds=d.feature_rules(spec.numeric, spec.categorical),
             **waiting,
         )  # fmt: skip
         no_drift = EmptyOperator(task_id="no_drift")

@@ -37,6 +37,8 @@ DIRECTIONS = ("increasing", "decreasing", "invariant")
 SCORING_MODES = ("champion_only", "canary", "shadow")
 ON_TIMEOUT = ("skip", "fail")
 SENSOR_MODES = ("deferrable", "reschedule", "poke")
+NUMERIC_DRIFT_METRICS = ("ks", "psi")
+CATEGORICAL_DRIFT_METRICS = ("hellinger", "psi")
 COLUMN_KEYS = (
     "dtype", "nullable", "max_null_fraction", "min", "max", "allowed", "unique", "regex", "max_age_hours", "mean",
     "quantiles", "severity",
@@ -87,13 +89,34 @@ class ModelSpec:
 class DriftSpec:
     numeric_ks: float = 0.05
     categorical_hellinger: float = 0.05
+    numeric_metric: str = "ks"
+    categorical_metric: str = "hellinger"
+    numeric_psi: float = 0.1
+    categorical_psi: float = 0.1
     drift_share: float = 0.3
     min_rows: int = 100
     timeout: int = 3600
     poke_interval: int = 60
     on_timeout: str = "skip"
     mode: str = "deferrable"
-    features: dict[str, dict[str, float]] = field(default_factory=dict)
+    features: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def feature_rules(
+        self, numeric: tuple[str, ...], categorical: tuple[str, ...]
+    ) -> dict[str, dict[str, Any]]:
+        """Per-feature metric and threshold, the kind's defaults filled in (numeric and categorical PSI
+        thresholds may differ, so a PSI threshold is always explicit per feature)."""
+        rules: dict[str, dict[str, Any]] = {}
+        for names, metric, psi in (
+            (numeric, self.numeric_metric, self.numeric_psi),
+            (categorical, self.categorical_metric, self.categorical_psi),
+        ):
+            for name in names:
+                rule = {"metric": metric, **self.features.get(name, {})}
+                if rule["metric"] == "psi" and "threshold" not in rule:
+                    rule["threshold"] = psi
+                rules[name] = rule
+        return rules
 
 
 @dataclass(frozen=True)
@@ -501,24 +524,39 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
     c.unknown_keys(
         "drift.", drift_raw, {"numeric", "categorical", "drift_share", "min_rows", "sensor", "features"}
     )
-    per_feature: dict[str, dict[str, float]] = {}
+    per_feature: dict[str, dict[str, Any]] = {}
     for feature, rule in c.mapping(drift_raw.get("features"), "drift.features").items():
-        rule = c.mapping(rule, f"drift.features.{feature}")
-        c.unknown_keys(f"drift.features.{feature}.", rule, {"threshold"})
+        key = f"drift.features.{feature}"
+        rule = c.mapping(rule, key)
+        c.unknown_keys(f"{key}.", rule, {"threshold", "metric"})
         if feature not in (*numeric, *categorical):
-            c.add(f"drift.features.{feature}", feature, "a numeric or categorical feature of this spec")
+            c.add(key, feature, "a numeric or categorical feature of this spec")
+        metrics = NUMERIC_DRIFT_METRICS if feature in numeric else CATEGORICAL_DRIFT_METRICS
         per_feature[feature] = {
-            "threshold": c.number(rule.get("threshold"), f"drift.features.{feature}.threshold", 0.05, 0, 1)
+            k: v
+            for k, v in {
+                "threshold": c.number(rule.get("threshold"), f"{key}.threshold", None, 0, 10),
+                "metric": c.choice(rule.get("metric"), f"{key}.metric", metrics, None),
+            }.items()
+            if v is not None
         }
     dnum = c.mapping(drift_raw.get("numeric"), "drift.numeric")
-    c.unknown_keys("drift.numeric.", dnum, {"ks"})
+    c.unknown_keys("drift.numeric.", dnum, {"ks", "psi", "metric"})
     dcat = c.mapping(drift_raw.get("categorical"), "drift.categorical")
-    c.unknown_keys("drift.categorical.", dcat, {"hellinger"})
+    c.unknown_keys("drift.categorical.", dcat, {"hellinger", "psi", "metric"})
+    psi_numeric = c.number(dnum.get("psi"), "drift.numeric.psi", 0.1, 0, 10)
+    psi_categorical = c.number(dcat.get("psi"), "drift.categorical.psi", 0.1, 0, 10)
     sensor = c.mapping(drift_raw.get("sensor"), "drift.sensor")
     c.unknown_keys("drift.sensor.", sensor, {"timeout", "poke_interval", "on_timeout", "mode"})
     drift = DriftSpec(
         numeric_ks=c.number(dnum.get("ks"), "drift.numeric.ks", 0.05, 0, 1),
         categorical_hellinger=c.number(dcat.get("hellinger"), "drift.categorical.hellinger", 0.05, 0, 1),
+        numeric_metric=c.choice(dnum.get("metric"), "drift.numeric.metric", NUMERIC_DRIFT_METRICS, "ks"),
+        categorical_metric=c.choice(
+            dcat.get("metric"), "drift.categorical.metric", CATEGORICAL_DRIFT_METRICS, "hellinger"
+        ),
+        numeric_psi=psi_numeric,
+        categorical_psi=psi_categorical,
         features=per_feature,
         drift_share=c.number(drift_raw.get("drift_share"), "drift.drift_share", 0.3, 0, 1),
         min_rows=c.number(drift_raw.get("min_rows"), "drift.min_rows", 100, 1, integer=True),

@@ -5,6 +5,8 @@ pipelines store) and compared, one feature per decision, with three rules side b
 
 - airflow-mlops: ``drift.score_drift`` with the default thresholds (KS 0.05, bias-corrected Hellinger 0.05)
   and its sample-size- and sketch-aware floors;
+- airflow-mlops with PSI deciding (``numeric_metric`` / ``categorical_metric`` ``psi``, threshold 0.02:
+  bias-corrected, above its own sample-size- and sketch-aware floor);
 - exact tests on the raw rows at p < 0.05: ``scipy.stats.ks_2samp`` (numeric), ``chi2_contingency`` on the
   exact counts (categorical);
 - whylogs' default drift rule on the same profiles (``calculate_drift_scores``: KS from the KLL sketches,
@@ -30,6 +32,7 @@ os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "True")
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
 TRIALS = {1_000: 200, 10_000: 200, 100_000: 60, 1_000_000: 20}
 SHIFT = 0.2
+PSI_THRESHOLD = 0.02
 
 
 def _whylogs_rule():
@@ -76,8 +79,8 @@ def run(kind: str, levels: int, n: int, trials: int, rng, whylogs_drifted) -> di
 
     feature = {"numeric": [], "categorical": []}
     feature[kind if kind == "numeric" else "categorical"] = ["x"]
-    alarms = {"ours": 0, "exact": 0, "whylogs": 0}
-    hits = {"ours": 0, "exact": 0, "whylogs": 0}
+    alarms = {"ours": 0, "psi": 0, "exact": 0, "whylogs": 0}
+    hits = {"ours": 0, "psi": 0, "exact": 0, "whylogs": 0}
     seconds = []
 
     def exact(a, b) -> bool:
@@ -100,6 +103,11 @@ def run(kind: str, levels: int, n: int, trials: int, rng, whylogs_drifted) -> di
             if label == "same":
                 seconds.append(time.perf_counter() - start)
             tally["ours"] += report["drift"]
+            psi = score_drift(
+                views[0], current, **feature, min_rows=100, numeric_metric="psi", categorical_metric="psi",
+                psi_threshold=PSI_THRESHOLD,
+            )  # fmt: skip
+            tally["psi"] += psi["drift"]
             tally["exact"] += exact(ref, raw)
             tally["whylogs"] += whylogs_drifted(current, views[0], "x")
     del np
@@ -119,7 +127,7 @@ def main() -> None:
     rng = np.random.default_rng(2026)
     whylogs_drifted = _whylogs_rule()
     print(
-        "feature          n          trials  false alarms: ours / exact / whylogs   detection (0.2 sd): ours / exact / whylogs   scoring"
+        "feature          n          trials  false alarms: ours / psi / exact / whylogs   detection (0.2 sd): ours / psi / exact / whylogs   scoring"
     )
     for kind, levels in (("numeric", 0), ("categorical", 5), ("categorical", 50), ("categorical", 1000)):
         for n in sizes:
@@ -127,8 +135,8 @@ def main() -> None:
             r = run(kind, levels, n, trials, rng, whylogs_drifted)
             fa, det = r["false_alarms"], r["detection"]
             name = "numeric" if kind == "numeric" else f"categorical/{levels}"
-            print(f"{name:16s} {n:>9,}  {trials:>6}  {fa['ours']:>6.1%} / {fa['exact']:>6.1%} / {fa['whylogs']:>6.1%}"
-                  f"            {det['ours']:>6.1%} / {det['exact']:>6.1%} / {det['whylogs']:>6.1%}"
+            print(f"{name:16s} {n:>9,}  {trials:>6}  {fa['ours']:>6.1%} / {fa['psi']:>6.1%} / {fa['exact']:>6.1%} / {fa['whylogs']:>6.1%}"
+                  f"            {det['ours']:>6.1%} / {det['psi']:>6.1%} / {det['exact']:>6.1%} / {det['whylogs']:>6.1%}"
                   f"                 {r['ms_per_column']:.2f} ms", flush=True)  # fmt: skip
 
 

@@ -25,8 +25,8 @@ class DriftSensor(LineageMixin, WaitingSensor):
     Waits until the current profile exists and the model has a ``champion`` (deferrable through
     :class:`~airflow_mlops.sensors.triggers.DriftReadyTrigger`, or in reschedule/poke mode; ``timeout`` and
     ``on_timeout`` as in :class:`~airflow_mlops.sensors._waiting.WaitingSensor`);
-    then scores every feature on effect sizes (KS distance for numeric, Hellinger for categorical, each
-    above a sample-size-aware floor), logs the per-feature table sorted by effect, stores the report (JSON,
+    then scores every feature on effect sizes (KS distance for numeric, Hellinger for categorical, or PSI
+    for either where chosen; each above a sample-size-aware floor), logs the per-feature table sorted by effect, stores the report (JSON,
     and an HTML page with a PNG of the most drifted features) beside the current profile, logs it to MLflow
     (experiment ``airflow-mlops/<model>/drift``), links it from the task ("Drift report") and returns it.
     Drift is decided by the share of drifted features.
@@ -39,7 +39,10 @@ class DriftSensor(LineageMixin, WaitingSensor):
     :param hellinger_threshold: Hellinger distance above which a categorical feature drifts.
     :param drift_share: share of drifted features from which the data set drifts.
     :param min_rows: fewer values than this on either side: "insufficient data", not a guess.
-    :param feature_thresholds: per-feature thresholds, ``{feature: {"threshold": x}}``.
+    :param feature_thresholds: per-feature rules, ``{feature: {"threshold": x, "metric": "psi"}}``.
+    :param numeric_metric: what decides for numeric features: ``ks`` (default) or ``psi``.
+    :param categorical_metric: what decides for categorical features: ``hellinger`` (default) or ``psi``.
+    :param psi_threshold: the (bias-corrected) PSI above which a feature drifts, where PSI decides.
     :param mlflow_conn_id: MLflow connection.
     """
 
@@ -59,7 +62,10 @@ class DriftSensor(LineageMixin, WaitingSensor):
         hellinger_threshold: float = 0.05,
         drift_share: float = 0.3,
         min_rows: int = 100,
-        feature_thresholds: dict[str, dict[str, float]] | None = None,
+        feature_thresholds: dict[str, dict[str, Any]] | None = None,
+        numeric_metric: str = "ks",
+        categorical_metric: str = "hellinger",
+        psi_threshold: float = 0.1,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -73,6 +79,9 @@ class DriftSensor(LineageMixin, WaitingSensor):
         self.drift_share = drift_share
         self.min_rows = min_rows
         self.feature_thresholds = feature_thresholds
+        self.numeric_metric = numeric_metric
+        self.categorical_metric = categorical_metric
+        self.psi_threshold = psi_threshold
         self.mlflow_conn_id = mlflow_conn_id
 
     @cached_property
@@ -90,7 +99,9 @@ class DriftSensor(LineageMixin, WaitingSensor):
                 client, model_name=self.model_name, current_uri=self.current_profile_uri,
                 numeric=self.numeric or [], categorical=self.categorical or [], ks_threshold=self.ks_threshold,
                 hellinger_threshold=self.hellinger_threshold, drift_share=self.drift_share, min_rows=self.min_rows,
-                feature_thresholds=self.feature_thresholds, artifact_root=self.hook.artifact_root,
+                feature_thresholds=self.feature_thresholds, numeric_metric=self.numeric_metric,
+                categorical_metric=self.categorical_metric, psi_threshold=self.psi_threshold,
+                artifact_root=self.hook.artifact_root,
             )  # fmt: skip
         if report is None:  # the champion went away between the two calls
             return False, "the champion changed while scoring; checking again", None

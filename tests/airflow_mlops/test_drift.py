@@ -115,3 +115,37 @@ def test_per_feature_thresholds_override_the_default():
     strict = _score(ref, cur, ks_threshold=0.03, feature_thresholds={"a": {"threshold": 0.2}})
     assert "a" not in strict["drifted_features"]
     assert next(r for r in strict["features"] if r["feature"] == "a")["threshold"] == 0.2
+
+
+@pytest.mark.parametrize("n", [2_000, 200_000])
+def test_psi_decides_when_chosen_without_false_alarms(n):
+    """PSI as the deciding metric: bias-corrected, above its own floor; identical data stay quiet at any
+    size, a 0.5-sd mean shift (decile PSI ~0.23) drifts at the conventional 0.1."""
+    same = _score(_frame(n, 1), _frame(n, 2), numeric_metric="psi", categorical_metric="psi")
+    assert same["status"] == "no_drift"
+    assert {r["metric"] for r in same["features"]} == {"psi"}
+    for row in same["features"]:
+        assert row["score"] < row["threshold"]
+        assert row["threshold"] >= 0.1
+    moved = _score(_frame(n, 1), _frame(n, 2, shift=0.5), numeric_metric="psi")
+    row = next(r for r in moved["features"] if r["feature"] == "a")
+    assert row["metric"] == "psi"
+    assert row["drifted"]
+    assert 0.15 < row["score"] < 0.35
+
+
+def test_psi_over_1000_levels_is_bias_corrected():
+    n = 10_000  # 10 rows per level a side: raw PSI of identical data is about (L - 1)(1/n + 1/m) = 0.2
+    same = _cat(_levels(n, 1, 1000), _levels(n, 2, 1000), categorical_metric="psi")
+    row = same["features"][0]
+    assert row["psi"] > 0.1  # raw: would alarm at the conventional threshold
+    assert row["score"] < row["threshold"]
+    assert same["status"] == "no_drift"
+
+
+def test_per_feature_metric_and_a_new_category_under_psi():
+    ref = pd.DataFrame({"c": pd.Series(["x"] * 5000 + ["y"] * 5000, dtype="str")})
+    cur = pd.DataFrame({"c": pd.Series(["x"] * 4000 + ["y"] * 4000 + ["new"] * 2000, dtype="str")})
+    report = _cat(ref, cur, feature_thresholds={"c": {"metric": "psi", "threshold": 0.25}})
+    row = report["features"][0]
+    assert (row["metric"], row["threshold"], row["drifted"]) == ("psi", 0.25, True)

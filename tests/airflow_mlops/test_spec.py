@@ -135,3 +135,16 @@ def test_monitor_waits_for_a_complete_partition_as_the_spec_says(tmp_path):
     default = build_monitor_dag(parse_spec(_with("data.completeness", {"min_rows": 10})))
     assert default.get_task("wait_for_partition").deferrable is True
     assert default.get_task("detect_drift").on_timeout == "skip"
+
+
+def test_drift_metrics_per_kind_and_feature():
+    raw = _with("drift.numeric", {"metric": "psi", "psi": 0.2})
+    raw["drift"]["features"] = {"plan": {"metric": "psi"}, "age": {"threshold": 0.08, "metric": "ks"}}
+    spec = parse_spec(raw)
+    rules = spec.drift.feature_rules(spec.numeric, spec.categorical)
+    assert rules["monthly_charges"] == {"metric": "psi", "threshold": 0.2}
+    assert rules["age"] == {"metric": "ks", "threshold": 0.08}
+    assert rules["plan"] == {"metric": "psi", "threshold": 0.1}  # the categorical PSI default
+    assert rules["region"] == {"metric": "hellinger"}  # the spec's hellinger threshold applies
+    with pytest.raises(SpecError, match=r"drift.features.age.metric: found 'hellinger'; allowed: ks \| psi"):
+        parse_spec(_with("drift.features", {"age": {"metric": "hellinger"}}))
