@@ -92,9 +92,20 @@ def demo_env(
     }
 
 
-def _airflow(*args: str, log: Path) -> None:
-    with log.open("a") as fh:
-        subprocess.run([_bin("airflow"), *args], check=True, stdout=fh, stderr=subprocess.STDOUT)
+def _airflow(*args: str, log: Path, attempts: int = 5) -> None:
+    """Run an ``airflow`` CLI command, its output appended to ``log``. SQLite allows one writer at a time: a
+    command that lost that race to the running scheduler ("database is locked", rolled back) is run again."""
+    for attempt in range(1, attempts + 1):
+        done = subprocess.run(
+            [_bin("airflow"), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        with log.open("a") as fh:
+            fh.write(done.stdout)
+        if done.returncode == 0:
+            return
+        if "database is locked" not in done.stdout or attempt == attempts:
+            raise subprocess.CalledProcessError(done.returncode, [_bin("airflow"), *args], done.stdout)
+        time.sleep(2 * attempt)
 
 
 def _backfill_when_free(dag_id: str, start: str, end: str, log: Path, timeout: float = 120) -> None:
