@@ -163,7 +163,7 @@ def _count(view: DatasetProfileView, column: str) -> int:
     if col is None:
         return 0
     counts = col.get_metric("counts").to_summary_dict()
-    return int(counts["n"] - counts.get("null", 0) - counts.get("nan", 0))
+    return int(counts["n"] - counts.get("null", 0))  # whylogs counts NaN among the nulls (and again as nan)
 
 
 def score_drift(

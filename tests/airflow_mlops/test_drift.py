@@ -149,3 +149,18 @@ def test_per_feature_metric_and_a_new_category_under_psi():
     report = _cat(ref, cur, feature_thresholds={"c": {"metric": "psi", "threshold": 0.25}})
     row = report["features"][0]
     assert (row["metric"], row["threshold"], row["drifted"]) == ("psi", 0.25, True)
+
+
+def test_an_all_nan_column_is_insufficient_data_and_a_constant_one_is_compared():
+    n = 5_000
+    ref = pd.DataFrame({"a": np.full(n, 5.0), "b": np.random.default_rng(1).normal(0, 1, n)})
+    nan = pd.DataFrame({"a": np.full(n, 5.0), "b": np.full(n, np.nan)})
+    report = score_drift(profile_frame(ref), profile_frame(nan), numeric=["a", "b"], categorical=[])
+    rows = {r["feature"]: r for r in report["features"]}
+    assert (rows["b"]["status"], rows["b"]["n_current"]) == ("insufficient data", 0)
+    assert (rows["a"]["status"], rows["a"]["score"]) == ("ok", 0.0)  # the same constant: no drift, no crash
+    moved = pd.DataFrame({"a": np.full(n, 6.0), "b": np.random.default_rng(2).normal(0, 1, n)})
+    report = score_drift(profile_frame(ref), profile_frame(moved), numeric=["a", "b"], categorical=[])
+    rows = {r["feature"]: r for r in report["features"]}
+    assert (rows["a"]["status"], rows["a"]["score"]) == ("drift", 1.0)  # another constant: all mass moved
+    assert rows["b"]["status"] == "ok"

@@ -125,3 +125,44 @@ def test_skip_on_timeout_does_not_hide_a_broken_reference(tmp_path, mlflow_uri):
     )  # fmt: skip
     with pytest.raises(IntegrityCheckFailed, match="has no mlops.profile_uri tag"):
         sensor.execute({"ti": _TI()})
+
+
+def test_deferred_drift_sensor_resumes_on_the_trigger_event_and_decides(tmp_path, mlflow_uri):
+    """execute defers; the trigger (serialised, rebuilt, run) fires once a champion exists; execute_complete
+    with the event scores drift and returns the report."""
+    import threading
+
+    import numpy as np
+    import pandas as pd
+    from airflow.sdk._shared.module_loading import import_string
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from airflow_mlops.profiling import profile_frame, save_profile
+
+    rng = np.random.default_rng(0)
+    ref = save_profile(profile_frame(pd.DataFrame({"x": rng.normal(0, 1, 5000)})), str(tmp_path / "ref.bin"))
+    cur = save_profile(profile_frame(pd.DataFrame({"x": rng.normal(1, 1, 5000)})), str(tmp_path / "cur.bin"))
+    sensor = DriftSensor(
+        task_id="d", model_name="churn", current_profile_uri=cur, numeric=["x"], deferrable=True,
+        on_timeout="fail", timeout=60, poke_interval=0.05,
+    )  # fmt: skip
+    ti = _TI()
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({"ti": ti})
+    classpath, kwargs = deferred.value.trigger.serialize()
+    threading.Timer(0.3, _version, args=("churn", {"mlops.profile_uri": ref})).start()
+
+    async def first():
+        return await anext(import_string(classpath)(**kwargs).run())
+
+    import asyncio
+
+    event = asyncio.run(first()).payload
+    assert event["status"] == "ready"
+    report = sensor.resume_execution(
+        "execute_complete", {"event": event, **deferred.value.kwargs}, {"ti": ti}
+    )
+    assert report["status"] == "drift"
+    assert report["drifted_features"] == ["x"]
+    assert report["champion_version"] == "1"
+    assert ti.pushed["drift_report_url"].endswith("-drift-v1.html")
