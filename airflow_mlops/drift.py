@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 Z_999 = 3.0902  # one-sided normal quantile for alpha = 0.001
 Z_9999 = 3.7190  # alpha = 0.0001: sparse tables, where the chi-square approximation's tail is too light
+Z_99999 = 4.2649  # alpha = 0.00001: PSI on sparse tables (a category seen on one side only weighs heavily)
 SPARSE_ROWS_PER_LEVEL = 30
 KS_C_999 = 1.9495  # sqrt(-ln(0.001 / 2) / 2): two-sample KS critical constant for alpha = 0.001
 EPS = 1e-4
@@ -73,7 +74,7 @@ def _psi_bias(n: float, m: float, bins: int) -> float:
 def _psi_floor(n: float, m: float, bins: int, sketch_error: float = 0.0) -> float:
     """Noise floor of the bias-corrected PSI (alpha = 0.001), plus what the sketches' rank error can move the
     bin shares by (numeric features: each bin edge is off by at most the sum of the two rank errors)."""
-    z = Z_9999 if (n + m) / max(bins, 1) < SPARSE_ROWS_PER_LEVEL else Z_999
+    z = Z_99999 if (n + m) / max(bins, 1) < SPARSE_ROWS_PER_LEVEL else Z_999
     noise = max(_chi2_quantile(bins, z) - (bins - 1), 0.0) * (1 / n + 1 / m)
     # a bin share off by up to 2 * sketch_error (two edges) adds up to bins * (2 e)^2 / (1 / bins) to the sum
     return noise + bins * bins * (2 * sketch_error) ** 2

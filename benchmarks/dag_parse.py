@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ["torch", "peft", "transformers", "mlflow", "whylogs", "pandas", "numpy", "pyarrow", "kubernetes"]
+HEAVY = ["torch", "peft", "transformers", "mlflow", "whylogs", "pandas", "numpy", "pyarrow", "kubernetes", "openlineage"]
 BASELINE = """
 from __future__ import annotations
 import datetime as dt
