@@ -233,7 +233,15 @@ def iter_record_batches(
                     names = set(pf.schema_arrow.names)
                     # all columns when one is missing, so the error can name what the file has instead
                     wanted = columns if columns and names.issuperset(columns) else None
-                    batches = pf.iter_batches(batch_size=chunk_rows, columns=wanted)
+                    # one row group at a time: one reader over all of them buffers ahead, and its memory
+                    # grows with the file (measured: 68 MiB at 250,000 rows, 174 MiB at 4,000,000)
+                    batches = (
+                        batch
+                        for group in range(pf.num_row_groups)
+                        for batch in pf.iter_batches(
+                            batch_size=chunk_rows, columns=wanted, row_groups=[group]
+                        )
+                    )
                 for batch in batches:
                     for start in range(0, batch.num_rows, chunk_rows):
                         part = batch.slice(start, chunk_rows)

@@ -10,6 +10,7 @@ from airflow_mlops.operators.evaluation import ModelTestOperator
 from airflow_mlops.operators.registry import RegisterModelOperator
 from airflow_mlops.operators.training import TrainModelOperator
 from airflow_mlops.operators.validation import ValidateDataOperator
+from airflow_mlops.sensors.partition import PartitionCompleteSensor
 
 DATA = "{{ var.value.mlops_data_root }}/demo_churn/date={date}/part-0.parquet"
 NUMERIC = ["age", "tenure_months", "monthly_charges", "support_calls", "data_usage_gb"]
@@ -22,6 +23,12 @@ with DAG(
     catchup=False,
     tags=["airflow-mlops", "example"],
 ):
+    # The interval's partition must be complete (here: at least 1,000 rows) before anything reads it; the
+    # sensor waits in the triggerer, and fails after 6 hours saying what was still missing.
+    wait = PartitionCompleteSensor(
+        task_id="wait_for_data", data_uri=DATA, min_rows=1000, deferrable=True, poke_interval=120,
+        timeout=6 * 3600, on_timeout="fail",
+    )  # fmt: skip
     # Each run trains on the 3 days that end with its data interval.
     window = {"window_start": None, "window_end": "{{ data_interval_end }}", "window_days": 3}
     validate = ValidateDataOperator(
@@ -58,3 +65,4 @@ with DAG(
     RegisterModelOperator(
         task_id="register", model_name="handwritten_churn", training=train.output, tests=test.output
     )
+    wait >> validate

@@ -22,3 +22,5 @@ def test_handwritten_dag_trains_tests_and_registers(mlflow_uri, roots):
         "2026-01-07"
     )  # 3 days ending with the interval [01-09, 01-10)
     assert xcom("handwritten_churn", run.run_id, "validate")["rows"] == 3 * 2000
+    waited = xcom("handwritten_churn", run.run_id, "wait_for_data")
+    assert (waited["rows"], waited["deferrals"]) == (2000, 0)  # the partition was complete at the first look
