@@ -97,6 +97,9 @@ def test_drift_monitor_triggers_retraining_only_on_drift(dagbag, mlflow_uri, roo
     before = {r.run_id for r in dag_runs(f"{NAME}__retrain")}
 
     calm, states = run_dag(monitor, "2026-01-21")  # partition 2026-01-20: before the injected drift
+    assert states["wait_for_partition"] == "success"
+    waited = xcom(monitor.dag_id, calm.run_id, "wait_for_partition")
+    assert (waited["rows"], waited["reason"]) == (2000, "1 file(s), 2000 rows")  # data.completeness.min_rows
     assert states["no_drift"] == "success"
     assert states["trigger_retraining"] == "skipped"
     report = xcom(monitor.dag_id, calm.run_id, "detect_drift")
