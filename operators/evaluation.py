@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_mlops.operators._common import DEFAULT_END, DEFAULT_START
+from airflow_mlops.operators._lineage import LineageMixin
 from airflow_mlops.operators.errors import gate
 from airflow_mlops.operators.hooks import MlflowHook
 from airflow_mlops.operators.links import TEST_REPORT_URL_KEY, ModelTestReportLink
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class ModelTestOperator(BaseOperator):
+class ModelTestOperator(LineageMixin, BaseOperator):
     """Evaluate the trained candidate on the held-out rows of its window, with the champion on the same rows.
 
     Metric thresholds and the ``checks`` (slices, fairness, robustness, expectations: see
@@ -108,7 +109,7 @@ class ModelTestOperator(BaseOperator):
 
         with gate(), self.hook.configured() as client:
             window = make_window(self.window_start, self.window_end, self.window_days)
-            df, _ = read_window(partition_uris(self.data_uri, window), self.data_format)
+            df, files = read_window(partition_uris(self.data_uri, window), self.data_format)
             _, holdout = split_holdout(df, self.target, self.holdout_fraction, self.seed)
             report = test_model(
                 client, model_name=self.model_name, training=self.training, holdout=holdout,
@@ -128,4 +129,14 @@ class ModelTestOperator(BaseOperator):
             if url:
                 context["ti"].xcom_push(key=TEST_REPORT_URL_KEY, value=url)
             raise_for_failures(report, f"{self.model_name} run {self.training['run_id']}")
-        return report.as_dict()
+        return self.remember({**report.as_dict(), "inputs": files})
+
+    def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+        from airflow_mlops.lineage import model_dataset
+
+        ns = self.mlflow_namespace()
+        models = [{**model_dataset(ns, self.training["model_uri"]), "version": self.training["run_id"]}]
+        if result.get("champion_version"):
+            models.append(model_dataset(ns, f"models:/{self.model_name}/{result['champion_version']}"))
+        report = model_dataset(ns, f"runs:/{self.training['run_id']}/tests/report.json")
+        return [*result.get("inputs", []), *models], [report]

@@ -95,6 +95,13 @@ def test_lineage_runs_from_partition_to_profile_to_model_version(roots, mlflow_u
     assert model["namespace"] == f"mlflow+{mlflow_uri}"
     assert model["name"].startswith("models:/m-")
 
+    # the held-out rows of the same partitions + the candidate -> the model test report
+    tested = events["test_model"]
+    assert _ids(tested["inputs"]) == _ids(partitions) + _ids([model])
+    assert _ids(tested["outputs"]) == [
+        (f"mlflow+{mlflow_uri}", f"runs:/{model['facets']['version']['datasetVersion']}/tests/report.json")
+    ]
+
     # the trained model -> the registered version
     assert _ids(register["inputs"]) == _ids([model])
     assert _ids(register["outputs"]) == [(f"mlflow+{mlflow_uri}", "models:/demo_churn/1")]
