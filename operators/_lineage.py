@@ -46,6 +46,20 @@ class LineageMixin:
         )
 
 
+def training_lineage(op: Any, result: dict[str, Any]) -> tuple[list[Item], list[Item]]:
+    """A training task: the partitions it read (with their hashes when validated upstream) and the window's
+    profile in, the MLflow model out."""
+    from airflow_mlops.lineage import model_dataset
+
+    validation = getattr(op, "validation", None) or {}
+    validated = {f["uri"]: f for f in validation.get("inputs") or []}
+    inputs = [validated.get(uri) or {"uri": uri} for uri in result.get("inputs") or list(validated)]
+    if validation.get("profile_uri"):
+        inputs.append({"uri": validation["profile_uri"], "version": validation.get("content_hash")})
+    model = {**model_dataset(op.mlflow_namespace(), result["model_uri"]), "version": result["run_id"]}
+    return inputs, [model]
+
+
 def _dataset(item: Item, *, output: bool) -> Any:
     from openlineage.client.event_v2 import InputDataset, OutputDataset
     from openlineage.client.generated.dataset_version_dataset import DatasetVersionDatasetFacet

@@ -16,6 +16,7 @@ from airflow.providers.cncf.kubernetes.secret import Secret
 from kubernetes.client import models as k8s  # noqa: TID253 - this adapter is the Kubernetes boundary
 
 from airflow_mlops.operators._common import DEFAULT_END, DEFAULT_START, TrainerConfigMixin
+from airflow_mlops.operators._lineage import LineageMixin, training_lineage
 from airflow_mlops.operators.hooks import MlflowHook
 from airflow_mlops.operators.links import RUN_URL_KEY, MlflowRunLink
 from airflow_mlops.training.config import CONFIG_ENV
@@ -46,7 +47,7 @@ def trainer_resources(
     return k8s.V1ResourceRequirements(requests=requests or None, limits=limits or None)
 
 
-class KubernetesTrainModelOperator(TrainerConfigMixin, KubernetesPodOperator):
+class KubernetesTrainModelOperator(LineageMixin, TrainerConfigMixin, KubernetesPodOperator):
     """Run the trainer (``python -m airflow_mlops.training``) in a pod; same config, same MLflow run.
 
     The Airflow worker resolves the window's partitions and the idempotency key exactly as
@@ -170,4 +171,12 @@ class KubernetesTrainModelOperator(TrainerConfigMixin, KubernetesPodOperator):
                 result["run_id"],
                 f" ({url})" if url else "",
             )
-        return result
+        return self.remember(result) if isinstance(result, dict) and result.get("model_uri") else result
+
+    def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+        return training_lineage(self, result)
+
+    def mlflow_namespace(self) -> str:
+        from airflow_mlops.lineage import mlflow_namespace
+
+        return mlflow_namespace(self.mlflow_hook.tracking_uri)

@@ -18,7 +18,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_mlops.operators._common import DEFAULT_END, DEFAULT_START, TrainerConfigMixin
-from airflow_mlops.operators._lineage import LineageMixin
+from airflow_mlops.operators._lineage import LineageMixin, training_lineage
 from airflow_mlops.operators.errors import gate
 from airflow_mlops.operators.hooks import MlflowHook
 from airflow_mlops.operators.links import RUN_URL_KEY, MlflowRunLink
@@ -149,17 +149,7 @@ class TrainModelOperator(LineageMixin, TrainerConfigMixin, BaseOperator):
         return self.remember(result)
 
     def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
-        from airflow_mlops.lineage import model_dataset
-
-        validated = {f["uri"]: f for f in (self.validation or {}).get("inputs") or []}
-        inputs = [validated.get(uri) or {"uri": uri} for uri in result.get("inputs") or []]
-        if (self.validation or {}).get("profile_uri"):
-            inputs.append(
-                {"uri": self.validation["profile_uri"], "version": self.validation.get("content_hash")}
-            )
-        return inputs, [
-            {**model_dataset(self.mlflow_namespace(), result["model_uri"]), "version": result["run_id"]}
-        ]
+        return training_lineage(self, result)
 
     def trainer_command(self, config_path: Path, result_path: Path) -> list[str]:
         return [
