@@ -52,7 +52,8 @@ def marker_uris(marker: str, files: list[str], window: Window) -> list[str]:
 
 
 def count_rows(uri: str, data_format: str) -> int:
-    """Rows in one file without reading its data: Parquet footers; CSV lines (streamed) minus the header."""
+    """Rows in one file without reading its data: Parquet footers; CSV lines (streamed) minus the header (a
+    quoted field with a line break counts as two lines: a completeness check, not a validation)."""
     from airflow_mlops.storage import CHUNK, _fs
 
     fs, path = _fs(uri)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-Item = dict[str, Any]  # {"uri": ..., "sha256"?: ..., "rows"?: ..., "version"?: ...} or {"model": ..., ...}
+# {"uri": ..., "sha256"?, "rows"?, "version"?} for files; {"id": (namespace, name), "version"?} otherwise
+Item = dict[str, Any]
 
 
 class LineageMixin:

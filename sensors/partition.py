@@ -65,18 +65,13 @@ class PartitionCompleteSensor(WaitingSensor):
         from airflow.sdk import Asset
 
         from airflow_mlops.completeness import asset_event_covers
-        from airflow_mlops.data import parse_time
+        from airflow_mlops.data import Window, parse_time
 
-        start = parse_time(self.window_start, "window_start")
-        events = (
-            context["inlet_events"][Asset(name=self.asset)]
-            .after(start.isoformat())
-            .ascending(False)
-            .limit(100)
+        window = Window(
+            parse_time(self.window_start, "window_start"), parse_time(self.window_end, "window_end")
         )
-        from airflow_mlops.data import Window
-
-        ready, why = asset_event_covers(events, Window(start, parse_time(self.window_end, "window_end")))
+        recent = context["inlet_events"][Asset(name=self.asset)].after(window.start.isoformat())
+        ready, why = asset_event_covers(recent.ascending(False).limit(100), window)
         return ready, f"asset {self.asset!r}: {why}"
 
     def check(self, context: Context) -> tuple[bool, str, Any]:
