@@ -83,6 +83,11 @@ def model_dataset(namespace: str, model_uri: str) -> dict[str, Any]:
     return {"id": (namespace, model_uri)}
 
 
+def version_dataset(namespace: str, name: str, version: Any) -> dict[str, Any]:
+    """A registered model version, ``models:/<name>/<version>``, versioned by its number."""
+    return {"id": (namespace, f"models:/{name}/{version}"), "version": str(version)}
+
+
 def sql_table_ids(
     sql: str, conn_type: str, host: str | None, port: int | None, database: str | None
 ) -> list[tuple[str, str]]:

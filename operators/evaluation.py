@@ -132,11 +132,11 @@ class ModelTestOperator(LineageMixin, BaseOperator):
         return self.remember({**report.as_dict(), "inputs": files})
 
     def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
-        from airflow_mlops.lineage import model_dataset
+        from airflow_mlops.lineage import model_dataset, version_dataset
 
         ns = self.mlflow_namespace()
         models = [{**model_dataset(ns, self.training["model_uri"]), "version": self.training["run_id"]}]
         if result.get("champion_version"):
-            models.append(model_dataset(ns, f"models:/{self.model_name}/{result['champion_version']}"))
+            models.append(version_dataset(ns, self.model_name, result["champion_version"]))
         report = model_dataset(ns, f"runs:/{self.training['run_id']}/tests/report.json")
         return [*result.get("inputs", []), *models], [report]

@@ -62,12 +62,11 @@ class RegisterModelOperator(LineageMixin, BaseOperator):
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
-        from airflow_mlops.lineage import model_dataset
+        from airflow_mlops.lineage import model_dataset, version_dataset
 
         ns = self.mlflow_namespace()
         trained = {**model_dataset(ns, self.training["model_uri"]), "version": self.training["run_id"]}
-        version = model_dataset(ns, f"models:/{self.model_name}/{result['version']}")
-        return [trained], [{**version, "version": result["version"]}]
+        return [trained], [version_dataset(ns, self.model_name, result["version"])]
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.registry import register_and_promote, version_url

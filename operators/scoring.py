@@ -77,11 +77,11 @@ class BatchScoreOperator(LineageMixin, BaseOperator):
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
-        from airflow_mlops.lineage import model_dataset
+        from airflow_mlops.lineage import version_dataset
 
         ns = self.mlflow_namespace()
         versions = [result["champion_version"], result.get("challenger_version")]
-        models = [model_dataset(ns, f"models:/{self.model_name}/{v}") for v in versions if v]
+        models = [version_dataset(ns, self.model_name, v) for v in versions if v]
         outputs = [
             {"uri": u, "rows": result.get("rows")}
             for u in (result["output_uri"], result.get("shadow_uri"))
