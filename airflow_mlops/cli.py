@@ -67,19 +67,49 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate_spec(args: argparse.Namespace) -> int:
-    from airflow_mlops.errors import SpecError
-    from airflow_mlops.spec import load_spec
+    from airflow_mlops.pipeline.fleet import check
 
-    status = 0
-    for path in args.files:
-        try:
-            spec = load_spec(path)
-        except SpecError as err:
-            print(err, file=sys.stderr)
-            status = 1
-        else:
-            print(f"{path}: ok ({', '.join(spec.dag_ids)})")
-    return status
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:
+        print(f"validate-spec: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    reports = check(args.paths)
+    if not reports:
+        print(f"validate-spec: no *.yaml / *.yml spec under {', '.join(args.paths)}", file=sys.stderr)
+        return 2
+    bad = [r for r in reports if not r.ok]
+    if args.format == "json":
+        print(json.dumps({"ok": not bad, "files": [r.as_dict() for r in reports]}, indent=2))
+    else:
+        for r in reports:
+            if r.ok:
+                print(f"{r.file}: ok ({', '.join(r.dag_ids)})")
+            else:
+                lines = "\n".join(f"  - {p}" for p in r.problems)
+                print(f"invalid pipeline spec {r.file}:\n{lines}", file=sys.stderr)
+        print(f"{len(reports) - len(bad)} valid, {len(bad)} invalid", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def _cmd_spec_schema(args: argparse.Namespace) -> int:
+    from airflow_mlops.pipeline.reference import reference_markdown
+    from airflow_mlops.pipeline.spec import json_schema
+
+    text = reference_markdown() if args.markdown else json.dumps(json_schema(), indent=2) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text, end="")
+    return 0
+
+
+def _cmd_compile_specs(args: argparse.Namespace) -> int:
+    from airflow_mlops.pipeline.fleet import compile_stubs
+
+    changed = compile_stubs(args.specs, args.out)
+    print(json.dumps(changed))
+    return 0
 
 
 def _cmd_infer_constraints(args: argparse.Namespace) -> int:
@@ -184,9 +214,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_generate)
 
-    p = sub.add_parser("validate-spec", help="check pipeline spec files")
-    p.add_argument("files", nargs="+")
+    p = sub.add_parser(
+        "validate-spec",
+        help="check spec files and folders as Airflow's parsing would (exit 0: all valid, 1: some invalid)",
+    )
+    p.add_argument("paths", nargs="+", help="spec files, or folders searched for *.yaml / *.yml")
+    p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=_cmd_validate_spec)
+
+    p = sub.add_parser("spec-schema", help="print the spec's JSON Schema (or, --markdown, its reference)")
+    p.add_argument("--markdown", action="store_true", help="the spec reference in Markdown instead")
+    p.add_argument("--out", help="write to this file instead of standard output")
+    p.set_defaults(func=_cmd_spec_schema)
+
+    p = sub.add_parser(
+        "compile-specs",
+        help="write one DAG file per spec into a DAGs folder (where the PipelineSpecBundle cannot be configured)",
+    )
+    p.add_argument("specs", help="the spec folder")
+    p.add_argument("out", help="a folder inside the DAGs folder, owned by this command")
+    p.set_defaults(func=_cmd_compile_specs)
 
     p = sub.add_parser(
         "infer-constraints", help="propose a constraints block from a stored profile (.bin) or a data file"

@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_mlops.errors import ModelTestError
-from airflow_mlops.metrics import classification_metrics, regression_metrics
-from airflow_mlops.spec import LOWER_IS_BETTER
+from airflow_mlops.metrics import LOWER_IS_BETTER, classification_metrics, regression_metrics
 from airflow_mlops.tables import fmt, format_table
 
 log = logging.getLogger(__name__)

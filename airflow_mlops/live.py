@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from airflow_mlops.errors import DataError
-from airflow_mlops.spec import LOWER_IS_BETTER
+from airflow_mlops.metrics import LOWER_IS_BETTER
 
 log = logging.getLogger(__name__)
 

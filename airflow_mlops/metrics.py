@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+LANGUAGE_MODELING_METRICS = ("perplexity", "loss")
+LOWER_IS_BETTER = ("rmse", "mae", "perplexity", "loss")
+METRICS = {
+    "classification": CLASSIFICATION_METRICS,
+    "regression": REGRESSION_METRICS,
+    "language_modeling": LANGUAGE_MODELING_METRICS,
+}
+DEFAULT_METRIC = {"classification": "roc_auc", "regression": "rmse", "language_modeling": "perplexity"}
+
 
 def _average_ranks(x: Any) -> Any:
     import numpy as np

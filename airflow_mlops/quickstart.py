@@ -48,13 +48,18 @@ def demo_env(
     home: Path, api_port: int, mlflow_port: int = 5000, dags_folder: Path | None = None
 ) -> dict[str, str]:
     """Every setting of the embedded default, as environment variables (set before Airflow is imported)."""
+    from airflow_mlops.pipeline import bundle_config
+
     dags = str((dags_folder or repo_dags_folder()).resolve())
     bundles = [
+        # hand-written DAG files
         {
             "name": "dags-folder",
             "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
             "kwargs": {"path": dags},
-        }
+        },
+        # the YAML specs: one generated DAG file per spec, so a broken spec breaks only its own pipeline
+        bundle_config(Path(dags) / "pipelines", refresh_interval=30),
     ]
     mlflow_db = home / "mlflow" / "mlflow.db"
     return {
@@ -68,6 +73,7 @@ def demo_env(
         "AIRFLOW__CORE__DAGS_FOLDER": dags,
         "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(home / "airflow" / "dag_bundles"),
         "AIRFLOW__API__PORT": str(api_port),
         "AIRFLOW__API__BASE_URL": f"http://localhost:{api_port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{api_port}/execution/",

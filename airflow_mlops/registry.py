@@ -178,7 +178,7 @@ def tested_metric(version: Any, metric: str) -> float | None:
 
 
 def _better(a: float | None, b: float | None, metric: str) -> bool:
-    from airflow_mlops.spec import LOWER_IS_BETTER
+    from airflow_mlops.metrics import LOWER_IS_BETTER
 
     if a is None:
         return False

@@ -13,7 +13,7 @@ import random
 from typing import Any
 
 from airflow_mlops import registry
-from airflow_mlops.spec import LOWER_IS_BETTER
+from airflow_mlops.metrics import LOWER_IS_BETTER
 from airflow_mlops.storage import canonical_hash
 from airflow_mlops.tables import fmt, format_table
 

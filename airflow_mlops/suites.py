@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from airflow_mlops.errors import ModelTestError
-from airflow_mlops.spec import LOWER_IS_BETTER
+from airflow_mlops.metrics import LOWER_IS_BETTER
 from airflow_mlops.tables import fmt
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,9 @@ COPY --chown=airflow:root sensors /opt/airflow-mlops/sensors
 COPY --chown=airflow:root plugins /opt/airflow-mlops/plugins
 RUN pip install --no-cache-dir -c /opt/airflow-mlops/constraints/tested.txt /opt/airflow-mlops
 
-# The shipped DAG loader and pipeline specs; mount your own dags/ over this in production.
+# The shipped pipeline specs; mount your own dags/ (hand-written DAGs, pipelines/ of specs) over this.
 COPY --chown=airflow:root dags /opt/airflow/dags
+# Hand-written DAG files from dags/, and one generated DAG file per spec under dags/pipelines (sub-folders too).
 ENV WHYLOGS_NO_ANALYTICS=True \
-    MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false
+    MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false \
+    AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST='[{"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {}}, {"name": "mlops-pipelines", "classpath": "airflow_mlops.pipeline.bundle.PipelineSpecBundle", "kwargs": {"path": "/opt/airflow/dags/pipelines", "refresh_interval": 60}}]'

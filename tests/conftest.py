@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from airflow_mlops.pipeline import bundle_config
+
 ROOT = Path(__file__).resolve().parent.parent
 _SESSION = Path(tempfile.mkdtemp(prefix="mlops-tests-"))
 BUNDLES = [
@@ -28,6 +30,8 @@ BUNDLES = [
         "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
         "kwargs": {"path": str(ROOT / "tests" / "dag_bundle")},
     },
+    bundle_config(ROOT / "dags" / "pipelines", "mlops-pipelines"),
+    bundle_config(ROOT / "tests" / "dag_bundle" / "pipelines", "test-pipelines"),
 ]
 os.environ.update(
     {
@@ -36,6 +40,7 @@ os.environ.update(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(BUNDLES),
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(_SESSION / "dag_bundles"),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "WHYLOGS_NO_ANALYTICS": "True",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
@@ -99,6 +104,7 @@ def own_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session")
 def dagbag():
-    from airflow.dag_processing.dagbag import DagBag
+    """The shipped specs (dags/pipelines), compiled and parsed as the dag-processor does."""
+    from helpers import spec_dagbag
 
-    return DagBag(str(ROOT / "dags"))
+    return spec_dagbag("mlops-pipelines", ROOT / "dags" / "pipelines")

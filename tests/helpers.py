@@ -10,6 +10,24 @@ def utc(day: str) -> dt.datetime:
     return dt.datetime.fromisoformat(day).replace(tzinfo=dt.timezone.utc)
 
 
+def spec_dagbag(name: str, spec_root: Any) -> Any:
+    """A folder of specs as Airflow parses it: compiled by the bundle, one DAG file per spec."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from airflow_mlops.pipeline.bundle import PipelineSpecBundle
+
+    bundle = PipelineSpecBundle(name=name, path=str(spec_root))
+    bundle.initialize()
+    return DagBag(str(bundle.path), bundle_path=bundle.path, bundle_name=name)
+
+
+def pipelines_bag() -> Any:
+    """tests/dag_bundle/pipelines, the test specs (bundle "test-pipelines")."""
+    from pathlib import Path
+
+    return spec_dagbag("test-pipelines", Path(__file__).resolve().parent / "dag_bundle" / "pipelines")
+
+
 def run_dag(
     dag: Any, logical_date: str | None = None, conf: dict | None = None
 ) -> tuple[Any, dict[str, str]]:

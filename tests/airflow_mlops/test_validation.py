@@ -133,8 +133,8 @@ def test_inferred_constraints_parse_and_hold_on_similar_data_but_not_on_shifted_
 
     from airflow_mlops.cli import main
     from airflow_mlops.demo import make_day
+    from airflow_mlops.pipeline.spec import parse_spec
     from airflow_mlops.profiling import profile_frame, save_profile
-    from airflow_mlops.spec import parse_spec
     from airflow_mlops.validation import infer_constraints
 
     reference = make_day(dt.date(2026, 1, 3), 5000, drifted=False)

@@ -191,8 +191,8 @@ def test_spec_with_kubernetes_executor_compiles_to_a_pod(roots, k8s_conn):
 
     import yaml
 
-    from airflow_mlops.factory import build_dags
-    from airflow_mlops.spec import parse_spec
+    from airflow_mlops.pipeline.factory import build_dags
+    from airflow_mlops.pipeline.spec import parse_spec
 
     raw = yaml.safe_load(
         (Path(__file__).resolve().parents[2] / "dags" / "pipelines" / "demo_churn.yaml").read_text()
@@ -240,7 +240,7 @@ def test_kubernetes_block_errors(block, expected):
     import yaml
 
     from airflow_mlops.errors import SpecError
-    from airflow_mlops.spec import parse_spec
+    from airflow_mlops.pipeline.spec import parse_spec
 
     raw = yaml.safe_load(
         (Path(__file__).resolve().parents[2] / "dags" / "pipelines" / "demo_churn.yaml").read_text()

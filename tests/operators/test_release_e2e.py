@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import run_dag, versions, xcom
+from helpers import pipelines_bag, run_dag, versions, xcom
 
-BUNDLE = Path(__file__).resolve().parents[1] / "dag_bundle"
 SECRET = "tok-E2E-5ecret-9f3a77"
 WORSE = {"epochs": 1, "learning_rate": 0.001}
 BETTER = {"epochs": 8, "hidden_units": [32, 16]}
@@ -26,11 +25,9 @@ BETTER = {"epochs": 8, "hidden_units": [32, 16]}
 
 @pytest.fixture
 def bag(mlflow_uri, roots, monkeypatch):
-    from airflow.dag_processing.dagbag import DagBag
-
     conn = {"conn_type": "mlflow", "password": SECRET, "extra": {"tracking_uri": mlflow_uri}}
     monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps(conn))
-    dags = DagBag(str(BUNDLE))
+    dags = pipelines_bag()
     assert dags.import_errors == {}
     return dags
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from helpers import run_dag, versions, xcom
+from helpers import pipelines_bag, run_dag, versions, xcom
 
 from airflow_mlops.search import expand_trials, select_best
-
-BUNDLE = Path(__file__).resolve().parents[1] / "dag_bundle"
 
 
 def test_grid_and_random_expansion():
@@ -39,9 +35,7 @@ def test_select_best_honours_metric_direction():
 
 def test_four_trial_search_makes_four_child_runs_and_registers_the_best(mlflow_uri, roots):
     import mlflow
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(str(BUNDLE))
+    bag = pipelines_bag()
     assert bag.import_errors == {}
     run, states = run_dag(bag.dags["search_churn__train"], "2026-01-18")
     assert states["register_model"] == "success"

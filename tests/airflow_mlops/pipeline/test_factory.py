@@ -11,7 +11,7 @@ from helpers import dag_runs, run_dag, versions, xcom
 from airflow_mlops.registry import CHAMPION
 
 NAME = "demo_churn"
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _finish_retraining_runs() -> None:
@@ -160,7 +160,7 @@ def test_bad_input_fails_validation_and_registers_nothing(
     from airflow.sdk.exceptions import AirflowFailException
 
     from airflow_mlops.operators.validation import ValidateDataOperator
-    from airflow_mlops.spec import load_spec
+    from airflow_mlops.pipeline.spec import load_spec
 
     part = own_data / "demo_churn" / "date=2026-01-10" / "part-0.parquet"
     df = pd.read_parquet(part)
@@ -184,7 +184,7 @@ def test_bad_input_fails_validation_and_registers_nothing(
     spec = load_spec(ROOT / "dags" / "pipelines" / "demo_churn.yaml")
     op = ValidateDataOperator(
         task_id="v", pipeline=NAME, data_uri=f"{own_data}/demo_churn/date={{date}}/part-0.parquet",
-        artifact_uri=str(roots["artifacts"]), features=spec.features, numeric=list(spec.numeric), target=spec.target,
+        artifact_uri=str(roots["artifacts"]), features=spec.feature_names, numeric=list(spec.features.numeric), target=spec.target,
         constraints=spec.constraints_dict(), window_start=None, window_end="2026-01-18", window_days=14,
     )  # fmt: skip
     with pytest.raises(AirflowFailException) as err:

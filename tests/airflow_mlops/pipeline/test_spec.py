@@ -6,9 +6,9 @@ import pytest
 import yaml
 
 from airflow_mlops.errors import SpecError
-from airflow_mlops.spec import load_spec, parse_spec
+from airflow_mlops.pipeline.spec import load_spec, parse_spec
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEMO = yaml.safe_load((ROOT / "dags" / "pipelines" / "demo_churn.yaml").read_text())
 
 
@@ -27,12 +27,12 @@ def _with(path: str, value):
 
 def test_demo_spec_parses():
     spec = parse_spec(DEMO, "demo.yaml")
-    assert spec.features == [
+    assert spec.feature_names == [
         "age", "tenure_months", "monthly_charges", "support_calls", "data_usage_gb", "plan", "region", "payment_method"
     ]  # fmt: skip
     assert spec.constraints.columns["age"].max == 100
-    assert spec.thresholds == {"roc_auc": {"min": 0.70}, "accuracy": {"min": 0.65}}
-    assert (spec.window_days, spec.retraining_window_days, spec.drift.drift_share) == (14, 3, 0.3)
+    assert spec.thresholds() == {"roc_auc": {"min": 0.70}, "accuracy": {"min": 0.65}}
+    assert (spec.training.window_days, spec.retraining.window_days, spec.drift.drift_share) == (14, 3, 0.3)
 
 
 @pytest.mark.parametrize(
@@ -114,11 +114,11 @@ def test_causal_lm_spec_needs_no_target():
     raw["tests"] = {"thresholds": {"perplexity": 30}, "compare": {"metric": "perplexity"}}
     spec = parse_spec(raw)
     assert (spec.target, spec.model.task, spec.compare_metric) == ("note", "language_modeling", "perplexity")
-    assert spec.thresholds == {"perplexity": {"max": 30}}
+    assert spec.thresholds() == {"perplexity": {"max": 30}}
 
 
 def test_monitor_waits_for_a_complete_partition_as_the_spec_says(tmp_path):
-    from airflow_mlops.factory import build_monitor_dag
+    from airflow_mlops.pipeline.factory import build_monitor_dag
 
     raw = _with("data.completeness", {"min_rows": 500, "marker": "_SUCCESS", "asset": "raw_churn"})
     raw["drift"]["sensor"] = {"mode": "reschedule", "timeout": 900, "poke_interval": 30, "on_timeout": "fail"}
@@ -141,7 +141,7 @@ def test_drift_metrics_per_kind_and_feature():
     raw = _with("drift.numeric", {"metric": "psi", "psi": 0.2})
     raw["drift"]["features"] = {"plan": {"metric": "psi"}, "age": {"threshold": 0.08, "metric": "ks"}}
     spec = parse_spec(raw)
-    rules = spec.drift.feature_rules(spec.numeric, spec.categorical)
+    rules = spec.drift.feature_rules(spec.features.numeric, spec.features.categorical)
     assert rules["monthly_charges"] == {"metric": "psi", "threshold": 0.2}
     assert rules["age"] == {"metric": "ks", "threshold": 0.08}
     assert rules["plan"] == {"metric": "psi", "threshold": 0.1}  # the categorical PSI default

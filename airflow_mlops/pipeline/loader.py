@@ -1,0 +1,51 @@
+"""What a generated DAG file calls: one spec's YAML in, that spec's DAGs out (or its own import error).
+
+Imports only the typed spec and the DAG factory: no torch, mlflow, whylogs, pandas or numpy at parse time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops.errors import SpecError
+from airflow_mlops.pipeline.factory import build_dags
+from airflow_mlops.pipeline.spec import PipelineSpec, parse_spec, read_yaml
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
+
+
+def load_text(text: str, source: str) -> PipelineSpec:
+    # a generated DAG file's literal opens with a newline of its own (fleet._literal): line numbers stay the YAML's
+    return parse_spec(read_yaml(text.removeprefix("\n"), source), source)
+
+
+def compile_spec(text: str, source: str) -> dict[str, DAG]:
+    """Validate one spec and build its DAGs; a problem raises :class:`SpecError` naming ``source``."""
+    try:
+        spec = load_text(text, source)
+    except (
+        SpecError
+    ) as err:  # raised afresh here: the import error's traceback is this frame, not the parser's
+        raise SpecError(err.problems, err.source) from None
+    return build_dags(spec)
+
+
+def duplicate_name(text: str, source: str, name: str, owner: str) -> dict[str, Any]:
+    """A spec whose ``name`` another file already uses: an import error of this file alone."""
+    from airflow_mlops.pipeline.fleet import duplicate_problem
+
+    raise SpecError([duplicate_problem(name, owner)], source)
+
+
+def unreadable_spec(text: str | None, source: str) -> dict[str, Any]:
+    raise SpecError(["(file): cannot be read as UTF-8 text; save the spec as UTF-8"], source)
+
+
+def preload() -> None:
+    """Import everything :func:`compile_spec` needs. Called in the dag-processor's manager (by the bundle),
+    so the parsing processes it forks start with it loaded: a spec file then costs only its own work."""
+    from airflow.providers.standard.operators.empty import EmptyOperator  # noqa: F401
+    from airflow.timetables.interval import CronDataIntervalTimetable  # noqa: F401
+
+    import airflow_mlops.sensors.partition  # noqa: F401
