@@ -173,6 +173,13 @@ def compile_stubs(spec_root: str | Path, out: str | Path) -> dict[str, int]:
     replaced atomically); stubs whose spec is gone are removed.
     """
     spec_root, out = Path(spec_root), Path(out)
+    if not spec_root.is_dir():
+        # Never compile "no specs" from a folder that is not there (an unmounted volume, a typo): that would
+        # remove every generated file, and Airflow would deactivate every pipeline's DAGs.
+        raise FileNotFoundError(
+            f"spec folder {spec_root} does not exist or is not a folder: the generated DAG files are left as "
+            "they are; fix the bundle's path (or mount the folder)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / MANIFEST
     try:

@@ -1120,6 +1120,10 @@ def problems_of(err: ValidationError, raw: Any) -> list[str]:
 
 def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
     """Validate a loaded YAML document into a spec; raise :class:`SpecError` listing every problem."""
+    if raw is None:
+        raise SpecError(
+            ["(top level): the file is empty; allowed: a mapping of keys (name, data, storage, ...)"], source
+        )
     if not isinstance(raw, dict):
         raise SpecError([f"(top level): found {type(raw).__name__}; allowed: a mapping of keys"], source)
     try:
@@ -1129,13 +1133,46 @@ def parse_spec(raw: Any, source: str = "<spec>") -> PipelineSpec:
     return spec
 
 
-def read_yaml(text: str, source: str) -> Any:
-    """YAML with libyaml's C loader where PyYAML has it (several times faster than the pure-Python one)."""
-    import yaml  # PyYAML is light and a dependency of Airflow itself
+_LOADER: Any = None
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+def _loader() -> Any:
+    """libyaml's C loader where PyYAML has it (several times faster than the pure-Python one), refusing a key
+    that appears twice in one mapping (PyYAML would keep the last one silently)."""
+    global _LOADER
+    if _LOADER is None:
+        import yaml  # PyYAML is light and a dependency of Airflow itself
+
+        base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+        class UniqueKeyLoader(base):  # type: ignore[misc, valid-type]
+            def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+                if isinstance(node, yaml.MappingNode):
+                    self.flatten_mapping(node)
+                    seen: dict[Any, int] = {}
+                    for key_node, _ in node.value:
+                        key = self.construct_object(key_node, deep=True)
+                        try:
+                            first = seen.setdefault(key, key_node.start_mark.line + 1)
+                        except TypeError:  # an unhashable key: the spec's own checks name it
+                            continue
+                        if first != key_node.start_mark.line + 1:
+                            raise yaml.constructor.ConstructorError(
+                                None, None, f"key {key!r} appears twice (first at line {first})",
+                                key_node.start_mark,
+                            )  # fmt: skip
+                return super().construct_mapping(node, deep)
+
+        _LOADER = UniqueKeyLoader
+    return _LOADER
+
+
+def read_yaml(text: str, source: str) -> Any:
+    """Parse a spec's YAML; a syntax error (or a key given twice) names its line and column."""
+    import yaml
+
     try:
-        return yaml.load(text, Loader=loader)
+        return yaml.load(text, Loader=_loader())
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -56,6 +56,11 @@ BROKEN = {
         _spec_text(92, model={"kind": "tabular", "params": {"hidden_unit": [8]}}),
         "model.params.hidden_unit: unknown key (did you mean 'hidden_units'?)",
     ),
+    "team_z/twice.yaml": (
+        _spec_text(96) + "model: {kind: tabular}\n",
+        "(YAML syntax) at line ",  # ... "key 'model' appears twice (first at line N)"
+    ),
+    "team_z/empty.yaml": ("", "(top level): the file is empty"),
     "team_z/bad_target.yaml": (
         _spec_text(95, target="age"),
         "target: found 'age'; allowed: a column that is not",
@@ -149,6 +154,17 @@ def test_a_copied_name_never_takes_the_dags_of_the_pipeline_that_had_them(tmp_pa
     compile_stubs(specs, out)
     assert "compile_spec(" in (out / "a_team" / "churn.py").read_text()
     assert not (out / "b_team").exists()
+
+
+def test_a_missing_spec_folder_removes_nothing(tmp_path):
+    specs, out = tmp_path / "specs", tmp_path / "out"
+    specs.mkdir()
+    (specs / "one.yaml").write_text(_spec_text(0, name="one"))
+    compile_stubs(specs, out)
+    specs.rename(tmp_path / "unmounted")
+    with pytest.raises(FileNotFoundError, match="the generated DAG files are left as they are"):
+        compile_stubs(specs, out)
+    assert (out / "one.py").exists()
 
 
 def test_generated_files_follow_the_spec_folder(tmp_path):

@@ -148,3 +148,10 @@ def test_drift_metrics_per_kind_and_feature():
     assert rules["region"] == {"metric": "hellinger"}  # the spec's hellinger threshold applies
     with pytest.raises(SpecError, match=r"drift.features.age.metric: found 'hellinger'; allowed: ks \| psi"):
         parse_spec(_with("drift.features", {"age": {"metric": "hellinger"}}))
+
+
+def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path):
+    bad = tmp_path / "twice.yaml"
+    bad.write_text("name: twice\nmodel: {kind: tabular}\ndata: {uri: x}\nmodel: {kind: lora_text}\n")
+    with pytest.raises(SpecError, match=r"line 4, column 1: key 'model' appears twice \(first at line 2\)"):
+        load_spec(bad)
