@@ -1,5 +1,5 @@
 # The two commands of the quick start. Each sets itself up first (scripts/bootstrap is idempotent).
-.PHONY: demo test lint bootstrap
+.PHONY: demo test test-fast lint bootstrap
 
 bootstrap:
 	scripts/bootstrap
@@ -9,6 +9,10 @@ demo: bootstrap
 
 test: bootstrap
 	.venv/bin/python -m pytest
+
+# the edit loop: no DAG runs, no training, no Airflow processes (tests marked slow are left out)
+test-fast: bootstrap
+	.venv/bin/python -m pytest -m "not slow"
 
 lint: bootstrap
 	.venv/bin/ruff check .

@@ -18,7 +18,18 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ["torch", "peft", "transformers", "mlflow", "whylogs", "pandas", "numpy", "pyarrow", "kubernetes", "openlineage"]
+HEAVY = [
+    "torch",
+    "peft",
+    "transformers",
+    "mlflow",
+    "whylogs",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "kubernetes",
+    "openlineage",
+]
 BASELINE = """
 from __future__ import annotations
 import datetime as dt

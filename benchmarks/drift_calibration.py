@@ -74,8 +74,8 @@ def run(kind: str, levels: int, n: int, trials: int, rng, whylogs_drifted) -> di
     import pandas as pd
     from scipy.stats import chi2_contingency, ks_2samp
 
-    from airflow_mlops.drift import score_drift
-    from airflow_mlops.profiling import profile_stream
+    from airflow_mlops.data.drift.scores import score_drift
+    from airflow_mlops.data.profiling import profile_stream
 
     feature = {"numeric": [], "categorical": []}
     feature[kind if kind == "numeric" else "categorical"] = ["x"]

@@ -336,7 +336,7 @@ def compare(n: int) -> dict:
     return out
 
 
-def heavy_imports(n: int) -> list[str]:
+def heavy_imports(n: int, heavy: list[str] = HEAVY) -> list[str]:
     """Compile and parse a fleet in a fresh interpreter; which heavy modules did it import?"""
     code = f"""
 import json, sys, tempfile
@@ -350,7 +350,7 @@ specs, _ = fleet.write_fleet({n}, tmp, twin_shapes_only=False)
 compile_stubs(specs, tmp / "compiled")
 bag = DagBag(str(tmp / "compiled"))
 assert not bag.import_errors, bag.import_errors
-print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))
+print(json.dumps([m for m in {heavy!r} if m in sys.modules]))
 """
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

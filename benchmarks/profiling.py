@@ -1,6 +1,6 @@
 """Profiling benchmarks, each against baselines in the same run.
 
-1. Throughput of the vectorised profiler (``airflow_mlops.profiling.profile_stream``, batches of 65,536
+1. Throughput of the vectorised profiler (``airflow_mlops.data.profiling.profile_stream``, batches of 65,536
    rows) vs plain ``whylogs.log(DataFrame)`` (goal >= 5x) and vs ``pandas.DataFrame.describe``, on numeric,
    string and mixed columns with nulls, NaN and inf; and the equivalence of the two profiles (counts,
    null/NaN/inf counts, types, min/max exactly; quantiles within the sketch's rank error; the same frequent
@@ -57,8 +57,8 @@ def frame(kind: str, rows: int, seed: int):
 
 
 def throughput(kind: str) -> dict:
-    from airflow_mlops.profiling import profile_differences, profile_schema, profile_stream
-    from airflow_mlops.whylogs_compat import import_whylogs
+    from airflow_mlops.data.profiling import profile_differences, profile_schema, profile_stream
+    from airflow_mlops.data.whylogs_compat import import_whylogs
 
     why = import_whylogs()
     df = frame(kind, ROWS, 1)
@@ -99,7 +99,7 @@ writer.close()
 
 PROFILE = r"""
 import json, sys, time
-from airflow_mlops.profiling import profile_files, save_profile
+from airflow_mlops.data.profiling import profile_files, save_profile
 def hwm():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM"):
@@ -136,7 +136,7 @@ def memory(root: Path) -> dict[int, dict]:
 def sharded(root: Path) -> dict:
     from concurrent.futures import ThreadPoolExecutor  # threads only wait on the worker processes
 
-    from airflow_mlops.profiling import load_profile
+    from airflow_mlops.data.profiling import load_profile
 
     shards = []
     for i in range(4):

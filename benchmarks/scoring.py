@@ -1,6 +1,6 @@
 """Batch scoring benchmarks, each against a baseline in the same run.
 
-1. Throughput of the batch scorer (``airflow_mlops.scoring.score_partition``: read the partition as record
+1. Throughput of the batch scorer (``airflow_mlops.operations.scoring.score_partition``: read the partition as record
    batches, predict, write Parquet with the model version, rename into place) vs calling the same model
    directly on the same rows already in memory (``model.predict_proba(df)``), 400,000 rows (goal >= 0.9x).
 2. Peak RSS of a scoring process at 1x (400,000 rows) and 8x (3,200,000 rows) of the same data (goal: flat),
@@ -33,7 +33,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 def _frame(rows: int, seed: int):
     import pandas as pd
 
-    from airflow_mlops.demo import make_day
+    from airflow_mlops.tools.demo import make_day
 
     parts, day, made = [], dt.date(2026, 1, 1), 0
     while made < rows:
@@ -46,7 +46,7 @@ def _frame(rows: int, seed: int):
 
 
 def _train(root: Path) -> dict:
-    from airflow_mlops.training.trainer import run
+    from airflow_mlops.model.training.trainer import run
 
     data = root / "train.parquet"
     _frame(20_000, 99).to_parquet(data)
@@ -63,8 +63,8 @@ def _train(root: Path) -> dict:
 
 MEMORY_PROBE = r"""
 import json, os, sys
-from airflow_mlops.modeling import load_mlflow_model
-from airflow_mlops.scoring import Scorer, score_partition
+from airflow_mlops.model.artifacts import load_mlflow_model
+from airflow_mlops.operations.scoring import Scorer, score_partition
 os.environ["MLFLOW_TRACKING_URI"] = sys.argv[4]
 def status(field):
     for line in open("/proc/self/status"):
@@ -82,8 +82,8 @@ print(json.dumps({"peak": status("VmHWM"), "loaded": loaded, "load_peak": proces
 
 
 def main() -> None:
-    from airflow_mlops.modeling import load_mlflow_model
-    from airflow_mlops.scoring import Scorer, score_partition
+    from airflow_mlops.model.artifacts import load_mlflow_model
+    from airflow_mlops.operations.scoring import Scorer, score_partition
 
     root = Path(tempfile.mkdtemp(prefix="bench-scoring-"))
     trained = _train(root)

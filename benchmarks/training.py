@@ -1,6 +1,6 @@
 """Trainer benchmarks, each against a baseline in the same run.
 
-1. Throughput of the trainer's loop (``airflow_mlops.training.common.fit``) vs a plain hand-written torch
+1. Throughput of the trainer's loop (``airflow_mlops.model.training.common.fit``) vs a plain hand-written torch
    loop, same MLP, same data, same batches (goal: >= 0.95x).
 2. Peak memory of LoRA vs full fine-tuning of the same transformer classifier (goal: <= 0.5x), each in a
    fresh process, measured as peak RSS and as the growth of RSS over the loaded model, for two sizes of
@@ -68,7 +68,7 @@ def plain_loop(x, y) -> float:
 def trainer_loop(x, y) -> float:
     import torch
 
-    from airflow_mlops.training.common import fit
+    from airflow_mlops.model.training.common import fit
 
     net = _net()
     start = time.perf_counter()
@@ -82,8 +82,8 @@ def trainer_loop(x, y) -> float:
 MEMORY_PROBE = r"""
 import json, resource, sys, psutil, torch
 from transformers import AutoModelForSequenceClassification
-from airflow_mlops.training.text import _base_model, _ready_for_training
-from airflow_mlops.training.common import fit
+from airflow_mlops.model.training.text import _base_model, _ready_for_training
+from airflow_mlops.model.training.common import fit
 mode, checkpointing, size = sys.argv[1], sys.argv[2] == "gc", sys.argv[3]
 torch.manual_seed(0)
 shapes = {"base8": (768, 8, 12, 3072), "large": (1024, 24, 16, 4096)}[size]

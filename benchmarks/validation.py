@@ -4,7 +4,7 @@ Peak RSS of a fresh process validating (every constraint kind of the spec: dtype
 regex, uniqueness, duplicate rows, mean and quantile bounds) and profiling Parquet partitions at 1x, 4x and
 16x the data, two ways:
 
-- streaming: ``airflow_mlops.validation.validate_and_profile`` (record batches of 65,536 rows);
+- streaming: ``airflow_mlops.data.validation.validate_and_profile`` (record batches of 65,536 rows);
 - baseline: the window read into one DataFrame (``read_window``), then ``validate_frame`` and
   ``profile_frame`` on it (how validation worked before it streamed).
 
@@ -65,10 +65,10 @@ def hwm():
         if line.startswith("VmHWM"):
             return int(line.split()[1]) * 1024
 import pandas, whylogs, pyarrow.parquet  # imported before the baseline figure, as both ways need them
-from airflow_mlops.validation import validate_and_profile, validate_frame
-from airflow_mlops.profiling import profile_frame
-from airflow_mlops.data import read_window
-from airflow_mlops.whylogs_compat import import_whylogs
+from airflow_mlops.data.validation import validate_and_profile, validate_frame
+from airflow_mlops.data.profiling import profile_frame
+from airflow_mlops.data.partitions import read_window
+from airflow_mlops.data.whylogs_compat import import_whylogs
 import_whylogs()
 idle = hwm()
 start = time.perf_counter()

@@ -1,6 +1,6 @@
 # GPU training image: CUDA build of torch, peft, transformers and the airflow-mlops trainer.
 # The entry point is the same trainer TrainModelOperator runs locally:
-#   python -m airflow_mlops.training --config <json> --result /airflow/xcom/return.json
+#   python -m airflow_mlops.model.training --config <json> --result /airflow/xcom/return.json
 # Build from the repository root:  docker build -f docker/training.Dockerfile -t airflow-mlops/trainer:0.1.0 .
 FROM pytorch/pytorch:2.7.1-cuda12.6-cudnn9-runtime
 
@@ -23,4 +23,4 @@ RUN pip install --no-cache-dir --no-deps /src && rm -rf /src
 RUN useradd --create-home --uid 50000 trainer && mkdir -p /airflow/xcom && chown trainer /airflow/xcom
 USER trainer
 WORKDIR /home/trainer
-ENTRYPOINT ["python", "-m", "airflow_mlops.training"]
+ENTRYPOINT ["python", "-m", "airflow_mlops.model.training"]

@@ -50,8 +50,8 @@ class TrainerConfigMixin:
     """The trainer config of a training operator, the same for a subprocess and a pod (same run key)."""
 
     def trainer_config(self, context: Context, artifact_root: str | None) -> dict[str, Any]:
-        from airflow_mlops.data import make_window
-        from airflow_mlops.training.config import build_config
+        from airflow_mlops.data.partitions import make_window
+        from airflow_mlops.model.training.config import build_config
 
         return build_config(
             pipeline=self.pipeline, window=make_window(self.window_start, self.window_end, self.window_days),

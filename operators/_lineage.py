@@ -24,7 +24,7 @@ class LineageMixin:
         raise NotImplementedError
 
     def mlflow_namespace(self) -> str:
-        from airflow_mlops.lineage import mlflow_namespace
+        from airflow_mlops.tracking.lineage import mlflow_namespace
 
         return mlflow_namespace(self.hook.tracking_uri)  # type: ignore[attr-defined]
 
@@ -50,7 +50,7 @@ class LineageMixin:
 def training_lineage(op: Any, result: dict[str, Any]) -> tuple[list[Item], list[Item]]:
     """A training task: the partitions it read (with their hashes when validated upstream) and the window's
     profile in, the MLflow model out."""
-    from airflow_mlops.lineage import model_dataset
+    from airflow_mlops.tracking.lineage import model_dataset
 
     validation = getattr(op, "validation", None) or {}
     validated = {f["uri"]: f for f in validation.get("inputs") or []}
@@ -65,7 +65,7 @@ def _dataset(item: Item, *, output: bool) -> Any:
     from openlineage.client.event_v2 import InputDataset, OutputDataset
     from openlineage.client.generated.dataset_version_dataset import DatasetVersionDatasetFacet
 
-    from airflow_mlops.lineage import dataset_id
+    from airflow_mlops.tracking.lineage import dataset_id
 
     namespace, name = item.get("id") or dataset_id(item["uri"])
     facets: dict[str, Any] = {}

@@ -22,7 +22,7 @@ class ModelTestOperator(LineageMixin, BaseOperator):
     """Evaluate the trained candidate on the held-out rows of its window, with the champion on the same rows.
 
     Metric thresholds and the ``checks`` (slices, fairness, robustness, expectations: see
-    :mod:`airflow_mlops.suites`) are a gate: a failure stops the release (no retry) and the log shows the
+    :mod:`airflow_mlops.release.suites`) are a gate: a failure stops the release (no retry) and the log shows the
     table of tests. The champion comparison (``compare_mode``: ``improvement`` by ``min_improvement``, or
     ``non_inferiority`` within it; absolute or ``relative``) decides promotion; a candidate that does not
     meet it is still registered, as ``challenger``, with the reason recorded. The report (JSON and HTML with
@@ -104,8 +104,13 @@ class ModelTestOperator(LineageMixin, BaseOperator):
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.data import make_window, partition_uris, read_window, split_holdout
-        from airflow_mlops.evaluation import apply_override, log_report, raise_for_failures, test_model
+        from airflow_mlops.data.partitions import make_window, partition_uris, read_window, split_holdout
+        from airflow_mlops.release.evaluation import (
+            apply_override,
+            log_report,
+            raise_for_failures,
+            test_model,
+        )
 
         with gate(), self.hook.configured() as client:
             window = make_window(self.window_start, self.window_end, self.window_days)
@@ -132,7 +137,7 @@ class ModelTestOperator(LineageMixin, BaseOperator):
         return self.remember({**report.as_dict(), "inputs": files})
 
     def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
-        from airflow_mlops.lineage import model_dataset, version_dataset
+        from airflow_mlops.tracking.lineage import model_dataset, version_dataset
 
         ns = self.mlflow_namespace()
         models = [{**model_dataset(ns, self.training["model_uri"]), "version": self.training["run_id"]}]

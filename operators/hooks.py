@@ -76,7 +76,7 @@ class MlflowHook(BaseHook):
     @property
     def artifact_root(self) -> str | None:
         """Where new experiments keep artifacts: extra ``artifact_root``, else beside a sqlite store's file."""
-        from airflow_mlops.registry import default_artifact_root
+        from airflow_mlops.tracking.registry import default_artifact_root
 
         return str(self._extra.get("artifact_root") or "") or default_artifact_root(self.tracking_uri)
 

@@ -15,11 +15,11 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from airflow.providers.cncf.kubernetes.secret import Secret
 from kubernetes.client import models as k8s  # noqa: TID253 - this adapter is the Kubernetes boundary
 
+from airflow_mlops.model.training.config import CONFIG_ENV
 from airflow_mlops.operators._common import DEFAULT_END, DEFAULT_START, TrainerConfigMixin
 from airflow_mlops.operators._lineage import LineageMixin, training_lineage
 from airflow_mlops.operators.hooks import MlflowHook
 from airflow_mlops.operators.links import RUN_URL_KEY, MlflowRunLink
-from airflow_mlops.training.config import CONFIG_ENV
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -48,7 +48,7 @@ def trainer_resources(
 
 
 class KubernetesTrainModelOperator(LineageMixin, TrainerConfigMixin, KubernetesPodOperator):
-    """Run the trainer (``python -m airflow_mlops.training``) in a pod; same config, same MLflow run.
+    """Run the trainer (``python -m airflow_mlops.model.training``) in a pod; same config, same MLflow run.
 
     The Airflow worker resolves the window's partitions and the idempotency key exactly as
     :class:`~airflow_mlops.operators.training.TrainModelOperator` does and hands the config to the pod in an
@@ -159,7 +159,7 @@ class KubernetesTrainModelOperator(LineageMixin, TrainerConfigMixin, KubernetesP
         return super().build_pod_request_obj(context, dry_run=dry_run)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.registry import run_url
+        from airflow_mlops.tracking.registry import run_url
 
         result = super().execute(context)
         if isinstance(result, dict) and result.get("run_id"):
@@ -177,6 +177,6 @@ class KubernetesTrainModelOperator(LineageMixin, TrainerConfigMixin, KubernetesP
         return training_lineage(self, result)
 
     def mlflow_namespace(self) -> str:
-        from airflow_mlops.lineage import mlflow_namespace
+        from airflow_mlops.tracking.lineage import mlflow_namespace
 
         return mlflow_namespace(self.mlflow_hook.tracking_uri)

@@ -48,7 +48,7 @@ class WindowPartitionsOperator(BaseOperator):
         self.window_days = window_days
 
     def execute(self, context: Context) -> list[str]:
-        from airflow_mlops.data import make_window, partition_uris
+        from airflow_mlops.data.partitions import make_window, partition_uris
 
         uris = partition_uris(
             self.data_uri, make_window(self.window_start, self.window_end, self.window_days)
@@ -94,7 +94,7 @@ class ProfilePartitionOperator(LineageMixin, BaseOperator):
         return [data], [{"uri": result["profile_uri"], "version": result["sha256"], "rows": result["rows"]}]
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.profiling import load_profile, profile_files, save_profile, shard_profile_uri
+        from airflow_mlops.data.profiling import load_profile, profile_files, save_profile, shard_profile_uri
         from airflow_mlops.storage import exists, sha256_file
 
         digest = sha256_file(self.data_uri)
@@ -149,8 +149,8 @@ class MergeProfilesOperator(LineageMixin, BaseOperator):
         ]
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.data import content_hash, make_window
-        from airflow_mlops.profiling import load_profile, profile_uri, save_profile
+        from airflow_mlops.data.partitions import content_hash, make_window
+        from airflow_mlops.data.profiling import load_profile, profile_uri, save_profile
 
         shards = sorted(list(self.shards), key=lambda s: s["uri"])
         if not shards:

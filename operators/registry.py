@@ -62,14 +62,15 @@ class RegisterModelOperator(LineageMixin, BaseOperator):
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
-        from airflow_mlops.lineage import model_dataset, version_dataset
+        from airflow_mlops.tracking.lineage import model_dataset, version_dataset
 
         ns = self.mlflow_namespace()
         trained = {**model_dataset(ns, self.training["model_uri"]), "version": self.training["run_id"]}
         return [trained], [version_dataset(ns, self.model_name, result["version"])]
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.registry import register_and_promote, version_url
+        from airflow_mlops.release.promotion import register_and_promote
+        from airflow_mlops.tracking.registry import version_url
 
         with self.hook.configured() as client:
             result = register_and_promote(
@@ -125,7 +126,8 @@ class PromoteModelOperator(BaseOperator):
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.registry import MAX_TAG, promote_champion, version_url
+        from airflow_mlops.release.promotion import promote_champion
+        from airflow_mlops.tracking.registry import MAX_TAG, version_url
 
         version = self.registration["version"]
         approval = self.approval or {}
@@ -188,7 +190,8 @@ class RollbackOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from airflow_mlops.errors import MlopsError
-        from airflow_mlops.registry import rollback, version_url
+        from airflow_mlops.release.promotion import rollback
+        from airflow_mlops.tracking.registry import version_url
 
         dag_run = context.get("dag_run")
         by = getattr(dag_run, "triggering_user_name", None) or f"dag run {context['ti'].run_id}"

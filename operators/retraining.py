@@ -60,7 +60,7 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         self.consecutive = consecutive
 
     def execute(self, context: Context) -> Any:
-        from airflow_mlops.retraining import decide, empty_ledger
+        from airflow_mlops.operations.retraining import decide, empty_ledger
         from airflow_mlops.storage import exists, read_json, write_json_atomic
 
         ledger = read_json(self.ledger_uri) if exists(self.ledger_uri) else empty_ledger()

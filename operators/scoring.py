@@ -77,7 +77,7 @@ class BatchScoreOperator(LineageMixin, BaseOperator):
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
-        from airflow_mlops.lineage import version_dataset
+        from airflow_mlops.tracking.lineage import version_dataset
 
         ns = self.mlflow_namespace()
         versions = [result["champion_version"], result.get("challenger_version")]
@@ -92,10 +92,10 @@ class BatchScoreOperator(LineageMixin, BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airflow_mlops import registry
-        from airflow_mlops.data import make_window, partition_uris
-        from airflow_mlops.scoring import load_alias, score_partition
+        from airflow_mlops.data.partitions import make_window, partition_uris
+        from airflow_mlops.operations.scoring import load_alias, score_partition
         from airflow_mlops.storage import join, sha256_file
+        from airflow_mlops.tracking import registry
 
         with gate(), self.hook.configured() as client:
             window = make_window(self.window_start, self.window_end)
@@ -200,15 +200,15 @@ class LiveMetricsOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         import datetime as dt
 
-        from airflow_mlops import registry
-        from airflow_mlops.data import make_window, parse_time, partition_uris, read_window
-        from airflow_mlops.live import (
+        from airflow_mlops.data.partitions import make_window, parse_time, partition_uris, read_window
+        from airflow_mlops.operations.live import (
             log_window,
             performance_drift,
             record_window,
             version_metrics,
             window_predictions,
         )
+        from airflow_mlops.tracking import registry
 
         shift = dt.timedelta(days=self.labels_delay_days)
         start = parse_time(self.window_start, "window_start") - shift

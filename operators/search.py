@@ -67,9 +67,9 @@ class PlanTrialsOperator(BaseOperator):
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        from airflow_mlops.data import make_window
-        from airflow_mlops.registry import experiment_name
-        from airflow_mlops.search import expand_trials, search_key, start_parent_run
+        from airflow_mlops.data.partitions import make_window
+        from airflow_mlops.model.search import expand_trials, search_key, start_parent_run
+        from airflow_mlops.tracking.registry import experiment_name
 
         window = make_window(self.window_start, self.window_end, self.window_days)
         trials = expand_trials(
@@ -115,7 +115,7 @@ class SelectBestTrialOperator(BaseOperator):
         self.mlflow_conn_id = mlflow_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.search import finish_parent_run, select_best
+        from airflow_mlops.model.search import finish_parent_run, select_best
 
         best = select_best(list(self.trials), self.metric)
         if self.parent_run_id:

@@ -54,7 +54,7 @@ class SqlPartitionOperator(LineageMixin, BaseOperator):
     def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
         from airflow.sdk import BaseHook
 
-        from airflow_mlops.lineage import sql_table_ids
+        from airflow_mlops.tracking.lineage import sql_table_ids
 
         conn = BaseHook.get_connection(self.conn_id)
         tables = sql_table_ids(self.sql, conn.conn_type or "", conn.host, conn.port, conn.schema)
@@ -64,7 +64,7 @@ class SqlPartitionOperator(LineageMixin, BaseOperator):
         from airflow.providers.common.sql.hooks.sql import DbApiHook
         from airflow.sdk import BaseHook
 
-        from airflow_mlops.data import write_frames_atomic
+        from airflow_mlops.data.partitions import write_frames_atomic
         from airflow_mlops.storage import sha256_file
 
         hook = BaseHook.get_connection(self.conn_id).get_hook()

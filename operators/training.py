@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 class TrainModelOperator(LineageMixin, TrainerConfigMixin, BaseOperator):
     """Train a model on the window's partitions and record it as an MLflow run.
 
-    The trainer (``python -m airflow_mlops.training``) runs as a subprocess whose output streams into this
+    The trainer (``python -m airflow_mlops.model.training``) runs as a subprocess whose output streams into this
     task's log; ``on_kill`` and task timeouts stop it cleanly. A run with the same idempotency key
     (pipeline, window, training config) that already finished is reused, so retries and backfills never
     train twice.
@@ -119,7 +119,7 @@ class TrainModelOperator(LineageMixin, TrainerConfigMixin, BaseOperator):
         return self.trainer_config(context, self.hook.artifact_root)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.registry import run_url
+        from airflow_mlops.tracking.registry import run_url
 
         with gate():
             config = self.training_config(context)
@@ -155,7 +155,7 @@ class TrainModelOperator(LineageMixin, TrainerConfigMixin, BaseOperator):
         return [
             sys.executable,
             "-m",
-            "airflow_mlops.training",
+            "airflow_mlops.model.training",
             "--config",
             str(config_path),
             "--result",

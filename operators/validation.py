@@ -35,7 +35,7 @@ class ValidateDataOperator(LineageMixin, BaseOperator):
     :param window_end: end of the window, exclusive (templated; default the data interval end).
     :param window_days: when set, the window is the ``window_days`` days ending at ``window_end``.
     :param batch_rows: rows per record batch: validation and profiling stream the partitions batch by batch,
-        so memory does not grow with the window (see :class:`~airflow_mlops.validation.StreamValidator`).
+        so memory does not grow with the window (see :class:`~airflow_mlops.data.validation.StreamValidator`).
     """
 
     template_fields: Sequence[str] = ("data_uri", "artifact_uri", "window_start", "window_end")
@@ -77,9 +77,9 @@ class ValidateDataOperator(LineageMixin, BaseOperator):
         return list(result["inputs"]), [profile]
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.data import content_hash, make_window, partition_uris
-        from airflow_mlops.profiling import profile_uri, save_profile
-        from airflow_mlops.validation import validate_and_profile
+        from airflow_mlops.data.partitions import content_hash, make_window, partition_uris
+        from airflow_mlops.data.profiling import profile_uri, save_profile
+        from airflow_mlops.data.validation import validate_and_profile
 
         with gate():
             window = make_window(self.window_start, self.window_end, self.window_days)

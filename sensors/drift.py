@@ -89,7 +89,7 @@ class DriftSensor(LineageMixin, WaitingSensor):
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def check(self, context: Context) -> tuple[bool, str, Any]:
-        from airflow_mlops.drift import check_against_champion, waiting_reason
+        from airflow_mlops.operations.monitoring import check_against_champion, waiting_reason
 
         with gate(), self.hook.configured() as client:
             reason = waiting_reason(client, self.model_name, self.current_profile_uri)

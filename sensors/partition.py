@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 class PartitionCompleteSensor(WaitingSensor):
     """Wait until the partition of ``[window_start, window_end)`` is complete: its files exist and every
-    configured rule holds (see :mod:`airflow_mlops.completeness`):
+    configured rule holds (see :mod:`airflow_mlops.data.completeness`):
 
     - ``min_rows``: the files hold at least this many rows (Parquet footers / CSV lines; no data is read);
     - ``marker``: marker file(s), e.g. ``_SUCCESS`` beside each partition file, or a path with ``{date}``;
@@ -64,8 +64,8 @@ class PartitionCompleteSensor(WaitingSensor):
     def _asset_ready(self, context: Context) -> tuple[bool, str]:
         from airflow.sdk import Asset
 
-        from airflow_mlops.completeness import asset_event_covers
-        from airflow_mlops.data import Window, parse_time
+        from airflow_mlops.data.completeness import asset_event_covers
+        from airflow_mlops.data.partitions import Window, parse_time
 
         window = Window(
             parse_time(self.window_start, "window_start"), parse_time(self.window_end, "window_end")
@@ -75,7 +75,7 @@ class PartitionCompleteSensor(WaitingSensor):
         return ready, f"asset {self.asset!r}: {why}"
 
     def check(self, context: Context) -> tuple[bool, str, Any]:
-        from airflow_mlops.completeness import check_storage
+        from airflow_mlops.data.completeness import check_storage
 
         state = check_storage(
             self.data_uri, self.data_format, self.window_start, self.window_end,

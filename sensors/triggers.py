@@ -88,7 +88,7 @@ class _PollingTrigger(BaseTrigger):
 
 class PartitionCompleteTrigger(_PollingTrigger):
     """Fires when the partition of ``[window_start, window_end)`` is complete on storage (files present, marker
-    files, at least ``min_rows`` rows; see :mod:`airflow_mlops.completeness`)."""
+    files, at least ``min_rows`` rows; see :mod:`airflow_mlops.data.completeness`)."""
 
     def __init__(
         self,
@@ -119,7 +119,7 @@ class PartitionCompleteTrigger(_PollingTrigger):
         )  # fmt: skip
 
     def check(self) -> tuple[bool, str, dict[str, Any]]:
-        from airflow_mlops.completeness import check_storage
+        from airflow_mlops.data.completeness import check_storage
 
         state = check_storage(
             self.data_uri, self.data_format, self.window_start, self.window_end,
@@ -150,9 +150,9 @@ class DriftReadyTrigger(_PollingTrigger):
         )  # fmt: skip
 
     def check(self) -> tuple[bool, str, dict[str, Any]]:
-        from airflow_mlops import registry
-        from airflow_mlops.drift import waiting_reason
+        from airflow_mlops.operations.monitoring import waiting_reason
         from airflow_mlops.operators.hooks import MlflowHook
+        from airflow_mlops.tracking import registry
 
         with MlflowHook(mlflow_conn_id=self.mlflow_conn_id).configured() as client:
             reason = waiting_reason(client, self.model_name, self.profile_uri)

@@ -58,7 +58,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    from airflow_mlops.demo import generate
+    from airflow_mlops.tools.demo import generate
 
     generate(str(DATA))
 

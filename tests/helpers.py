@@ -10,6 +10,16 @@ def utc(day: str) -> dt.datetime:
     return dt.datetime.fromisoformat(day).replace(tzinfo=dt.timezone.utc)
 
 
+def banned_imports() -> list[str]:
+    """The modules no DAG file may import at parse time: ruff's banned-module-level-imports, the one list."""
+    from pathlib import Path
+
+    import tomllib
+
+    config = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    return config["tool"]["ruff"]["lint"]["flake8-tidy-imports"]["banned-module-level-imports"]
+
+
 def spec_dagbag(name: str, spec_root: Any) -> Any:
     """A folder of specs as Airflow parses it: compiled by the bundle, one DAG file per spec."""
     from airflow.dag_processing.dagbag import DagBag
@@ -37,13 +47,13 @@ def run_dag(
 
 
 def xcom(dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
-    from airflow_mlops.quickstart import xcom_value
+    from airflow_mlops.tools.quickstart import xcom_value
 
     return xcom_value(dag_id, run_id, task_id, key)
 
 
 def dag_runs(dag_id: str) -> list[Any]:
-    from airflow_mlops.quickstart import dag_runs as runs
+    from airflow_mlops.tools.quickstart import dag_runs as runs
 
     return runs(dag_id)
 

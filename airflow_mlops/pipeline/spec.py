@@ -30,7 +30,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from airflow_mlops.errors import SpecError
-from airflow_mlops.metrics import DEFAULT_METRIC, LOWER_IS_BETTER, METRICS
+from airflow_mlops.model.metrics import DEFAULT_METRIC, LOWER_IS_BETTER, METRICS
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 CRON_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")

@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import banned_imports
 
-from airflow_mlops.cli import main as cli
+from airflow_mlops.tools.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ["torch", "peft", "transformers", "mlflow", "whylogs", "pandas", "numpy", "pyarrow", "kubernetes"]
+HEAVY = banned_imports()
 
 
 def test_shipped_dags_load_without_errors(dagbag):

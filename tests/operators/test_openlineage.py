@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_mlops.lineage import dataset_id, mlflow_namespace, sql_table_ids
 from airflow_mlops.storage import sha256_file
+from airflow_mlops.tracking.lineage import dataset_id, mlflow_namespace, sql_table_ids
 
 
 def test_dataset_names_follow_the_openlineage_naming_spec(tmp_path):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -152,8 +151,9 @@ def _assert_secret_nowhere(log: str) -> None:
         assert SECRET not in json.dumps([v.tags, v.description])
 
 
-def _respond(dag_id: str, option: str, user: str, stop: threading.Event) -> None:
-    """What the Required Actions page does: answer a task waiting for input, through the HITL API route."""
+def _respond(dag_id: str, option: str, user: str, stop: threading.Event, seen: dict) -> None:
+    """What the Required Actions page does: answer a task waiting for input, through the HITL API route. Before
+    answering, it records what the run looks like while it waits (``seen``), for the caller to assert."""
     from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
     from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
     from airflow.models.taskinstance import TaskInstance
@@ -178,31 +178,41 @@ def _respond(dag_id: str, option: str, user: str, stop: threading.Event) -> None
                 )  # fmt: skip
             ).first()
             if ti is not None:
-                time.sleep(1.0)  # it waits: nothing downstream ran in the meantime (asserted by the caller)
+                promote = session.scalars(
+                    select(TaskInstance).where(
+                        TaskInstance.dag_id == dag_id, TaskInstance.run_id == ti.run_id,
+                        TaskInstance.task_id == "promote_model",
+                    )  # fmt: skip
+                ).first()
+                seen.update(promote_model=promote.state if promote else None, champion=_champion(
+                    dag_id.removesuffix("__train")))  # fmt: skip
                 update_hitl_detail(
                     dag_id=dag_id, dag_run_id=ti.run_id, task_id="approve_release",
                     update_hitl_detail_payload=UpdateHITLDetailPayload(chosen_options=[option], params_input={}),
                     user=User(), session=session,
                 )  # fmt: skip
                 return
-        time.sleep(0.5)
+        stop.wait(0.5)  # poll the run's state
 
 
 def _run_with_answer(dag, day: str, option: str, user: str):
-    stop = threading.Event()
-    responder = threading.Thread(target=_respond, args=(dag.dag_id, option, user, stop), daemon=True)
+    stop, seen = threading.Event(), {}
+    responder = threading.Thread(target=_respond, args=(dag.dag_id, option, user, stop, seen), daemon=True)
     responder.start()
     try:
-        return run_dag(dag, day, conf={"model_params": None})
+        run, states = run_dag(dag, day, conf={"model_params": None})
     finally:
         stop.set()
         responder.join(10)
+    return run, states, seen
 
 
 def test_approval_path_waits_for_and_honours_the_decision(bag):
     dag = bag.dags["approval_churn__train"]
 
-    run, states = _run_with_answer(dag, "2026-01-11", "Reject", "carol")
+    run, states, waiting = _run_with_answer(dag, "2026-01-11", "Reject", "carol")
+    # while it waited for a person, nothing downstream ran and nobody was champion
+    assert waiting == {"promote_model": None, "champion": None}
     assert states["approve_release"] == "success"
     assert states["promote_model"] == "skipped"
     (v1,) = versions("approval_churn")
@@ -210,7 +220,8 @@ def test_approval_path_waits_for_and_honours_the_decision(bag):
     assert "awaiting approval" in v1.tags["mlops.promotion_decision"]
     assert _champion("approval_churn") is None
 
-    run, states = _run_with_answer(dag, "2026-01-18", "Approve", "alice")
+    run, states, waiting = _run_with_answer(dag, "2026-01-18", "Approve", "alice")
+    assert waiting == {"promote_model": None, "champion": None}  # v2 waits; still no champion
     assert states["promote_model"] == "success"
     promoted = xcom("approval_churn__train", run.run_id, "promote_model")
     assert (promoted["version"], promoted["promoted"], promoted["approved_by"]) == ("2", True, "alice")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from helpers import pipelines_bag, run_dag, versions, xcom
 
-from airflow_mlops.search import expand_trials, select_best
+from airflow_mlops.model.search import expand_trials, select_best
 
 
 def test_grid_and_random_expansion():
@@ -35,6 +35,7 @@ def test_select_best_honours_metric_direction():
 
 def test_four_trial_search_makes_four_child_runs_and_registers_the_best(mlflow_uri, roots):
     import mlflow
+
     bag = pipelines_bag()
     assert bag.import_errors == {}
     run, states = run_dag(bag.dags["search_churn__train"], "2026-01-18")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 from helpers import run_dag, xcom
 
-from airflow_mlops.profiling import load_profile, profile_differences, profile_schema
-from airflow_mlops.whylogs_compat import import_whylogs
+from airflow_mlops.data.profiling import load_profile, profile_differences, profile_schema
+from airflow_mlops.data.whylogs_compat import import_whylogs
 
 BUNDLE = Path(__file__).resolve().parents[1] / "dag_bundle"
 

@@ -79,8 +79,8 @@ def test_model_params_of_a_run_override_the_spec_and_change_the_key(tmp_path):
     with pytest.raises(ValueError, match="mapping of model.params keys"):
         with_overrides(model, "[1, 2]")
 
-    from airflow_mlops.data import make_window
-    from airflow_mlops.training.config import build_config
+    from airflow_mlops.data.partitions import make_window
+    from airflow_mlops.model.training.config import build_config
 
     window = make_window("2026-01-01", "2026-01-03")
     for day in ("2026-01-01", "2026-01-02"):

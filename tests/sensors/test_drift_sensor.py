@@ -24,7 +24,7 @@ def test_waits_for_the_current_profile(tmp_path, mlflow_uri):
 def test_waits_for_a_champion(tmp_path, mlflow_uri):
     import pandas as pd
 
-    from airflow_mlops.profiling import profile_frame, save_profile
+    from airflow_mlops.data.profiling import profile_frame, save_profile
 
     uri = save_profile(profile_frame(pd.DataFrame({"x": [1.0, 2.0]})), str(tmp_path / "p.bin"))
     assert _sensor(uri).poke({"ti": _TI()}) is False
@@ -38,7 +38,7 @@ def test_templated_fields(field):
 def _profile(tmp_path) -> str:
     import pandas as pd
 
-    from airflow_mlops.profiling import profile_frame, save_profile
+    from airflow_mlops.data.profiling import profile_frame, save_profile
 
     return save_profile(profile_frame(pd.DataFrame({"x": [1.0, 2.0]})), str(tmp_path / "p.bin"))
 
@@ -137,7 +137,7 @@ def test_deferred_drift_sensor_resumes_on_the_trigger_event_and_decides(tmp_path
     from airflow.sdk._shared.module_loading import import_string
     from airflow.sdk.exceptions import TaskDeferred
 
-    from airflow_mlops.profiling import profile_frame, save_profile
+    from airflow_mlops.data.profiling import profile_frame, save_profile
 
     rng = np.random.default_rng(0)
     ref = save_profile(profile_frame(pd.DataFrame({"x": rng.normal(0, 1, 5000)})), str(tmp_path / "ref.bin"))

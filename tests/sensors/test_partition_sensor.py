@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import threading
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from helpers import run_dag, xcom
 
-from airflow_mlops.completeness import asset_event_covers, check_storage, count_rows
-from airflow_mlops.data import Window
+from airflow_mlops.data.completeness import asset_event_covers, check_storage, count_rows
+from airflow_mlops.data.partitions import Window
 
 DAY = "2026-01-20"
 START, END = f"{DAY}T00:00:00+00:00", "2026-01-21T00:00:00+00:00"
@@ -134,15 +132,16 @@ def _partition_trigger(root: Path, seconds: float, **kw):
     )  # fmt: skip
 
 
-def test_trigger_fires_when_the_partition_completes(tmp_path):
+def test_trigger_fires_when_the_partition_completes(tmp_path, monkeypatch):
     def arrive():
-        time.sleep(0.3)
         _write(tmp_path, 150)
         (tmp_path / f"date={DAY}" / "_SUCCESS").touch()
 
-    threading.Thread(target=arrive).start()
+    calls = _after_first_trigger_check(monkeypatch, arrive)
     classpath, event = _run_trigger(_partition_trigger(tmp_path, 20))
     assert classpath == "airflow_mlops.sensors.triggers.PartitionCompleteTrigger"
+    assert len(calls) >= 2
+    assert not calls[0][0]
     assert event["status"] == "ready"
     assert event["rows"] == 150
     assert event["files"] == [str(tmp_path / f"date={DAY}" / "part-0.parquet")]
@@ -174,6 +173,7 @@ def _after_first_trigger_check(monkeypatch, then) -> None:
         return result
 
     monkeypatch.setattr(PartitionCompleteTrigger, "check", check)
+    return calls
 
 
 def test_deferrable_sensor_defers_resumes_and_finishes(dagbag_tests, wait_root, monkeypatch):
@@ -190,14 +190,26 @@ def test_deferrable_sensor_defers_resumes_and_finishes(dagbag_tests, wait_root, 
     assert result["reason"] == "1 file(s), 120 rows"
 
 
-def test_reschedule_mode_waits_too(dagbag_tests, wait_root):
-    def arrive():
-        time.sleep(1.0)
-        _write(wait_root, 120)
-        (wait_root / f"date={DAY}" / "_SUCCESS").touch()
+def test_reschedule_mode_waits_too(dagbag_tests, wait_root, monkeypatch):
+    """The partition is not there at the first check: the sensor gives its slot back, checks again, and goes on
+    once the upstream has delivered (right after that first check: no sleep decides the order)."""
+    from airflow_mlops.data import completeness
 
-    threading.Thread(target=arrive).start()
+    real, seen = completeness.check_storage, []
+
+    def check_then_deliver(*args, **kwargs):
+        state = real(*args, **kwargs)
+        seen.append(state.complete)
+        if len(seen) == 1:
+            _write(wait_root, 120)
+            (wait_root / f"date={DAY}" / "_SUCCESS").touch()
+        return state
+
+    monkeypatch.setattr(completeness, "check_storage", check_then_deliver)
     run, states = run_dag(dagbag_tests.dags["wait_reschedule"], "2026-01-21")
+    assert seen[0] is False
+    assert seen[-1] is True
+    assert dagbag_tests.dags["wait_reschedule"].get_task("wait").mode == "reschedule"
     assert states == {"wait": "success", "downstream": "success"}
     assert xcom("wait_reschedule", run.run_id, "wait")["rows"] == 120
 

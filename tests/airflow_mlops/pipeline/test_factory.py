@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from helpers import dag_runs, run_dag, versions, xcom
 
-from airflow_mlops.registry import CHAMPION
+from airflow_mlops.tracking.registry import CHAMPION
 
 NAME = "demo_churn"
 ROOT = Path(__file__).resolve().parents[3]
@@ -228,7 +228,7 @@ def test_drifted_partitions_in_a_row_start_one_retraining_and_lose_no_report(dag
 def test_consecutive_windows_rule_counts_back_to_back_drifted_windows():
     import datetime as dt
 
-    from airflow_mlops.retraining import decide, empty_ledger, streak
+    from airflow_mlops.operations.retraining import decide, empty_ledger, streak
 
     day = dt.timedelta(days=1)
 

@@ -1,0 +1,209 @@
+"""Train one model from a JSON config and record it as an MLflow run.
+
+The config is everything the run needs (data URIs, columns, model family and params, idempotency key,
+lineage tags), so the same call works in a local subprocess and in a Kubernetes pod. A finished run with the
+same idempotency key is reused instead of trained again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from airflow_mlops import __version__
+from airflow_mlops.data.partitions import read_window, require_columns, split_holdout
+from airflow_mlops.model.format import write_model_json
+from airflow_mlops.model.metrics import evaluate
+from airflow_mlops.model.training.checkpoint import Checkpointer
+from airflow_mlops.tracking import registry
+
+log = logging.getLogger("airflow_mlops.trainer")
+ENTRY = Path(__file__).with_name("pyfunc_entry.py")
+
+
+def _flatten(prefix: str, obj: Any, out: dict[str, str]) -> dict[str, str]:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = json.dumps(obj) if isinstance(obj, (list, tuple)) else str(obj)
+    return out
+
+
+def _result(run: Any, reused: bool) -> dict[str, Any]:
+    tags = run.data.tags
+    return {
+        "run_id": run.info.run_id,
+        "experiment_id": run.info.experiment_id,
+        "model_uri": tags.get(registry.MODEL_URI_TAG),
+        "model_sha256": tags.get(registry.MODEL_SHA_TAG),
+        "run_key": tags.get(registry.RUN_KEY_TAG),
+        "metrics": {k: v for k, v in run.data.metrics.items() if k.startswith("holdout_")},
+        "reused": reused,
+    }
+
+
+def run(config: dict[str, Any]) -> dict[str, Any]:
+    import warnings
+
+    import mlflow
+    from mlflow.entities import Metric, Param
+
+    warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")
+
+    c = registry.client()
+    artifact_root = config.get("artifact_root") or registry.default_artifact_root(mlflow.get_tracking_uri())
+    exp_id = registry.ensure_experiment(c, config["experiment"], artifact_root)
+    run_key = config["run_key"]
+    existing = registry.find_run(c, exp_id, run_key)
+    if existing is not None:
+        log.info("run key %s already trained as MLflow run %s: reusing it", run_key, existing.info.run_id)
+        return _result(existing, reused=True)
+
+    kind, task = config["model"]["kind"], config["model"]["task"]
+    features = [*config["numeric"], *config["categorical"], *([config["text"]] if config.get("text") else [])]
+    df, files = read_window(config["data"]["uris"], config["data"]["format"])
+    require_columns(df, [*features, config["target"]], "training data")
+    train_df, hold_df = split_holdout(df, config["target"], config["holdout_fraction"], config["seed"])
+    log.info("training %s/%s on %d rows, holding out %d", kind, task, len(train_df), len(hold_df))
+
+    tags = registry.clean_tags(
+        {
+            **config.get("tags", {}),
+            registry.RUN_KEY_TAG: run_key,
+            "mlops.pipeline": config["pipeline"],
+            "mlops.code_version": f"airflow-mlops=={__version__}",
+            "mlops.model_kind": kind,
+        }
+    )
+    checkpointer = Checkpointer(config.get("checkpoint_uri") or default_checkpoint_uri(run_key))
+    unfinished = registry.find_unfinished_run(c, exp_id, run_key)
+    resume_id = unfinished.info.run_id if unfinished is not None else None
+    parent_run_id = tags.pop("mlflow.parentRunId", None)  # MLflow sets this tag itself from parent_run_id
+    with mlflow.start_run(
+        run_id=resume_id, experiment_id=None if resume_id else exp_id, run_name=config.get("run_name"),
+        tags=None if resume_id else tags, parent_run_id=None if resume_id else parent_run_id,
+    ) as active:  # fmt: skip
+        run_id = active.info.run_id
+        log.info(
+            "MLflow run %s (experiment %s)%s",
+            run_id,
+            exp_id,
+            " resumed after an interrupted attempt" if resume_id else "",
+        )
+        mlflow.set_tags(
+            {**environment_tags(), **({"mlops.attempts": _attempts(unfinished)} if unfinished else {})}
+        )
+        params = _flatten("", {"model": config["model"]["params"], "holdout_fraction": config["holdout_fraction"],
+                               "seed": config["seed"], "train_rows": len(train_df), "holdout_rows": len(hold_df)}, {})  # fmt: skip
+        c.log_batch(run_id, params=[Param(k, v[:6000]) for k, v in params.items()])
+
+        def holdout_metrics(model: Any) -> dict[str, float]:
+            return {f"holdout_{k}": v for k, v in evaluate(model, hold_df).items()}
+
+        with tempfile.TemporaryDirectory(prefix="mlops-train-") as tmp:
+            model_dir = Path(tmp) / "model_dir"
+            model_dir.mkdir()
+            started = time.perf_counter()
+            if kind == "tabular":
+                from airflow_mlops.model.training import tabular
+
+                meta, fitted = tabular.train(
+                    train_df, numeric=list(config["numeric"]), categorical=list(config["categorical"]),
+                    target=config["target"], task=task, params=config["model"]["params"], seed=config["seed"],
+                    out_dir=model_dir, evaluate=holdout_metrics, checkpoint=checkpointer,
+                )  # fmt: skip
+            elif kind == "lora_causal_lm":
+                from airflow_mlops.model.training import text
+
+                meta, fitted = text.train_causal_lm(
+                    train_df, text=config["text"], params=config["model"]["params"], seed=config["seed"],
+                    out_dir=model_dir, evaluate=holdout_metrics, checkpoint=checkpointer,
+                )  # fmt: skip
+            else:
+                from airflow_mlops.model.training import text
+
+                meta, fitted = text.train(
+                    train_df, text=config["text"], target=config["target"], params=config["model"]["params"],
+                    seed=config["seed"], out_dir=model_dir, evaluate=holdout_metrics, checkpoint=checkpointer,
+                )  # fmt: skip
+            history = fitted.history
+            if fitted.resumed_from_step is not None:
+                mlflow.set_tag("mlops.resumed_from_step", fitted.resumed_from_step)
+            seconds = time.perf_counter() - started
+            now = int(time.time() * 1000)
+            metrics = [
+                Metric(k, float(v), now, step) for step, h in enumerate(history, 1) for k, v in h.items()
+            ]
+            metrics.append(Metric("train_seconds", seconds, now, 0))
+            for i in range(0, len(metrics), 900):  # log_batch takes at most 1000 metrics per call
+                c.log_batch(run_id, metrics=metrics[i : i + 900])
+            meta["inputs"] = files
+            model_sha = write_model_json(model_dir, meta)
+            example, signature = _signature(config, train_df, model_dir, model_sha)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(ENTRY),
+                artifacts={"model_dir": str(model_dir)},
+                pip_requirements=[f"airflow-mlops=={__version__}"],
+                signature=signature,
+                input_example=example,
+            )
+            mlflow.set_tags({registry.MODEL_SHA_TAG: model_sha, registry.MODEL_URI_TAG: info.model_uri})
+            log.info("logged model %s (model.json sha256 %s)", info.model_uri, model_sha)
+        checkpointer.clear()
+        final = {k: v for k, v in history[-1].items() if k.startswith("holdout_")}
+        log.info("final holdout metrics: %s", ", ".join(f"{k}={v:.4f}" for k, v in sorted(final.items())))
+    result = _result(c.get_run(run_id), reused=False)
+    result["resumed_from_step"] = fitted.resumed_from_step
+    return result
+
+
+def _signature(config: dict[str, Any], train_df: Any, model_dir: Any, model_sha: str) -> tuple[Any, Any]:
+    """Five training rows of the model's input columns (stored as JSON, not pickled) and the signature
+    inferred from them and the trained model's predictions on them."""
+    import numpy as np
+    from mlflow.models import infer_signature
+
+    from airflow_mlops.model.artifacts import load_model
+
+    columns = [
+        *config.get("numeric", []),
+        *config.get("categorical", []),
+        *([config["text"]] if config.get("text") else []),
+    ]
+    example = train_df[columns].head(5).reset_index(drop=True)
+    prediction = np.asarray(load_model(model_dir, model_sha).predict(example))
+    return example, infer_signature(example, prediction)
+
+
+def default_checkpoint_uri(run_key: str) -> str:
+    """Checkpoints survive a retry on the same machine; pass checkpoint_uri (object storage) for pods."""
+    import os
+
+    return os.path.join(tempfile.gettempdir(), "airflow-mlops-checkpoints", run_key)
+
+
+def environment_tags() -> dict[str, str]:
+    """What produced the model: Python, key packages, and the image digest when running in a pod."""
+    import os
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    tags = {"mlops.env.python": platform.python_version(), "mlops.env.platform": platform.platform()}
+    for package in ("torch", "peft", "transformers", "mlflow", "pandas", "numpy", "safetensors"):
+        try:
+            tags[f"mlops.env.{package}"] = version(package)
+        except PackageNotFoundError:
+            continue
+    if os.environ.get("AIRFLOW_MLOPS_IMAGE_DIGEST"):
+        tags["mlops.env.image_digest"] = os.environ["AIRFLOW_MLOPS_IMAGE_DIGEST"]
+    return tags
+
+
+def _attempts(run: Any) -> str:
+    return str(int(run.data.tags.get("mlops.attempts", "1")) + 1)

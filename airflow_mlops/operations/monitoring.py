@@ -1,0 +1,121 @@
+"""Drift monitoring against the champion: find the reference profile through the registry, score the current
+profile against it (the pure scores are in :mod:`airflow_mlops.data.drift.scores`), store the report beside
+the profile and log it to MLflow."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow_mlops.data.drift.scores import drift_table, score_drift, summary_line
+
+log = logging.getLogger(__name__)
+
+
+def waiting_reason(c: Any, model_name: str, current_uri: str) -> str | None:
+    """Why drift cannot be scored yet (no current profile, no champion to take the reference from), or None."""
+    from airflow_mlops import storage
+    from airflow_mlops.tracking import registry
+
+    if not current_uri or not storage.exists(current_uri):
+        return f"the current profile {current_uri or '(none)'} is not there yet"
+    if registry.get_alias(c, model_name, registry.CHAMPION) is None:
+        return f"{model_name} has no {registry.CHAMPION!r} version yet, so there is no reference profile"
+    return None
+
+
+def check_against_champion(
+    c: Any,
+    *,
+    model_name: str,
+    current_uri: str,
+    numeric: list[str],
+    categorical: list[str],
+    artifact_root: str | None = None,
+    **thresholds: Any,
+) -> dict[str, Any] | None:
+    """Score the current profile against the champion's training profile; None while there is nothing to
+    compare yet (no current profile, no champion). The report is stored as JSON beside the current profile.
+    """
+    from airflow_mlops import storage
+    from airflow_mlops.errors import IntegrityError
+    from airflow_mlops.tracking import registry
+
+    reason = waiting_reason(c, model_name, current_uri)
+    if reason is not None:
+        log.info("waiting: %s", reason)
+        return None
+    champion = registry.get_alias(c, model_name, registry.CHAMPION)
+    reference = champion.tags.get(registry.PROFILE_TAG)
+    if not reference:
+        raise IntegrityError(
+            f"{model_name} v{champion.version} has no {registry.PROFILE_TAG} tag: it was not registered by "
+            "airflow-mlops, so its training data has no reference profile; register a version trained by a "
+            "pipeline (or set the tag to the profile of its training data)"
+        )
+    from airflow_mlops.data.drift.report import render_html, render_png
+    from airflow_mlops.data.profiling import load_profile
+
+    ref_view, cur_view = load_profile(reference), load_profile(current_uri)
+    report = score_drift(ref_view, cur_view, numeric=numeric, categorical=categorical, **thresholds)
+    report.update(
+        reference_profile=reference, current_profile=current_uri, champion_version=str(champion.version)
+    )
+    base = current_uri.rsplit(".", 1)[0] + f"-drift-v{champion.version}"
+    png = render_png(ref_view, cur_view, report)
+    report["report_uri"] = base + ".json"
+    report["report_html"] = base + ".html"
+    report["report_png"] = base + ".png" if png else None
+    if png:
+        storage.write_bytes_atomic(base + ".png", png)
+    title = f"Drift of {model_name}: current data vs the training data of champion v{champion.version}"
+    page = render_html(report, png, title)
+    storage.write_bytes_atomic(report["report_html"], page.encode())
+    storage.write_json_atomic(report["report_uri"], report)
+    report["mlflow_run_id"] = _log_to_mlflow(c, model_name, report, page, png, artifact_root)
+    log.info(
+        "%s vs champion v%s\n%s\nreport: %s",
+        summary_line(report),
+        champion.version,
+        drift_table(report),
+        report["report_html"],
+    )
+    return report
+
+
+def _log_to_mlflow(
+    c: Any, model_name: str, report: dict[str, Any], page: str, png: bytes | None, artifact_root: str | None
+) -> str:
+    """One MLflow run per (current profile, champion) in ``airflow-mlops/<model>/drift``: the scores as
+    metrics, the report (JSON, HTML, PNG) as artifacts. A re-run of the same comparison finds its run."""
+    import json
+    import os
+    import tempfile
+
+    from airflow_mlops.tracking import registry
+
+    exp = registry.ensure_experiment(c, f"{registry.experiment_name(model_name)}/drift", artifact_root)
+    key = f"drift:{report['current_profile']}:v{report['champion_version']}"
+    found = registry.find_run(c, exp, key)
+    if found is not None:
+        return found.info.run_id
+    run = c.create_run(
+        exp,
+        run_name=f"drift vs v{report['champion_version']}",
+        tags={registry.RUN_KEY_TAG: key, "mlops.drift_status": report["status"]},
+    )
+    run_id = run.info.run_id
+    c.log_metric(run_id, "drift_share", float(report["drift_share"]))
+    for row in report["features"]:
+        if row.get("score") is not None:
+            c.log_metric(run_id, f"score_{row['feature']}", float(row["score"]))
+    c.log_text(run_id, json.dumps(report, indent=2, sort_keys=True, default=str), "drift/report.json")
+    c.log_text(run_id, page, "drift/report.html")
+    if png:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "top_features.png")
+            with open(path, "wb") as fh:
+                fh.write(png)
+            c.log_artifact(run_id, path, "drift")
+    c.set_terminated(run_id)
+    return run_id

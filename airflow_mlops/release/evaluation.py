@@ -1,0 +1,258 @@
+"""Model tests: metric thresholds on held-out data, the candidate against the current champion, and the
+slice, fairness, robustness and behavioural checks of :mod:`airflow_mlops.release.suites`."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_mlops.errors import ModelTestError
+from airflow_mlops.model.metrics import LOWER_IS_BETTER, evaluate
+from airflow_mlops.tables import fmt, format_table
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TestReport:
+    __test__ = False  # not a pytest test class
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    champion_metrics: dict[str, float] | None = None
+    champion_version: str | None = None
+    promote: bool = False
+    reason: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    override: dict[str, Any] | None = None
+
+    def add(self, test: str, expected: str, observed: Any, passed: bool, gate: bool = True) -> None:
+        self.rows.append(
+            {"test": test, "expected": expected, "observed": fmt(observed), "passed": passed, "gate": gate}
+        )
+
+    @property
+    def passed(self) -> bool:
+        return all(r["passed"] for r in self.rows if r["gate"])
+
+    def table(self) -> str:
+        return format_table(
+            [
+                (
+                    r["test"],
+                    r["expected"],
+                    r["observed"],
+                    ("PASS" if r["passed"] else "FAIL") + ("" if r["gate"] else " (promotion)"),
+                )
+                for r in self.rows
+            ],
+            ("test", "expected", "observed", "result"),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed, "promote": self.promote, "reason": self.reason, "metrics": self.metrics,
+            "champion_metrics": self.champion_metrics, "champion_version": self.champion_version, "tests": self.rows,
+            "details": self.details, "override": self.override,
+        }  # fmt: skip
+
+
+def _required(ref: float, lower: bool, mode: str, amount: float, relative: bool) -> tuple[float, str]:
+    """The value a candidate must reach against the champion's ``ref``, and how to say it.
+
+    ``improvement``: better by ``amount`` (absolute, or a fraction of ``ref`` when ``relative``);
+    ``non_inferiority``: no worse than ``ref`` by more than ``amount``.
+    """
+    delta = abs(ref) * amount if relative else amount
+    sign = -1.0 if mode == "non_inferiority" else 1.0
+    required = ref - sign * delta if lower else ref + sign * delta
+    how = f"{fmt(amount * 100)}%" if relative else fmt(amount)
+    better = "-" if lower else "+"
+    op = better if mode == "improvement" else ("+" if better == "-" else "-")
+    word = "" if mode == "improvement" else " margin"
+    return required, f"{'<=' if lower else '>='} {fmt(required)} (champion {fmt(ref)} {op}{word} {how})"
+
+
+def run_tests(
+    metrics: dict[str, float],
+    *,
+    thresholds: dict[str, dict[str, float]],
+    compare_metric: str,
+    min_improvement: float,
+    champion_metrics: dict[str, float] | None,
+    champion_version: str | None,
+    candidate_is_champion: bool = False,
+    compare_mode: str = "improvement",
+    relative: bool = False,
+    report: TestReport | None = None,
+) -> TestReport:
+    """Thresholds (and the suite's checks already in ``report``) are a gate: a failure stops the release.
+    The champion comparison decides promotion; with no champion yet, the first-run policy applies: the
+    thresholds alone decide, and the report says so."""
+    report = report or TestReport()
+    report.metrics, report.champion_metrics, report.champion_version = (
+        metrics,
+        champion_metrics,
+        champion_version,
+    )
+    for metric, bounds in sorted(thresholds.items()):
+        value = metrics.get(metric)
+        for bound, limit in bounds.items():
+            ok = value is not None and (value >= limit if bound == "min" else value <= limit)
+            report.add(metric, f"{'>=' if bound == 'min' else '<='} {fmt(limit)}", value, ok)
+
+    value = metrics.get(compare_metric)
+    if candidate_is_champion:
+        report.promote = True
+        report.reason = f"this model is already champion (version {champion_version})"
+    elif champion_metrics is None:
+        report.promote = True
+        report.reason = (
+            "first run: no champion yet, so the thresholds alone decide; it becomes champion if they pass"
+        )
+        report.add(
+            f"{compare_metric} vs champion",
+            "no champion (first-run policy)",
+            "first version",
+            True,
+            gate=False,
+        )
+    else:
+        ref = champion_metrics.get(compare_metric)
+        lower = compare_metric in LOWER_IS_BETTER
+        if value is None or ref is None:
+            beats, expected = False, f"{compare_metric} available for both models"
+        else:
+            required, expected = _required(ref, lower, compare_mode, min_improvement, relative)
+            beats = value <= required if lower else value >= required
+        report.add(f"{compare_metric} vs champion v{champion_version}", expected, value, beats, gate=False)
+        report.promote = beats
+        rule = compare_mode.replace("_", "-")
+        report.reason = (
+            f"{compare_metric} {fmt(value)} vs champion v{champion_version}: meets the {rule} rule ({expected})"
+            if beats
+            else f"{compare_metric} {fmt(value)} vs champion v{champion_version}: does not meet the {rule} rule "
+            f"({expected}); champion stays"
+        )
+    if not report.passed:
+        report.promote = False
+        failed = [r for r in report.rows if r["gate"] and not r["passed"]]
+        report.reason = "failed: " + "; ".join(
+            f"{r['test']} {r['observed']} (expected {r['expected']})" for r in failed
+        )
+    return report
+
+
+def apply_override(report: TestReport, reason: str | None, by: str | None) -> None:
+    """Release a model whose gate failed, because a person said so: the reason is required and recorded."""
+    if report.passed or not (reason or "").strip():
+        return
+    if len(reason.strip()) < 10:
+        raise ModelTestError(
+            f"override reason {reason.strip()!r} is too short: say why this model may be released although its "
+            "tests failed (at least 10 characters); it is recorded on the model version"
+        )
+    failed = [r["test"] for r in report.rows if r["gate"] and not r["passed"]]
+    report.override = {"reason": reason.strip(), "by": by or "unknown", "failed_tests": failed}
+    report.promote = True
+    report.reason = (
+        f"released by override ({by or 'unknown'}: {reason.strip()}) although failed: {', '.join(failed)}"
+    )
+    log.warning("OVERRIDE: tests failed (%s) but %s released the model: %s", ", ".join(failed), by, reason)
+
+
+def raise_for_failures(report: TestReport, what: str) -> None:
+    if report.passed or report.override:
+        return
+    failed = [r for r in report.rows if r["gate"] and not r["passed"]]
+    raise ModelTestError(
+        f"model tests failed for {what}: {len(failed)} failed\n{report.table()}\n"
+        "The model is not registered. Improve the model or data, revise tests in the spec, or release it "
+        "anyway with an override reason (training DAG param override_reason; recorded on the version).",
+        rows=failed,
+    )
+
+
+def run_checks(
+    report: TestReport, model: Any, holdout: Any, metrics: dict[str, float], checks: dict[str, Any], seed: int
+) -> None:
+    """The suite's slice, fairness, robustness and expectation checks (each a gate)."""
+    from airflow_mlops.release import suites
+
+    target = model.meta.get("target")
+    if checks.get("slices"):
+        suites.check_slices(report, model, holdout, checks["slices"])
+    if checks.get("fairness"):
+        suites.check_fairness(report, model, holdout, target, checks["fairness"])
+    if checks.get("robustness"):
+        suites.check_robustness(report, model, holdout, checks["robustness"], metrics, seed)
+    if checks.get("expectations"):
+        suites.check_expectations(report, model, holdout, checks["expectations"])
+
+
+def test_model(
+    c: Any,
+    *,
+    model_name: str,
+    training: dict[str, Any],
+    holdout: Any,
+    thresholds: dict[str, dict[str, float]],
+    compare_metric: str,
+    min_improvement: float,
+    compare_mode: str,
+    relative: bool,
+    checks: dict[str, Any] | None,
+    seed: int,
+) -> TestReport:
+    """Evaluate the trained candidate and the current champion on the same held-out rows, then test."""
+    from airflow_mlops.model.artifacts import load_mlflow_model
+    from airflow_mlops.tracking import registry
+
+    candidate = load_mlflow_model(training["model_uri"], training["model_sha256"])
+    metrics = evaluate(candidate, holdout)
+    log.info("candidate (run %s) on %d held-out rows: %s", training["run_id"], len(holdout), _short(metrics))
+    report = TestReport()
+    run_checks(report, candidate, holdout, metrics, checks or {}, seed)
+    champion = registry.get_alias(c, model_name, registry.CHAMPION)
+    champion_metrics = None
+    is_champion = champion is not None and champion.run_id == training["run_id"]
+    if champion is not None and not is_champion:
+        model = load_mlflow_model(champion.source, champion.tags.get(registry.MODEL_SHA_TAG))
+        champion_metrics = evaluate(model, holdout)
+        log.info(
+            "champion %s v%s on the same rows: %s", model_name, champion.version, _short(champion_metrics)
+        )
+    return run_tests(
+        metrics,
+        thresholds=thresholds,
+        compare_metric=compare_metric,
+        min_improvement=min_improvement,
+        champion_metrics=champion_metrics,
+        champion_version=str(champion.version) if champion is not None else None,
+        candidate_is_champion=is_champion,
+        compare_mode=compare_mode,
+        relative=relative,
+        report=report,
+    )
+
+
+def log_report(c: Any, run_id: str, report: dict[str, Any], model_name: str, ui_url: str | None) -> str:
+    """The test report (JSON, and HTML with charts) as artifacts of the candidate's MLflow run; returns
+    where to read the HTML (the MLflow UI when its URL is known, else the artifact's own URI)."""
+    import json
+
+    from airflow_mlops.release.reports import model_test_html
+    from airflow_mlops.tracking.registry import run_url
+
+    title = f"Model tests: {model_name}, run {run_id}"
+    c.log_text(run_id, json.dumps(report, indent=2, sort_keys=True, default=str), "tests/report.json")
+    c.log_text(run_id, model_test_html(report, title), "tests/report.html")
+    run = c.get_run(run_id)
+    if ui_url:
+        return run_url(ui_url, run.info.experiment_id, run_id) + "/artifacts/tests/report.html"
+    return f"{run.info.artifact_uri.rstrip('/')}/tests/report.html"
+
+
+def _short(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))

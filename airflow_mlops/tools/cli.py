@@ -1,0 +1,279 @@
+"""The ``airflow-mlops`` command."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from airflow_mlops.tools.quickstart import run_demo
+
+    return run_demo(Path(args.home), keep=args.keep)
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+
+    from airflow_mlops.tools.quickstart import _bin, demo_env, stop_process_tree
+
+    home = Path(args.home).resolve()
+    if not (home / "airflow" / "airflow.db").exists():
+        print(f"no demo state under {home}: run `airflow-mlops demo --home {home}` first", file=sys.stderr)
+        return 2
+    os.environ.update(demo_env(home, args.port, args.mlflow_port))
+    procs = [
+        subprocess.Popen([_bin("airflow"), "standalone"], start_new_session=True),
+        subprocess.Popen(
+            [
+                _bin("mlflow"),
+                "ui",
+                "--backend-store-uri",
+                os.environ["MLFLOW_TRACKING_URI"],
+                "--port",
+                str(args.mlflow_port),
+            ],
+            start_new_session=True,
+        ),
+    ]
+    print(
+        f"Airflow UI: http://localhost:{args.port} (user admin; password in "
+        f"{home / 'airflow' / 'simple_auth_manager_passwords.json.generated'})\n"
+        f"MLflow UI:  http://127.0.0.1:{args.mlflow_port}\nCtrl-C stops both."
+    )
+    try:
+        procs[0].wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            stop_process_tree(p)
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from airflow_mlops.tools.demo import generate
+
+    drift = None if args.no_drift else dt.date.fromisoformat(args.drift_from)
+    files = generate(
+        args.out, dt.date.fromisoformat(args.start), args.days, drift, args.rows_per_day, args.seed
+    )
+    print(f"wrote {len(files)} partitions under {args.out}")
+    return 0
+
+
+def _cmd_validate_spec(args: argparse.Namespace) -> int:
+    from airflow_mlops.pipeline.fleet import check
+
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:
+        print(f"validate-spec: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    reports = check(args.paths)
+    if not reports:
+        print(f"validate-spec: no *.yaml / *.yml spec under {', '.join(args.paths)}", file=sys.stderr)
+        return 2
+    bad = [r for r in reports if not r.ok]
+    if args.format == "json":
+        print(json.dumps({"ok": not bad, "files": [r.as_dict() for r in reports]}, indent=2))
+    else:
+        for r in reports:
+            if r.ok:
+                print(f"{r.file}: ok ({', '.join(r.dag_ids)})")
+            else:
+                lines = "\n".join(f"  - {p}" for p in r.problems)
+                print(f"invalid pipeline spec {r.file}:\n{lines}", file=sys.stderr)
+        print(f"{len(reports) - len(bad)} valid, {len(bad)} invalid", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def _cmd_spec_schema(args: argparse.Namespace) -> int:
+    from airflow_mlops.pipeline.reference import reference_markdown
+    from airflow_mlops.pipeline.spec import json_schema
+
+    text = reference_markdown() if args.markdown else json.dumps(json_schema(), indent=2) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text, end="")
+    return 0
+
+
+def _cmd_compile_specs(args: argparse.Namespace) -> int:
+    from airflow_mlops.pipeline.fleet import compile_stubs
+
+    changed = compile_stubs(args.specs, args.out)
+    print(json.dumps(changed))
+    return 0
+
+
+def _cmd_infer_constraints(args: argparse.Namespace) -> int:
+    import yaml
+
+    from airflow_mlops.data.profiling import load_profile, profile_files
+    from airflow_mlops.data.validation import infer_constraints
+
+    source = args.source
+    if source.endswith(".bin"):
+        view = load_profile(source)
+    else:
+        view = profile_files([source], "csv" if source.endswith(".csv") else "parquet")
+    block = {"constraints": infer_constraints(view, slack=args.slack, max_levels=args.max_levels)}
+    text = yaml.safe_dump(block, sort_keys=False, default_flow_style=None, width=110)
+    print(f"# proposed from {source} by airflow-mlops infer-constraints: review before use\n{text}", end="")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from airflow_mlops.model.training.__main__ import main
+
+    return main([*(["--config", args.config] if args.config else []), "--result", args.result])
+
+
+def _cmd_merge_adapter(args: argparse.Namespace) -> int:
+    from airflow_mlops.model.artifacts import load_mlflow_model
+    from airflow_mlops.model.training.text import TextModel, merge_adapter
+
+    model = load_mlflow_model(args.model_uri, args.sha256)
+    if not isinstance(model, TextModel):
+        print(
+            f"{args.model_uri} is a {model.meta['kind']} model: only LoRA models have an adapter",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"merged model written to {merge_adapter(model, Path(args.out))}")
+    return 0
+
+
+def _cmd_promote(args: argparse.Namespace) -> int:
+    from airflow_mlops.release import promotion
+    from airflow_mlops.tracking import registry
+
+    c = registry.client()
+    with promotion.promotion_lock(c, args.model):
+        previous = promotion.promote(
+            c, args.model, args.version, args.alias, reason=f"by hand: {args.reason}"
+        )
+    print(
+        json.dumps({"model": args.model, "alias": args.alias, "version": args.version, "previous": previous})
+    )
+    return 0
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    import getpass
+
+    from airflow_mlops.errors import MlopsError
+    from airflow_mlops.release import promotion
+    from airflow_mlops.tracking import registry
+
+    try:
+        result = promotion.rollback(
+            registry.client(), args.model, reason=args.reason, by=args.by or getpass.getuser(),
+            to_version=args.to_version,
+        )  # fmt: skip
+    except (ValueError, MlopsError) as err:
+        print(f"rollback refused: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="airflow-mlops", description="The ML lifecycle on Apache Airflow 3."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="run the demo pipeline end to end on the embedded default")
+    p.add_argument(
+        "--home", default=".demo", help="folder for all demo state (default: ./.demo, wiped first)"
+    )
+    p.add_argument(
+        "--keep", action="store_true", help="keep existing state in --home instead of starting fresh"
+    )
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser(
+        "ui",
+        help="start the Airflow UI (with the plugin and shipped DAGs) and the MLflow UI on the demo state",
+    )
+    p.add_argument("--home", default=".demo")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--mlflow-port", type=int, default=5000)
+    p.set_defaults(func=_cmd_ui)
+
+    p = sub.add_parser("generate-data", help="write the demo data set (daily Parquet partitions)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--start", default="2026-01-01")
+    p.add_argument("--days", type=int, default=31)
+    p.add_argument("--drift-from", default="2026-01-22")
+    p.add_argument("--no-drift", action="store_true")
+    p.add_argument("--rows-per-day", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser(
+        "validate-spec",
+        help="check spec files and folders as Airflow's parsing would (exit 0: all valid, 1: some invalid)",
+    )
+    p.add_argument("paths", nargs="+", help="spec files, or folders searched for *.yaml / *.yml")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=_cmd_validate_spec)
+
+    p = sub.add_parser("spec-schema", help="print the spec's JSON Schema (or, --markdown, its reference)")
+    p.add_argument("--markdown", action="store_true", help="the spec reference in Markdown instead")
+    p.add_argument("--out", help="write to this file instead of standard output")
+    p.set_defaults(func=_cmd_spec_schema)
+
+    p = sub.add_parser(
+        "compile-specs",
+        help="write one DAG file per spec into a DAGs folder (where the PipelineSpecBundle cannot be configured)",
+    )
+    p.add_argument("specs", help="the spec folder")
+    p.add_argument("out", help="a folder inside the DAGs folder, owned by this command")
+    p.set_defaults(func=_cmd_compile_specs)
+
+    p = sub.add_parser(
+        "infer-constraints", help="propose a constraints block from a stored profile (.bin) or a data file"
+    )
+    p.add_argument("source", help="a stored profile (.bin), or a Parquet/CSV file to profile")
+    p.add_argument("--slack", type=float, default=0.1, help="headroom, as a fraction of each range (0.1)")
+    p.add_argument("--max-levels", type=int, default=50, help="largest allowed set to propose (50)")
+    p.set_defaults(func=_cmd_infer_constraints)
+
+    p = sub.add_parser("train", help="run the trainer (what TrainModelOperator and training pods run)")
+    p.add_argument("--config", help="JSON config (default: $AIRFLOW_MLOPS_TRAINER_CONFIG)")
+    p.add_argument("--result", required=True)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "promote", help="point an alias (default champion) at a model version (MLFLOW_TRACKING_URI)"
+    )
+    p.add_argument("--model", required=True)
+    p.add_argument("--version", required=True)
+    p.add_argument("--alias", default="champion")
+    p.add_argument("--reason", required=True)
+    p.set_defaults(func=_cmd_promote)
+
+    p = sub.add_parser(
+        "rollback",
+        help="move champion back to the version it replaced, recording who and why (MLFLOW_TRACKING_URI)",
+    )
+    p.add_argument("--model", required=True)
+    p.add_argument("--reason", required=True, help="why (at least 10 characters; recorded on both versions)")
+    p.add_argument("--to-version", help="version to return to (default: the previous champion)")
+    p.add_argument("--by", help="who (default: the login name)")
+    p.set_defaults(func=_cmd_rollback)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,388 @@
+"""The embedded default, end to end: Airflow (SQLite + LocalExecutor) and MLflow (sqlite store) on this machine.
+
+``airflow-mlops demo`` generates the demo data, starts ``airflow standalone``, backfills the demo pipeline's
+training DAG over its first window and its drift monitor over the days around the injected drift, waits
+for the retraining runs that drift triggers, prints a summary and stops every process it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+PIPELINE = "demo_churn"
+TRAIN_FROM = "2026-01-11"  # the weekly interval [2026-01-11, 2026-01-18): window 2026-01-04 .. 2026-01-17
+MONITOR_FROM, MONITOR_TO = "2026-01-20", "2026-01-23"  # partitions 20..23; drift is injected from the 22nd
+RETRAIN_BY_HAND = "2026-01-24"  # by hand, for the pending drift report: the window ending 01-24 (21..23)
+SCORE_FROM, SCORE_TO = "2026-01-26", "2026-01-27"  # daily intervals: partitions 25 and 26
+FINISHED = {"success", "failed"}
+
+
+def repo_dags_folder() -> Path:
+    here = Path(__file__).resolve().parent.parent / "dags"
+    return here if here.is_dir() else Path.cwd() / "dags"
+
+
+def free_port(preferred: int) -> int:
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError("no free port")
+
+
+def demo_env(
+    home: Path, api_port: int, mlflow_port: int = 5000, dags_folder: Path | None = None
+) -> dict[str, str]:
+    """Every setting of the embedded default, as environment variables (set before Airflow is imported)."""
+    from airflow_mlops.pipeline import bundle_config
+
+    dags = str((dags_folder or repo_dags_folder()).resolve())
+    bundles = [
+        # hand-written DAG files
+        {
+            "name": "dags-folder",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": dags},
+        },
+        # the YAML specs: one generated DAG file per spec, so a broken spec breaks only its own pipeline
+        bundle_config(Path(dags) / "pipelines", refresh_interval=30),
+    ]
+    mlflow_db = home / "mlflow" / "mlflow.db"
+    return {
+        "AIRFLOW_HOME": str(home / "airflow"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow' / 'airflow.db'}",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",  # the default (32 worker processes) is far too many for 2 cores
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "4",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": dags,
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(home / "airflow" / "dag_bundles"),
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API__BASE_URL": f"http://localhost:{api_port}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{api_port}/execution/",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        "AIRFLOW_VAR_MLOPS_DATA_ROOT": str(home / "data"),
+        "AIRFLOW_VAR_MLOPS_ARTIFACT_ROOT": str(home / "artifacts"),
+        "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps(
+            {
+                "conn_type": "mlflow",
+                "extra": {
+                    "tracking_uri": f"sqlite:///{mlflow_db}",
+                    "ui_url": f"http://127.0.0.1:{mlflow_port}",
+                },
+            }
+        ),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{mlflow_db}",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "WHYLOGS_NO_ANALYTICS": "True",
+        "GIT_PYTHON_REFRESH": "quiet",
+        # airflow standalone starts its components as `airflow ...` from PATH: use this environment's.
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    }
+
+
+def _airflow(*args: str, log: Path, attempts: int = 5) -> None:
+    """Run an ``airflow`` CLI command, its output appended to ``log``. SQLite allows one writer at a time: a
+    command that lost that race to the running scheduler ("database is locked", rolled back) is run again."""
+    for attempt in range(1, attempts + 1):
+        done = subprocess.run(
+            [_bin("airflow"), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        with log.open("a") as fh:
+            fh.write(done.stdout)
+        if done.returncode == 0:
+            return
+        if "database is locked" not in done.stdout or attempt == attempts:
+            raise subprocess.CalledProcessError(done.returncode, [_bin("airflow"), *args], done.stdout)
+        time.sleep(2 * attempt)
+
+
+def _backfill_when_free(dag_id: str, start: str, end: str, log: Path, timeout: float = 120) -> None:
+    """Create a backfill once the DAG's previous backfill is closed (Airflow allows one at a time per DAG and
+    closes a finished one on a later scheduler loop)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _airflow(
+                "backfill", "create", "--dag-id", dag_id, "--from-date", start, "--to-date", end, log=log
+            )
+            return
+        except subprocess.CalledProcessError:
+            if time.monotonic() > deadline or "AlreadyRunningBackfill" not in log.read_text()[-2000:]:
+                raise
+            time.sleep(3)
+
+
+def _bin(name: str) -> str:
+    candidate = Path(sys.executable).with_name(name)
+    return str(candidate) if candidate.exists() else name
+
+
+def stop_process_tree(proc: subprocess.Popen, grace: float = 20.0) -> None:
+    """SIGTERM the whole tree (standalone leaves scheduler workers behind otherwise), then SIGKILL."""
+    import psutil
+
+    try:
+        parent = psutil.Process(proc.pid)
+        tree = [parent, *parent.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for p in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.send_signal(signal.SIGTERM)
+    _, alive = psutil.wait_procs(tree, timeout=grace)
+    for p in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    psutil.wait_procs(alive, timeout=5)
+
+
+def _wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 240) -> None:
+    url = f"http://localhost:{port}/api/v2/monitor/health"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"airflow standalone exited with code {proc.returncode}")
+        with contextlib.suppress(OSError, ValueError):
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                health = json.load(resp)
+            if health.get("scheduler", {}).get("status") == "healthy":
+                return
+        time.sleep(2)
+    raise TimeoutError(f"Airflow was not healthy at {url} after {timeout:.0f}s")
+
+
+def dag_runs(dag_id: str) -> list[Any]:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        runs = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id)).all()
+        session.expunge_all()
+        return list(runs)
+
+
+def xcom_value(dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        row = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag_id,
+                XComModel.run_id == run_id,
+                XComModel.task_id == task_id,
+                XComModel.key == key,
+            )  # fmt: skip
+        ).first()
+        return XComModel.deserialize_value(row) if row is not None else None
+
+
+def _wait_runs(dag_ids: list[str], expected: dict[str, int], timeout: float, say: Any) -> None:
+    """Wait until each DAG has at least ``expected`` runs and none is still queued or running."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        states = {d: [str(r.state) for r in dag_runs(d)] for d in dag_ids}
+        line = "  ".join(f"{d}: {sum(s in FINISHED for s in st)}/{len(st)} done" for d, st in states.items())
+        if line != last:
+            say(f"  {line}")
+            last = line
+        if all(
+            len(states[d]) >= expected.get(d, 0) and all(s in FINISHED for s in states[d]) for d in dag_ids
+        ):
+            return
+        time.sleep(3)
+    raise TimeoutError(f"runs did not finish within {timeout:.0f}s: {last}")
+
+
+def _days(start: str | None, end: str | None) -> str:
+    """A window [start, end) as its first and last day."""
+    import datetime as dt
+
+    if not start or not end:
+        return "-"
+    last = dt.datetime.fromisoformat(end) - dt.timedelta(microseconds=1)
+    return f"{start[:10]}..{last.date().isoformat()}"
+
+
+def summary(home: Path) -> str:
+    from airflow_mlops.data.drift.scores import summary_line
+    from airflow_mlops.tables import format_table
+    from airflow_mlops.tracking import registry
+
+    lines = ["", "=" * 78, "airflow-mlops demo: summary", "=" * 78]
+    rows = []
+    for dag_id in (
+        f"{PIPELINE}__train", f"{PIPELINE}__drift_monitor", f"{PIPELINE}__retrain", f"{PIPELINE}__score",
+        f"{PIPELINE}__live_metrics",
+    ):  # fmt: skip
+        for r in dag_runs(dag_id):
+            interval = (
+                f"{r.data_interval_start:%Y-%m-%d}..{r.data_interval_end:%Y-%m-%d}"
+                if r.data_interval_start
+                else "-"
+            )
+            if dag_id.endswith("__score"):
+                res = xcom_value(dag_id, r.run_id, "score_partition")
+                outcome = (
+                    f"{res['rows']} rows: " + ", ".join(f"{k} {v}" for k, v in res["rows_by_model"].items() if v)
+                    + f" (champion v{res['champion_version']}, challenger v{res['challenger_version']})"
+                    if res else "not scored"
+                )  # fmt: skip
+            elif dag_id.endswith("__live_metrics"):
+                res = xcom_value(dag_id, r.run_id, "live_metrics")
+                outcome = (
+                    ", ".join(f"v{v} roc_auc {m['roc_auc']:.4f}" for v, m in res["per_version"].items())
+                    + f": {res['decision']}"
+                    if res else "no live metrics"
+                )  # fmt: skip
+            elif dag_id.endswith("__drift_monitor"):
+                report = xcom_value(dag_id, r.run_id, "detect_drift")
+                outcome = summary_line(report) if report else "no report"
+                trigger = (
+                    xcom_value(dag_id, r.run_id, "trigger_retraining")
+                    if report and report.get("drift")
+                    else None
+                )
+                if trigger is not None:
+                    outcome += (
+                        f" -> retraining not triggered ({trigger['reason']}; report kept as pending)"
+                        if isinstance(trigger, dict) and trigger.get("triggered") is False
+                        else " -> retraining triggered"
+                    )  # fmt: skip
+            else:
+                reg = xcom_value(dag_id, r.run_id, "register_model")
+                if dag_id.endswith("__retrain"):
+                    interval = "window end " + str((r.conf or {}).get("window_end", "?"))[:10]
+                outcome = f"v{reg['version']} -> {reg['alias']}: {reg['reason']}" if reg else "not registered"
+                reports = (r.conf or {}).get("drift_reports") if dag_id.endswith("__retrain") else None
+                if reports:
+                    outcome = f"on {len(reports)} drift report(s): {outcome}"
+            rows.append((dag_id.split("__")[1], interval, str(r.state), outcome))
+    lines += ["Airflow runs:", format_table(rows, ("dag", "interval", "state", "outcome")), ""]
+
+    c = registry.client()
+    found = c.search_model_versions(f"name = '{PIPELINE}'")
+    # search results do not carry aliases: read each version
+    versions = [c.get_model_version(PIPELINE, v.version) for v in sorted(found, key=lambda v: int(v.version))]
+    vrows = [
+        (
+            f"v{v.version}",
+            ", ".join(sorted(v.aliases)) or "-",
+            _days(v.tags.get("mlops.window_start"), v.tags.get("mlops.window_end")),
+            json.loads(v.tags.get("mlops.test_metrics", "{}")).get("roc_auc", "-"),
+            v.tags.get("mlops.promotion_decision", ""),
+        )  # fmt: skip
+        for v in versions
+    ]
+    lines += [
+        f"MLflow model versions of {PIPELINE!r}:",
+        format_table(vrows, ("version", "aliases", "trained on", "roc_auc", "decision")),
+        "",
+        "Explore it:",
+        f"  Airflow UI (shipped DAGs + plugin): airflow-mlops ui --home {home}   then open http://localhost:8080",
+        f"  MLflow UI only:                     mlflow ui --backend-store-uri sqlite:///{home / 'mlflow' / 'mlflow.db'} --port 5000",
+        f"  Logs of every task:                 {home / 'airflow' / 'logs'}",
+    ]
+    return "\n".join(lines)
+
+
+def run_demo(home: Path, keep: bool = False, timeout: float = 1500) -> int:
+    home = home.resolve()
+    started = time.monotonic()
+
+    def say(msg: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {msg}", flush=True)
+
+    if home.exists() and not keep:
+        shutil.rmtree(home)
+    (home / "airflow").mkdir(parents=True, exist_ok=True)
+    (home / "mlflow").mkdir(parents=True, exist_ok=True)
+    port = free_port(8080)
+    os.environ.update(demo_env(home, port))
+    log = home / "setup.log"
+
+    from airflow_mlops.tools.demo import DEMO_DRIFT_FROM, generate
+
+    files = generate(str(home / "data"))
+    say(
+        f"generated {len(files)} daily partitions under {home / 'data'} (drift injected from {DEMO_DRIFT_FROM})"
+    )
+    say("initialising the Airflow metadata DB (SQLite) and serialising the shipped DAGs")
+    _airflow("db", "migrate", log=log)
+    _airflow("dags", "reserialize", log=log)
+    say(
+        f"starting airflow standalone (LocalExecutor, parallelism 4, API on port {port}); log: {home / 'standalone.log'}"
+    )
+    with (home / "standalone.log").open("w") as out:
+        proc = subprocess.Popen(
+            [_bin("airflow"), "standalone"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        _wait_healthy(port, proc)
+        say("Airflow is up")
+        say(f"training: backfill {PIPELINE}__train for the week starting {TRAIN_FROM}")
+        _airflow(
+            "backfill",
+            "create",
+            "--dag-id",
+            f"{PIPELINE}__train",
+            "--from-date",
+            TRAIN_FROM,
+            "--to-date",
+            TRAIN_FROM,
+            log=log,
+        )
+        _wait_runs([f"{PIPELINE}__train"], {f"{PIPELINE}__train": 1}, timeout, say)
+        say(f"drift monitoring: backfill {PIPELINE}__drift_monitor for {MONITOR_FROM} .. {MONITOR_TO}")
+        _airflow(
+            "backfill", "create", "--dag-id", f"{PIPELINE}__drift_monitor", "--from-date", MONITOR_FROM,
+            "--to-date", MONITOR_TO, "--max-active-runs", "1", log=log,
+        )  # fmt: skip
+        n_monitor = 4
+        _wait_runs([f"{PIPELINE}__drift_monitor"], {f"{PIPELINE}__drift_monitor": n_monitor}, timeout, say)
+        say("waiting for the retraining runs that drift triggered")
+        _wait_runs([f"{PIPELINE}__retrain"], {}, timeout, say)
+        say(f"an engineer retrains by hand on the days before {RETRAIN_BY_HAND} (the pending report's data)")
+        _airflow(
+            "dags", "trigger", f"{PIPELINE}__retrain", "--run-id", f"manual__{RETRAIN_BY_HAND}",
+            "--conf", json.dumps({"window_end": f"{RETRAIN_BY_HAND}T00:00:00+00:00"}), log=log,
+        )  # fmt: skip
+        _wait_runs([f"{PIPELINE}__retrain"], {f"{PIPELINE}__retrain": 2}, timeout, say)
+        for kind in ("score", "live_metrics"):
+            what = "batch scoring with the champion (10% canary to the challenger)" if kind == "score" else (
+                "live metrics per model version, as labels arrive"
+            )  # fmt: skip
+            say(f"{what}: backfill {PIPELINE}__{kind} for {SCORE_FROM} .. {SCORE_TO}")
+            _airflow(
+                "backfill", "create", "--dag-id", f"{PIPELINE}__{kind}", "--from-date", SCORE_FROM,
+                "--to-date", SCORE_TO, "--max-active-runs", "1", log=log,
+            )  # fmt: skip
+            _wait_runs([f"{PIPELINE}__{kind}"], {f"{PIPELINE}__{kind}": 2}, timeout, say)
+        text = summary(home)
+    finally:
+        say("stopping Airflow")
+        stop_process_tree(proc)
+    print(text)
+    say("done; no process left running")
+    return 0

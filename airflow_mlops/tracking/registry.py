@@ -1,0 +1,159 @@
+"""MLflow tracking and registry: runs found by idempotency key, versions with lineage, aliases (never stages)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+RUN_KEY_TAG = "mlops.run_key"
+MODEL_SHA_TAG = "mlops.model_sha256"
+MODEL_URI_TAG = "mlops.model_uri"
+PROFILE_TAG = "mlops.profile_uri"
+MAX_TAG = 5000  # MLflow's limit on a tag value is 8000 characters; stay well below
+
+
+def client(tracking_uri: str | None = None, registry_uri: str | None = None):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+
+
+def experiment_name(pipeline: str) -> str:
+    return f"airflow-mlops/{pipeline}"
+
+
+def default_artifact_root(tracking_uri: str | None) -> str | None:
+    """Artifacts of a local ``sqlite:///`` store go beside its database file.
+
+    MLflow's own default for such a store is ``./mlruns`` under whatever the current directory of the
+    process happens to be (for a task, the worker's), which scatters models over the machine.
+    """
+    if not tracking_uri or not tracking_uri.startswith("sqlite:///"):
+        return None
+    from pathlib import Path
+
+    return (Path(tracking_uri[len("sqlite:///") :]).resolve().parent / "artifacts").as_uri()
+
+
+def ensure_experiment(c: Any, name: str, artifact_root: str | None = None) -> str:
+    """The experiment's id, creating it (with its artifacts under ``artifact_root``) on first use."""
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = f"{artifact_root.rstrip('/')}/{name.replace('/', '_')}" if artifact_root else None
+    try:
+        return c.create_experiment(name, artifact_location=location)
+    except Exception:  # created concurrently by another task
+        exp = c.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def _run_by_key(c: Any, experiment_id: str, run_key: str, status: str, order: str) -> Any | None:
+    runs = c.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}' and attributes.status {status}",
+        order_by=[f"attributes.start_time {order}"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def find_run(c: Any, experiment_id: str, run_key: str) -> Any | None:
+    """The finished run that the same idempotency key already produced, if any."""
+    return _run_by_key(c, experiment_id, run_key, "= 'FINISHED'", "ASC")
+
+
+def find_unfinished_run(c: Any, experiment_id: str, run_key: str) -> Any | None:
+    """The latest run of the same key that did not finish (killed, failed): a retry resumes it."""
+    return _run_by_key(c, experiment_id, run_key, "!= 'FINISHED'", "DESC")
+
+
+def find_version(c: Any, name: str, run_key: str) -> Any | None:
+    try:
+        versions = c.search_model_versions(f"name = '{name}' and tags.`{RUN_KEY_TAG}` = '{run_key}'")
+    except Exception as err:  # registered model does not exist yet
+        log.debug("search_model_versions: %s", err)
+        return None
+    return min(versions, key=lambda v: int(v.version)) if versions else None
+
+
+def get_alias(c: Any, name: str, alias: str) -> Any | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return c.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def clean_tags(tags: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for k, v in tags.items():
+        if v is None:
+            continue
+        s = str(v)
+        out[k] = s if len(s) <= MAX_TAG else s[: MAX_TAG - 15] + "...[truncated]"
+    return out
+
+
+def register_version(
+    c: Any,
+    *,
+    name: str,
+    model_uri: str,
+    run_id: str,
+    run_key: str,
+    tags: dict[str, Any],
+    description: str = "",
+) -> tuple[Any, bool]:
+    """Register ``model_uri`` under ``name`` unless the run key already has a version. Returns (version, reused)."""
+    from mlflow.exceptions import MlflowException
+
+    existing = find_version(c, name, run_key)
+    if existing is not None:
+        log.info(
+            "run key %s already registered as %s version %s: reusing it", run_key, name, existing.version
+        )
+        return existing, True
+    try:
+        c.create_registered_model(name, description=f"Managed by airflow-mlops (pipeline {name}).")
+    except MlflowException as err:
+        if "already exists" not in str(err).lower() and "RESOURCE_ALREADY_EXISTS" not in str(err):
+            raise
+    all_tags = clean_tags({**tags, RUN_KEY_TAG: run_key})
+    version = c.create_model_version(
+        name=name, source=model_uri, run_id=run_id, tags=all_tags, description=description
+    )
+    for _ in range(60):  # file and sqlite stores are READY at once; remote stores may take a moment
+        version = c.get_model_version(name, version.version)
+        if version.status == "READY":
+            break
+        time.sleep(1)
+    log.info("registered %s version %s from run %s", name, version.version, run_id)
+    return version, False
+
+
+def run_url(ui_url: str | None, experiment_id: str, run_id: str) -> str:
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}" if ui_url else ""
+
+
+def version_url(ui_url: str | None, name: str, version: str) -> str:
+    return f"{ui_url.rstrip('/')}/#/models/{name}/versions/{version}" if ui_url else ""
+
+
+def tested_metric(version: Any, metric: str) -> float | None:
+    """The value of ``metric`` measured by the version's own model tests (tag ``mlops.test_metrics``)."""
+    import json
+
+    try:
+        value = json.loads(version.tags.get("mlops.test_metrics") or "{}").get(metric)
+    except ValueError:
+        return None
+    return float(value) if value is not None else None

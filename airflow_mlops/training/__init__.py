@@ -1,3 +1,0 @@
-"""The trainer: one entry point (``python -m airflow_mlops.training``) for a local subprocess or a pod."""
-
-from __future__ import annotations

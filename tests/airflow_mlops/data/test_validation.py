@@ -1,0 +1,263 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from airflow_mlops.data.validation import validate_frame
+from airflow_mlops.errors import DataValidationError
+
+FEATURES = ["x", "k"]
+
+
+def _df(**over):
+    base = {
+        "id": ["a", "b", "c", "d"],
+        "x": [1.0, 2.0, 3.0, 4.0],
+        "k": ["p", "q", "p", "q"],
+        "y": [0, 1, 0, 1],
+    }
+    base.update(over)
+    return pd.DataFrame(base)
+
+
+def _failed(df, constraints=None):
+    report = validate_frame(df, constraints or {}, features=FEATURES, numeric=["x"], target="y")
+    return {(r["check"], r["column"]) for r in report.failed}, report
+
+
+def test_clean_frame_passes():
+    failed, report = _failed(_df(), {"min_rows": 4, "columns": {"id": {"unique": True, "dtype": "string"}}})
+    assert failed == set()
+    assert report.passed
+
+
+@pytest.mark.parametrize(
+    ("df", "constraints", "expected"),
+    [
+        (_df().iloc[:0], {}, {("min rows", "*")}),
+        (_df().drop(columns=["x"]), {}, {("column present", "x")}),
+        (_df(x=[np.nan] * 4), {}, {("not all null", "x")}),
+        (_df(x=[1.0, np.inf, 2.0, 3.0]), {}, {("finite", "x")}),
+        (_df(x=["1", "2", "3", "4"]), {}, {("numeric dtype", "x")}),
+        (_df(y=[0, None, 1, 1]), {}, {("target not null", "y")}),
+        (_df(), {"columns": {"x": {"max": 3}}}, {("max", "x")}),
+        (_df(), {"columns": {"k": {"allowed": ["p"]}}}, {("allowed values", "k")}),
+        (_df(id=["a", "a", "b", "c"]), {"columns": {"id": {"unique": True}}}, {("unique", "id")}),
+        (
+            _df(x=[1.0, None, 3.0, 4.0]),
+            {"columns": {"x": {"max_null_fraction": 0.1}}},
+            {("null fraction", "x")},
+        ),
+        (_df(), {"columns": {"x": {"dtype": "integer"}}}, {("dtype", "x")}),
+    ],
+    ids=[
+        "empty",
+        "missing-column",
+        "all-nan",
+        "inf",
+        "wrong-dtype",
+        "null-target",
+        "max",
+        "allowed",
+        "unique",
+        "nulls",
+        "dtype",
+    ],
+)
+def test_each_check_fails_on_its_own_problem(df, constraints, expected):
+    failed, _ = _failed(df, constraints)
+    assert failed == expected
+
+
+def test_error_message_is_a_table_of_failed_checks():
+    _, report = _failed(_df(x=[1.0, np.inf, 2.0, 3.0]), {"columns": {"k": {"allowed": ["p"]}}})
+    with pytest.raises(DataValidationError) as err:
+        report.raise_for_failures("churn window 2026-01-20")
+    lines = str(err.value).splitlines()
+    assert lines[0].startswith("data validation failed for churn window 2026-01-20: 2 of ")
+    assert lines[1].split() == ["check", "column", "expected", "observed", "result"]
+    assert lines[3].split()[:2] == ["finite", "x"]
+    assert lines[3].endswith("FAIL")
+    assert "allowed values" in lines[4]
+    assert "'q'" in lines[4]
+    assert lines[4].endswith("FAIL")
+
+
+@pytest.mark.parametrize(
+    ("constraints", "df", "expected"),
+    [
+        ({"columns": {"id": {"regex": "[a-z]"}}}, _df(id=["a", "b", "C7", "d"]), {("regex", "id")}),
+        ({"columns": {"x": {"mean": {"min": 3.0}}}}, _df(), {("mean", "x")}),
+        ({"columns": {"x": {"quantiles": {"0.5": {"max": 2.0}}}}}, _df(), {("quantile 0.5", "x")}),
+        (
+            {"max_duplicate_fraction": 0.1},
+            _df(id=["a", "a", "c", "d"], x=[1.0, 1.0, 3, 4], y=[0, 0, 0, 1], k=["p", "p", "p", "q"]),
+            {("duplicate rows", "*")},
+        ),
+    ],
+)
+def test_extended_vocabulary_fails_on_its_own_problem(constraints, df, expected):
+    assert _failed(df, constraints)[0] == expected
+    assert _failed(_df(), {k: v for k, v in constraints.items() if k == "max_duplicate_fraction"})[0] == set()
+
+
+def test_freshness_of_a_timestamp_column_against_the_window_end():
+    df = _df(ts=pd.to_datetime(["2026-01-01 10:00", "2026-01-01 20:00", "2026-01-01 22:00", None], utc=True))
+    rule = {"columns": {"ts": {"max_age_hours": 6}}}
+    fresh = validate_frame(df, rule, features=FEATURES, numeric=["x"], target="y", window_end="2026-01-02")
+    assert fresh.passed
+    stale = validate_frame(
+        df, rule, features=FEATURES, numeric=["x"], target="y", window_end="2026-01-02 06:00"
+    )
+    (row,) = stale.failed
+    assert (row["check"], row["column"]) == ("freshness", "ts")
+    assert row["observed"].startswith("8.0 h old")
+
+
+def test_severity_warn_reports_without_stopping():
+    rules = {"columns": {"x": {"max": 3.0, "severity": "warn"}, "k": {"allowed": ["p"]}}}
+    report = validate_frame(_df(), rules, features=FEATURES, numeric=["x"], target="y")
+    assert [(r["check"], r["column"]) for r in report.warnings] == [("max", "x")]
+    assert [(r["check"], r["column"]) for r in report.failed] == [("allowed values", "k")]
+    assert "WARN" in report.table()
+    with pytest.raises(DataValidationError) as err:
+        report.raise_for_failures("w")
+    assert "allowed values" in str(err.value)
+    assert " max " not in str(err.value)
+
+
+def test_inferred_constraints_parse_and_hold_on_similar_data_but_not_on_shifted_data(tmp_path):
+
+    import datetime as dt
+
+    from airflow_mlops.data.profiling import profile_frame, save_profile
+    from airflow_mlops.data.validation import infer_constraints
+    from airflow_mlops.pipeline.spec import parse_spec
+    from airflow_mlops.tools.cli import main
+    from airflow_mlops.tools.demo import make_day
+
+    reference = make_day(dt.date(2026, 1, 3), 5000, drifted=False)
+    proposed = infer_constraints(profile_frame(reference))
+    cols = proposed["columns"]
+    assert cols["customer_id"] == {"dtype": "string", "nullable": False, "unique": True}
+    assert cols["plan"]["allowed"] == ["basic", "plus", "pro"]
+    assert cols["churned"]["allowed"] == [0, 1]
+    assert cols["age"]["min"] >= 0
+    assert "mean" in cols["age"]
+
+    spec = {
+        "name": "inferred", "start_date": "2026-01-01", "data": {"uri": "/d/{date}.parquet"}, "storage": {"uri": "/s"},
+        "target": "churned", "features": {"numeric": ["age", "monthly_charges"], "categorical": ["plan"]},
+        "constraints": proposed, "model": {"kind": "tabular"},
+    }  # fmt: skip
+    parsed = parse_spec(spec).constraints_dict()  # the proposal is a valid constraints block
+
+    def check(df):
+        return validate_frame(
+            df, parsed, features=["age", "monthly_charges", "plan"], numeric=["age"], target="churned"
+        )
+
+    assert check(make_day(dt.date(2026, 1, 4), 5000, drifted=False)).passed
+    drifted = check(make_day(dt.date(2026, 1, 24), 5000, drifted=True))
+    assert ("mean", "monthly_charges") in {(r["check"], r["column"]) for r in drifted.failed}
+
+    stored = save_profile(profile_frame(reference), str(tmp_path / "ref.bin"))
+    assert main(["infer-constraints", stored]) == 0
+
+
+RICH = {
+    "min_rows": 10,
+    "max_duplicate_fraction": 0.0,
+    "columns": {
+        "id": {"dtype": "string", "unique": True, "regex": "c[0-9]+"},
+        "x": {"dtype": "float", "min": 0, "max": 50, "max_null_fraction": 0.0, "mean": {"min": 0, "max": 10}},
+        "k": {"allowed": ["p", "q"], "nullable": False},
+        "n": {"quantiles": {"0.5": {"min": 60, "max": 70}, "0.9": {"max": 200}}},
+        "ts": {"max_age_hours": 1},
+    },
+}
+
+
+def _part(i: int, rows: int = 60) -> pd.DataFrame:
+    rng = np.random.default_rng(i)
+    df = pd.DataFrame({
+        "id": [f"c{i * rows + j}" for j in range(rows)],
+        "x": rng.uniform(0, 20, rows),
+        "k": rng.choice(["p", "q"], rows),
+        "n": rng.integers(0, 200, rows),
+        "ts": pd.date_range(f"2026-01-0{i + 1}", periods=rows, freq="10min", tz="UTC"),
+        "y": rng.integers(0, 2, rows),
+    })  # fmt: skip
+    return df
+
+
+def _damaged() -> list[pd.DataFrame]:
+    parts = [_part(i) for i in range(3)]
+    parts[2].loc[5, "id"] = parts[0].loc[40, "id"]  # a duplicate id two files apart
+    parts[2].loc[6] = parts[1].loc[7]  # a duplicate row, across files
+    parts[1].loc[3, ["x", "k"]] = [np.nan, "r"]  # a null and a value out of the set
+    parts[1].loc[4, "id"] = "customer-9"  # does not match the regex
+    parts[0].loc[0, "x"] = 99.0  # above max
+    return parts
+
+
+def test_streaming_validation_matches_the_whole_frame_across_files_and_batches(tmp_path):
+    from airflow_mlops.data.validation import validate_and_profile
+
+    parts = _damaged()
+    uris = []
+    for i, part in enumerate(parts):
+        uris.append(str(tmp_path / f"part-{i}.parquet"))
+        part.to_parquet(uris[-1])
+    whole = pd.concat(parts, ignore_index=True)
+    kwargs = {
+        "features": FEATURES,
+        "numeric": ["x"],
+        "target": "y",
+        "window_end": "2026-01-04T00:00:00+00:00",
+    }
+    expected = validate_frame(whole, RICH, **kwargs, partitions=[{"uri": u, "rows": 60} for u in uris])
+    report, files, view = validate_and_profile(
+        uris, "parquet", RICH, batch_rows=25, **kwargs
+    )  # 3 batches a file
+    assert report.rows == expected.rows
+    failed = {(r["check"], r["column"]): r["observed"] for r in report.failed}
+    assert failed == {
+        ("max", "x"): "99",
+        ("null fraction", "x"): "0.005556",
+        ("mean", "x"): "10.83",  # the 99 pulls it above 10
+        ("allowed values", "k"): "1 other ('r')",
+        ("unique", "id"): "2",  # the id copied from file 0, and the id of the copied row
+        ("regex", "id"): "1 do not ('customer-9')",
+        ("duplicate rows", "*"): "0.005556",
+        ("quantile 0.5", "n"): failed[("quantile 0.5", "n")],  # ~100 (uniform 0-200): outside [60, 70]
+        ("freshness", "ts"): "14.2 h old (newest 2026-01-03T09:50:00+00:00)",
+    }
+    assert 80 <= float(failed[("quantile 0.5", "n")]) <= 120
+    assert [f["rows"] for f in files] == [60, 60, 60]
+    assert view.get_column("x").to_summary_dict()["counts/n"] == 180
+
+
+def test_streaming_validation_names_a_schema_change_a_corrupt_and_an_empty_file(tmp_path):
+    from airflow_mlops.data.validation import validate_and_profile
+    from airflow_mlops.errors import BadDataError
+
+    kwargs = {"features": FEATURES, "numeric": ["x"], "target": "y"}
+    good, renamed = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    _part(0).to_parquet(good)
+    _part(1).rename(columns={"x": "x_value"}).to_parquet(renamed)
+    with pytest.raises(
+        BadDataError, match=r"b.parquet differs in schema .* lacks \['x'\] and has extra \['x_value'\]"
+    ):
+        validate_and_profile([str(good), str(renamed)], "parquet", {}, **kwargs)
+
+    corrupt = tmp_path / "c.parquet"
+    corrupt.write_bytes(good.read_bytes()[:300])
+    with pytest.raises(BadDataError, match=r"cannot read parquet partition .*c.parquet.*corrupt"):
+        validate_and_profile([str(good), str(corrupt)], "parquet", {}, **kwargs)
+
+    empty = tmp_path / "d.parquet"
+    _part(2).iloc[:0].to_parquet(empty)
+    report, files, _ = validate_and_profile([str(good), str(empty)], "parquet", {}, **kwargs)
+    assert [(r["check"], r["observed"]) for r in report.failed] == [("empty partitions", f"1 ({empty})")]

@@ -1,0 +1,458 @@
+"""The trainer itself: real torch (and peft) on tiny models, a real MLflow sqlite store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from airflow_mlops.model.artifacts import find_model_dir, load_mlflow_model, verify_model_dir
+from airflow_mlops.tracking import registry
+
+POS = ["great", "love", "excellent", "fast", "helpful", "perfect"]
+NEG = ["awful", "hate", "broken", "slow", "useless", "refund"]
+FILLER = ["the", "app", "service", "was", "and", "it", "really", "today", "support", "order"]
+
+
+def _reviews(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        label = int(rng.random() < 0.5)
+        words = list(rng.choice(FILLER, 6)) + list(rng.choice(POS if label else NEG, 2))
+        rng.shuffle(words)
+        rows.append({"review": " ".join(words), "positive": label})
+    return pd.DataFrame(rows)
+
+
+def _config(tmp_path, kind: str, df: pd.DataFrame, **over) -> dict:
+    path = tmp_path / f"{kind}.parquet"
+    df.to_parquet(path)
+    base = {
+        "pipeline": f"t_{kind}", "experiment": f"airflow-mlops/t_{kind}", "run_key": f"key-{kind}",
+        "data": {"uris": [str(path)], "format": "parquet"}, "holdout_fraction": 0.25, "seed": 3, "tags": {},
+        "numeric": [], "categorical": [], "text": None,
+    }  # fmt: skip
+    return {**base, **over}
+
+
+def test_lora_fine_tuning_saves_hashed_adapter_and_logs_metrics(tmp_path, mlflow_uri):
+    from airflow_mlops.model.training.trainer import run
+
+    params = {
+        "epochs": 4, "batch_size": 32, "learning_rate": 0.01, "lora_r": 4, "max_length": 16,
+        "base_config": {"model_type": "bert", "vocab_size": 512, "hidden_size": 32, "num_hidden_layers": 1,
+                        "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 32},
+    }  # fmt: skip
+    config = _config(
+        tmp_path, "lora_text", _reviews(600, 1), text="review", target="positive",
+        model={"kind": "lora_text", "task": "classification", "params": params},
+    )  # fmt: skip
+    result = run(config)
+
+    c = registry.client()
+    mlrun = c.get_run(result["run_id"])
+    assert mlrun.info.status == "FINISHED"
+    # artifacts beside the sqlite store, not in ./mlruns of whatever directory the process runs in
+    assert mlrun.info.artifact_uri.startswith((tmp_path / "artifacts").as_uri())
+    assert not (Path.cwd() / "mlruns").exists()
+    assert result["metrics"]["holdout_accuracy"] > 0.8
+    history = c.get_metric_history(result["run_id"], "train_loss")
+    assert [m.step for m in history] == [1, 2, 3, 4]
+    assert history[-1].value < history[0].value
+    assert mlrun.data.params["model.lora_r"] == "4"
+
+    import mlflow
+
+    local = mlflow.artifacts.download_artifacts(result["model_uri"], dst_path=str(tmp_path / "dl"))
+    model_dir = find_model_dir(local)
+    meta = verify_model_dir(model_dir, result["model_sha256"])
+    assert "adapter/adapter_model.safetensors" in meta["files"]
+    assert (model_dir / "adapter" / "adapter_model.safetensors").stat().st_size > 0
+    assert meta["trainable_parameters"] < meta["total_parameters"] / 5
+
+    from airflow_mlops.data.partitions import split_holdout
+    from airflow_mlops.model.metrics import evaluate
+
+    _, holdout = split_holdout(_reviews(600, 1), "positive", 0.25, 3)
+    model = load_mlflow_model(result["model_uri"], result["model_sha256"])
+    for name, value in evaluate(model, holdout).items():  # reloaded == as measured during training
+        assert value == pytest.approx(result["metrics"][f"holdout_{name}"], abs=1e-12)
+    second = load_mlflow_model(result["model_uri"], result["model_sha256"]).predict_proba(holdout)
+    assert np.array_equal(model.predict_proba(holdout), second)
+
+    from airflow_mlops.model.artifacts import load_model
+    from airflow_mlops.model.training.text import merge_adapter
+
+    merged = load_model(merge_adapter(model, tmp_path / "merged"))
+    assert merged.meta["kind"] == "merged_text"
+    np.testing.assert_allclose(merged.predict_proba(holdout), model.predict_proba(holdout), atol=1e-5)
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_tabular_model_trains_and_reloads_identically(tmp_path, mlflow_uri, task):
+    from airflow_mlops.model.metrics import evaluate
+    from airflow_mlops.model.training.trainer import run
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    df = pd.DataFrame({"x": rng.normal(size=n), "k": rng.choice(["a", "b", "c"], n)})
+    signal = 2 * df["x"] + (df["k"] == "a") * 1.5
+    df["y"] = (
+        (signal + rng.normal(0, 0.5, n) > 0.5).astype(int)
+        if task == "classification"
+        else signal + rng.normal(0, 0.1, n)
+    )
+    config = _config(
+        tmp_path, task, df, numeric=["x"], categorical=["k"], target="y",
+        model={"kind": "tabular", "task": task, "params": {"epochs": 40, "hidden_units": [16], "batch_size": 64}},
+    )  # fmt: skip
+    result = run(config)
+    model = load_mlflow_model(result["model_uri"], result["model_sha256"])
+    from airflow_mlops.data.partitions import split_holdout
+
+    _, holdout = split_holdout(df, "y", 0.25, 3)
+    metrics = evaluate(model, holdout)
+    for name, value in metrics.items():  # the reloaded model scores exactly as the trainer measured
+        assert value == pytest.approx(result["metrics"][f"holdout_{name}"], abs=1e-12)
+    if task == "classification":
+        assert metrics["roc_auc"] > 0.9
+    else:
+        assert metrics["rmse"] < 0.4
+
+
+def test_logged_model_has_a_signature_and_a_json_input_example(tmp_path, mlflow_uri):
+    import mlflow
+    from mlflow.models import Model
+
+    from airflow_mlops.model.training.trainer import run
+
+    result = run(
+        _config(tmp_path, "tabular", _tabular_frame(600), numeric=["x", "z"], categorical=["k"], target="y",
+                model={"kind": "tabular", "task": "classification", "params": {"epochs": 1}})
+    )  # fmt: skip
+    local = Path(mlflow.artifacts.download_artifacts(result["model_uri"], dst_path=str(tmp_path / "m")))
+    info = Model.load(str(local))
+    assert [c.name for c in info.signature.inputs.inputs] == ["x", "z", "k"]
+    assert info.signature.outputs is not None
+    example = json.loads((local / info.saved_input_example_info["artifact_path"]).read_text())
+    assert example["columns"] == ["x", "z", "k"]
+    assert len(example["data"]) == 5
+    assert not list(local.rglob("*.pkl"))  # nothing in the model is a pickle
+
+
+def test_tampered_model_is_refused(tmp_path, mlflow_uri):
+    from airflow_mlops.errors import IntegrityError
+    from airflow_mlops.model.training.trainer import run
+
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"x": rng.normal(size=400)})
+    df["y"] = (df["x"] > 0).astype(int)
+    result = run(
+        _config(
+            tmp_path,
+            "tabular",
+            df,
+            numeric=["x"],
+            target="y",
+            model={"kind": "tabular", "task": "classification", "params": {"epochs": 1}},
+        )
+    )
+    import mlflow
+
+    local = mlflow.artifacts.download_artifacts(result["model_uri"], dst_path=str(tmp_path / "dl"))
+    weights = find_model_dir(local) / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(IntegrityError, match="does not match its recorded sha256"):
+        verify_model_dir(find_model_dir(local), result["model_sha256"])
+    with pytest.raises(IntegrityError, match="registry recorded"):
+        verify_model_dir(find_model_dir(local), "0" * 64)
+
+
+def _tabular_frame(n: int = 3000) -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    df = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n), "k": rng.choice(["a", "b"], n)})
+    df["y"] = ((df["x"] + 0.5 * df["z"] + (df["k"] == "a")) + rng.normal(0, 0.7, n) > 0.5).astype(int)
+    return df
+
+
+def _deterministic(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if "per_second" not in k}
+
+
+def test_same_config_and_data_give_the_same_metrics(tmp_path, mlflow_uri):
+    from airflow_mlops.model.training.trainer import run
+
+    params = {"epochs": 4, "hidden_units": [16], "dropout": 0.1, "batch_size": 64}
+    model = {"kind": "tabular", "task": "classification", "params": params}
+    df = _tabular_frame()
+    a = run(
+        _config(
+            tmp_path,
+            "tabular",
+            df,
+            numeric=["x", "z"],
+            categorical=["k"],
+            target="y",
+            model=model,
+            run_key="a",
+        )
+    )
+    b = run(
+        _config(
+            tmp_path,
+            "tabular",
+            df,
+            numeric=["x", "z"],
+            categorical=["k"],
+            target="y",
+            model=model,
+            run_key="b",
+        )
+    )
+    assert a["run_id"] != b["run_id"]
+    assert a["metrics"] == b["metrics"]
+    c = registry.client()
+    history = [[m.value for m in c.get_metric_history(r["run_id"], "train_loss")] for r in (a, b)]
+    assert history[0] == history[1]
+    tags = c.get_run(a["run_id"]).data.tags
+    assert tags["mlops.env.torch"].startswith("2.")
+    assert tags["mlops.env.python"].count(".") == 2
+
+
+def test_killed_run_resumes_from_its_checkpoint_and_ends_as_if_never_interrupted(tmp_path, mlflow_uri):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from airflow_mlops.model.training.trainer import run
+
+    params = {"epochs": 40, "hidden_units": [32], "dropout": 0.2, "batch_size": 32, "checkpoint_every": 5}
+    model = {"kind": "tabular", "task": "classification", "params": params}
+    df = _tabular_frame()
+    ckpt = tmp_path / "ckpt"
+    config = _config(tmp_path, "tabular", df, numeric=["x", "z"], categorical=["k"], target="y", model=model,
+                     run_key="resume-me", checkpoint_uri=str(ckpt))  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    cmd = [
+        sys.executable,
+        "-m",
+        "airflow_mlops.model.training",
+        "--config",
+        str(tmp_path / "config.json"),
+        "--result",
+        str(tmp_path / "r.json"),
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    manifest = ckpt / "checkpoint.json"
+    while time.monotonic() < deadline and proc.poll() is None:
+        if manifest.exists() and json.loads(manifest.read_text())["step"] >= 200:
+            break
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the trainer finished before it could be interrupted"
+    saved_step = json.loads(manifest.read_text())["step"]
+    assert 200 <= saved_step < 40 * 75  # 2250 training rows / 32 = 71 steps per epoch
+
+    resumed = run(config)  # the retry, in-process
+    assert resumed["resumed_from_step"] == saved_step
+    c = registry.client()
+    assert c.get_run(resumed["run_id"]).data.tags["mlops.resumed_from_step"] == str(saved_step)
+    assert not manifest.exists()  # cleared once the model is logged
+
+    fresh = run({**config, "run_key": "never-interrupted", "checkpoint_uri": str(tmp_path / "ckpt2")})
+    assert fresh["resumed_from_step"] is None
+    assert resumed["metrics"] == fresh["metrics"]
+
+
+def test_gradient_accumulation_trains(tmp_path, mlflow_uri):
+    from airflow_mlops.model.training.trainer import run
+
+    params = {"epochs": 6, "hidden_units": [16], "batch_size": 32, "gradient_accumulation_steps": 4}
+    result = run(
+        _config(tmp_path, "tabular", _tabular_frame(), numeric=["x", "z"], categorical=["k"], target="y",
+                model={"kind": "tabular", "task": "classification", "params": params})
+    )  # fmt: skip
+    assert result["metrics"]["holdout_roc_auc"] > 0.8
+
+
+def test_qlora_on_cpu_stops_with_a_clear_message(tmp_path, mlflow_uri):
+    from airflow_mlops.model.training.trainer import run
+
+    config = _config(
+        tmp_path, "lora_text", _reviews(50, 1), text="review", target="positive",
+        model={"kind": "lora_text", "task": "classification", "params": {"quantization": "4bit", "device": "cpu"}},
+    )  # fmt: skip
+    with pytest.raises(RuntimeError, match=r"QLoRA .* needs a CUDA GPU.*training.executor: kubernetes"):
+        run(config)
+
+
+def test_qlora_request_on_a_gpu_asks_for_nf4_weights_on_the_trainers_device():
+    import torch
+
+    from airflow_mlops.model.training.text import quantization_request
+
+    request = quantization_request("cuda:1")  # what from_pretrained receives; no GPU needed to build it
+    q = request["quantization_config"]
+    assert (q.load_in_4bit, q.load_in_8bit) == (True, False)
+    assert (q.bnb_4bit_quant_type, q.bnb_4bit_use_double_quant, q.bnb_4bit_compute_dtype) == (
+        "nf4", True, torch.bfloat16,
+    )  # fmt: skip
+    assert request["dtype"] == torch.bfloat16
+    assert request["device_map"] == {"": 1}
+
+
+def test_qlora_without_bitsandbytes_names_the_package(monkeypatch):
+    import importlib.util
+
+    from airflow_mlops.model.training.text import check_quantization
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "bitsandbytes" else real(n, *a)
+    )
+    with pytest.raises(RuntimeError, match=r"needs the bitsandbytes package.*docker/training.Dockerfile"):
+        check_quantization({"quantization": "4bit"}, "cuda:0")
+    with pytest.raises(ValueError, match=r"quantization='8bit'; allowed: none \| 4bit"):
+        check_quantization({"quantization": "8bit"}, "cuda:0")
+
+
+@pytest.mark.parametrize("kind", ["lora_text", "lora_causal_lm"])
+def test_gradient_checkpointing_gives_the_same_model(tmp_path, mlflow_uri, kind):
+    """Recomputing activations in the backward pass (to save memory) must not change what is learned."""
+    from airflow_mlops.model.training.trainer import run
+
+    if kind == "lora_text":
+        df, cols = _reviews(200, 1), {"text": "review", "target": "positive"}
+        base = {"model_type": "bert", "vocab_size": 256, "hidden_size": 32, "num_hidden_layers": 2,
+                "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 32}  # fmt: skip
+        task = "classification"
+    else:
+        df, cols = _sentences(200, 1), {"text": "sentence", "target": "sentence"}
+        base = {"model_type": "llama", "vocab_size": 256, "hidden_size": 32, "intermediate_size": 64,
+                "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 2,
+                "max_position_embeddings": 32}  # fmt: skip
+        task = "language_modeling"
+    metrics = []
+    for checkpointing in (False, True):
+        params = {"epochs": 2, "batch_size": 16, "max_length": 16, "base_config": base,
+                  "gradient_checkpointing": checkpointing, "modules_to_save": None}  # fmt: skip
+        result = run(
+            _config(tmp_path, kind, df, run_key=f"gc-{kind}-{checkpointing}-{tmp_path.name}", **cols,
+                    model={"kind": kind, "task": task, "params": params})
+        )  # fmt: skip
+        metrics.append(_deterministic(result["metrics"]))
+    assert metrics[0].keys() == metrics[1].keys()
+    assert metrics[0]
+    for name, value in metrics[0].items():
+        assert metrics[1][name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
+
+
+def _sentences(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    adjectives, nouns, verbs = (
+        ["quick", "lazy", "red", "small"],
+        ["fox", "dog", "cat", "bird"],
+        ["sees", "likes", "chases"],
+    )
+    rows = [
+        f"the {rng.choice(adjectives)} {rng.choice(nouns)} {rng.choice(verbs)} the {rng.choice(nouns)}"
+        for _ in range(n)
+    ]
+    return pd.DataFrame({"sentence": rows})
+
+
+def test_causal_lm_lora_learns_the_language_and_reloads_exactly(tmp_path, mlflow_uri):
+    from airflow_mlops.data.partitions import split_holdout
+    from airflow_mlops.model.metrics import evaluate
+    from airflow_mlops.model.training.trainer import run
+
+    df = _sentences(400, 2)
+    params = {
+        "epochs": 3, "batch_size": 16, "max_length": 12, "learning_rate": 0.02,
+        "target_modules": ["q_proj", "v_proj"],
+        "modules_to_save": ["lm_head"],  # the base is random: its output head must learn too
+    }  # fmt: skip
+    result = run(
+        _config(tmp_path, "lora_causal_lm", df, text="sentence", target="sentence",
+                model={"kind": "lora_causal_lm", "task": "language_modeling", "params": params})
+    )  # fmt: skip
+    c = registry.client()
+    perplexity = [m.value for m in c.get_metric_history(result["run_id"], "holdout_perplexity")]
+    assert len(perplexity) == 3
+    assert perplexity[-1] < perplexity[0]
+    assert result["metrics"]["holdout_perplexity"] < 50  # a uniform guess over 2,048 tokens scores 2,048
+    model = load_mlflow_model(result["model_uri"], result["model_sha256"])
+    assert "adapter/adapter_model.safetensors" in model.meta["files"]
+    _, holdout = split_holdout(df, "sentence", 0.25, 3)
+    for name, value in evaluate(model, holdout).items():
+        assert value == pytest.approx(result["metrics"][f"holdout_{name}"], rel=1e-9)
+
+
+def test_base_model_from_an_object_store_url(tmp_path, mlflow_uri):
+    """A base model directory on object storage (fsspec's in-memory store stands in for s3://)."""
+    import fsspec
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from airflow_mlops.model.training.trainer import run
+
+    cfg = {"vocab_size": 512, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+           "num_attention_heads": 2, "num_key_value_heads": 2, "max_position_embeddings": 64}  # fmt: skip
+    AutoModelForCausalLM.from_config(AutoConfig.for_model("llama", **cfg)).save_pretrained(tmp_path / "base")
+    fs = fsspec.filesystem("memory")
+    fs.put(str(tmp_path / "base"), f"/models/{tmp_path.name}/base", recursive=True)
+    params = {"base_model_path": f"memory://models/{tmp_path.name}/base", "epochs": 1, "max_length": 12,
+              "modules_to_save": ["lm_head"]}  # fmt: skip
+    result = run(
+        _config(tmp_path, "lora_causal_lm", _sentences(80, 3), text="sentence", target="sentence",
+                model={"kind": "lora_causal_lm", "task": "language_modeling", "params": params})
+    )  # fmt: skip
+    model = load_mlflow_model(result["model_uri"], result["model_sha256"])
+    assert model.meta["vocab_size"] == 512
+    assert model.lm_metrics(_sentences(20, 4))["perplexity"] > 1
+
+
+def test_a_checkpoint_of_another_model_under_the_same_key_is_ignored(tmp_path):
+    """A stale or foreign checkpoint (other parameters) must not crash or poison a run: it starts over."""
+    import torch
+
+    from airflow_mlops.model.training.checkpoint import Checkpointer
+    from airflow_mlops.model.training.common import fit
+
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
+    y = (x[:, 0] > 0).long()
+    ckpt = Checkpointer(str(tmp_path / "ckpt"))
+
+    def net(width):
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(4, width), torch.nn.ReLU(), torch.nn.Linear(width, 2))
+
+    other = net(8)
+    settings = {"epochs": 1, "batch_size": 16, "learning_rate": 0.01, "seed": 0, "checkpoint": ckpt}
+    # leave a checkpoint behind as a killed run would (checkpoint_every=1, not cleared)
+    fit(
+        other,
+        x,
+        y,
+        torch.nn.CrossEntropyLoss(),
+        named_params=dict(other.named_parameters()),
+        checkpoint_every=1,
+        **settings,
+    )
+    assert ckpt.load() is not None
+    mine = net(16)  # same key, other shapes
+    result = fit(
+        mine, x, y, torch.nn.CrossEntropyLoss(), named_params=dict(mine.named_parameters()), **settings
+    )
+    assert result.resumed_from_step is None
+    assert len(result.history) == 1

@@ -1,0 +1,309 @@
+"""Batch scoring: canary split, shadow kept apart, atomic idempotent output, safe loading only."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from airflow_mlops.errors import DataError, IntegrityError
+from airflow_mlops.operations.scoring import Scorer, canary_mask, load_alias, read_metadata, score_partition
+from airflow_mlops.release import promotion
+from airflow_mlops.tracking import registry
+
+DATA = Path(os.environ["MLOPS_TEST_DATA"])
+
+FEATURES = {
+    "numeric": ["age", "tenure_months", "monthly_charges", "support_calls", "data_usage_gb"],
+    "categorical": ["plan", "region", "payment_method"],
+}
+DAYS = ["2026-01-05", "2026-01-06"]
+
+
+def _partition(day: str) -> str:
+    return str(DATA / "demo_churn" / f"date={day}" / "part-0.parquet")
+
+
+def _train(tmp_path, key: str, epochs: int) -> dict:
+    from airflow_mlops.model.training.trainer import run
+
+    return run({
+        "pipeline": "score", "experiment": "airflow-mlops/score", "run_key": key, "artifact_root": None,
+        "data": {"uris": [_partition("2026-01-03"), _partition("2026-01-04")], "format": "parquet"},
+        "target": "churned", "text": None, "holdout_fraction": 0.2, "seed": 1, "tags": {}, **FEATURES,
+        "model": {"kind": "tabular", "task": "classification",
+                  "params": {"hidden_units": [8], "epochs": epochs, "batch_size": 256}},
+    })  # fmt: skip
+
+
+@pytest.fixture
+def released(mlflow_uri, tmp_path):
+    """v1 champion and v2 challenger of model "score", both really trained."""
+    c = registry.client()
+    for key, epochs, alias in (("one", 2, registry.CHAMPION), ("two", 4, registry.CHALLENGER)):
+        t = _train(tmp_path, key, epochs)
+        version, _ = registry.register_version(
+            c, name="score", model_uri=t["model_uri"], run_id=t["run_id"], run_key=key,
+            tags={registry.MODEL_SHA_TAG: t["model_sha256"]},
+        )  # fmt: skip
+        promotion.promote(c, "score", version.version, alias)
+    return c
+
+
+def test_canary_split_is_within_one_percent_and_stable():
+    ids = pd.Series([f"cust-{i:07d}" for i in range(100_000)])
+    mask = canary_mask(ids, 0.1, "score")
+    assert abs(mask.mean() - 0.1) < 0.01
+    assert np.array_equal(mask, canary_mask(ids, 0.1, "score"))  # re-run: the same rows
+    # chunking does not matter: each row's assignment depends on its id only
+    chunks = np.concatenate(
+        [canary_mask(ids[i : i + 7_000], 0.1, "score") for i in range(0, len(ids), 7_000)]
+    )
+    assert np.array_equal(mask, chunks)
+    assert abs(canary_mask(ids, 0.25, "score").mean() - 0.25) < 0.01
+    assert not np.array_equal(mask, canary_mask(ids, 0.1, "another-pipeline"))  # salted per pipeline
+    assert canary_mask(ids, 0.2, "score")[mask].all()  # nested: raising the fraction keeps the canary rows
+
+
+def test_canary_and_shadow_scoring(released, tmp_path):
+    champion = load_alias(released, "score", registry.CHAMPION)
+    challenger = load_alias(released, "score", registry.CHALLENGER)
+    uris = [_partition(d) for d in DAYS]
+    frame = pd.concat([pd.read_parquet(u) for u in uris], ignore_index=True)
+    out = tmp_path / "pred" / "w.parquet"
+
+    result = score_partition(
+        uris, data_format="parquet", output_uri=str(out), champion=champion, challenger=challenger, mode="canary",
+        fraction=0.2, id_column="customer_id", chunk_rows=700, salt="score",
+    )  # fmt: skip
+    pred = pd.read_parquet(out)
+    assert len(pred) == len(frame) == result["rows"]
+    assert pred["customer_id"].tolist() == frame["customer_id"].tolist()
+    routed = canary_mask(frame["customer_id"], 0.2, "score")
+    assert (pred["model_version"] == np.where(routed, challenger.version, champion.version)).all()
+    assert (pred["model_alias"] == np.where(routed, "challenger", "champion")).all()
+    assert result["rows_by_model"] == {
+        "champion": int((~routed).sum()),
+        "challenger": int(routed.sum()),
+        "shadow": 0,
+    }
+    np.testing.assert_allclose(
+        pred["score"][routed], challenger.model.predict_proba(frame[routed])[:, 1], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        pred["score"][~routed], champion.model.predict_proba(frame[~routed])[:, 1], rtol=1e-6
+    )
+    assert read_metadata(str(out))["challenger_version"] == challenger.version
+
+    shadow_out, shadow_side = tmp_path / "pred2" / "w.parquet", tmp_path / "pred2_shadow" / "w.parquet"
+    result = score_partition(
+        uris, data_format="parquet", output_uri=str(shadow_out), champion=champion, challenger=challenger,
+        mode="shadow", id_column="customer_id", chunk_rows=700, salt="score", shadow_uri=str(shadow_side),
+    )  # fmt: skip
+    served, side = pd.read_parquet(shadow_out), pd.read_parquet(shadow_side)
+    assert set(served["model_alias"]) == {"champion"}  # the served predictions hold the champion's only
+    assert set(side["model_alias"]) == {"challenger"}
+    assert len(served) == len(side) == len(frame)
+    np.testing.assert_allclose(side["score"], challenger.model.predict_proba(frame)[:, 1], rtol=1e-6)
+
+
+def test_rescoring_the_same_inputs_and_models_reuses_the_file(released, tmp_path):
+    champion = load_alias(released, "score", registry.CHAMPION)
+    out = tmp_path / "p.parquet"
+    inputs = [{"uri": _partition(DAYS[0]), "sha256": "abc"}]
+    first = score_partition(
+        [_partition(DAYS[0])], data_format="parquet", output_uri=str(out), champion=champion, inputs=inputs
+    )
+    mtime = out.stat().st_mtime_ns
+    again = score_partition(
+        [_partition(DAYS[0])], data_format="parquet", output_uri=str(out), champion=champion, inputs=inputs
+    )
+    assert (first["reused"], again["reused"]) == (False, True)
+    assert out.stat().st_mtime_ns == mtime
+    changed = [{"uri": _partition(DAYS[0]), "sha256": "def"}]  # new data in the partition: scored again
+    assert not score_partition(
+        [_partition(DAYS[0])], data_format="parquet", output_uri=str(out), champion=champion, inputs=changed
+    )["reused"]
+
+
+def _no_leftovers(folder) -> list:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+@pytest.mark.parametrize("damage", ["empty", "missing_column", "corrupt", "absent"])
+def test_bad_input_fails_clearly_and_leaves_no_file(released, tmp_path, damage):
+    champion = load_alias(released, "score", registry.CHAMPION)
+    src = tmp_path / "in.parquet"
+    df = pd.read_parquet(_partition(DAYS[0]))
+    if damage == "empty":
+        df.iloc[:0].to_parquet(src)
+        match = "no rows to score.*empty"
+    elif damage == "missing_column":
+        df.rename(columns={"monthly_charges": "monthly_charge"}).to_parquet(src)
+        match = "missing column.*'monthly_charges' \\(renamed to 'monthly_charge'\\?\\)"
+    elif damage == "corrupt":
+        src.write_bytes(b"PAR1 this is not parquet")
+        match = "cannot read .* as parquet"
+    else:
+        match = "does not exist"
+    out_dir = tmp_path / "out"
+    with pytest.raises(DataError, match=match):
+        score_partition(
+            [str(src)],
+            data_format="parquet",
+            output_uri=str(out_dir / "p.parquet"),
+            champion=champion,
+            chunk_rows=500,
+        )
+    assert _no_leftovers(out_dir) == []
+
+
+def test_tampered_model_files_are_refused(released, tmp_path):
+    import mlflow
+
+    v = released.get_model_version_by_alias("score", "champion")
+    local = mlflow.artifacts.download_artifacts(v.source)
+    from airflow_mlops.model.artifacts import find_model_dir, load_model
+
+    model_dir = find_model_dir(local)
+    weights = next(p for p in model_dir.iterdir() if p.suffix == ".safetensors")
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\x00" * 8)
+    with pytest.raises(IntegrityError, match="does not match its recorded sha256; refusing to load it"):
+        load_model(model_dir, v.tags[registry.MODEL_SHA_TAG])
+
+
+class _Payload:
+    """Unpickling this runs code: it writes a marker file."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_malicious_pickle_is_never_executed(mlflow_uri, tmp_path):
+    """A version whose model is a pickle (as MLflow's own pyfunc flavour writes) is refused unread."""
+    import pickle
+
+    c = registry.client()
+    marker = tmp_path / "pwned"
+    folder = tmp_path / "evil" / "model"
+    folder.mkdir(parents=True)
+    (folder / "python_model.pkl").write_bytes(pickle.dumps(_Payload(str(marker))))
+    (folder / "MLmodel").write_text("flavors:\n  python_function:\n    loader_module: mlflow.pyfunc.model\n")
+    exp = registry.ensure_experiment(c, "airflow-mlops/evil", (tmp_path / "a").as_uri())
+    run = c.create_run(exp)
+    c.log_artifacts(run.info.run_id, str(folder), "model")
+    for sha, expected in ((None, "no recorded mlops.model_sha256"), ("f" * 64, "not an airflow-mlops model")):
+        name = f"evil{len(expected)}"
+        version, _ = registry.register_version(
+            c, name=name, model_uri=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, run_key=name,
+            tags={registry.MODEL_SHA_TAG: sha} if sha else {},
+        )  # fmt: skip
+        promotion.promote(c, name, version.version, registry.CHAMPION)
+        with pytest.raises(IntegrityError, match=expected):
+            load_alias(c, name, registry.CHAMPION)
+    assert not marker.exists()
+
+
+def test_scorer_output_columns_for_a_regressor():
+    class Reg:
+        meta = {"task": "regression", "numeric": ["x"], "categorical": []}
+
+        def predict(self, df):
+            return df["x"].to_numpy() * 2
+
+    s = Scorer(Reg(), "3", "champion")
+    out = s.predict(pd.DataFrame({"x": [1.0, 2.0]}))
+    assert list(out) == ["prediction"]
+    assert out["prediction"].tolist() == [2.0, 4.0]
+
+
+def test_predictions_file_is_complete_parquet_with_the_versions(released, tmp_path):
+    champion = load_alias(released, "score", registry.CHAMPION)
+    out = tmp_path / "p.parquet"
+    score_partition(
+        [_partition(DAYS[0])], data_format="parquet", output_uri=str(out), champion=champion, chunk_rows=300
+    )
+    f = pq.ParquetFile(out)
+    assert f.metadata.num_row_groups > 1  # written chunk by chunk
+    assert f.schema_arrow.names == ["prediction", "score", "model_version", "model_alias"]
+    assert _no_leftovers(tmp_path).count("p.parquet") == 1
+    assert not [n for n in _no_leftovers(tmp_path) if ".tmp-" in n]
+
+
+def test_live_metrics_promote_a_challenger_that_keeps_winning(released, tmp_path):
+    from airflow_mlops.operations.live import WINDOWS_TAG, record_window, version_metrics
+
+    c = released
+    champion = load_alias(c, "score", registry.CHAMPION)
+    challenger = load_alias(c, "score", registry.CHALLENGER)
+    decisions = []
+    for i, day in enumerate(["2026-01-07", "2026-01-08", "2026-01-07"]):  # the last one re-runs a window
+        out, side = tmp_path / f"p{i}.parquet", tmp_path / f"s{i}.parquet"
+        score_partition(
+            [_partition(day)], data_format="parquet", output_uri=str(out), champion=champion, challenger=challenger,
+            mode="shadow", id_column="customer_id", shadow_uri=str(side), salt="score",
+        )  # fmt: skip
+        predictions = pd.concat([pd.read_parquet(out), pd.read_parquet(side)], ignore_index=True)
+        labels = pd.read_parquet(_partition(day))
+        per_version = version_metrics(
+            predictions, labels, id_column="customer_id", label_column="churned", task="classification"
+        )
+        assert per_version[champion.version]["rows"] == per_version[challenger.version]["rows"] == len(labels)
+        decisions.append(
+            record_window(
+                c,
+                "score",
+                window=day,
+                per_version=per_version,
+                champion=champion.version,
+                challenger=challenger.version,
+                metric="roc_auc",
+                min_improvement=0.0,
+                promote_after=2,
+                promotion_mode="auto",
+            )  # fmt: skip
+        )
+        if i == 0:
+            assert _alias_version(c, "champion") == champion.version  # one win is not enough
+    first, second, _ = decisions
+    assert (first["won"], first["streak"]) == (True, 1)
+    assert first["challenger_value"] > first["champion_value"]
+    assert (second["won"], second["streak"], second["promoted"]) == (True, 2, True)
+    assert _alias_version(c, "champion") == challenger.version
+    history = json.loads(c.get_model_version("score", challenger.version).tags[WINDOWS_TAG])
+    assert [w["window"] for w in history] == ["2026-01-07", "2026-01-08"]  # the re-run replaced its entry
+
+
+def _alias_version(c, alias: str) -> str:
+    return str(c.get_model_version_by_alias("score", alias).version)
+
+
+def test_performance_drift_when_the_champions_live_metric_falls_beyond_tolerance():
+    from types import SimpleNamespace
+
+    from airflow_mlops.operations.live import performance_drift
+
+    champion = SimpleNamespace(
+        version="4", tags={"mlops.test_metrics": json.dumps({"roc_auc": 0.85, "rmse": 1.0})}
+    )
+    fell = performance_drift(champion, {"4": {"roc_auc": 0.77}}, metric="roc_auc", tolerance=0.05)
+    assert (fell["drift"], fell["status"], fell["drifted_features"]) == (
+        True,
+        "drift",
+        ["performance:roc_auc"],
+    )
+    assert fell["drop"] == pytest.approx(0.08)
+    held = performance_drift(champion, {"4": {"roc_auc": 0.82}}, metric="roc_auc", tolerance=0.05)
+    assert (held["drift"], held["status"]) == (False, "no_drift")
+    worse_error = performance_drift(champion, {"4": {"rmse": 1.2}}, metric="rmse", tolerance=0.1)
+    assert worse_error["drift"]  # lower is better: a rise is the drop
+    unknown = performance_drift(champion, {"5": {"roc_auc": 0.5}}, metric="roc_auc", tolerance=0.05)
+    assert (unknown["drift"], unknown["status"]) == (False, "insufficient_data")
