@@ -108,3 +108,12 @@ def dagbag():
     from helpers import spec_dagbag
 
     return spec_dagbag("mlops-pipelines", ROOT / "dags" / "pipelines")
+
+
+SLOW_FIXTURES = {"dagbag_tests", "bag"}  # the test runs DAGs through dag.test()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -42,6 +42,7 @@ def test_every_shipped_spec_is_valid(spec):
     assert cli(["validate-spec", str(spec)]) == 0
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_shipped_spec_compiles_without_heavy_imports(tmp_path):
     """Compiled and parsed in a fresh interpreter: this test process has long imported pandas itself."""
     code = (

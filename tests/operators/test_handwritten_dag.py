@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from helpers import run_dag, versions, xcom
+
+pytestmark = pytest.mark.slow  # runs the hand-written DAG
+
 
 BUNDLE = Path(__file__).resolve().parents[1] / "dag_bundle"
 

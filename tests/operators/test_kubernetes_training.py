@@ -11,6 +11,9 @@ from kubernetes.client import models as k8s
 
 from airflow_mlops.operators.kubernetes import KubernetesTrainModelOperator
 
+pytestmark = pytest.mark.slow  # runs training DAGs with pods faked at the API
+
+
 NUMERIC = ["age", "tenure_months", "monthly_charges", "support_calls", "data_usage_gb"]
 
 

@@ -13,6 +13,8 @@ import pytest
 from airflow_mlops.storage import sha256_file
 from airflow_mlops.tracking.lineage import dataset_id, mlflow_namespace, sql_table_ids
 
+pytestmark = pytest.mark.slow  # runs a DAG under the OpenLineage listener
+
 
 def test_dataset_names_follow_the_openlineage_naming_spec(tmp_path):
     assert dataset_id("s3://bucket/data/date=2026-01-01/part-0.parquet") == (

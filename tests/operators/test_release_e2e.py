@@ -17,6 +17,9 @@ import pandas as pd
 import pytest
 from helpers import pipelines_bag, run_dag, versions, xcom
 
+pytestmark = pytest.mark.slow  # runs the release cycle end to end
+
+
 SECRET = "tok-E2E-5ecret-9f3a77"
 WORSE = {"epochs": 1, "learning_rate": 0.001}
 BETTER = {"epochs": 8, "hidden_units": [32, 16]}
@@ -180,7 +183,8 @@ def _respond(dag_id: str, option: str, user: str, stop: threading.Event, seen: d
             if ti is not None:
                 promote = session.scalars(
                     select(TaskInstance).where(
-                        TaskInstance.dag_id == dag_id, TaskInstance.run_id == ti.run_id,
+                        TaskInstance.dag_id == dag_id,
+                        TaskInstance.run_id == ti.run_id,
                         TaskInstance.task_id == "promote_model",
                     )  # fmt: skip
                 ).first()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from helpers import pipelines_bag, run_dag, versions, xcom
 
 from airflow_mlops.model.search import expand_trials, select_best
+
+pytestmark = pytest.mark.slow  # runs a search DAG
 
 
 def test_grid_and_random_expansion():

@@ -5,10 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from helpers import run_dag, xcom
 
 from airflow_mlops.data.profiling import load_profile, profile_differences, profile_schema
 from airflow_mlops.data.whylogs_compat import import_whylogs
+
+pytestmark = pytest.mark.slow  # runs a DAG
+
 
 BUNDLE = Path(__file__).resolve().parents[1] / "dag_bundle"
 

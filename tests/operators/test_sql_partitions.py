@@ -10,6 +10,9 @@ import pandas as pd
 import pytest
 from helpers import run_dag, xcom
 
+pytestmark = pytest.mark.slow  # runs DAGs against databases
+
+
 BUNDLE = Path(__file__).resolve().parents[1] / "dag_bundle"
 
 

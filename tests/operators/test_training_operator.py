@@ -11,6 +11,8 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_mlops.operators.training import TrainModelOperator
 
+pytestmark = pytest.mark.slow  # starts trainer processes
+
 
 class _SlowTrainer(TrainModelOperator):
     """The trainer replaced by a process that prints a line and then hangs (what on_kill must stop)."""

@@ -13,6 +13,9 @@ class _TI:
         self.pushed[key] = value
 
 
+pytestmark = pytest.mark.slow  # runs DAGs and triggers against a real MLflow registry
+
+
 def _sensor(uri: str) -> DriftSensor:
     return DriftSensor(task_id="d", model_name="nobody", current_profile_uri=uri, numeric=["x"])
 

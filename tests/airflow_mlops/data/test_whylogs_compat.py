@@ -19,13 +19,19 @@ def _fresh(code: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
 
 
-@pytest.mark.skipif(int(np.__version__.split(".")[0]) < 2, reason="the shim is for NumPy 2; NumPy 1 has unicode_")
+@pytest.mark.skipif(
+    int(np.__version__.split(".")[0]) < 2, reason="the shim is for NumPy 2; NumPy 1 has unicode_"
+)
+@pytest.mark.slow  # fresh interpreters
 def test_whylogs_fails_on_numpy_2_without_the_compat_module():
     done = _fresh(f"import whylogs as why; {PROFILE}")
     assert done.returncode != 0
-    assert "unicode_" in done.stderr  # the reason the compat module exists; if whylogs is fixed, drop the shim
+    assert (
+        "unicode_" in done.stderr
+    )  # the reason the compat module exists; if whylogs is fixed, drop the shim
 
 
+@pytest.mark.slow  # fresh interpreters
 def test_the_compat_module_makes_whylogs_profile_and_turns_analytics_off():
     done = _fresh(
         "import json, os, numpy as np; from airflow_mlops.data.whylogs_compat import import_whylogs; "

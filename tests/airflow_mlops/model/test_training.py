@@ -12,6 +12,9 @@ import pytest
 from airflow_mlops.model.artifacts import find_model_dir, load_mlflow_model, verify_model_dir
 from airflow_mlops.tracking import registry
 
+pytestmark = pytest.mark.slow  # trains models
+
+
 POS = ["great", "love", "excellent", "fast", "helpful", "perfect"]
 NEG = ["awful", "hate", "broken", "slow", "useless", "refund"]
 FILLER = ["the", "app", "service", "was", "and", "it", "really", "today", "support", "order"]

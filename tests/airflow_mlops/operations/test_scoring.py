@@ -16,6 +16,9 @@ from airflow_mlops.operations.scoring import Scorer, canary_mask, load_alias, re
 from airflow_mlops.release import promotion
 from airflow_mlops.tracking import registry
 
+pytestmark = pytest.mark.slow  # trains the models it scores
+
+
 DATA = Path(os.environ["MLOPS_TEST_DATA"])
 
 FEATURES = {

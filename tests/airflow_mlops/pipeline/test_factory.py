@@ -10,6 +10,9 @@ from helpers import dag_runs, run_dag, versions, xcom
 
 from airflow_mlops.tracking.registry import CHAMPION
 
+pytestmark = pytest.mark.slow  # runs the generated DAGs end to end (training)
+
+
 NAME = "demo_churn"
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -202,6 +202,7 @@ def test_the_yaml_is_what_airflow_shows_and_no_machine_path_leaks(tmp_path):
     assert str(tmp_path) not in stub.read_text()
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_loading_a_fleet_imports_no_heavy_module():
     """A fresh interpreter: this test process has long imported pandas itself."""
     code = (

@@ -11,6 +11,8 @@ import pytest
 from airflow_mlops.release import promotion
 from airflow_mlops.tracking import registry
 
+pytestmark = pytest.mark.slow  # races promotions through a real MLflow registry
+
 
 def _trained(c, tmp_path, key: str) -> dict:
     """A finished MLflow run holding a (small) model artifact, as a training task leaves it."""
