@@ -1,4 +1,4 @@
-"""A hand-written Airflow DAG that uses the airflow-mlops operators directly (the README shows it too)."""
+"""A hand-written Airflow DAG that uses the airflow-mlops operators directly (docs/operators.md shows it too)."""
 
 from __future__ import annotations
 
