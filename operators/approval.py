@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk.exceptions import AirflowSkipException
@@ -30,6 +30,11 @@ class ReleaseApprovalOperator(ApprovalOperator):
     """
 
     template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "registration", "tests")
+    template_fields_renderers: ClassVar[dict[str, str]] = {
+        **ApprovalOperator.template_fields_renderers,
+        "registration": "json",
+        "tests": "json",
+    }
 
     def __init__(
         self,

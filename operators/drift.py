@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseBranchOperator
 
@@ -20,6 +20,7 @@ class DriftBranchOperator(BaseBranchOperator):
     """
 
     template_fields: Sequence[str] = ("report",)
+    template_fields_renderers: ClassVar[dict[str, str]] = {"report": "json"}
 
     def __init__(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
@@ -53,6 +53,7 @@ class ModelTestOperator(LineageMixin, BaseOperator):
     """
 
     template_fields: Sequence[str] = ("training", "data_uri", "window_start", "window_end", "override_reason")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"training": "json"}
     operator_extra_links = (ModelTestReportLink(),)
     ui_color = "#eef8e8"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
@@ -35,6 +35,7 @@ class RegisterModelOperator(LineageMixin, BaseOperator):
     """
 
     template_fields: Sequence[str] = ("model_name", "training", "tests")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"training": "json", "tests": "json"}
     operator_extra_links = (ModelVersionLink(),)
     ui_color = "#f3e8fd"
 
@@ -99,6 +100,11 @@ class PromoteModelOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("model_name", "registration", "tests", "approval")
+    template_fields_renderers: ClassVar[dict[str, str]] = {
+        "registration": "json",
+        "tests": "json",
+        "approval": "json",
+    }
     operator_extra_links = (ModelVersionLink(),)
     ui_color = "#f3e8fd"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 
@@ -38,6 +38,10 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         "report",
         "window_end",
     )
+    template_fields_renderers: ClassVar[dict[str, str]] = {
+        **TriggerDagRunOperator.template_fields_renderers,
+        "report": "json",
+    }
 
     def __init__(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
@@ -98,6 +98,7 @@ class SelectBestTrialOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("trials", "parent_run_id")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"trials": "json"}
 
     def __init__(
         self,

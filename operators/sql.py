@@ -4,7 +4,7 @@ Parquet partition that the rest of the pipeline reads like any other."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
@@ -31,6 +31,7 @@ class SqlPartitionOperator(LineageMixin, BaseOperator):
     """
 
     template_fields: Sequence[str] = ("sql", "output_uri", "parameters")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql", "parameters": "json"}
     template_ext: Sequence[str] = (".sql",)
     ui_color = "#e8eefd"
 

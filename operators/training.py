@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
@@ -64,6 +64,7 @@ class TrainModelOperator(LineageMixin, TrainerConfigMixin, BaseOperator):
         "parent_run_id",
         "model_overrides",
     )
+    template_fields_renderers: ClassVar[dict[str, str]] = {"validation": "json", "model_overrides": "json"}
     operator_extra_links = (MlflowRunLink(),)
     ui_color = "#fdf0e8"
 

@@ -19,6 +19,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 
 if TYPE_CHECKING:
@@ -37,13 +38,20 @@ def _now() -> dt.datetime:
 class WaitingSensor(BaseSensorOperator):
     """Base of the sensors; subclasses implement :meth:`check` and :meth:`make_trigger`.
 
-    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param deferrable: wait in the triggerer instead of a worker slot (default: ``[operators]
+        default_deferrable``, as Airflow's own sensors).
     :param on_timeout: ``"fail"`` or ``"skip"`` when ``timeout`` passes.
     """
 
     waiting_for = "the condition"
 
-    def __init__(self, *, deferrable: bool = False, on_timeout: str = "fail", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        on_timeout: str = "fail",
+        **kwargs: Any,
+    ) -> None:
         if on_timeout not in ON_TIMEOUT:
             raise ValueError(f"on_timeout={on_timeout!r}: use one of {' | '.join(ON_TIMEOUT)}")
         if kwargs.get("soft_fail") or kwargs.get("never_fail"):

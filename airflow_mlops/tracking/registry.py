@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -131,13 +130,36 @@ def register_version(
     version = c.create_model_version(
         name=name, source=model_uri, run_id=run_id, tags=all_tags, description=description
     )
-    for _ in range(60):  # file and sqlite stores are READY at once; remote stores may take a moment
-        version = c.get_model_version(name, version.version)
-        if version.status == "READY":
-            break
-        time.sleep(1)
+    version = wait_until_ready(c, name, str(version.version))
     log.info("registered %s version %s from run %s", name, version.version, run_id)
     return version, False
+
+
+def wait_until_ready(c: Any, name: str, version: str, timeout: float = 300.0) -> Any:
+    """The version once the registry says READY (file and sqlite stores are at once; a remote store may take a
+    while, so it is polled with back-off). A failed registration, or one still pending after ``timeout``
+    seconds, raises: nothing goes on with a version that is not READY."""
+    from tenacity import Retrying, retry_if_result, stop_after_delay, wait_exponential
+
+    from airflow_mlops.errors import MlopsError
+
+    current = Retrying(
+        retry=retry_if_result(lambda v: v.status == "PENDING_REGISTRATION"),
+        stop=stop_after_delay(timeout), wait=wait_exponential(multiplier=0.5, max=10),
+        retry_error_callback=lambda state: state.outcome.result(),  # the last answer, still pending
+    )(c.get_model_version, name, version)  # fmt: skip
+    if current.status == "PENDING_REGISTRATION":
+        raise MlopsError(
+            f"{name} version {version} is still PENDING_REGISTRATION after {timeout:.0f} s: the registry has "
+            "not finished copying the model; look at the MLflow server, then clear this task"
+        )
+    if current.status != "READY":
+        raise MlopsError(
+            f"{name} version {version} registration ended {current.status}"
+            f"{': ' + current.status_message if getattr(current, 'status_message', None) else ''}; "
+            "nothing was promoted. Fix the cause in the MLflow server, delete the version, then clear this task"
+        )
+    return current
 
 
 def run_url(ui_url: str | None, experiment_id: str, run_id: str) -> str:

@@ -290,3 +290,23 @@ def test_skip_policy_never_hides_a_real_error():
     with pytest.raises(AirflowException, match="failed in the triggerer: OSError: denied") as err:
         sensor.execute_complete({}, event={"status": "error", "reason": "OSError: denied"})
     assert not isinstance(err.value, AirflowSkipException)
+
+
+@pytest.mark.slow  # fresh interpreters: the default is read when the sensor module is imported, as Airflow's own
+@pytest.mark.parametrize(("setting", "expected"), [("True", True), ("False", False)])
+def test_deferrable_follows_airflows_default_deferrable(setting, expected):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json; from airflow_mlops.sensors.partition import PartitionCompleteSensor as P; "
+        "from airflow_mlops.sensors.drift import DriftSensor as D; "
+        "print(json.dumps([P(task_id='w', data_uri='x').deferrable, "
+        "D(task_id='d', model_name='m', current_profile_uri='p', numeric=['a'], categorical=[]).deferrable, "
+        "P(task_id='v', data_uri='x', deferrable=not " + setting + ").deferrable]))"
+    )
+    env = {**os.environ, "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": setting}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [expected, expected, not expected]
