@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -251,14 +250,7 @@ def test_every_published_example_validates_against_the_json_schema():
 def test_the_real_dag_processor_loads_the_fleet_and_lists_each_broken_spec(fleet, tmp_path):
     bundles = [{"name": "fleet", "classpath": "airflow_mlops.pipeline.bundle.PipelineSpecBundle",
                 "kwargs": {"path": str(fleet)}}]  # fmt: skip
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
-        "AIRFLOW_HOME": str(tmp_path / "home"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'home' / 'airflow.db'}",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
-        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(tmp_path / "bundles"),
-    }
+    env = _bench().processor_env(tmp_path, bundles)
     airflow = str(Path(sys.executable).with_name("airflow"))
 
     def run(*args: str, check: bool = True) -> str:
