@@ -5,6 +5,7 @@ Imports only the typed spec and the DAG factory: no torch, mlflow, whylogs, pand
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.errors import SpecError
@@ -49,3 +50,59 @@ def preload() -> None:
     from airflow.timetables.interval import CronDataIntervalTimetable  # noqa: F401
 
     import airflow_mlops.sensors.partition  # noqa: F401
+
+
+class SpecWarning(UserWarning):
+    """A spec left out by :func:`load_folder`; Airflow shows it among the DAG file's import warnings."""
+
+
+def served_by_bundle(folder: str | Path) -> bool:
+    """Whether a configured ``PipelineSpecBundle`` already serves the specs under ``folder``."""
+    import json
+
+    from airflow.sdk.configuration import conf
+
+    from airflow_mlops.pipeline import BUNDLE_CLASSPATH
+
+    try:
+        bundles = json.loads(conf.get("dag_processor", "dag_bundle_config_list", fallback="[]") or "[]")
+    except ValueError:
+        return False
+    target = Path(folder).resolve()
+    for bundle in bundles:
+        if isinstance(bundle, dict) and bundle.get("classpath") == BUNDLE_CLASSPATH:
+            path = (bundle.get("kwargs") or {}).get("path")
+            if path is None:
+                path = Path(conf.get("core", "dags_folder")) / "pipelines"
+            if Path(path).expanduser().resolve() == target:
+                return True
+    return False
+
+
+def load_folder(folder: str | Path) -> dict[str, DAG]:
+    """The fallback for an Airflow without the ``PipelineSpecBundle``: every spec under ``folder`` compiled in
+    this one DAG file, each on its own, so a broken spec leaves out only its own pipeline (with a
+    :class:`SpecWarning` naming the file and every problem) and the others keep their DAGs.
+
+    Where the bundle serves the folder this returns nothing (the bundle's one-file-per-spec is the way for a
+    fleet: per-spec import errors and time-outs).
+    """
+    import warnings
+
+    from airflow_mlops.pipeline.fleet import duplicate_problem, scan
+
+    if served_by_bundle(folder):
+        return {}
+    fleet = scan(folder)
+    dags: dict[str, DAG] = {}
+    for spec in fleet.files:
+        owner = fleet.duplicate_of(spec)
+        try:
+            if spec.text is None:
+                unreadable_spec(None, spec.rel)
+            if owner is not None:
+                raise SpecError([duplicate_problem(str(spec.name), owner)], spec.rel)
+            dags.update(compile_spec(spec.text, spec.rel))
+        except SpecError as err:
+            warnings.warn(f"{err}\n(only this pipeline is left out)", SpecWarning, stacklevel=2)
+    return dags

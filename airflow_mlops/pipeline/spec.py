@@ -1191,9 +1191,11 @@ def load_spec(path: str | Path, source: str | None = None) -> PipelineSpec:
     return parse_spec(read_yaml(text, source), source)
 
 
-_SECTION_NAMES = {c.__name__ for c in (Section, *Section.__subclasses__())} | {
-    c.__name__ for sub in Section.__subclasses__() for c in sub.__subclasses__()
-}
+def _subclasses(cls: type) -> set[type]:
+    return {cls}.union(*(_subclasses(sub) for sub in cls.__subclasses__()))
+
+
+_SECTION_NAMES = {c.__name__ for c in _subclasses(Section)}
 
 
 def json_schema() -> dict[str, Any]:

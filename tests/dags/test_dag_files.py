@@ -54,3 +54,32 @@ def test_shipped_spec_compiles_without_heavy_imports(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_without_the_bundle_the_dags_folder_still_loads_every_valid_spec(tmp_path):
+    """An Airflow pointed at dags/ without the PipelineSpecBundle: the fallback loader compiles each spec on
+    its own; a broken one is left out with a warning naming it, and the others keep their DAGs."""
+    import shutil
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    dags = tmp_path / "dags"
+    shutil.copytree(ROOT / "dags", dags)
+    good = (dags / "pipelines" / "demo_churn.yaml").read_text()
+    (dags / "pipelines" / "broken.yaml").write_text(good.replace("name: demo_churn", "name: broken").replace(
+        "epochs: 12", "epochs: twelve"))  # fmt: skip
+    bag = DagBag(str(dags))
+    assert bag.import_errors == {}
+    assert {"demo_churn__train", "demo_churn__drift_monitor", "demo_churn__retrain"} <= set(bag.dag_ids)
+    assert not any(d.startswith("broken") for d in bag.dag_ids)
+    (warning,) = bag.captured_warnings[str(dags / "mlops_pipelines.py")]
+    assert "invalid pipeline spec broken.yaml" in warning
+    assert "model.params.epochs: found 'twelve'; allowed: an integer" in warning
+
+
+def test_where_the_bundle_serves_the_specs_the_dags_folder_defines_none(dagbag):
+    """The tests configure the PipelineSpecBundle for dags/pipelines, as the quick start does: no DAG twice."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    assert dagbag.dag_ids  # the bundle's files
+    assert DagBag(str(ROOT / "dags")).dag_ids == []
