@@ -10,14 +10,7 @@ from __future__ import annotations
 import os
 
 from airflow_mlops.errors import IntegrityError
-from airflow_mlops.model.format import (  # noqa: F401 - part of this module's API
-    FORMAT_VERSION,
-    MODEL_JSON,
-    Model,
-    find_model_dir,
-    verify_model_dir,
-    write_model_json,
-)
+from airflow_mlops.model.format import MODEL_JSON, Model, find_model_dir, verify_model_dir
 
 
 def load_model(directory: str | os.PathLike, expected_sha256: str | None = None) -> Model:

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from airflow_mlops.model.artifacts import find_model_dir, load_mlflow_model, verify_model_dir
+from airflow_mlops.model.artifacts import load_mlflow_model
+from airflow_mlops.model.format import find_model_dir, verify_model_dir
 from airflow_mlops.tracking import registry
 
 pytestmark = pytest.mark.slow  # trains models

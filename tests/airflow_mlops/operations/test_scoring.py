@@ -171,7 +171,8 @@ def test_tampered_model_files_are_refused(released, tmp_path):
 
     v = released.get_model_version_by_alias("score", "champion")
     local = mlflow.artifacts.download_artifacts(v.source)
-    from airflow_mlops.model.artifacts import find_model_dir, load_model
+    from airflow_mlops.model.artifacts import load_model
+    from airflow_mlops.model.format import find_model_dir
 
     model_dir = find_model_dir(local)
     weights = next(p for p in model_dir.iterdir() if p.suffix == ".safetensors")

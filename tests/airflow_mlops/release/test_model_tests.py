@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from airflow_mlops.errors import ModelTestError
+from airflow_mlops.model.metrics import evaluate
 from airflow_mlops.release.evaluation import (
     TestReport,
     apply_override,
-    evaluate,
     raise_for_failures,
     run_checks,
     run_tests,
