@@ -13,17 +13,12 @@ def get_provider_info() -> dict:
         "versions": [__version__],
         "connection-types": [
             {
-                "hook-class-name": "airflow_mlops.operators.hooks.MlflowHook",
+                "hook-class-name": "airflow_mlops.hooks.mlflow.MlflowHook",
                 "connection-type": "mlflow",
             }
         ],
         "triggers": [
-            {"integration-name": "airflow-mlops", "python-modules": ["airflow_mlops.sensors.triggers"]}
+            {"integration-name": "airflow-mlops", "python-modules": ["airflow_mlops.triggers.waiting"]}
         ],
-        "extra-links": [
-            "airflow_mlops.operators.links.MlflowRunLink",
-            "airflow_mlops.operators.links.ModelVersionLink",
-            "airflow_mlops.operators.links.ModelTestReportLink",
-            "airflow_mlops.operators.links.DriftReportLink",
-        ],
+        "extra-links": ["airflow_mlops.links.mlflow.XComUrlLink"],
     }

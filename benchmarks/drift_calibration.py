@@ -5,7 +5,7 @@ pipelines store) and compared, one feature per decision, with three rules side b
 
 - airflow-mlops: ``drift.score_drift`` with the default thresholds (KS 0.05, bias-corrected Hellinger 0.05)
   and its sample-size- and sketch-aware floors;
-- airflow-mlops with PSI deciding (``numeric_metric`` / ``categorical_metric`` ``psi``, threshold 0.02:
+- airflow-mlops with PSI deciding (policy ``numeric.metric`` / ``categorical.metric`` ``psi``, threshold 0.02:
   bias-corrected, above its own sample-size- and sketch-aware floor);
 - exact tests on the raw rows at p < 0.05: ``scipy.stats.ks_2samp`` (numeric), ``chi2_contingency`` on the
   exact counts (categorical);
@@ -99,13 +99,14 @@ def run(kind: str, levels: int, n: int, trials: int, rng, whylogs_drifted) -> di
             ("moved", views[2], moved, hits),
         ):
             start = time.perf_counter()
-            report = score_drift(views[0], current, **feature, min_rows=100)
+            report = score_drift(views[0], current, **feature, policy={"min_rows": 100})
             if label == "same":
                 seconds.append(time.perf_counter() - start)
             tally["ours"] += report["drift"]
+            psi_policy = {"metric": "psi", "psi": PSI_THRESHOLD}
             psi = score_drift(
-                views[0], current, **feature, min_rows=100, numeric_metric="psi", categorical_metric="psi",
-                psi_threshold=PSI_THRESHOLD,
+                views[0], current, **feature,
+                policy={"min_rows": 100, "numeric": psi_policy, "categorical": psi_policy},
             )  # fmt: skip
             tally["psi"] += psi["drift"]
             tally["exact"] += exact(ref, raw)

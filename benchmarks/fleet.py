@@ -187,9 +187,8 @@ def handwritten_source(spec) -> str:
         "target=None, constraints=CONSTRAINTS)",
         "    sensor = DriftSensor(task_id='detect_drift', model_name=NAME, "
         "current_profile_uri=\"{{ ti.xcom_pull(task_ids='profile_partition')['profile_uri'] }}\", "
-        f"numeric=NUMERIC, categorical={r(list(spec.features.categorical))}, ks_threshold={d.numeric.ks}, "
-        f"hellinger_threshold={d.categorical.hellinger}, drift_share={d.drift_share}, min_rows={d.min_rows}, "
-        f"feature_thresholds={r(d.feature_rules(spec.features.numeric, spec.features.categorical))}, {waiting})",
+        f"numeric=NUMERIC, categorical={r(list(spec.features.categorical))}, "
+        f"policy={r(d.policy().as_dict())}, {waiting})",
         "    no_drift = EmptyOperator(task_id='no_drift')",
         "    asset = Asset(name=NAME + '.drift', uri='airflow-mlops://' + NAME + '/drift')",
     ]

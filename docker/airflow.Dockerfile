@@ -11,6 +11,10 @@ COPY --chown=airflow:root airflow_mlops /opt/airflow-mlops/airflow_mlops
 COPY --chown=airflow:root operators /opt/airflow-mlops/operators
 COPY --chown=airflow:root sensors /opt/airflow-mlops/sensors
 COPY --chown=airflow:root plugins /opt/airflow-mlops/plugins
+COPY --chown=airflow:root hooks /opt/airflow-mlops/hooks
+COPY --chown=airflow:root links /opt/airflow-mlops/links
+COPY --chown=airflow:root triggers /opt/airflow-mlops/triggers
+COPY --chown=airflow:root utils /opt/airflow-mlops/utils
 RUN pip install --no-cache-dir -c /opt/airflow-mlops/constraints/tested.txt /opt/airflow-mlops
 
 # The shipped pipeline specs; mount your own dags/ (hand-written DAGs, pipelines/ of specs) over this.

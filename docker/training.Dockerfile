@@ -18,6 +18,10 @@ COPY airflow_mlops /src/airflow_mlops
 COPY operators /src/operators
 COPY sensors /src/sensors
 COPY plugins /src/plugins
+COPY hooks /src/hooks
+COPY links /src/links
+COPY triggers /src/triggers
+COPY utils /src/utils
 RUN pip install --no-cache-dir --no-deps /src && rm -rf /src
 
 RUN useradd --create-home --uid 50000 trainer && mkdir -p /airflow/xcom && chown trainer /airflow/xcom

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from airflow_mlops.operators._common import DEFAULT_END, DEFAULT_START
-from airflow_mlops.operators._lineage import LineageMixin
-from airflow_mlops.operators.errors import gate
-from airflow_mlops.operators.hooks import MlflowHook
-from airflow_mlops.operators.links import TEST_REPORT_URL_KEY, ModelTestReportLink
+from airflow_mlops.hooks.mlflow import MlflowHook
+from airflow_mlops.links.mlflow import MODEL_TEST_REPORT, TEST_REPORT_URL_KEY
+from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START
+from airflow_mlops.utils.failures import gate
+from airflow_mlops.utils.lineage import LineageMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -54,7 +54,7 @@ class ModelTestOperator(LineageMixin, BaseOperator):
 
     template_fields: Sequence[str] = ("training", "data_uri", "window_start", "window_end", "override_reason")
     template_fields_renderers: ClassVar[dict[str, str]] = {"training": "json"}
-    operator_extra_links = (ModelTestReportLink(),)
+    operator_extra_links = (MODEL_TEST_REPORT,)
     ui_color = "#eef8e8"
 
     def __init__(

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.providers.cncf.kubernetes.secret import Secret
 from kubernetes.client import models as k8s  # noqa: TID253 - this adapter is the Kubernetes boundary
 
+from airflow_mlops.links.mlflow import MLFLOW_RUN, RUN_URL_KEY
 from airflow_mlops.model.training.config import CONFIG_ENV
-from airflow_mlops.operators._common import DEFAULT_END, DEFAULT_START, TrainerConfigMixin
-from airflow_mlops.operators._lineage import LineageMixin, training_lineage
-from airflow_mlops.operators.hooks import MlflowHook
-from airflow_mlops.operators.links import RUN_URL_KEY, MlflowRunLink
+from airflow_mlops.utils.lineage import LineageMixin
+from airflow_mlops.utils.training import TRAINING_TEMPLATE_FIELDS, TrainingArguments
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -47,7 +45,7 @@ def trainer_resources(
     return k8s.V1ResourceRequirements(requests=requests or None, limits=limits or None)
 
 
-class KubernetesTrainModelOperator(LineageMixin, TrainerConfigMixin, KubernetesPodOperator):
+class KubernetesTrainModelOperator(LineageMixin, TrainingArguments, KubernetesPodOperator):
     """Run the trainer (``python -m airflow_mlops.model.training``) in a pod; same config, same MLflow run.
 
     The Airflow worker resolves the window's partitions and the idempotency key exactly as
@@ -63,38 +61,21 @@ class KubernetesTrainModelOperator(LineageMixin, TrainerConfigMixin, KubernetesP
     :param mlflow_token_secret: name of a Kubernetes secret whose key ``token`` holds the MLflow token.
     :param image: the training image (templated; default ``airflow-mlops/trainer:0.1.0``).
 
-    The other parameters are those of :class:`~airflow_mlops.operators.training.TrainModelOperator` and of
+    The other parameters are the training arguments (:class:`~airflow_mlops.utils.training.TrainingArguments`,
+    the same as :class:`~airflow_mlops.operators.training.TrainModelOperator`'s) and those of
     :class:`~airflow.providers.cncf.kubernetes.operators.pod.KubernetesPodOperator` (``namespace``,
     ``node_selector``, ``tolerations``, ``affinity``, ``pod_template_file``, ``secrets``, ``deferrable``...).
     """
 
     template_fields: Sequence[str] = (
-        *KubernetesPodOperator.template_fields,
-        "data_uri", "window_start", "window_end", "validation", "checkpoint_root", "parent_run_id", "model_overrides", "gpus", "cpu", "memory",
+        *KubernetesPodOperator.template_fields, *TRAINING_TEMPLATE_FIELDS, "gpus", "cpu", "memory",
     )  # fmt: skip
-    operator_extra_links = (MlflowRunLink(),)
+    operator_extra_links = (MLFLOW_RUN,)
 
     def __init__(
         self,
         *,
         pipeline: str,
-        data_uri: str,
-        target: str,
-        model: dict[str, Any],
-        numeric: list[str] | None = None,
-        categorical: list[str] | None = None,
-        text: str | None = None,
-        data_format: str = "parquet",
-        holdout_fraction: float = 0.2,
-        seed: int = 42,
-        validation: dict[str, Any] | None = None,
-        window_start: str | None = DEFAULT_START,
-        window_end: str = DEFAULT_END,
-        window_days: int | None = None,
-        checkpoint_root: str | None = None,
-        parent_run_id: str | None = None,
-        model_overrides: dict[str, Any] | str | None = None,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
         mlflow_token_secret: str | None = None,
         gpus: int | str = 0,
         cpu: str | None = None,
@@ -105,37 +86,14 @@ class KubernetesTrainModelOperator(LineageMixin, TrainerConfigMixin, KubernetesP
     ) -> None:
         kwargs.setdefault("name", f"mlops-train-{pipeline}".replace("_", "-"))
         kwargs.setdefault("get_logs", True)
-        super().__init__(image=image, on_finish_action=on_finish_action, do_xcom_push=True, **kwargs)
-        self.pipeline = pipeline
-        self.data_uri = data_uri
-        self.target = target
-        self.model = model
-        self.numeric = numeric
-        self.categorical = categorical
-        self.text = text
-        self.data_format = data_format
-        self.holdout_fraction = holdout_fraction
-        self.seed = seed
-        self.validation = validation
-        self.window_start = window_start
-        self.window_end = window_end
-        self.window_days = window_days
-        self.checkpoint_root = checkpoint_root
-        self.parent_run_id = parent_run_id
-        self.model_overrides = model_overrides
-        self.mlflow_conn_id = mlflow_conn_id
+        super().__init__(
+            pipeline=pipeline, image=image, on_finish_action=on_finish_action, do_xcom_push=True, **kwargs
+        )
         self.mlflow_token_secret = mlflow_token_secret
         self.gpus = gpus
         self.cpu = cpu
         self.memory = memory
         self._trainer_config: dict[str, Any] | None = None
-
-    @cached_property
-    def mlflow_hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
-    def training_config(self, context: Context) -> dict[str, Any]:
-        return self.trainer_config(context, self.mlflow_hook.artifact_root)
 
     def build_pod_request_obj(self, context: Context | None = None, *, dry_run: bool = False) -> k8s.V1Pod:
         if context is not None and self._trainer_config is None:
@@ -172,11 +130,3 @@ class KubernetesTrainModelOperator(LineageMixin, TrainerConfigMixin, KubernetesP
                 f" ({url})" if url else "",
             )
         return self.remember(result) if isinstance(result, dict) and result.get("model_uri") else result
-
-    def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
-        return training_lineage(self, result)
-
-    def mlflow_namespace(self) -> str:
-        from airflow_mlops.tracking.lineage import mlflow_namespace
-
-        return mlflow_namespace(self.mlflow_hook.tracking_uri)

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from airflow_mlops.operators._common import airflow_ids
-from airflow_mlops.operators._lineage import LineageMixin
-from airflow_mlops.operators.hooks import MlflowHook
-from airflow_mlops.operators.links import VERSION_URL_KEY, ModelVersionLink
+from airflow_mlops.hooks.mlflow import MlflowHook
+from airflow_mlops.links.mlflow import MODEL_VERSION, VERSION_URL_KEY
+from airflow_mlops.utils.context import airflow_ids
+from airflow_mlops.utils.lineage import LineageMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -36,7 +36,7 @@ class RegisterModelOperator(LineageMixin, BaseOperator):
 
     template_fields: Sequence[str] = ("model_name", "training", "tests")
     template_fields_renderers: ClassVar[dict[str, str]] = {"training": "json", "tests": "json"}
-    operator_extra_links = (ModelVersionLink(),)
+    operator_extra_links = (MODEL_VERSION,)
     ui_color = "#f3e8fd"
 
     def __init__(
@@ -105,7 +105,7 @@ class PromoteModelOperator(BaseOperator):
         "tests": "json",
         "approval": "json",
     }
-    operator_extra_links = (ModelVersionLink(),)
+    operator_extra_links = (MODEL_VERSION,)
     ui_color = "#f3e8fd"
 
     def __init__(
@@ -170,7 +170,7 @@ class RollbackOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("model_name", "reason", "to_version")
-    operator_extra_links = (ModelVersionLink(),)
+    operator_extra_links = (MODEL_VERSION,)
     ui_color = "#fde8e8"
 
     def __init__(

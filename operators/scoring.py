@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_mlops.operators._common import DEFAULT_END, DEFAULT_START
-from airflow_mlops.operators._lineage import LineageMixin
-from airflow_mlops.operators.errors import gate
-from airflow_mlops.operators.hooks import MlflowHook
+from airflow_mlops.hooks.mlflow import MlflowHook
+from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START
+from airflow_mlops.utils.failures import gate
+from airflow_mlops.utils.lineage import LineageMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -200,60 +200,29 @@ class LiveMetricsOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         import datetime as dt
 
-        from airflow_mlops.data.partitions import make_window, parse_time, partition_uris, read_window
-        from airflow_mlops.operations.live import (
-            log_window,
-            performance_drift,
-            record_window,
-            version_metrics,
-            window_predictions,
-        )
-        from airflow_mlops.tracking import registry
+        from airflow_mlops.data.partitions import make_window, parse_time
+        from airflow_mlops.operations.live import measure_live_window
 
         shift = dt.timedelta(days=self.labels_delay_days)
         start = parse_time(self.window_start, "window_start") - shift
         window = make_window(start, parse_time(self.window_end, "window_end") - shift)
         with gate(), self.hook.configured() as client:
-            predictions = window_predictions(self.predictions_uri, window.label, self.id_column)
-            labels, _ = read_window(partition_uris(self.labels_uri, window), self.data_format)
-            task = "classification" if "score" in predictions.columns else "regression"
-            per_version = version_metrics(
-                predictions, labels, id_column=self.id_column, label_column=self.label_column, task=task
-            )
-            log_window(client, self.model_name, window.label, per_version, self.hook.artifact_root)
-            champion = registry.get_alias(client, self.model_name, registry.CHAMPION)
-            challenger = registry.get_alias(client, self.model_name, registry.CHALLENGER)
-            if champion is None:
-                raise ValueError(f"{self.model_name} has no champion")
-            result = record_window(
-                client, self.model_name, window=window.label, per_version=per_version,
-                champion=str(champion.version), challenger=str(challenger.version) if challenger else None,
-                metric=self.metric, min_improvement=self.min_improvement, promote_after=self.promote_after,
-                promotion_mode=self.promotion_mode,
+            result = measure_live_window(
+                client, self.model_name, window=window, predictions_uri=self.predictions_uri,
+                labels_uri=self.labels_uri, data_format=self.data_format, id_column=self.id_column,
+                label_column=self.label_column, metric=self.metric, min_improvement=self.min_improvement,
+                promote_after=self.promote_after, promotion_mode=self.promotion_mode,
+                max_metric_drop=self.max_metric_drop, artifact_root=self.hook.artifact_root,
             )  # fmt: skip
-            performance = performance_drift(
-                champion, per_version, metric=self.metric, tolerance=self.max_metric_drop
-            )
-        lines = [
-            f"v{v}: {self.metric}={m.get(self.metric, float('nan')):.4f} on {int(m['rows'])} rows"
-            for v, m in per_version.items()
-        ]
         self.log.info(
             "live metrics for %s, %s:\n  %s\n%s",
-            self.model_name,
-            window.label,
-            "\n  ".join(lines),
-            result["decision"],
-        )
+            self.model_name, window.label, "\n  ".join(result["summary"]), result["decision"],
+        )  # fmt: skip
+        performance = result["performance"]
         if performance["drift"]:
             self.log.warning(
                 "PERFORMANCE DRIFT: champion v%s live %s %.4f vs %.4f in its tests (drop %.4f > %.4f)",
                 performance["champion"], self.metric, performance["live"], performance["tested"],
                 performance["drop"], self.max_metric_drop,
             )  # fmt: skip
-        # drift / status / drifted_features at the top: the same shape as a data drift report, for the branch
-        return {
-            **result, "per_version": per_version, "performance": performance, "drift": performance["drift"],
-            "status": performance["status"], "drifted_features": performance["drifted_features"],
-            "report_uri": None,
-        }  # fmt: skip
+        return result

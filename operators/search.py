@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from airflow_mlops.operators._common import DEFAULT_END, DEFAULT_START
-from airflow_mlops.operators.hooks import MlflowHook
+from airflow_mlops.hooks.mlflow import MlflowHook
+from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_mlops.operators._common import DEFAULT_END, DEFAULT_START
-from airflow_mlops.operators._lineage import LineageMixin
-from airflow_mlops.operators.errors import gate
+from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START
+from airflow_mlops.utils.failures import gate
+from airflow_mlops.utils.lineage import LineageMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

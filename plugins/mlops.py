@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow_mlops.operators.links import (
-    DriftReportLink,
-    MlflowRunLink,
-    ModelTestReportLink,
-    ModelVersionLink,
-)
+from airflow_mlops.links.mlflow import ALL_LINKS
 
 
 class AirflowMlopsPlugin(AirflowPlugin):
     name = "airflow_mlops"
-    operator_extra_links = [MlflowRunLink(), ModelVersionLink(), ModelTestReportLink(), DriftReportLink()]
+    operator_extra_links = list(ALL_LINKS)

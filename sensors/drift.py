@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.operators._lineage import LineageMixin
-from airflow_mlops.operators.errors import gate
-from airflow_mlops.operators.hooks import MlflowHook
-from airflow_mlops.operators.links import DRIFT_REPORT_URL_KEY, DriftReportLink
+from airflow_mlops.data.drift.scores import DriftPolicy
+from airflow_mlops.hooks.mlflow import MlflowHook
+from airflow_mlops.links.mlflow import DRIFT_REPORT, DRIFT_REPORT_URL_KEY
 from airflow_mlops.sensors._waiting import WaitingSensor
+from airflow_mlops.utils.failures import gate
+from airflow_mlops.utils.lineage import LineageMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -23,7 +24,7 @@ class DriftSensor(LineageMixin, WaitingSensor):
     """Compare the current partition's profile with the reference profile of the champion's training data.
 
     Waits until the current profile exists and the model has a ``champion`` (deferrable through
-    :class:`~airflow_mlops.sensors.triggers.DriftReadyTrigger`, or in reschedule/poke mode; ``timeout`` and
+    :class:`~airflow_mlops.triggers.waiting.DriftReadyTrigger`, or in reschedule/poke mode; ``timeout`` and
     ``on_timeout`` as in :class:`~airflow_mlops.sensors._waiting.WaitingSensor`);
     then scores every feature on effect sizes (KS distance for numeric, Hellinger for categorical, or PSI
     for either where chosen; each above a sample-size-aware floor), logs the per-feature table sorted by effect, stores the report (JSON,
@@ -35,21 +36,17 @@ class DriftSensor(LineageMixin, WaitingSensor):
     :param current_profile_uri: profile of the new partition (templated).
     :param numeric: numeric features to compare.
     :param categorical: categorical features to compare.
-    :param ks_threshold: KS distance above which a numeric feature drifts.
-    :param hellinger_threshold: Hellinger distance above which a categorical feature drifts.
-    :param drift_share: share of drifted features from which the data set drifts.
-    :param min_rows: fewer values than this on either side: "insufficient data", not a guess.
-    :param feature_thresholds: per-feature rules, ``{feature: {"threshold": x, "metric": "psi"}}``.
-    :param numeric_metric: what decides for numeric features: ``ks`` (default) or ``psi``.
-    :param categorical_metric: what decides for categorical features: ``hellinger`` (default) or ``psi``.
-    :param psi_threshold: the (bias-corrected) PSI above which a feature drifts, where PSI decides.
+    :param policy: what counts as drift: a :class:`~airflow_mlops.data.drift.scores.DriftPolicy` or the
+        mapping of a spec's ``drift`` section, with the same names (``{"numeric": {"metric": "ks", "ks":
+        0.05}, "categorical": {"hellinger": 0.05}, "drift_share": 0.3, "min_rows": 100, "features": {"age":
+        {"metric": "psi", "threshold": 0.2}}}``); omitted keys take the defaults.
     :param mlflow_conn_id: MLflow connection.
     """
 
     template_fields: Sequence[str] = ("model_name", "current_profile_uri")
     ui_color = "#fff4e0"
     waiting_for = "the current profile and a champion"
-    operator_extra_links = (DriftReportLink(),)
+    operator_extra_links = (DRIFT_REPORT,)
 
     def __init__(
         self,
@@ -58,14 +55,7 @@ class DriftSensor(LineageMixin, WaitingSensor):
         current_profile_uri: str,
         numeric: list[str] | None = None,
         categorical: list[str] | None = None,
-        ks_threshold: float = 0.05,
-        hellinger_threshold: float = 0.05,
-        drift_share: float = 0.3,
-        min_rows: int = 100,
-        feature_thresholds: dict[str, dict[str, Any]] | None = None,
-        numeric_metric: str = "ks",
-        categorical_metric: str = "hellinger",
-        psi_threshold: float = 0.1,
+        policy: DriftPolicy | dict[str, Any] | None = None,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -74,14 +64,8 @@ class DriftSensor(LineageMixin, WaitingSensor):
         self.current_profile_uri = current_profile_uri
         self.numeric = numeric
         self.categorical = categorical
-        self.ks_threshold = ks_threshold
-        self.hellinger_threshold = hellinger_threshold
-        self.drift_share = drift_share
-        self.min_rows = min_rows
-        self.feature_thresholds = feature_thresholds
-        self.numeric_metric = numeric_metric
-        self.categorical_metric = categorical_metric
-        self.psi_threshold = psi_threshold
+        # checked when the DAG is parsed: a typo in a key is an import error, not a failed run
+        self.policy = DriftPolicy.from_dict(policy)
         self.mlflow_conn_id = mlflow_conn_id
 
     @cached_property
@@ -97,10 +81,7 @@ class DriftSensor(LineageMixin, WaitingSensor):
                 return False, reason, None
             report = check_against_champion(
                 client, model_name=self.model_name, current_uri=self.current_profile_uri,
-                numeric=self.numeric or [], categorical=self.categorical or [], ks_threshold=self.ks_threshold,
-                hellinger_threshold=self.hellinger_threshold, drift_share=self.drift_share, min_rows=self.min_rows,
-                feature_thresholds=self.feature_thresholds, numeric_metric=self.numeric_metric,
-                categorical_metric=self.categorical_metric, psi_threshold=self.psi_threshold,
+                numeric=self.numeric or [], categorical=self.categorical or [], policy=self.policy,
                 artifact_root=self.hook.artifact_root,
             )  # fmt: skip
         if report is None:  # the champion went away between the two calls
@@ -114,7 +95,7 @@ class DriftSensor(LineageMixin, WaitingSensor):
         return profiles, reports
 
     def make_trigger(self, context: Context, *, deadline: str, reason: str, deferrals: int) -> BaseTrigger:
-        from airflow_mlops.sensors.triggers import DriftReadyTrigger
+        from airflow_mlops.triggers.waiting import DriftReadyTrigger
 
         return DriftReadyTrigger(
             profile_uri=self.current_profile_uri, model_name=self.model_name, mlflow_conn_id=self.mlflow_conn_id,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.operators._common import DEFAULT_END, DEFAULT_START
 from airflow_mlops.sensors._waiting import WaitingSensor
+from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -97,7 +97,7 @@ class PartitionCompleteSensor(WaitingSensor):
         )
 
     def make_trigger(self, context: Context, *, deadline: str, reason: str, deferrals: int) -> BaseTrigger:
-        from airflow_mlops.sensors.triggers import PartitionCompleteTrigger
+        from airflow_mlops.triggers.waiting import PartitionCompleteTrigger
 
         return PartitionCompleteTrigger(
             data_uri=self.data_uri, data_format=self.data_format, window_start=self.window_start,

@@ -16,11 +16,16 @@ FOLDERS = {
     "airflow_mlops.operators": ROOT / "operators",
     "airflow_mlops.sensors": ROOT / "sensors",
     "airflow_mlops.plugins": ROOT / "plugins",
+    "airflow_mlops.hooks": ROOT / "hooks",
+    "airflow_mlops.links": ROOT / "links",
+    "airflow_mlops.triggers": ROOT / "triggers",
+    "airflow_mlops.utils": ROOT / "utils",
 }
 # The core's floors, lowest first: each imports only its own floor and the ones below it.
 FLOORS = ["errors", "storage", "tables", "data", "tracking", "model", "release", "operations"]
 BASE = {"errors", "storage", "tables", "__init__"}  # the foundation every floor may use
-ADAPTERS = ("operators", "sensors", "plugins")
+SHARED = ("hooks", "links", "triggers", "utils")  # what operators and sensors both use, as in a provider
+ADAPTERS = ("operators", "sensors", "plugins", *SHARED)
 COMPOSITION = ("pipeline", "tools")
 
 
@@ -128,3 +133,11 @@ def test_a_floor_imports_only_the_floors_below(module):
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if _part(m) in ADAPTERS))
 def test_adapters_never_import_the_composition_layer(module):
     assert sorted(t for t in GRAPH[module] if _part(t) in COMPOSITION) == []
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _part(m) in ("operators", "sensors", *SHARED)))
+def test_operators_and_sensors_share_pieces_instead_of_importing_each_other(module):
+    """Like an Airflow provider: hooks, links, triggers and utils are their own modules; sensors never reach
+    into operators/ (nor operators into sensors/), and the shared pieces import neither."""
+    forbidden = {"operators": {"sensors"}, "sensors": {"operators"}}.get(_part(module), {"operators", "sensors"})
+    assert sorted(t for t in GRAPH[module] if _part(t) in forbidden) == []

@@ -192,3 +192,59 @@ def log_window(
     if run is None:
         c.set_terminated(run_id)
     return run_id
+
+
+def measure_live_window(
+    c: Any,
+    model_name: str,
+    *,
+    window: Any,
+    predictions_uri: str,
+    labels_uri: str,
+    data_format: str,
+    id_column: str,
+    label_column: str,
+    metric: str,
+    min_improvement: float,
+    promote_after: int,
+    promotion_mode: str,
+    max_metric_drop: float,
+    artifact_root: str | None = None,
+) -> dict[str, Any]:
+    """One labelled window, start to end: each version's live metrics (logged to MLflow), the challenger's
+    record and promotion decision (:func:`record_window`), and the champion's performance drift.
+
+    Returns the decision with the performance verdict on top (``drift``, ``status``, ``drifted_features``:
+    the shape of a data drift report, so it feeds the same branch) and one ``summary`` line per version.
+    """
+    from airflow_mlops.data.partitions import partition_uris, read_window
+    from airflow_mlops.tracking import registry
+
+    predictions = window_predictions(predictions_uri, window.label, id_column)
+    labels, _ = read_window(partition_uris(labels_uri, window), data_format)
+    task = "classification" if "score" in predictions.columns else "regression"
+    per_version = version_metrics(
+        predictions, labels, id_column=id_column, label_column=label_column, task=task
+    )
+    log_window(c, model_name, window.label, per_version, artifact_root)
+    champion = registry.get_alias(c, model_name, registry.CHAMPION)
+    if champion is None:
+        raise DataError(
+            f"{model_name} has no {registry.CHAMPION!r} version: live metrics compare versions against the "
+            "champion; promote a version first (airflow-mlops promote)"
+        )
+    challenger = registry.get_alias(c, model_name, registry.CHALLENGER)
+    result = record_window(
+        c, model_name, window=window.label, per_version=per_version, champion=str(champion.version),
+        challenger=str(challenger.version) if challenger else None, metric=metric,
+        min_improvement=min_improvement, promote_after=promote_after, promotion_mode=promotion_mode,
+    )  # fmt: skip
+    performance = performance_drift(champion, per_version, metric=metric, tolerance=max_metric_drop)
+    summary = [
+        f"v{v}: {metric}={m.get(metric, float('nan')):.4f} on {int(m['rows'])} rows" for v, m in per_version.items()
+    ]
+    return {
+        **result, "per_version": per_version, "performance": performance, "drift": performance["drift"],
+        "status": performance["status"], "drifted_features": performance["drifted_features"],
+        "report_uri": None, "window": window.label, "summary": summary,
+    }  # fmt: skip

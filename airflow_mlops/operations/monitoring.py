@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from airflow_mlops.data.drift.scores import drift_table, score_drift, summary_line
+from airflow_mlops.data.drift.scores import DriftPolicy, drift_table, score_drift, summary_line
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,8 @@ def check_against_champion(
     current_uri: str,
     numeric: list[str],
     categorical: list[str],
+    policy: DriftPolicy | dict[str, Any] | None = None,
     artifact_root: str | None = None,
-    **thresholds: Any,
 ) -> dict[str, Any] | None:
     """Score the current profile against the champion's training profile; None while there is nothing to
     compare yet (no current profile, no champion). The report is stored as JSON beside the current profile.
@@ -57,7 +57,7 @@ def check_against_champion(
     from airflow_mlops.data.profiling import load_profile
 
     ref_view, cur_view = load_profile(reference), load_profile(current_uri)
-    report = score_drift(ref_view, cur_view, numeric=numeric, categorical=categorical, **thresholds)
+    report = score_drift(ref_view, cur_view, numeric=numeric, categorical=categorical, policy=policy)
     report.update(
         reference_profile=reference, current_profile=current_uri, champion_version=str(champion.version)
     )

@@ -259,8 +259,7 @@ def build_monitor_dag(spec: PipelineSpec) -> DAG:
             task_id="detect_drift", model_name=spec.model_name,
             current_profile_uri="{{ ti.xcom_pull(task_ids='profile_partition')['profile_uri'] }}",
             numeric=list(spec.features.numeric), categorical=list(spec.features.categorical),
-            ks_threshold=d.numeric.ks, hellinger_threshold=d.categorical.hellinger, drift_share=d.drift_share,
-            min_rows=d.min_rows, feature_thresholds=d.feature_rules(spec.features.numeric, spec.features.categorical),
+            policy=d.policy(),
             **waiting,
         )  # fmt: skip
         no_drift = EmptyOperator(task_id="no_drift")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -31,6 +31,9 @@ from pydantic_core import PydanticCustomError
 
 from airflow_mlops.errors import SpecError
 from airflow_mlops.model.metrics import DEFAULT_METRIC, LOWER_IS_BETTER, METRICS
+
+if TYPE_CHECKING:
+    from airflow_mlops.data.drift.scores import DriftPolicy
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 CRON_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
@@ -534,24 +537,11 @@ class Drift(Section):
         default_factory=dict, description="per-feature metric/threshold"
     )
 
-    def feature_rules(self, numeric: list[str], categorical: list[str]) -> dict[str, dict[str, Any]]:
-        """Per-feature metric and threshold, the kind's defaults filled in (numeric and categorical PSI
-        thresholds may differ, so a PSI threshold is always explicit per feature)."""
-        rules: dict[str, dict[str, Any]] = {}
-        for names, metric, psi in (
-            (numeric, self.numeric.metric, self.numeric.psi),
-            (categorical, self.categorical.metric, self.categorical.psi),
-        ):
-            for name in names:
-                rule = (
-                    {"metric": metric, **self.features[name].model_dump(exclude_none=True)}
-                    if (name in self.features)
-                    else {"metric": metric}
-                )
-                if rule["metric"] == "psi" and "threshold" not in rule:
-                    rule["threshold"] = psi
-                rules[name] = rule
-        return rules
+    def policy(self) -> DriftPolicy:
+        """The drift policy the monitor's sensor decides by: this section without its ``sensor`` settings."""
+        from airflow_mlops.data.drift.scores import DriftPolicy
+
+        return DriftPolicy.from_dict(self.model_dump(exclude={"sensor"}))
 
 
 class Retraining(Section):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from airflow_mlops.operators.hooks import MlflowHook
+from airflow_mlops.hooks.mlflow import MlflowHook
 
 
 @pytest.mark.parametrize(
@@ -61,3 +61,35 @@ def test_configured_restores_the_mlflow_uris(monkeypatch, tmp_path):
     assert mlflow.get_registry_uri() == f"sqlite:///{tmp_path / 'b.db'}"
     mlflow.set_tracking_uri(None)
     mlflow.set_registry_uri(None)
+
+
+def test_two_threads_never_see_each_others_connection(monkeypatch):
+    """The triggerer runs the checks of several triggers in threads of one process: while one check uses
+    its connection, another connection's check must wait, not switch MLflow's process-wide settings."""
+    import os
+    import threading
+
+    for name, token in (("MLFLOW_A", "token-a"), ("MLFLOW_B", "token-b")):
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{name}", json.dumps({"conn_type": "mlflow", "host": name.lower(), "password": token})
+        )
+    monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
+    b_started, b_entered = threading.Event(), threading.Event()
+    seen: dict[str, str | None] = {}
+
+    def second() -> None:
+        b_started.set()
+        with MlflowHook(mlflow_conn_id="mlflow_b").configured():
+            b_entered.set()
+            seen["b"] = os.environ.get("MLFLOW_TRACKING_TOKEN")
+
+    with MlflowHook(mlflow_conn_id="mlflow_a").configured():
+        thread = threading.Thread(target=second)
+        thread.start()
+        b_started.wait(5)
+        entered_meanwhile = b_entered.wait(1)  # must not happen while this block holds the settings
+        seen["a"] = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    thread.join(10)
+    assert not entered_meanwhile
+    assert seen == {"a": "token-a", "b": "token-b"}
+    assert "MLFLOW_TRACKING_TOKEN" not in os.environ

@@ -70,7 +70,7 @@ def test_constructor_is_trivial_and_templated_fields_are_declared():
 
 
 def test_model_params_of_a_run_override_the_spec_and_change_the_key(tmp_path):
-    from airflow_mlops.operators._common import with_overrides
+    from airflow_mlops.utils.context import with_overrides
 
     model = {"kind": "tabular", "params": {"epochs": 3, "hidden_units": [16]}}
     assert with_overrides(model, '{"epochs": 9}')["params"] == {"epochs": 9, "hidden_units": [16]}

@@ -63,7 +63,7 @@ def _version(name: str, tags: dict | None = None) -> str:
 def _drift_trigger(profile_uri: str, seconds: float, model: str = "churn"):
     import datetime as dt
 
-    from airflow_mlops.sensors.triggers import DriftReadyTrigger
+    from airflow_mlops.triggers.waiting import DriftReadyTrigger
 
     deadline = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)).isoformat()
     return DriftReadyTrigger(
@@ -119,7 +119,7 @@ def test_deferrable_drift_sensor_defers_with_its_trigger(tmp_path, mlflow_uri):
 
 
 def test_skip_on_timeout_does_not_hide_a_broken_reference(tmp_path, mlflow_uri):
-    from airflow_mlops.operators.errors import IntegrityCheckFailed
+    from airflow_mlops.utils.failures import IntegrityCheckFailed
 
     _version("untagged")  # a champion registered outside airflow-mlops: no training profile to compare with
     sensor = DriftSensor(

@@ -123,7 +123,7 @@ def _run_trigger(trigger):
 
 
 def _partition_trigger(root: Path, seconds: float, **kw):
-    from airflow_mlops.sensors.triggers import PartitionCompleteTrigger
+    from airflow_mlops.triggers.waiting import PartitionCompleteTrigger
 
     deadline = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)).isoformat()
     return PartitionCompleteTrigger(
@@ -139,7 +139,7 @@ def test_trigger_fires_when_the_partition_completes(tmp_path, monkeypatch):
 
     calls = _after_first_trigger_check(monkeypatch, arrive)
     classpath, event = _run_trigger(_partition_trigger(tmp_path, 20))
-    assert classpath == "airflow_mlops.sensors.triggers.PartitionCompleteTrigger"
+    assert classpath == "airflow_mlops.triggers.waiting.PartitionCompleteTrigger"
     assert len(calls) >= 2
     assert not calls[0][0]
     assert event["status"] == "ready"
@@ -161,7 +161,7 @@ def test_trigger_times_out_with_the_reason_and_hands_back_for_rechecks(tmp_path)
 
 def _after_first_trigger_check(monkeypatch, then) -> None:
     """Run ``then`` right after the trigger's first check: the data arrives while the sensor is deferred."""
-    from airflow_mlops.sensors.triggers import PartitionCompleteTrigger
+    from airflow_mlops.triggers.waiting import PartitionCompleteTrigger
 
     original, calls = PartitionCompleteTrigger.check, []
 

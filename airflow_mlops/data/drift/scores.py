@@ -10,9 +10,11 @@ PSI is reported beside each score for people used to it. Scoring costs the same 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_mlops.tables import fmt, format_table
 
@@ -31,6 +33,101 @@ OTHER = "__other__"
 MIN_CELL = 10
 
 
+@dataclasses.dataclass(frozen=True)
+class NumericRule:
+    """How numeric features are decided: ``metric`` (``ks`` or ``psi``) and each metric's threshold."""
+
+    metric: Literal["ks", "psi"] = "ks"
+    ks: float = 0.05
+    psi: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class CategoricalRule:
+    """How categorical features are decided: ``metric`` (``hellinger`` or ``psi``) and the thresholds."""
+
+    metric: Literal["hellinger", "psi"] = "hellinger"
+    hellinger: float = 0.05
+    psi: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureRule:
+    """One feature's own metric and/or threshold (unset: its kind's)."""
+
+    metric: Literal["ks", "hellinger", "psi"] | None = None
+    threshold: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DriftPolicy:
+    """What counts as drift, one value from the spec's ``drift`` section to the sensor to :func:`score_drift`.
+
+    The names are the spec's: ``numeric.{metric, ks, psi}``, ``categorical.{metric, hellinger, psi}``,
+    ``drift_share``, ``min_rows`` and ``features.<name>.{metric, threshold}``. The KS and Hellinger defaults
+    (0.05) flag effects of about a 0.15 standard-deviation mean shift: a 0.2-sd shift gives KS 0.080 and
+    Hellinger 0.067-0.071. PSI, where it decides, is bias-corrected; its conventional threshold 0.1 means a
+    moderate shift (a 0.2-sd mean shift gives a decile PSI of about 0.035).
+    """
+
+    numeric: NumericRule = dataclasses.field(default_factory=NumericRule)
+    categorical: CategoricalRule = dataclasses.field(default_factory=CategoricalRule)
+    drift_share: float = 0.3
+    min_rows: int = 100
+    features: Mapping[str, FeatureRule] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, value: DriftPolicy | Mapping[str, Any] | None) -> DriftPolicy:
+        """From the spec's ``drift`` mapping (its ``sensor`` settings are ignored); unknown keys raise."""
+        if value is None:
+            return cls()
+        if isinstance(value, DriftPolicy):
+            return value
+
+        def build(kind: type, data: Any, where: str) -> Any:
+            if isinstance(data, kind):
+                return data
+            if not isinstance(data, Mapping):
+                raise ValueError(f"drift policy {where}: expected a mapping, got {data!r}")
+            allowed = {f.name for f in dataclasses.fields(kind)}
+            unknown = sorted(set(data) - allowed)
+            if unknown:
+                raise ValueError(
+                    f"drift policy {where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}"
+                )
+            return kind(**data)
+
+        data = {k: v for k, v in value.items() if k != "sensor"}
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(
+                f"drift policy: unknown key(s) {unknown}; allowed: numeric, categorical, drift_share, "
+                "min_rows, features"
+            )
+        return cls(
+            numeric=build(NumericRule, data.get("numeric", {}), "numeric"),
+            categorical=build(CategoricalRule, data.get("categorical", {}), "categorical"),
+            drift_share=float(data.get("drift_share", cls.drift_share)),
+            min_rows=int(data.get("min_rows", cls.min_rows)),
+            features={
+                name: build(FeatureRule, rule, f"features.{name}")
+                for name, rule in (data.get("features") or {}).items()
+            },
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The spec's shape: what :meth:`from_dict` reads back (for XCom, logs and MLflow params)."""
+        return dataclasses.asdict(self)
+
+    def rule(self, feature: str, kind: str) -> tuple[str, float]:
+        """The deciding metric and threshold of ``feature`` (``kind``: numeric or categorical)."""
+        own = self.features.get(feature) or FeatureRule()
+        base = self.numeric if kind == "numeric" else self.categorical
+        metric = own.metric or base.metric
+        threshold = own.threshold if own.threshold is not None else getattr(base, metric)
+        return metric, float(threshold)
+
+
 def _ks_floor(n: float, m: float, sketch_error: float = 0.0) -> float:
     """What sampling noise alone gives (alpha = 0.001), plus what the two KLL sketches can be off by."""
     return KS_C_999 * math.sqrt((n + m) / (n * m)) + sketch_error
@@ -42,10 +139,11 @@ def _kll_error(kll: Any) -> float:
 
 
 def _chi2_quantile(levels: int, z: float = Z_999) -> float:
-    """Upper quantile (normal quantile ``z``) of a chi-square with (levels - 1) degrees of freedom
-    (Wilson-Hilferty; no scipy)."""
-    k = max(levels - 1, 1)
-    return k * (1 - 2 / (9 * k) + z * math.sqrt(2 / (9 * k))) ** 3
+    """Upper quantile of a chi-square with (levels - 1) degrees of freedom, at the tail probability of the
+    normal quantile ``z`` (``z`` = 3.09: alpha = 0.001)."""
+    from scipy.stats import chi2, norm
+
+    return float(chi2.isf(norm.sf(z), max(levels - 1, 1)))
 
 
 def _hellinger_floor(n: float, m: float, levels: int) -> float:
@@ -173,25 +271,16 @@ def score_drift(
     *,
     numeric: list[str],
     categorical: list[str],
-    ks_threshold: float = 0.05,
-    hellinger_threshold: float = 0.05,
-    drift_share: float = 0.3,
-    min_rows: int = 100,
-    feature_thresholds: dict[str, dict[str, Any]] | None = None,
-    numeric_metric: str = "ks",
-    categorical_metric: str = "hellinger",
-    psi_threshold: float = 0.1,
+    policy: DriftPolicy | Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Compare ``current`` with ``reference`` per feature; the dataset drifts when the share of drifted
-    features reaches ``drift_share``. Features with fewer than ``min_rows`` values on either side are
-    "insufficient data" and take no part in the decision. The deciding metric is ``numeric_metric`` (``ks``
-    or ``psi``) or ``categorical_metric`` (``hellinger`` or ``psi``); ``feature_thresholds`` overrides the
-    threshold and metric of single features (``{feature: {"threshold": x, "metric": "psi"}}``). The KS and
-    Hellinger defaults (0.05) flag effects of about a 0.15 standard-deviation mean shift: a 0.2-sd shift
-    gives KS 0.080 and Hellinger 0.067-0.071. PSI, when it decides, is bias-corrected (its no-drift
-    expectation, (bins - 1)(1/n + 1/m), is subtracted) and has its own noise floor; its conventional
-    threshold 0.1 means a moderate shift (a 0.2-sd mean shift gives a decile PSI of about 0.035).
+    """Compare ``current`` with ``reference`` per feature under ``policy`` (:class:`DriftPolicy`; default:
+    its defaults). The data set drifts when the share of drifted features reaches ``policy.drift_share``.
+    Features with fewer than ``policy.min_rows`` values on either side are "insufficient data" and take no
+    part in the decision. Each feature's metric (KS or PSI for numeric, Hellinger or PSI for categorical)
+    must exceed both its threshold and its sample-size-aware noise floor.
     """
+    policy = DriftPolicy.from_dict(policy)
+    drift_share, min_rows = policy.drift_share, policy.min_rows
     rows: list[dict[str, Any]] = []
     for feature, kind in [*((f, "numeric") for f in numeric), *((f, "categorical") for f in categorical)]:
         n_ref, n_cur = _count(reference, feature), _count(current, feature)
@@ -211,31 +300,29 @@ def score_drift(
         if kind == "categorical":
             ref_i, cur_i = frequent_items(reference, feature), frequent_items(current, feature)
             items = (ref_i, cur_i) if ref_i and cur_i else None
-        limits = (feature_thresholds or {}).get(feature, {})
+        metric, limit = policy.rule(feature, kind)
         if items is not None:
             n, m = items[0][2], items[1][2]
             raw, psi, levels, _ = categorical_scores(*items)
-            if (limits.get("metric") or categorical_metric) == "psi":
+            if metric == "psi":
                 score = max(psi - _psi_bias(n, m, levels), 0.0)
-                threshold = max(limits.get("threshold", psi_threshold), _psi_floor(n, m, levels))
+                threshold = max(limit, _psi_floor(n, m, levels))
                 row.update(metric="psi", score=score, psi=psi, threshold=threshold, levels=levels)
             else:
                 score = _hellinger_corrected(raw, n, m, levels)
-                threshold = max(limits.get("threshold", hellinger_threshold), _hellinger_floor(n, m, levels))
+                threshold = max(limit, _hellinger_floor(n, m, levels))
                 row.update(metric="hellinger", score=score, psi=psi, threshold=threshold, levels=levels)
         else:
             ref_kll = reference.get_column(feature).get_metric("distribution").kll.value
             cur_kll = current.get_column(feature).get_metric("distribution").kll.value
             ks, psi, bins = _numeric_scores(ref_kll, cur_kll)
             sketch_error = _kll_error(ref_kll) + _kll_error(cur_kll)
-            if (limits.get("metric") or numeric_metric) == "psi":
+            if metric == "psi":
                 score = max(psi - _psi_bias(n_ref, n_cur, bins), 0.0)
-                threshold = max(
-                    limits.get("threshold", psi_threshold), _psi_floor(n_ref, n_cur, bins, sketch_error)
-                )
+                threshold = max(limit, _psi_floor(n_ref, n_cur, bins, sketch_error))
                 row.update(metric="psi", score=score, psi=psi, threshold=threshold, ks=ks)
             else:
-                threshold = max(limits.get("threshold", ks_threshold), _ks_floor(n_ref, n_cur, sketch_error))
+                threshold = max(limit, _ks_floor(n_ref, n_cur, sketch_error))
                 row.update(metric="ks", score=ks, psi=psi, threshold=threshold)
         row["drifted"] = row["score"] > row["threshold"]
         row["status"] = "drift" if row["drifted"] else "ok"
@@ -255,6 +342,7 @@ def score_drift(
         "drifted_features": [r["feature"] for r in drifted],
         "drift_share": share,
         "drift_share_threshold": drift_share,
+        "policy": policy.as_dict(),
         "features": rows,
     }
 
@@ -287,27 +375,14 @@ def detect(
     *,
     numeric: list[str],
     categorical: list[str],
-    ks_threshold: float = 0.05,
-    hellinger_threshold: float = 0.05,
-    drift_share: float = 0.3,
-    min_rows: int = 100,
-    feature_thresholds: dict[str, dict[str, Any]] | None = None,
-    **metrics: Any,
+    policy: DriftPolicy | Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Load two stored profiles and score drift between them (``metrics``: as :func:`score_drift`)."""
+    """Load two stored profiles and score drift between them (as :func:`score_drift`)."""
     from airflow_mlops.data.profiling import load_profile
 
     report = score_drift(
-        load_profile(reference_uri),
-        load_profile(current_uri),
-        numeric=numeric,
-        categorical=categorical,
-        ks_threshold=ks_threshold,
-        hellinger_threshold=hellinger_threshold,
-        drift_share=drift_share,
-        min_rows=min_rows,
-        feature_thresholds=feature_thresholds,
-        **metrics,
-    )
+        load_profile(reference_uri), load_profile(current_uri), numeric=numeric, categorical=categorical,
+        policy=policy,
+    )  # fmt: skip
     report.update(reference_profile=reference_uri, current_profile=current_uri)
     return report

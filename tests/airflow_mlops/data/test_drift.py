@@ -54,14 +54,14 @@ def test_new_category_counts_against_the_reference():
 
 
 def test_small_partitions_are_insufficient_data_not_a_guess():
-    report = _score(_frame(5_000, 1), _frame(50, 2, shift=3.0), min_rows=100)
+    report = _score(_frame(5_000, 1), _frame(50, 2, shift=3.0), policy={"min_rows": 100})
     assert report["status"] == "insufficient_data"
     assert not report["drift"]
     assert {r["status"] for r in report["features"]} == {"insufficient data"}
 
 
 def test_floor_grows_for_small_samples():
-    report = _score(_frame(300, 1), _frame(300, 2), ks_threshold=0.01, min_rows=100)
+    report = _score(_frame(300, 1), _frame(300, 2), policy={"numeric": {"ks": 0.01}, "min_rows": 100})
     numeric = [r for r in report["features"] if r["metric"] == "ks"]
     assert all(r["threshold"] > 0.15 for r in numeric)  # 1.95 * sqrt(2/300) = 0.159
     assert not report["drift"]
@@ -110,9 +110,9 @@ def test_category_absent_from_the_current_data_counts_as_zero():
 
 def test_per_feature_thresholds_override_the_default():
     ref, cur = _frame(20_000, 1), _frame(20_000, 2, shift=0.2)  # KS 0.080, well above the floor (~0.046)
-    loose = _score(ref, cur, ks_threshold=0.03)
+    loose = _score(ref, cur, policy={"numeric": {"ks": 0.03}})
     assert "a" in loose["drifted_features"]
-    strict = _score(ref, cur, ks_threshold=0.03, feature_thresholds={"a": {"threshold": 0.2}})
+    strict = _score(ref, cur, policy={"numeric": {"ks": 0.03}, "features": {"a": {"threshold": 0.2}}})
     assert "a" not in strict["drifted_features"]
     assert next(r for r in strict["features"] if r["feature"] == "a")["threshold"] == 0.2
 
@@ -121,13 +121,13 @@ def test_per_feature_thresholds_override_the_default():
 def test_psi_decides_when_chosen_without_false_alarms(n):
     """PSI as the deciding metric: bias-corrected, above its own floor; identical data stay quiet at any
     size, a 0.5-sd mean shift (decile PSI ~0.23) drifts at the conventional 0.1."""
-    same = _score(_frame(n, 1), _frame(n, 2), numeric_metric="psi", categorical_metric="psi")
+    same = _score(_frame(n, 1), _frame(n, 2), policy={"numeric": {"metric": "psi"}, "categorical": {"metric": "psi"}})
     assert same["status"] == "no_drift"
     assert {r["metric"] for r in same["features"]} == {"psi"}
     for row in same["features"]:
         assert row["score"] < row["threshold"]
         assert row["threshold"] >= 0.1
-    moved = _score(_frame(n, 1), _frame(n, 2, shift=0.5), numeric_metric="psi")
+    moved = _score(_frame(n, 1), _frame(n, 2, shift=0.5), policy={"numeric": {"metric": "psi"}})
     row = next(r for r in moved["features"] if r["feature"] == "a")
     assert row["metric"] == "psi"
     assert row["drifted"]
@@ -136,7 +136,7 @@ def test_psi_decides_when_chosen_without_false_alarms(n):
 
 def test_psi_over_1000_levels_is_bias_corrected():
     n = 10_000  # 10 rows per level a side: raw PSI of identical data is about (L - 1)(1/n + 1/m) = 0.2
-    same = _cat(_levels(n, 1, 1000), _levels(n, 2, 1000), categorical_metric="psi")
+    same = _cat(_levels(n, 1, 1000), _levels(n, 2, 1000), policy={"categorical": {"metric": "psi"}})
     row = same["features"][0]
     assert row["psi"] > 0.1  # raw: would alarm at the conventional threshold
     assert row["score"] < row["threshold"]
@@ -146,7 +146,7 @@ def test_psi_over_1000_levels_is_bias_corrected():
 def test_per_feature_metric_and_a_new_category_under_psi():
     ref = pd.DataFrame({"c": pd.Series(["x"] * 5000 + ["y"] * 5000, dtype="str")})
     cur = pd.DataFrame({"c": pd.Series(["x"] * 4000 + ["y"] * 4000 + ["new"] * 2000, dtype="str")})
-    report = _cat(ref, cur, feature_thresholds={"c": {"metric": "psi", "threshold": 0.25}})
+    report = _cat(ref, cur, policy={"features": {"c": {"metric": "psi", "threshold": 0.25}}})
     row = report["features"][0]
     assert (row["metric"], row["threshold"], row["drifted"]) == ("psi", 0.25, True)
 
@@ -164,3 +164,25 @@ def test_an_all_nan_column_is_insufficient_data_and_a_constant_one_is_compared()
     rows = {r["feature"]: r for r in report["features"]}
     assert (rows["a"]["status"], rows["a"]["score"]) == ("drift", 1.0)  # another constant: all mass moved
     assert rows["b"]["status"] == "ok"
+
+
+def test_the_policy_reads_the_specs_names_and_refuses_unknown_keys():
+    from airflow_mlops.data.drift.scores import CategoricalRule, DriftPolicy, FeatureRule, NumericRule
+
+    policy = DriftPolicy.from_dict(
+        {"numeric": {"metric": "psi", "psi": 0.2}, "categorical": {"hellinger": 0.07}, "drift_share": 0.5,
+         "features": {"age": {"metric": "ks", "threshold": 0.08}, "plan": {"metric": "psi"}},
+         "sensor": {"mode": "poke"}}
+    )  # fmt: skip
+    assert policy.numeric == NumericRule(metric="psi", psi=0.2)
+    assert policy.categorical == CategoricalRule(hellinger=0.07)
+    assert policy.features["plan"] == FeatureRule(metric="psi")
+    assert policy.rule("income", "numeric") == ("psi", 0.2)
+    assert policy.rule("age", "numeric") == ("ks", 0.08)
+    assert policy.rule("plan", "categorical") == ("psi", 0.1)  # the categorical PSI default
+    assert policy.rule("region", "categorical") == ("hellinger", 0.07)
+    assert DriftPolicy.from_dict(policy.as_dict()) == policy
+    with pytest.raises(ValueError, match=r"numeric: unknown key\(s\) \['ks_threshold'\]; allowed: \['ks', 'metric', 'psi'\]"):
+        DriftPolicy.from_dict({"numeric": {"ks_threshold": 0.1}})
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['feature_thresholds'\]"):
+        DriftPolicy.from_dict({"feature_thresholds": {}})

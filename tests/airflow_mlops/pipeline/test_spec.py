@@ -141,11 +141,15 @@ def test_drift_metrics_per_kind_and_feature():
     raw = _with("drift.numeric", {"metric": "psi", "psi": 0.2})
     raw["drift"]["features"] = {"plan": {"metric": "psi"}, "age": {"threshold": 0.08, "metric": "ks"}}
     spec = parse_spec(raw)
-    rules = spec.drift.feature_rules(spec.features.numeric, spec.features.categorical)
-    assert rules["monthly_charges"] == {"metric": "psi", "threshold": 0.2}
-    assert rules["age"] == {"metric": "ks", "threshold": 0.08}
-    assert rules["plan"] == {"metric": "psi", "threshold": 0.1}  # the categorical PSI default
-    assert rules["region"] == {"metric": "hellinger"}  # the spec's hellinger threshold applies
+    policy = spec.drift.policy()
+    assert policy.rule("monthly_charges", "numeric") == ("psi", 0.2)
+    assert policy.rule("age", "numeric") == ("ks", 0.08)
+    assert policy.rule("plan", "categorical") == ("psi", 0.1)  # the categorical PSI default
+    assert policy.rule("region", "categorical") == ("hellinger", spec.drift.categorical.hellinger)
+    # the policy the monitor DAG's sensor decides by is the spec's, one value from spec to sensor
+    from airflow_mlops.pipeline.factory import build_monitor_dag
+
+    assert build_monitor_dag(spec).get_task("detect_drift").policy == policy
     with pytest.raises(SpecError, match=r"drift.features.age.metric: found 'hellinger'; allowed: ks \| psi"):
         parse_spec(_with("drift.features", {"age": {"metric": "hellinger"}}))
 

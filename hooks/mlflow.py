@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Generator
 from functools import cached_property
 from typing import Any
@@ -17,6 +18,10 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 _ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_TOKEN")
+# MLflow reads its URIs and token from process-wide state (the environment, module globals). One block at a
+# time may set them: in the triggerer, checks of two triggers run in threads of one process and would
+# otherwise see each other's connection.
+_PROCESS_STATE = threading.RLock()
 
 
 class MlflowHook(BaseHook):
@@ -96,7 +101,15 @@ class MlflowHook(BaseHook):
 
     @contextlib.contextmanager
     def configured(self) -> Generator[Any, None, None]:
-        """Yield an ``MlflowClient`` with this connection's URIs and token, restoring the environment after."""
+        """Yield an ``MlflowClient`` with this connection's URIs and token, restoring the environment after.
+
+        Blocks of different threads never overlap (a process-wide lock): a second thread waits until the
+        first has restored what it changed.
+        """
+        with _PROCESS_STATE:
+            yield from self._configured()
+
+    def _configured(self) -> Generator[Any, None, None]:
         saved = {k: os.environ.get(k) for k in _ENV}
         os.environ.update(self.env())
         import mlflow

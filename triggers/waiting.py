@@ -150,8 +150,8 @@ class DriftReadyTrigger(_PollingTrigger):
         )  # fmt: skip
 
     def check(self) -> tuple[bool, str, dict[str, Any]]:
+        from airflow_mlops.hooks.mlflow import MlflowHook
         from airflow_mlops.operations.monitoring import waiting_reason
-        from airflow_mlops.operators.hooks import MlflowHook
         from airflow_mlops.tracking import registry
 
         with MlflowHook(mlflow_conn_id=self.mlflow_conn_id).configured() as client:

@@ -44,21 +44,3 @@ def with_overrides(model: dict[str, Any], overrides: dict[str, Any] | str | None
     if not isinstance(overrides, dict):
         raise ValueError(f"model_params must be a mapping of model.params keys to values; got {overrides!r}")
     return {**model, "params": {**(model.get("params") or {}), **overrides}}
-
-
-class TrainerConfigMixin:
-    """The trainer config of a training operator, the same for a subprocess and a pod (same run key)."""
-
-    def trainer_config(self, context: Context, artifact_root: str | None) -> dict[str, Any]:
-        from airflow_mlops.data.partitions import make_window
-        from airflow_mlops.model.training.config import build_config
-
-        return build_config(
-            pipeline=self.pipeline, window=make_window(self.window_start, self.window_end, self.window_days),
-            data_uri=self.data_uri, data_format=self.data_format, target=self.target,
-            model=with_overrides(self.model, getattr(self, "model_overrides", None)),
-            numeric=self.numeric, categorical=self.categorical, text=self.text,
-            holdout_fraction=self.holdout_fraction, seed=self.seed, validation=self.validation,
-            airflow=airflow_ids(context), checkpoint_root=self.checkpoint_root,
-            parent_run_id=self.parent_run_id or None, artifact_root=artifact_root,
-        )  # fmt: skip
