@@ -10,7 +10,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.links.mlflow import MODEL_TEST_REPORT, TEST_REPORT_URL_KEY
-from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START
+from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START, NamedOutputs, explain_window
 from airflow_mlops.utils.failures import gate
 from airflow_mlops.utils.lineage import LineageMixin
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class ModelTestOperator(LineageMixin, BaseOperator):
+class ModelTestOperator(LineageMixin, NamedOutputs, BaseOperator):
     """Evaluate the trained candidate on the held-out rows of its window, with the champion on the same rows.
 
     Metric thresholds and the ``checks`` (slices, fairness, robustness, expectations: see
@@ -115,6 +115,7 @@ class ModelTestOperator(LineageMixin, BaseOperator):
 
         with gate(), self.hook.configured() as client:
             window = make_window(self.window_start, self.window_end, self.window_days)
+            self.log.info("%s", explain_window(context, window, self.window_days))
             df, files = read_window(partition_uris(self.data_uri, window), self.data_format)
             _, holdout = split_holdout(df, self.target, self.holdout_fraction, self.seed)
             report = test_model(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START
+from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START, NamedOutputs, explain_window
 from airflow_mlops.utils.lineage import LineageMixin
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class WindowPartitionsOperator(BaseOperator):
         return uris
 
 
-class ProfilePartitionOperator(LineageMixin, BaseOperator):
+class ProfilePartitionOperator(LineageMixin, NamedOutputs, BaseOperator):
     """Profile one partition file, streamed in record batches (bounded memory), and store the profile.
 
     The profile is stored under ``<artifact_uri>/<pipeline>/profiles/shards/<sha256 of the file>.bin``: a
@@ -110,7 +110,7 @@ class ProfilePartitionOperator(LineageMixin, BaseOperator):
         return self.remember({"uri": self.data_uri, "sha256": digest, "rows": rows, "profile_uri": uri})
 
 
-class MergeProfilesOperator(LineageMixin, BaseOperator):
+class MergeProfilesOperator(LineageMixin, NamedOutputs, BaseOperator):
     """Merge the shard profiles of a window into one, stored where the window's profile lives.
 
     :param pipeline: pipeline name.
@@ -159,6 +159,7 @@ class MergeProfilesOperator(LineageMixin, BaseOperator):
         for shard in shards[1:]:
             merged = merged.merge(load_profile(shard["profile_uri"]))
         window = make_window(self.window_start, self.window_end, self.window_days)
+        self.log.info("%s", explain_window(context, window, self.window_days))
         digest = content_hash(shards)
         uri = save_profile(merged, profile_uri(self.artifact_uri, self.pipeline, window.label, digest))
         rows = _rows(merged)

@@ -10,14 +10,14 @@ from airflow.sdk import BaseOperator
 
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.links.mlflow import MODEL_VERSION, VERSION_URL_KEY
-from airflow_mlops.utils.context import airflow_ids
+from airflow_mlops.utils.context import NamedOutputs, airflow_ids
 from airflow_mlops.utils.lineage import LineageMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class RegisterModelOperator(LineageMixin, BaseOperator):
+class RegisterModelOperator(LineageMixin, NamedOutputs, BaseOperator):
     """Register the trained model as a version of ``model_name`` and set its alias.
 
     Idempotent: the run's idempotency key finds a version it already registered. The version carries the
@@ -88,7 +88,7 @@ class RegisterModelOperator(LineageMixin, BaseOperator):
         return self.remember(result)
 
 
-class PromoteModelOperator(BaseOperator):
+class PromoteModelOperator(NamedOutputs, BaseOperator):
     """Promote a registered version to ``champion`` after a person approved it (the approval path).
 
     :param model_name: registered model name.
@@ -160,7 +160,7 @@ class PromoteModelOperator(BaseOperator):
         return {"version": version, "promoted": promoted, "approved_by": by, "previous_champion": previous}
 
 
-class RollbackOperator(BaseOperator):
+class RollbackOperator(NamedOutputs, BaseOperator):
     """Move ``champion`` back to the previous version (or ``to_version``), recording who and why.
 
     :param model_name: registered model name.

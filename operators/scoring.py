@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_mlops.hooks.mlflow import MlflowHook
-from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START
+from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START, NamedOutputs, explain_window
 from airflow_mlops.utils.failures import gate
 from airflow_mlops.utils.lineage import LineageMixin
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class BatchScoreOperator(LineageMixin, BaseOperator):
+class BatchScoreOperator(LineageMixin, NamedOutputs, BaseOperator):
     """Score the partitions of the window with the ``champion`` of ``model_name``.
 
     Only model files whose hashes match the registry record are loaded, and nothing is unpickled. The
@@ -99,6 +99,7 @@ class BatchScoreOperator(LineageMixin, BaseOperator):
 
         with gate(), self.hook.configured() as client:
             window = make_window(self.window_start, self.window_end)
+            self.log.info("%s", explain_window(context, window))
             uris = partition_uris(self.data_uri, window)
             champion = load_alias(client, self.model_name, registry.CHAMPION)
             if champion is None:
@@ -128,7 +129,7 @@ class BatchScoreOperator(LineageMixin, BaseOperator):
         return self.remember(result)
 
 
-class LiveMetricsOperator(BaseOperator):
+class LiveMetricsOperator(NamedOutputs, BaseOperator):
     """When labels arrive for a scored window: each model version's metric on its own rows.
 
     Joins the window's predictions (and shadow predictions) with the labels by ``id_column``, logs the

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from airflow_mlops.hooks.mlflow import MlflowHook
-from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START
+from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START, NamedOutputs
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -88,7 +88,7 @@ class PlanTrialsOperator(BaseOperator):
         return [{**self.model, "params": params} for params in trials]
 
 
-class SelectBestTrialOperator(BaseOperator):
+class SelectBestTrialOperator(NamedOutputs, BaseOperator):
     """Pick the trial with the best held-out metric; its training result goes on to testing and registration.
 
     :param trials: the mapped training task's results (templated).

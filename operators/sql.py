@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_mlops.utils.context import NamedOutputs
 from airflow_mlops.utils.failures import gate
 from airflow_mlops.utils.lineage import LineageMixin
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class SqlPartitionOperator(LineageMixin, BaseOperator):
+class SqlPartitionOperator(LineageMixin, NamedOutputs, BaseOperator):
     """Run ``sql`` (templated on the data interval) through the connection's hook and write the result, in
     chunks of ``chunk_rows`` (bounded memory), to ``output_uri`` — whole or not at all.
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START
+from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START, NamedOutputs, explain_window
 from airflow_mlops.utils.failures import gate
 from airflow_mlops.utils.lineage import LineageMixin
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class ValidateDataOperator(LineageMixin, BaseOperator):
+class ValidateDataOperator(LineageMixin, NamedOutputs, BaseOperator):
     """Validate and profile the partitions of the run's data interval (or of a window of days ending at it).
 
     Fails without retry (a quality gate) when a constraint breaks; the error message and the first lines of
@@ -83,6 +83,7 @@ class ValidateDataOperator(LineageMixin, BaseOperator):
 
         with gate():
             window = make_window(self.window_start, self.window_end, self.window_days)
+            self.log.info("%s", explain_window(context, window, self.window_days))
             uris = partition_uris(self.data_uri, window)
             self.log.info(
                 "window %s: %d partition(s), streamed in batches of %d rows",

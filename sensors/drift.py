@@ -10,6 +10,7 @@ from airflow_mlops.data.drift.scores import DriftPolicy
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.links.mlflow import DRIFT_REPORT, DRIFT_REPORT_URL_KEY
 from airflow_mlops.sensors._waiting import WaitingSensor
+from airflow_mlops.utils.context import NamedOutputs
 from airflow_mlops.utils.failures import gate
 from airflow_mlops.utils.lineage import LineageMixin
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 REPORT_URL_KEY = DRIFT_REPORT_URL_KEY
 
 
-class DriftSensor(LineageMixin, WaitingSensor):
+class DriftSensor(LineageMixin, NamedOutputs, WaitingSensor):
     """Compare the current partition's profile with the reference profile of the champion's training data.
 
     Waits until the current profile exists and the model has a ``champion`` (deferrable through

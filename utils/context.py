@@ -44,3 +44,35 @@ def with_overrides(model: dict[str, Any], overrides: dict[str, Any] | str | None
     if not isinstance(overrides, dict):
         raise ValueError(f"model_params must be a mapping of model.params keys to values; got {overrides!r}")
     return {**model, "params": {**(model.get("params") or {}), **overrides}}
+
+
+class NamedOutputs:
+    """For operators that return a dict: each key is also an XCom of its own (Airflow's ``multiple_outputs``),
+    so a hand-written DAG reads one result the Airflow way, ``validate.output["profile_uri"]``, as well as
+    the whole dict (``validate.output``). Pass ``multiple_outputs=False`` to keep only the whole dict."""
+
+    def __init__(self, *args: Any, multiple_outputs: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, multiple_outputs=multiple_outputs, **kwargs)  # type: ignore[call-arg]
+
+
+def explain_window(context: Context, window: Any, days: int | None = None) -> str:
+    """One log line: which window this run reads, and why (for manual runs, which are easy to misread).
+
+    A manual run (``airflow dags test DAG DATE``, the UI's trigger form) gets the data interval Airflow infers
+    for its logical date: the last whole schedule interval that ends by then. So ``airflow dags test DAG
+    2026-01-10`` on a daily DAG reads ``[2026-01-09, 2026-01-10)``, not the 10th.
+    """
+    dag_run = context.get("dag_run")
+    run_type = str(getattr(getattr(dag_run, "run_type", None), "value", getattr(dag_run, "run_type", "")) or "")
+    span = f"the {days} day(s) that end with the data interval" if days else "the data interval"
+    line = f"reading {window.label} ({len(window.days)} day(s)): {span}"
+    if run_type == "manual":
+        logical = getattr(dag_run, "logical_date", None)
+        line += (
+            f" of this manual run, which Airflow sets to the last whole schedule interval ending by its logical "
+            f"date ({logical.isoformat() if logical else 'none given: now'}); trigger with another logical date "
+            "(or backfill) to read another window"
+        )
+    elif run_type:
+        line += f" of this {run_type} run"
+    return line

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_mlops.hooks.mlflow import MlflowHook
-from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START, airflow_ids, with_overrides
+from airflow_mlops.utils.context import (
+    DEFAULT_END,
+    DEFAULT_START,
+    airflow_ids,
+    explain_window,
+    with_overrides,
+)
 from airflow_mlops.utils.lineage import training_lineage
 
 if TYPE_CHECKING:
@@ -99,8 +105,10 @@ class TrainingArguments(BaseOperator):
         from airflow_mlops.data.partitions import make_window
         from airflow_mlops.model.training.config import build_config
 
+        window = make_window(self.window_start, self.window_end, self.window_days)
+        self.log.info("%s", explain_window(context, window, self.window_days))
         return build_config(
-            pipeline=self.pipeline, window=make_window(self.window_start, self.window_end, self.window_days),
+            pipeline=self.pipeline, window=window,
             data_uri=self.data_uri, data_format=self.data_format, target=self.target,
             model=with_overrides(self.model, self.model_overrides),
             numeric=self.numeric, categorical=self.categorical, text=self.text,

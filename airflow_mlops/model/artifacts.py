@@ -17,6 +17,9 @@ def load_model(directory: str | os.PathLike, expected_sha256: str | None = None)
     """Load a verified model directory for inference."""
     directory = find_model_dir(directory)
     meta = verify_model_dir(directory, expected_sha256)
+    from airflow_mlops.model import require_train_extra
+
+    require_train_extra(meta["kind"])
     if meta["kind"] == "tabular":
         from airflow_mlops.model.training.tabular import TabularModel
 

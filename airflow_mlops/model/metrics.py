@@ -1,4 +1,4 @@
-"""Model metrics in plain NumPy (no scikit-learn needed at run time)."""
+"""Model metrics (scikit-learn), the names the spec uses, and which of them are better lower."""
 
 from __future__ import annotations
 
@@ -16,58 +16,39 @@ METRICS = {
 DEFAULT_METRIC = {"classification": "roc_auc", "regression": "rmse", "language_modeling": "perplexity"}
 
 
-def _average_ranks(x: Any) -> Any:
-    import numpy as np
-
-    order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(len(x), dtype=float)
-    sorted_x = x[order]
-    boundaries = np.flatnonzero(np.diff(sorted_x)) + 1
-    starts = np.concatenate(([0], boundaries))
-    ends = np.concatenate((boundaries, [len(x)]))
-    for s, e in zip(starts, ends, strict=False):
-        ranks[order[s:e]] = (s + e - 1) / 2 + 1
-    return ranks
-
-
 def roc_auc(y_true: Any, score: Any) -> float | None:
-    """Binary ROC AUC (Mann-Whitney U, ties averaged); None when only one class is present."""
+    """Binary ROC AUC (scikit-learn); None when only one class is present, where it is undefined."""
     import numpy as np
+    from sklearn.metrics import roc_auc_score
 
     y = np.asarray(y_true).astype(bool)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
+    if y.all() or not y.any():
         return None
-    ranks = _average_ranks(np.asarray(score, dtype=float))
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(roc_auc_score(y, np.asarray(score, dtype=float)))
 
 
 def classification_metrics(y_true: Any, proba: Any, classes: list[Any]) -> dict[str, float]:
-    """accuracy, precision, recall, f1 (positive class when binary, macro otherwise) and roc_auc."""
+    """accuracy, precision, recall, f1 (positive class when binary, macro otherwise) and roc_auc (binary; the
+    mean one-vs-rest AUC over the classes present otherwise), all from scikit-learn."""
     import numpy as np
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-    y = np.asarray(y_true)
     idx = {c: i for i, c in enumerate(classes)}
-    y_idx = np.array([idx.get(v, -1) for v in y])
-    pred = np.asarray(proba).argmax(axis=1)
-    out: dict[str, float] = {"accuracy": float((pred == y_idx).mean())}
+    y_idx = np.array([idx.get(v, -1) for v in np.asarray(y_true)])  # -1: a label the model never saw
+    proba = np.asarray(proba)
+    pred = proba.argmax(axis=1)
     labels = [1] if len(classes) == 2 else list(range(len(classes)))
-    precisions, recalls, f1s = [], [], []
-    for k in labels:
-        tp = float(((pred == k) & (y_idx == k)).sum())
-        fp = float(((pred == k) & (y_idx != k)).sum())
-        fn = float(((pred != k) & (y_idx == k)).sum())
-        p = tp / (tp + fp) if tp + fp else 0.0
-        r = tp / (tp + fn) if tp + fn else 0.0
-        precisions.append(p)
-        recalls.append(r)
-        f1s.append(2 * p * r / (p + r) if p + r else 0.0)
-    out.update(precision=float(np.mean(precisions)), recall=float(np.mean(recalls)), f1=float(np.mean(f1s)))
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y_idx, pred, labels=labels, average="macro", zero_division=0
+    )
+    out: dict[str, float] = {
+        "accuracy": float(accuracy_score(y_idx, pred)),
+        "precision": float(precision), "recall": float(recall), "f1": float(f1),
+    }  # fmt: skip
     if len(classes) == 2:
-        auc = roc_auc(y_idx == 1, np.asarray(proba)[:, 1])
+        auc = roc_auc(y_idx == 1, proba[:, 1])
     else:
-        aucs = [roc_auc(y_idx == k, np.asarray(proba)[:, k]) for k in range(len(classes))]
-        aucs = [a for a in aucs if a is not None]
+        aucs = [a for k in range(len(classes)) if (a := roc_auc(y_idx == k, proba[:, k])) is not None]
         auc = float(np.mean(aucs)) if aucs else None
     if auc is not None:
         out["roc_auc"] = auc
@@ -75,16 +56,16 @@ def classification_metrics(y_true: Any, proba: Any, classes: list[Any]) -> dict[
 
 
 def regression_metrics(y_true: Any, pred: Any) -> dict[str, float]:
+    """rmse, mae and r2 (scikit-learn; r2 is 0 when the target is constant and not predicted exactly)."""
     import numpy as np
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
     y = np.asarray(y_true, dtype=float)
     p = np.asarray(pred, dtype=float).reshape(-1)
-    err = p - y
-    ss_tot = float(((y - y.mean()) ** 2).sum())
     return {
-        "rmse": float(np.sqrt((err**2).mean())),
-        "mae": float(np.abs(err).mean()),
-        "r2": float(1 - (err**2).sum() / ss_tot) if ss_tot else 0.0,
+        "rmse": float(np.sqrt(mean_squared_error(y, p))),
+        "mae": float(mean_absolute_error(y, p)),
+        "r2": float(r2_score(y, p, force_finite=True)),
     }
 
 

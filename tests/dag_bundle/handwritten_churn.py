@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import DAG, CronDataIntervalTimetable
+from airflow.sdk import DAG, CronDataIntervalTimetable, task
 
 from airflow_mlops.operators.evaluation import ModelTestOperator
 from airflow_mlops.operators.registry import RegisterModelOperator
@@ -62,7 +62,14 @@ with DAG(
         thresholds={"roc_auc": {"min": 0.6}},
         **window,
     )
-    RegisterModelOperator(
+    register = RegisterModelOperator(
         task_id="register", model_name="handwritten_churn", training=train.output, tests=test.output
     )
     wait >> validate
+
+    # One result of a task, the Airflow way: every key of an operator's result is also an XCom of its own.
+    @task
+    def announce(profile: str, mlflow_run: str, version: str, alias: str | None) -> str:
+        return f"profile {profile}; MLflow run {mlflow_run}; registered v{version} ({alias or 'no alias'})"
+
+    announce(validate.output["profile_uri"], train.output["run_id"], register.output["version"], register.output["alias"])

@@ -16,6 +16,7 @@ from typing import Any
 
 from airflow_mlops import __version__
 from airflow_mlops.data.partitions import read_window, require_columns, split_holdout
+from airflow_mlops.model import require_train_extra
 from airflow_mlops.model.format import write_model_json
 from airflow_mlops.model.metrics import evaluate
 from airflow_mlops.model.training.checkpoint import Checkpointer
@@ -65,6 +66,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
         return _result(existing, reused=True)
 
     kind, task = config["model"]["kind"], config["model"]["task"]
+    require_train_extra(kind)
     features = [*config["numeric"], *config["categorical"], *([config["text"]] if config.get("text") else [])]
     df, files = read_window(config["data"]["uris"], config["data"]["format"])
     require_columns(df, [*features, config["target"]], "training data")

@@ -460,3 +460,22 @@ def test_a_checkpoint_of_another_model_under_the_same_key_is_ignored(tmp_path):
     )
     assert result.resumed_from_step is None
     assert len(result.history) == 1
+
+
+def test_without_the_train_extra_training_says_what_to_install():
+    """A component installed without [train] (a scheduler image, say) gets the fix, not an ImportError."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    code = (
+        "import sys; sys.path = [p for p in sys.path if 'site-packages' not in p] + [sys.argv[1]]\n"
+        "from airflow_mlops.model import require_train_extra\n"
+        "require_train_extra('lora_text')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True)
+    assert out.returncode == 1
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("airflow_mlops.errors.TrainingError: lora_text models need torch, safetensors, peft, transformers")
+    assert "pip install 'airflow-mlops[train]'" in last
