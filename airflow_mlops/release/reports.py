@@ -1,4 +1,4 @@
-"""Self-contained HTML reports (inline SVG charts: no plotting library, no external asset to fetch)."""
+"""Self-contained HTML reports: tables and inline SVG charts (matplotlib), no external asset to fetch."""
 
 from __future__ import annotations
 
@@ -16,39 +16,41 @@ h2{margin-top:28px}
 
 
 def bar_chart(title: str, bars: dict[str, float], *, reference: float | None = None, width: int = 560) -> str:
-    """Horizontal bars (one per label) with an optional reference line (a threshold)."""
+    """Horizontal bars (one per label) with an optional reference line (a threshold), as inline SVG.
+
+    Drawn with matplotlib, like the drift report's charts: one charting method. The SVG is embedded in the
+    page, so the report stays one self-contained file with nothing to fetch.
+    """
     if not bars:
         return ""
-    values = [v for v in bars.values() if v is not None]
-    top = max([*values, reference or 0.0, 1e-12])
-    low = min([*values, reference or 0.0, 0.0])
-    span = top - low or 1.0
-    row, left = 22, 170
-    plot = width - left - 70
-    height = row * len(bars) + 30
+    import io
 
-    def x(v: float) -> float:
-        return left + (v - low) / span * plot
+    import matplotlib
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">']
-    parts.append(f'<text x="0" y="14" font-size="13" font-weight="600">{html.escape(title)}</text>')
-    for i, (label, v) in enumerate(bars.items()):
-        y = 24 + i * row
-        parts.append(f'<text x="0" y="{y + 14}" font-size="12">{html.escape(str(label))[:26]}</text>')
-        if v is None:
-            continue
-        x0, x1 = sorted((x(0.0), x(v)))
-        parts.append(
-            f'<rect x="{x0:.1f}" y="{y + 3}" width="{max(x1 - x0, 1):.1f}" height="{row - 8}" fill="#5b8def"/>'
-        )
-        parts.append(f'<text x="{x1 + 4:.1f}" y="{y + 14}" font-size="11">{fmt(v)}</text>')
-    if reference is not None:
-        xr = x(reference)
-        parts.append(
-            f'<line x1="{xr:.1f}" x2="{xr:.1f}" y1="20" y2="{height}" stroke="#cf222e" stroke-dasharray="4"/>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [str(label)[:26] for label in bars]
+    values = [0.0 if v is None else float(v) for v in bars.values()]
+    fig, ax = plt.subplots(figsize=(width / 96, 0.3 * len(bars) + 0.8), dpi=96)
+    try:
+        positions = range(len(labels))[::-1]
+        ax.barh(list(positions), values, color="#5b8def", height=0.6)
+        ax.set_yticks(list(positions), labels, fontsize=8)
+        for y, (v, raw) in zip(positions, zip(values, bars.values(), strict=True), strict=True):
+            if raw is not None:
+                ax.annotate(fmt(raw), (v, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
+        if reference is not None:
+            ax.axvline(reference, color="#cf222e", linestyle="--", linewidth=1)
+        ax.set_title(title, fontsize=9, loc="left", fontweight="bold")
+        ax.tick_params(axis="x", labelsize=7)
+        fig.tight_layout()
+        out = io.StringIO()
+        fig.savefig(out, format="svg")
+    finally:
+        plt.close(fig)
+    svg = out.getvalue()
+    return svg[svg.index("<svg") :]
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
