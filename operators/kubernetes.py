@@ -17,7 +17,6 @@ from kubernetes.client import models as k8s  # noqa: TID253 - this adapter is th
 from airflow_mlops.links.mlflow import MLFLOW_RUN, RUN_URL_KEY
 from airflow_mlops.model.training.config import CONFIG_ENV
 from airflow_mlops.utils.context import NamedOutputs
-from airflow_mlops.utils.lineage import LineageMixin
 from airflow_mlops.utils.training import TRAINING_TEMPLATE_FIELDS, TrainingArguments
 
 if TYPE_CHECKING:
@@ -46,7 +45,7 @@ def trainer_resources(
     return k8s.V1ResourceRequirements(requests=requests or None, limits=limits or None)
 
 
-class KubernetesTrainModelOperator(LineageMixin, TrainingArguments, NamedOutputs, KubernetesPodOperator):
+class KubernetesTrainModelOperator(TrainingArguments, NamedOutputs, KubernetesPodOperator):
     """Run the trainer (``python -m airflow_mlops.model.training``) in a pod; same config, same MLflow run.
 
     The Airflow worker resolves the window's partitions and the idempotency key exactly as

@@ -18,7 +18,6 @@ from airflow.sdk.exceptions import AirflowException
 from airflow_mlops.links.mlflow import MLFLOW_RUN, RUN_URL_KEY
 from airflow_mlops.utils.context import NamedOutputs
 from airflow_mlops.utils.failures import gate
-from airflow_mlops.utils.lineage import LineageMixin
 from airflow_mlops.utils.training import (
     TRAINING_TEMPLATE_FIELDS,
     TRAINING_TEMPLATE_RENDERERS,
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class TrainModelOperator(LineageMixin, NamedOutputs, TrainingArguments):
+class TrainModelOperator(NamedOutputs, TrainingArguments):
     """Train a model on the window's partitions and record it as an MLflow run.
 
     The trainer (``python -m airflow_mlops.model.training``) runs as a subprocess whose output streams into this

@@ -16,7 +16,7 @@ from airflow_mlops.utils.context import (
     explain_window,
     with_overrides,
 )
-from airflow_mlops.utils.lineage import training_lineage
+from airflow_mlops.utils.lineage import LineageMixin, training_lineage
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -27,7 +27,7 @@ TRAINING_TEMPLATE_FIELDS = (
 TRAINING_TEMPLATE_RENDERERS = {"validation": "json", "model_overrides": "json"}
 
 
-class TrainingArguments(BaseOperator):
+class TrainingArguments(LineageMixin, BaseOperator):
     """The base both training operators derive from: takes the training arguments, passes the rest on (to
     ``BaseOperator``, or to ``KubernetesPodOperator`` for the pod). An operator like Airflow's own, so
     ``default_args``, ``.partial()``/``.expand()`` and the required-argument checks see these arguments.
