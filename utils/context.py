@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk import BaseOperator
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -46,13 +48,16 @@ def with_overrides(model: dict[str, Any], overrides: dict[str, Any] | str | None
     return {**model, "params": {**(model.get("params") or {}), **overrides}}
 
 
-class NamedOutputs:
+class NamedOutputs(BaseOperator):
     """For operators that return a dict: each key is also an XCom of its own (Airflow's ``multiple_outputs``),
     so a hand-written DAG reads one result the Airflow way, ``validate.output["profile_uri"]``, as well as
-    the whole dict (``validate.output``). Pass ``multiple_outputs=False`` to keep only the whole dict."""
+    the whole dict (``validate.output``). Pass ``multiple_outputs=False`` to keep only the whole dict.
 
-    def __init__(self, *args: Any, multiple_outputs: bool = True, **kwargs: Any) -> None:
-        super().__init__(*args, multiple_outputs=multiple_outputs, **kwargs)  # type: ignore[call-arg]
+    An operator base (not a plain mixin), so Airflow wraps its ``__init__`` like every operator's: subclasses
+    without an ``__init__`` of their own still get ``default_args`` and their XComArg dependencies."""
+
+    def __init__(self, *, multiple_outputs: bool = True, **kwargs: Any) -> None:
+        super().__init__(multiple_outputs=multiple_outputs, **kwargs)
 
 
 def explain_window(context: Context, window: Any, days: int | None = None) -> str:

@@ -72,10 +72,11 @@ def test_lineage_runs_from_partition_to_profile_to_model_version(roots, mlflow_u
         "AIRFLOW__OPENLINEAGE__NAMESPACE": "mlops-tests",
     }
     airflow = str(Path(sys.executable).with_name("airflow"))
-    subprocess.run(
-        [airflow, "dags", "test", "demo_churn__train", "2026-01-18"], env=env, check=True, timeout=540,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    done = subprocess.run(
+        [airflow, "dags", "test", "demo_churn__train", "2026-01-18"], env=env, timeout=540,
+        capture_output=True, text=True,
     )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     events = _events(events_file)
     validate, train, register = events["validate_data"], events["train_model"], events["register_model"]
 

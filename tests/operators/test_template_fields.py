@@ -50,4 +50,3 @@ def test_the_classes_are_found():
 def test_every_operator_with_lineage_says_what_it_read_and_wrote(cls):
     """A mixin order that lets the abstract ``lineage`` win leaves OpenLineage events empty, silently."""
     assert cls.lineage is not LineageMixin.lineage
-
