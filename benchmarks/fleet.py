@@ -85,6 +85,7 @@ def handwritten_source(spec) -> str:
     from airflow_mlops.pipeline.factory import (
         MODEL_OVERRIDES,
         OVERRIDE_REASON,
+        REEVALUATE_REASON,
         RETRAIN_WINDOW_END,
         TRAIN_WINDOW_END,
         _dag_kwargs,
@@ -143,7 +144,7 @@ def handwritten_source(spec) -> str:
         f"data_format={r(spec.data.format)}, target={r(spec.target)}, thresholds={r(spec.thresholds())}, "
         f"compare_metric={r(spec.compare_metric)}, min_improvement={r(spec.tests.compare.min_improvement)}, "
         f"compare_mode={r(spec.tests.compare.mode)}, relative={r(spec.tests.compare.relative)}, checks={r(spec.checks())}, "
-        f"override_reason={r(OVERRIDE_REASON)}, holdout_fraction={r(spec.training.holdout_fraction)}, "
+        f"override_reason={r(OVERRIDE_REASON)}, reevaluate_reason={r(REEVALUATE_REASON)}, holdout_fraction={r(spec.training.holdout_fraction)}, "
         f"seed={r(spec.training.seed)}, retries=0, **window)",
         "        register = RegisterModelOperator(task_id='register_model', model_name=NAME, training=train.output, "
         f"tests=test.output, promotion_mode={r(spec.promotion.mode)}, compare_metric={r(spec.compare_metric)})",

@@ -49,10 +49,15 @@ class ModelTestOperator(LineageMixin, NamedOutputs, BaseOperator):
     :param relative: ``min_improvement`` is a fraction of the champion's value.
     :param checks: ``{"slices": [...], "fairness": [...], "robustness": [...], "expectations": [...]}``.
     :param override_reason: release even if the gate fails; at least 10 characters (templated).
+    :param reevaluate_reason: test again and decide again although this run's model was already tested: why,
+        at least 10 characters (templated; recorded on the report and the model version). Without it, a
+        re-run, clear or backfill reproduces the recorded report instead of testing against today's champion.
     :param mlflow_conn_id: MLflow connection.
     """
 
-    template_fields: Sequence[str] = ("training", "data_uri", "window_start", "window_end", "override_reason")
+    template_fields: Sequence[str] = (
+        "training", "data_uri", "window_start", "window_end", "override_reason", "reevaluate_reason",
+    )  # fmt: skip
     template_fields_renderers: ClassVar[dict[str, str]] = {"training": "json"}
     operator_extra_links = (MODEL_TEST_REPORT,)
     ui_color = "#eef8e8"
@@ -77,6 +82,7 @@ class ModelTestOperator(LineageMixin, NamedOutputs, BaseOperator):
         relative: bool = False,
         checks: dict[str, Any] | None = None,
         override_reason: str | None = None,
+        reevaluate_reason: str | None = None,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -98,6 +104,7 @@ class ModelTestOperator(LineageMixin, NamedOutputs, BaseOperator):
         self.relative = relative
         self.checks = checks
         self.override_reason = override_reason
+        self.reevaluate_reason = reevaluate_reason
         self.mlflow_conn_id = mlflow_conn_id
 
     @cached_property
@@ -106,14 +113,36 @@ class ModelTestOperator(LineageMixin, NamedOutputs, BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.data.partitions import make_window, partition_uris, read_window, split_holdout
+        from airflow_mlops.release.decisions import recorded_report, reevaluation
         from airflow_mlops.release.evaluation import (
+            TestReport,
             apply_override,
             log_report,
             raise_for_failures,
+            report_url,
             test_model,
         )
 
+        run_id = self.training["run_id"]
+        user = getattr(context.get("dag_run"), "triggering_user_name", None)
         with gate(), self.hook.configured() as client:
+            again = reevaluation(self.reevaluate_reason, user)
+            recorded = None if again else recorded_report(client, run_id)
+            overriding = (self.override_reason or "").strip()
+            if recorded is not None and overriding and not recorded["passed"] and not recorded.get("override"):
+                # releasing a recorded failure by override is a decision made on purpose: decide again
+                again, recorded = reevaluation(f"override: {overriding}", user), None
+            if recorded is not None:
+                report = TestReport.from_dict(recorded)
+                self.log.info(
+                    "model tests for run %s were decided before: %s against champion v%s; reproducing that "
+                    "decision (to decide again on purpose, trigger with reevaluate_reason)\n%s\npromotion: %s",
+                    run_id, "PASSED" if report.passed else "FAILED", report.champion_version, report.table(),
+                    report.reason,
+                )  # fmt: skip
+                context["ti"].xcom_push(key=TEST_REPORT_URL_KEY, value=report_url(client, run_id, self.hook.ui_url))
+                raise_for_failures(report, f"{self.model_name} run {run_id}")
+                return self.remember({**recorded, "reproduced": True, "inputs": []})
             window = make_window(self.window_start, self.window_end, self.window_days)
             self.log.info("%s", explain_window(context, window, self.window_days))
             df, files = read_window(partition_uris(self.data_uri, window), self.data_format)
@@ -124,19 +153,18 @@ class ModelTestOperator(LineageMixin, NamedOutputs, BaseOperator):
                 min_improvement=self.min_improvement, compare_mode=self.compare_mode, relative=self.relative,
                 checks=self.checks, seed=self.seed,
             )  # fmt: skip
-            dag_run = context.get("dag_run")
-            apply_override(report, self.override_reason, getattr(dag_run, "triggering_user_name", None))
+            apply_override(report, self.override_reason, user)
+            report.reevaluation = again
             self.log.info(
-                "model tests for run %s: %s\n%s\npromotion: %s",
-                self.training["run_id"], "PASSED" if report.passed else "FAILED", report.table(), report.reason,
+                "model tests for run %s: %s\n%s\npromotion: %s%s",
+                run_id, "PASSED" if report.passed else "FAILED", report.table(), report.reason,
+                f"\nre-evaluated on purpose by {again['by']}: {again['reason']}" if again else "",
             )  # fmt: skip
-            url = log_report(
-                client, self.training["run_id"], report.as_dict(), self.model_name, self.hook.ui_url
-            )
+            url = log_report(client, run_id, report.as_dict(), self.model_name, self.hook.ui_url)
             if url:
                 context["ti"].xcom_push(key=TEST_REPORT_URL_KEY, value=url)
-            raise_for_failures(report, f"{self.model_name} run {self.training['run_id']}")
-        return self.remember({**report.as_dict(), "inputs": files})
+            raise_for_failures(report, f"{self.model_name} run {run_id}")
+        return self.remember({**report.as_dict(), "reproduced": False, "inputs": files})
 
     def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
         from airflow_mlops.tracking.lineage import model_dataset, version_dataset

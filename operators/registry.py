@@ -132,32 +132,29 @@ class PromoteModelOperator(NamedOutputs, BaseOperator):
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.release.promotion import promote_champion
-        from airflow_mlops.tracking.registry import MAX_TAG, version_url
+        from airflow_mlops.release.promotion import promote_approved
+        from airflow_mlops.tracking.registry import version_url
 
         version = self.registration["version"]
         approval = self.approval or {}
         user = approval.get("responded_by_user") or {}
         by = user.get("name") or user.get("id") or "unknown"
         with self.hook.configured() as client:
-            client.set_model_version_tag(self.model_name, version, "mlops.approved_by", str(by)[:MAX_TAG])
-            client.set_model_version_tag(
-                self.model_name, version, "mlops.approved_at", str(approval.get("responded_at", ""))
-            )
-            promoted, previous = promote_champion(
-                client, self.model_name, version, metric=self.compare_metric,
-                tested_against=self.tests.get("champion_version"),
-                reason=f"approved by {by}; {self.tests.get('reason', '')}",
+            result = promote_approved(
+                client, self.model_name, version, by=by, at=str(approval.get("responded_at", "")),
+                metric=self.compare_metric, tested_against=self.tests.get("champion_version"),
+                reason=self.tests.get("reason", ""), airflow=airflow_ids(context),
             )  # fmt: skip
         context["ti"].xcom_push(
             key=VERSION_URL_KEY, value=version_url(self.hook.ui_url, self.model_name, version)
         )
         self.log.info(
-            "%s version %s approved by %s: %s (previous champion %s)",
-            self.model_name, version, by, "now champion" if promoted else "not promoted, a better version is champion",
-            previous,
+            "%s version %s approved by %s: %s (previous champion %s)%s",
+            self.model_name, version, result["approved_by"],
+            "now champion" if result["promoted"] else "not promoted, a better version is champion",
+            result["previous_champion"], " (reproduced: decided before)" if result["reproduced"] else "",
         )  # fmt: skip
-        return {"version": version, "promoted": promoted, "approved_by": by, "previous_champion": previous}
+        return result
 
 
 class RollbackOperator(NamedOutputs, BaseOperator):

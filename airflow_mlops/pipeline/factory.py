@@ -96,7 +96,8 @@ def _training_tasks(spec: PipelineSpec, window_end: str, window_days: int) -> No
         data_format=spec.data.format, target=spec.target, thresholds=spec.thresholds(),
         compare_metric=spec.compare_metric, min_improvement=spec.tests.compare.min_improvement,
         compare_mode=spec.tests.compare.mode, relative=spec.tests.compare.relative, checks=spec.checks(),
-        override_reason=OVERRIDE_REASON, holdout_fraction=spec.training.holdout_fraction,
+        override_reason=OVERRIDE_REASON, reevaluate_reason=REEVALUATE_REASON,
+        holdout_fraction=spec.training.holdout_fraction,
         seed=spec.training.seed, retries=0, **window,
     )  # fmt: skip
     register = RegisterModelOperator(
@@ -121,6 +122,7 @@ def _training_tasks(spec: PipelineSpec, window_end: str, window_days: int) -> No
 
 # .get: a DAG assembled by hand (or an older serialised run) may not declare these params
 OVERRIDE_REASON = "{{ params.get('override_reason') or '' }}"
+REEVALUATE_REASON = "{{ params.get('reevaluate_reason') or '' }}"
 MODEL_OVERRIDES = "{{ (params.get('model_params') or {}) | tojson }}"
 
 
@@ -136,6 +138,11 @@ def _override_param() -> dict[str, Any]:
         "override_reason": Param(
             None, type=["null", "string"],
             description="release even if the model tests fail: say why (recorded on the model version)",
+        ),
+        "reevaluate_reason": Param(
+            None, type=["null", "string"],
+            description="test and decide the release again although this window was decided before: say why "
+            "(recorded); without it a re-run reproduces the recorded decision",
         ),
     }  # fmt: skip
 

@@ -26,6 +26,18 @@ class TestReport:
     reason: str = ""
     details: dict[str, Any] = field(default_factory=dict)
     override: dict[str, Any] | None = None
+    reevaluation: dict[str, Any] | None = None
+
+    @classmethod
+    def from_dict(cls, report: dict[str, Any]) -> TestReport:
+        """A recorded report (:meth:`as_dict`) back as a report."""
+        return cls(
+            rows=list(report.get("tests") or []), metrics=dict(report.get("metrics") or {}),
+            champion_metrics=report.get("champion_metrics"), champion_version=report.get("champion_version"),
+            promote=bool(report.get("promote")), reason=report.get("reason", ""),
+            details=dict(report.get("details") or {}), override=report.get("override"),
+            reevaluation=report.get("reevaluation"),
+        )  # fmt: skip
 
     def add(self, test: str, expected: str, observed: Any, passed: bool, gate: bool = True) -> None:
         self.rows.append(
@@ -54,7 +66,7 @@ class TestReport:
         return {
             "passed": self.passed, "promote": self.promote, "reason": self.reason, "metrics": self.metrics,
             "champion_metrics": self.champion_metrics, "champion_version": self.champion_version, "tests": self.rows,
-            "details": self.details, "override": self.override,
+            "details": self.details, "override": self.override, "reevaluation": self.reevaluation,
         }  # fmt: skip
 
 
@@ -237,21 +249,41 @@ def test_model(
     )
 
 
-def log_report(c: Any, run_id: str, report: dict[str, Any], model_name: str, ui_url: str | None) -> str:
-    """The test report (JSON, and HTML with charts) as artifacts of the candidate's MLflow run; returns
-    where to read the HTML (the MLflow UI when its URL is known, else the artifact's own URI)."""
-    import json
-
-    from airflow_mlops.release.reports import model_test_html
+def report_url(c: Any, run_id: str, ui_url: str | None) -> str:
+    """Where to read a run's HTML test report: the MLflow UI when its URL is known, else the artifact URI."""
     from airflow_mlops.tracking.registry import run_url
 
-    title = f"Model tests: {model_name}, run {run_id}"
-    c.log_text(run_id, json.dumps(report, indent=2, sort_keys=True, default=str), "tests/report.json")
-    c.log_text(run_id, model_test_html(report, title), "tests/report.html")
     run = c.get_run(run_id)
     if ui_url:
         return run_url(ui_url, run.info.experiment_id, run_id) + "/artifacts/tests/report.html"
     return f"{run.info.artifact_uri.rstrip('/')}/tests/report.html"
+
+
+def log_report(c: Any, run_id: str, report: dict[str, Any], model_name: str, ui_url: str | None) -> str:
+    """The test report (JSON, and HTML with charts) as artifacts of the candidate's MLflow run; returns
+    where to read the HTML (the MLflow UI when its URL is known, else the artifact's own URI).
+
+    A report decided before (a deliberate re-evaluation) is kept under ``tests/history/``, not overwritten.
+    """
+    import json
+
+    from airflow_mlops.release.decisions import REPORT_PATH, REPORT_SHA_TAG, recorded_report, report_sha
+    from airflow_mlops.release.reports import model_test_html
+
+    earlier_sha = c.get_run(run_id).data.tags.get(REPORT_SHA_TAG)
+    if earlier_sha:
+        earlier = recorded_report(c, run_id)
+        c.log_text(
+            run_id, json.dumps(earlier, indent=2, sort_keys=True, default=str),
+            f"tests/history/report-{earlier_sha[:12]}.json",
+        )  # fmt: skip
+    title = f"Model tests: {model_name}, run {run_id}"
+    text = json.dumps(report, indent=2, sort_keys=True, default=str)
+    c.log_text(run_id, model_test_html(report, title), "tests/report.html")
+    c.log_text(run_id, text, REPORT_PATH)
+    # last: the decision counts as made (and is reproduced by re-runs) only once the whole report is stored
+    c.set_tag(run_id, REPORT_SHA_TAG, report_sha(text))
+    return report_url(c, run_id, ui_url)
 
 
 def _short(metrics: dict[str, float]) -> str:

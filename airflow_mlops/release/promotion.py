@@ -5,22 +5,28 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
+from airflow_mlops.release import decisions
 from airflow_mlops.tracking import registry
 
 log = logging.getLogger(__name__)
 
 
-def promote(c: Any, name: str, version: str, alias: str = registry.CHAMPION, reason: str = "") -> str | None:
-    """Point ``alias`` at ``version``; record the previous holder on the version for rollback."""
+def promote(
+    c: Any, name: str, version: str, alias: str = registry.CHAMPION, reason: str = "",
+    check: Callable[[], None] | None = None,
+) -> str | None:  # fmt: skip
+    """Point ``alias`` at ``version``; record the previous holder on the version for rollback. Call it under
+    :func:`promotion_lock` and pass its ``check``, run right before the writes."""
     previous = registry.get_alias(c, name, alias)
     prev_version = str(previous.version) if previous is not None else None
     if prev_version == str(version):
         log.info("%s version %s already holds alias %r", name, version, alias)
         return prev_version
+    if check is not None:
+        check()
     if prev_version is not None:
         c.set_model_version_tag(name, version, f"mlops.previous_{alias}", prev_version)
     if reason:
@@ -40,59 +46,20 @@ def _better(a: float | None, b: float | None, metric: str) -> bool:
     return a < b if metric in LOWER_IS_BETTER else a > b
 
 
-LOCK_SUFFIX = "__promotion_lock"
+LOCK_URI_ENV = "AIRFLOW_MLOPS_LOCK_URI"  # the MLflow connection's extra lock_uri, as the hook exports it
 
 
 @contextlib.contextmanager
-def promotion_lock(
-    c: Any, name: str, *, owner: str = "", ttl: float = 600.0, wait: float = 300.0
-) -> Generator[None, None, None]:
-    """Mutual exclusion for alias changes of ``name``, through the registry itself.
-
-    MLflow has no compare-and-set on aliases, but creating a registered model is atomic (names are unique),
-    so the lock is a registered model ``<name>__promotion_lock`` that exists while one promotion or
-    rollback runs, whichever process or machine it runs on. A lock older than ``ttl`` seconds (its holder
-    died) is broken.
-    """
-    import json
+def promotion_lock(c: Any, name: str, *, wait: float = 300.0) -> Generator[Callable[[], None], None, None]:
+    """Hold the lock for alias changes of ``name`` (:mod:`airflow_mlops.release.locks`); yields the check to
+    call right before each write. Re-entrant within a thread."""
     import os
-    import socket
 
-    from mlflow.exceptions import MlflowException
+    from airflow_mlops.release.locks import promotion_lock as lock
 
-    lock = f"{name}{LOCK_SUFFIX}"
-    me = owner or f"{socket.gethostname()}:{os.getpid()}"
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            c.create_registered_model(
-                lock, description=json.dumps({"owner": me, "at": time.time()}),
-                tags={"mlops.lock": f"promotion of {name} in progress"},
-            )  # fmt: skip
-            break
-        except MlflowException as err:
-            if "already exists" not in str(err).lower() and "RESOURCE_ALREADY_EXISTS" not in str(err):
-                raise
-        try:
-            held = json.loads(c.get_registered_model(lock).description or "{}")
-        except (MlflowException, ValueError):
-            held = {}
-        if held and time.time() - float(held.get("at", 0)) > ttl:
-            log.warning("breaking the stale promotion lock of %s held by %s", name, held.get("owner"))
-            with contextlib.suppress(MlflowException):
-                c.delete_registered_model(lock)
-            continue
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"the champion of {name} is being changed by {held.get('owner', 'another process')} (lock {lock}); "
-                f"retry later, or delete registered model {lock} if that process died"
-            )
-        time.sleep(0.2)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(MlflowException):
-            c.delete_registered_model(lock)
+    registry_uri = str(getattr(c, "_registry_uri", None) or c.tracking_uri)
+    with lock(registry_uri, name, lock_uri=os.environ.get(LOCK_URI_ENV) or None, wait=wait) as check:
+        yield check
 
 
 def promote_champion(
@@ -111,7 +78,7 @@ def promote_champion(
     the alias moves only if this one is better; otherwise it becomes ``challenger``. So two promotions racing
     end with the better model as champion and nothing half-set. Returns (promoted, previous champion).
     """
-    with promotion_lock(c, name):
+    with promotion_lock(c, name) as check:
         holder = registry.get_alias(c, name, registry.CHAMPION)
         if holder is not None and str(holder.version) == str(version):
             return True, None
@@ -123,16 +90,18 @@ def promote_champion(
                     "%s version %s became champion meanwhile with %s %s (this version: %s): it stays champion",
                     name, holder.version, metric, theirs, mine,
                 )  # fmt: skip
-                promote(c, name, version, registry.CHALLENGER)
+                promote(c, name, version, registry.CHALLENGER, check=check)
                 c.set_model_version_tag(
                     name, version, "mlops.promotion_decision",
                     f"not promoted: version {holder.version} became champion meanwhile with a better tested {metric}",
                 )  # fmt: skip
                 return False, None
-        return True, promote(c, name, version, registry.CHAMPION, reason)
+        return True, promote(c, name, version, registry.CHAMPION, reason, check=check)
 
 
-def rollback(c: Any, name: str, *, reason: str, by: str, to_version: str | None = None) -> dict[str, Any]:
+def rollback(
+    c: Any, name: str, *, reason: str, by: str, to_version: str | None = None, wait: float = 300.0
+) -> dict[str, Any]:
     """Move ``champion`` back to the version it replaced (or to ``to_version``), recording who and why."""
     import datetime as dt
 
@@ -156,13 +125,22 @@ def rollback(c: Any, name: str, *, reason: str, by: str, to_version: str | None 
     c.get_model_version(name, str(target))  # raises if the version does not exist
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     record = f"{now} by {by}: {reason.strip()}"
-    with promotion_lock(c, name):
+    with promotion_lock(c, name, wait=wait) as check:
         if str(registry.get_alias(c, name, registry.CHAMPION).version) != str(current.version):
             raise IntegrityError(f"the champion of {name} changed while rolling back; look again and retry")
+        check()
         c.set_model_version_tag(name, str(current.version), "mlops.rolled_back", record[: registry.MAX_TAG])
         c.set_model_version_tag(name, str(target), "mlops.rollback_from", str(current.version))
         c.set_model_version_tag(name, str(target), "mlops.rollback", record[: registry.MAX_TAG])
         c.set_registered_model_alias(name, registry.CHAMPION, str(target))
+        # a re-run of the rolled-back version's window reproduces this, not its old promotion
+        decisions.record_decision(
+            c, name, str(current.version),
+            {"alias": None, "promoted": False, "previous_champion": None,
+             "reason": f"rolled back earlier ({record}): not promoted again automatically; promote it by hand "
+                       "(airflow-mlops promote) if it should serve again"},
+            None,
+        )  # fmt: skip
     log.warning("ROLLBACK of %s: champion version %s -> %s (%s)", name, current.version, target, record)
     return {
         "name": name,
@@ -230,13 +208,50 @@ def register_and_promote(
         c, name=name, model_uri=training["model_uri"], run_id=training["run_id"], run_key=training["run_key"],
         tags=tags, description=description,
     )  # fmt: skip
+    result = {"name": name, "version": str(version.version), "run_id": training["run_id"], "reused": reused,
+              "metrics": metrics}  # fmt: skip
+    recorded = decisions.recorded_decision(version)
+    if recorded is not None and not tests.get("reevaluation"):
+        # decided before (a re-run, clear or backfill of the same window): reproduce it, move nothing
+        log.info(
+            "%s version %s: release decided at %s (%s); reproducing that decision, aliases untouched",
+            name, version.version, recorded.get("at"), recorded.get("alias"),
+        )  # fmt: skip
+        return {
+            **result, "alias": recorded.get("alias"), "promoted": bool(recorded.get("promoted")),
+            "awaiting_approval": bool(recorded.get("awaiting_approval")), "reason": recorded.get("reason", ""),
+            "previous_champion": recorded.get("previous_champion"), "reproduced": recorded.get("at"),
+        }  # fmt: skip
+    with promotion_lock(c, name) as check:
+        decision = _decide(
+            c, name, version, tests=tests, promotion_mode=promotion_mode, check=check,
+            metric=compare_metric or _first_metric(metrics),
+        )  # fmt: skip
+        check()
+        decisions.record_decision(
+            c, name, str(version.version), {**decision, "tested_against": tests.get("champion_version")}, airflow
+        )
+    if tests.get("reevaluation"):
+        ev = tests["reevaluation"]
+        c.set_model_version_tag(
+            name, version.version, decisions.REEVALUATED_TAG,
+            f"{ev['at']} by {ev['by']}: {ev['reason']}"[: registry.MAX_TAG],
+        )  # fmt: skip
+    return {**result, **decision, "reproduced": None}
+
+
+def _decide(
+    c: Any, name: str, version: Any, *, tests: dict[str, Any], promotion_mode: str, metric: str,
+    check: Callable[[], None],
+) -> dict[str, Any]:  # fmt: skip
+    """Which alias a newly tested version gets (called under the promotion lock)."""
     previous, awaiting = None, False
     current = registry.get_alias(c, name, registry.CHAMPION)
     if current is not None and str(current.version) == str(version.version):
         alias, promoted, reason = registry.CHAMPION, True, "already champion"
     elif tests.get("promote") and version.tags.get("mlops.rolled_back"):
         # a version taken out of service by a rollback does not come back by itself on a re-run
-        promote(c, name, version.version, registry.CHALLENGER)
+        promote(c, name, version.version, registry.CHALLENGER, check=check)
         alias, promoted = registry.CHALLENGER, False
         reason = (
             f"rolled back earlier ({version.tags['mlops.rolled_back']}): not promoted again automatically; "
@@ -244,15 +259,15 @@ def register_and_promote(
         )
     elif tests.get("promote") and promotion_mode == "auto":
         promoted, previous = promote_champion(
-            c, name, str(version.version), metric=compare_metric or _first_metric(metrics),
-            tested_against=tests.get("champion_version"), reason=tests.get("reason", ""),
+            c, name, str(version.version), metric=metric, tested_against=tests.get("champion_version"),
+            reason=tests.get("reason", ""),
         )  # fmt: skip
         alias = registry.CHAMPION if promoted else registry.CHALLENGER
         reason = (
             tests.get("reason", "") if promoted else "another version became champion meanwhile and is better"
         )
     else:
-        promote(c, name, version.version, registry.CHALLENGER)
+        promote(c, name, version.version, registry.CHALLENGER, check=check)
         alias, promoted = registry.CHALLENGER, False
         if tests.get("promote") and promotion_mode == "approval":
             awaiting = True
@@ -261,19 +276,48 @@ def register_and_promote(
             reason = "passed its tests; promotion.mode is manual: promote with `airflow-mlops promote`"
         else:
             reason = tests.get("reason", "")
+        check()
         c.set_model_version_tag(name, version.version, "mlops.promotion_decision", reason[: registry.MAX_TAG])
     return {
-        "name": name,
-        "version": str(version.version),
-        "run_id": training["run_id"],
-        "reused": reused,
-        "alias": alias,
-        "promoted": promoted,
-        "awaiting_approval": awaiting,
-        "reason": reason,
+        "alias": alias, "promoted": promoted, "awaiting_approval": awaiting, "reason": reason,
         "previous_champion": previous,
-        "metrics": metrics,
-    }
+    }  # fmt: skip
+
+
+def promote_approved(
+    c: Any, name: str, version: str, *, by: str, at: str, metric: str, tested_against: str | None, reason: str,
+    airflow: dict[str, Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """After a person approved the release: make ``version`` champion (or challenger, if a better version
+    became champion meanwhile), once. A re-run of the approval reproduces the recorded outcome."""
+    recorded = decisions.recorded_decision(c.get_model_version(name, version))
+    if recorded is not None and recorded.get("approved_by"):
+        log.info(
+            "%s version %s: approval by %s decided at %s; reproducing it, aliases untouched",
+            name, version, recorded["approved_by"], recorded.get("at"),
+        )  # fmt: skip
+        return {
+            "version": str(version), "promoted": bool(recorded.get("promoted")),
+            "approved_by": recorded["approved_by"], "previous_champion": recorded.get("previous_champion"),
+            "reproduced": recorded.get("at"),
+        }  # fmt: skip
+    with promotion_lock(c, name) as check:
+        check()
+        c.set_model_version_tag(name, version, "mlops.approved_by", str(by)[: registry.MAX_TAG])
+        c.set_model_version_tag(name, version, "mlops.approved_at", str(at))
+        promoted, previous = promote_champion(
+            c, name, version, metric=metric, tested_against=tested_against, reason=f"approved by {by}; {reason}"
+        )
+        decision = {
+            "alias": registry.CHAMPION if promoted else registry.CHALLENGER, "promoted": promoted,
+            "awaiting_approval": False, "previous_champion": previous, "approved_by": str(by),
+            "tested_against": tested_against,
+            "reason": f"approved by {by}" + ("" if promoted else "; a better version became champion meanwhile"),
+        }  # fmt: skip
+        check()
+        decisions.record_decision(c, name, str(version), decision, airflow)
+    return {"version": str(version), "promoted": promoted, "approved_by": str(by), "previous_champion": previous,
+            "reproduced": None}  # fmt: skip
 
 
 def _first_metric(metrics: dict[str, float]) -> str:

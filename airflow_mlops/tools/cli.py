@@ -151,14 +151,19 @@ def _cmd_merge_adapter(args: argparse.Namespace) -> int:
 
 
 def _cmd_promote(args: argparse.Namespace) -> int:
+    from airflow_mlops.errors import MlopsError
     from airflow_mlops.release import promotion
     from airflow_mlops.tracking import registry
 
     c = registry.client()
-    with promotion.promotion_lock(c, args.model):
-        previous = promotion.promote(
-            c, args.model, args.version, args.alias, reason=f"by hand: {args.reason}"
-        )
+    try:
+        with promotion.promotion_lock(c, args.model, wait=args.wait) as check:
+            previous = promotion.promote(
+                c, args.model, args.version, args.alias, reason=f"by hand: {args.reason}", check=check
+            )
+    except MlopsError as err:
+        print(f"promote refused: {err}", file=sys.stderr)
+        return 2
     print(
         json.dumps({"model": args.model, "alias": args.alias, "version": args.version, "previous": previous})
     )
@@ -175,7 +180,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     try:
         result = promotion.rollback(
             registry.client(), args.model, reason=args.reason, by=args.by or getpass.getuser(),
-            to_version=args.to_version,
+            to_version=args.to_version, wait=args.wait,
         )  # fmt: skip
     except (ValueError, MlopsError) as err:
         print(f"rollback refused: {err}", file=sys.stderr)
@@ -259,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--version", required=True)
     p.add_argument("--alias", default="champion")
     p.add_argument("--reason", required=True)
+    p.add_argument(
+        "--wait", type=float, default=60.0,
+        help="seconds to wait for another promotion or rollback of this model to finish (default 60)",
+    )  # fmt: skip
     p.set_defaults(func=_cmd_promote)
 
     p = sub.add_parser(
@@ -269,6 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reason", required=True, help="why (at least 10 characters; recorded on both versions)")
     p.add_argument("--to-version", help="version to return to (default: the previous champion)")
     p.add_argument("--by", help="who (default: the login name)")
+    p.add_argument(
+        "--wait", type=float, default=60.0,
+        help="seconds to wait for another promotion or rollback of this model to finish (default 60)",
+    )  # fmt: skip
     p.set_defaults(func=_cmd_rollback)
 
     args = parser.parse_args(argv)

@@ -89,6 +89,9 @@ def test_same_interval_twice_leaves_one_version_and_one_run(dagbag, mlflow_uri, 
     assert (a["reused"], b["reused"]) == (False, True)
     assert a["run_id"] == b["run_id"]
     assert xcom(f"{NAME}__train", second.run_id, "register_model")["reused"] is True
+    # the re-run reproduces the recorded release decision: no new tests against today's champion
+    assert xcom(f"{NAME}__train", second.run_id, "test_model")["reproduced"] is True
+    assert xcom(f"{NAME}__train", second.run_id, "register_model")["reproduced"]
     runs = mlflow.search_runs(experiment_names=[f"airflow-mlops/{NAME}"], output_format="list")
     assert len(runs) == 1
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import pytest
 
@@ -72,51 +71,20 @@ def test_registration_is_idempotent_and_records_the_override(mlflow_uri, tmp_pat
 
 
 @pytest.mark.parametrize("first", ["worse", "better"])
-def test_two_promotions_racing_end_with_the_better_model_as_champion(
-    mlflow_uri, tmp_path, monkeypatch, first
-):
+def test_two_promotions_tested_against_the_same_champion_end_with_the_better_one(mlflow_uri, tmp_path, first):
+    """Both candidates were tested against v1; whichever order the lock lets them through in, the better one
+    ends as champion and the history stays clean."""
     c = registry.client()
     promotion.register_and_promote(c, name="reg", training=_trained(c, tmp_path, "v1"), tests=_tests(0.75))
     runs = {"better": _trained(c, tmp_path, "better"), "worse": _trained(c, tmp_path, "worse")}
-
-    # Both promotions read the champion (v1) before either writes: the race the registry must survive.
-    # Then ``first`` goes on at once and the other a moment later, so both orders are exercised.
-    barrier = threading.Barrier(2)
-    real = registry.get_alias
-    first_read: set[int] = set()
-    labels: dict[int, str] = {}
-
-    def racing_get_alias(client, name, alias):
-        value = real(client, name, alias)
-        me = threading.get_ident()
-        if alias == registry.CHAMPION and me not in first_read:
-            first_read.add(me)
-            barrier.wait(timeout=30)
-            if labels[me] != first:
-                time.sleep(0.3)
-        return value
-
-    monkeypatch.setattr(registry, "get_alias", racing_get_alias)
-    results: dict[str, dict] = {}
-    errors: list[BaseException] = []
-
-    def promote(label, value):
-        labels[threading.get_ident()] = label
-        try:
-            results[label] = promotion.register_and_promote(
-                registry.client(), name="reg", training=runs[label], tests=_tests(value, champion="1"),
-                compare_metric="roc_auc",
-            )  # fmt: skip
-        except BaseException as err:  # surfaced below
-            errors.append(err)
-
-    threads = [threading.Thread(target=promote, args=a) for a in (("worse", 0.80), ("better", 0.85))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert len(first_read) == 2  # both promotions went through the racing read: the race did happen
-    assert not errors, errors
+    value = {"better": 0.85, "worse": 0.80}
+    order = [first, "better" if first == "worse" else "worse"]
+    results = {
+        label: promotion.register_and_promote(
+            c, name="reg", training=runs[label], tests=_tests(value[label], champion="1"), compare_metric="roc_auc"
+        )
+        for label in order
+    }
     champion = c.get_model_version_by_alias("reg", "champion")
     assert champion.run_id == runs["better"]["run_id"]
     assert results["better"]["promoted"]
@@ -129,7 +97,34 @@ def test_two_promotions_racing_end_with_the_better_model_as_champion(
         assert results["worse"]["alias"] == "challenger"
         assert "became champion meanwhile" in worse.tags["mlops.promotion_decision"]
         assert champion.tags["mlops.previous_champion"] == "1"
-    assert not [m for m in c.search_registered_models() if m.name.endswith(promotion.LOCK_SUFFIX)]
+
+
+def test_promotions_at_the_same_time_all_complete_with_one_champion(mlflow_uri, tmp_path):
+    """Four threads promote at once through the lock: no error, every decision recorded, one champion."""
+    c = registry.client()
+    promotion.register_and_promote(c, name="reg", training=_trained(c, tmp_path, "base"), tests=_tests(0.70))
+    runs = {f"c{i}": _trained(c, tmp_path, f"c{i}") for i in range(4)}
+    start = threading.Barrier(len(runs))
+    results, errors = {}, []
+
+    def go(label: str, value: float) -> None:
+        start.wait(30)
+        try:
+            results[label] = promotion.register_and_promote(
+                registry.client(), name="reg", training=runs[label], tests=_tests(value, champion="1"),
+                compare_metric="roc_auc",
+            )  # fmt: skip
+        except BaseException as err:  # surfaced below
+            errors.append(err)
+
+    threads = [threading.Thread(target=go, args=(f"c{i}", 0.80 + i / 100)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    assert c.get_model_version_by_alias("reg", "champion").run_id == runs["c3"]["run_id"]  # the best
+    assert all(json.loads(c.get_model_version("reg", r["version"]).tags["mlops.release_decision"]) for r in results.values())
 
 
 def test_rollback_moves_champion_back_and_records_who_and_why(mlflow_uri, tmp_path, capsys):
@@ -168,3 +163,56 @@ def test_rollback_moves_champion_back_and_records_who_and_why(mlflow_uri, tmp_pa
     assert "rolled back earlier" in again["reason"]
     assert _champion(c) == "1"
     assert len(c.search_model_versions("name = 'reg'")) == 2
+
+
+def test_a_rerun_reproduces_the_recorded_decision_and_never_moves_the_champion(mlflow_uri, tmp_path):
+    """Backfilling a window again must not re-decide against today's champion: v1's re-run, whose fresh tests
+    would say "promote" against v2, changes no alias and no recorded previous champion."""
+    c = registry.client()
+    t1, t2 = _trained(c, tmp_path, "w1"), _trained(c, tmp_path, "w2")
+    promotion.register_and_promote(c, name="reg", training=t1, tests=_tests(0.75))
+    promotion.register_and_promote(c, name="reg", training=t2, tests=_tests(0.80, champion="1"))
+    assert _champion(c) == "2"
+    before = {v.version: dict(v.tags) for v in c.search_model_versions("name = 'reg'")}
+
+    again = promotion.register_and_promote(c, name="reg", training=t1, tests=_tests(0.90, champion="2"))
+    assert (again["version"], again["alias"], again["promoted"], again["reused"]) == ("1", "champion", True, True)
+    assert again["reproduced"]  # when the decision was recorded
+    assert _champion(c) == "2"
+    assert {v.version: dict(v.tags) for v in c.search_model_versions("name = 'reg'")} == before
+    assert c.get_model_version("reg", "2").tags["mlops.previous_champion"] == "1"  # a rollback still goes to v1
+
+
+def test_a_deliberate_reevaluation_decides_again_and_is_audited(mlflow_uri, tmp_path):
+    from airflow_mlops.release import decisions
+
+    c = registry.client()
+    t1, t2 = _trained(c, tmp_path, "r1"), _trained(c, tmp_path, "r2")
+    promotion.register_and_promote(c, name="reg", training=t1, tests=_tests(0.75))
+    promotion.register_and_promote(c, name="reg", training=t2, tests=_tests(0.80, champion="1"))
+    why = decisions.reevaluation("the holdout of window 1 was relabelled", "alice")
+    result = promotion.register_and_promote(
+        c, name="reg", training=t1, tests=_tests(0.90, champion="2", reevaluation=why)
+    )
+    assert (result["alias"], result["promoted"], result["reproduced"]) == ("champion", True, None)
+    assert _champion(c) == "1"
+    v1 = c.get_model_version("reg", "1")
+    assert v1.tags[decisions.REEVALUATED_TAG].endswith("by alice: the holdout of window 1 was relabelled")
+    assert json.loads(v1.tags[decisions.DECISION_TAG])["tested_against"] == "2"
+    with pytest.raises(Exception, match="at least 10 characters"):
+        decisions.reevaluation("because", "bob")
+
+
+def test_a_recorded_test_report_is_reproduced_and_a_changed_one_refused(mlflow_uri, tmp_path):
+    from airflow_mlops.errors import IntegrityError
+    from airflow_mlops.release import decisions, evaluation
+
+    c = registry.client()
+    t = _trained(c, tmp_path, "rep")
+    assert decisions.recorded_report(c, t["run_id"]) is None  # never tested: no decision to reproduce
+    report = {"passed": True, "promote": True, "reason": "ok", "metrics": {"roc_auc": 0.8}, "tests": []}
+    evaluation.log_report(c, t["run_id"], report, "reg", None)
+    assert decisions.recorded_report(c, t["run_id"]) == report
+    c.log_text(t["run_id"], json.dumps({**report, "promote": False}), decisions.REPORT_PATH)
+    with pytest.raises(IntegrityError, match="does not match its hash"):
+        decisions.recorded_report(c, t["run_id"])
