@@ -3,7 +3,9 @@
 Fields: ``host`` (+ ``schema`` http/https, ``port``) for a tracking server, or extra ``tracking_uri`` for any
 MLflow URI (``sqlite:////abs/path/mlflow.db``); extra ``registry_uri`` (defaults to the tracking URI); extra
 ``artifact_root`` for new experiments' artifacts (default: beside a sqlite store's file); extra ``ui_url`` for
-links from the Airflow UI; ``password`` holds a token (never logged, never put in XCom).
+links from the Airflow UI; extra ``lock_uri``, a PostgreSQL URL every worker reaches, where promotions take
+their lock (required with a tracking server; see :mod:`airflow_mlops.release.locks`); ``password`` holds a
+token (never logged, never put in XCom).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_TOKEN")
+_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_TOKEN", "AIRFLOW_MLOPS_LOCK_URI")
 # MLflow reads its URIs and token from process-wide state (the environment, module globals). One block at a
 # time may set them: in the triggerer, checks of two triggers run in threads of one process and would
 # otherwise see each other's connection.
@@ -97,6 +99,9 @@ class MlflowHook(BaseHook):
         env = {"MLFLOW_TRACKING_URI": self.tracking_uri, "MLFLOW_REGISTRY_URI": self.registry_uri}
         if self.connection.password:
             env["MLFLOW_TRACKING_TOKEN"] = self.connection.password
+        if self._extra.get("lock_uri"):
+            # where promotions lock (airflow_mlops.release.locks); like the token, never logged or in XCom
+            env["AIRFLOW_MLOPS_LOCK_URI"] = str(self._extra["lock_uri"])
         return env
 
     @contextlib.contextmanager

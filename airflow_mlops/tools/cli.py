@@ -285,6 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_cmd_rollback)
 
     args = parser.parse_args(argv)
+    import logging
+
+    # MLflow's own INFO lines (store set-up, migrations) would bury the one line a command prints
+    for noisy in ("mlflow", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     return args.func(args)
 
 
