@@ -138,16 +138,18 @@ def handwritten_source(spec) -> str:
         f"categorical={r(list(spec.features.categorical))}, text={r(spec.features.text)}, "
         f"holdout_fraction={r(spec.training.holdout_fraction)}, seed={r(spec.training.seed)}, validation=validate.output, "
         f"checkpoint_root={r(spec.storage.uri.rstrip('/') + '/' + spec.name + '/checkpoints')}, parent_run_id=None, "
-        f"model_overrides={r(MODEL_OVERRIDES)}, model={r(model)}, **window)",
+        f"model_overrides={r(MODEL_OVERRIDES)}, model={r(model)}, "
+        f"max_active_tis_per_dag={spec.training.concurrent_windows}, **window)",
         "        validate >> train",
         "        test = ModelTestOperator(task_id='test_model', model_name=NAME, training=train.output, data_uri=DATA, "
         f"data_format={r(spec.data.format)}, target={r(spec.target)}, thresholds={r(spec.thresholds())}, "
         f"compare_metric={r(spec.compare_metric)}, min_improvement={r(spec.tests.compare.min_improvement)}, "
         f"compare_mode={r(spec.tests.compare.mode)}, relative={r(spec.tests.compare.relative)}, checks={r(spec.checks())}, "
         f"override_reason={r(OVERRIDE_REASON)}, reevaluate_reason={r(REEVALUATE_REASON)}, holdout_fraction={r(spec.training.holdout_fraction)}, "
-        f"seed={r(spec.training.seed)}, retries=0, **window)",
+        f"seed={r(spec.training.seed)}, retries=0, max_active_tis_per_dag={spec.training.concurrent_windows}, **window)",
         "        register = RegisterModelOperator(task_id='register_model', model_name=NAME, training=train.output, "
-        f"tests=test.output, promotion_mode={r(spec.promotion.mode)}, compare_metric={r(spec.compare_metric)})",
+        f"tests=test.output, promotion_mode={r(spec.promotion.mode)}, compare_metric={r(spec.compare_metric)}, "
+        f"max_active_tis_per_dag={spec.training.concurrent_windows})",
         "        test >> register",
     ]
     if spec.promotion.mode == "approval":

@@ -118,9 +118,10 @@ class MlflowHook(BaseHook):
         saved = {k: os.environ.get(k) for k in _ENV}
         os.environ.update(self.env())
         import mlflow
-        from mlflow.tracking import MlflowClient
         from mlflow.tracking._model_registry import utils as registry_state
         from mlflow.tracking._tracking_service import utils as tracking_state
+
+        from airflow_mlops.tracking import registry
 
         # Restore exactly what was set (None = "follow the environment"); the public getters resolve defaults.
         previous = (
@@ -130,7 +131,7 @@ class MlflowHook(BaseHook):
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.registry_uri)
         try:
-            yield MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+            yield registry.client(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
         finally:
             tracking_state._tracking_uri, registry_state._registry_uri = previous
             for k, v in saved.items():

@@ -99,9 +99,11 @@ class TrainModelOperator(NamedOutputs, TrainingArguments):
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         }
         tail: deque[str] = deque(maxlen=30)
+        env["AIRFLOW_MLOPS_PARENT_PID"] = str(os.getpid())
         self._process = subprocess.Popen(
             self.trainer_command(config_path, result_path),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
+            preexec_fn=_die_with_parent,
         )  # fmt: skip
         try:
             for line in self._process.stdout or ():
@@ -128,3 +130,15 @@ class TrainModelOperator(NamedOutputs, TrainingArguments):
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def _die_with_parent() -> None:
+    """In the trainer, before it starts (Linux): SIGTERM when the task process dies, whatever kills it
+    (``kill -9``, the worker's loss), so no trainer outlives its task. Its own session keeps it out of
+    signals meant for the task's process group; ``on_kill`` still stops it on a normal kill or time-out."""
+    import ctypes
+    import sys
+
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

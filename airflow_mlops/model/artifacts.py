@@ -45,6 +45,8 @@ def load_mlflow_model(model_uri: str, expected_sha256: str | None, dst: str | No
 
     import mlflow
 
-    dst = dst or tempfile.mkdtemp(prefix="mlops-model-")
-    local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=dst)
-    return load_model(local, expected_sha256)
+    if dst:
+        return load_model(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=dst), expected_sha256)
+    # loaded models hold their weights in memory: the download is removed once loaded, never left behind
+    with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
+        return load_model(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp), expected_sha256)

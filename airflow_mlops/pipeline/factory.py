@@ -98,11 +98,12 @@ def _training_tasks(spec: PipelineSpec, window_end: str, window_days: int) -> No
         compare_mode=spec.tests.compare.mode, relative=spec.tests.compare.relative, checks=spec.checks(),
         override_reason=OVERRIDE_REASON, reevaluate_reason=REEVALUATE_REASON,
         holdout_fraction=spec.training.holdout_fraction,
-        seed=spec.training.seed, retries=0, **window,
+        seed=spec.training.seed, retries=0, max_active_tis_per_dag=spec.training.concurrent_windows, **window,
     )  # fmt: skip
     register = RegisterModelOperator(
         task_id="register_model", model_name=spec.model_name, training=trained, tests=test.output,
         promotion_mode=spec.promotion.mode, compare_metric=spec.compare_metric,
+        max_active_tis_per_dag=spec.training.concurrent_windows,
     )  # fmt: skip
     test >> register
     if spec.promotion.mode == "approval":
@@ -163,6 +164,8 @@ def _train_operator(
         "validation": validation, "checkpoint_root": f"{spec.storage.uri.rstrip('/')}/{spec.name}/checkpoints",
         "parent_run_id": parent_run_id, "model_overrides": MODEL_OVERRIDES, **window,
     }  # fmt: skip
+    if expand_over is None:
+        common["max_active_tis_per_dag"] = spec.training.concurrent_windows
     if spec.training.executor == "kubernetes" and spec.training.kubernetes is not None:
         # Imported only here: the provider pulls in the kubernetes client, which local pipelines never need.
         from airflow_mlops.operators.kubernetes import KubernetesTrainModelOperator

@@ -353,6 +353,11 @@ class Training(Section):
     """The training window and where training runs (``training``)."""
 
     window_days: PositiveInt = Field(7, description="days of data before the interval end")
+    concurrent_windows: PositiveInt = Field(
+        1,
+        description="windows trained, tested and released at once, backfills included (Airflow's "
+        "max_active_tis_per_dag; a backfill's own --max-active-runs does not apply to task concurrency)",
+    )
     holdout_fraction: Annotated[float, Field(ge=0.01, le=0.9)] = Field(
         0.2, description="share of rows held out for the model tests"
     )

@@ -17,9 +17,26 @@ MAX_TAG = 5000  # MLflow's limit on a tag value is 8000 characters; stay well be
 
 
 def client(tracking_uri: str | None = None, registry_uri: str | None = None):
+    """An ``MlflowClient``. For a local SQLite store, creating it (which creates or migrates the database on
+    first use) holds a lock beside the database file: trainers that start at once on a new store would
+    otherwise race through MLflow's migrations (``duplicate column name``)."""
+    import contextlib
+
+    import mlflow
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+    from airflow_mlops.storage import machine_lock
+
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    setup = (
+        machine_lock(uri[len("sqlite:///") :] + ".setup-lock")
+        if str(uri).startswith("sqlite:///")
+        else contextlib.nullcontext()
+    )
+    with setup:
+        c = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+        c._get_registry_client()  # the registry store of the same database, also set up under the lock
+    return c
 
 
 def experiment_name(pipeline: str) -> str:

@@ -94,3 +94,62 @@ def test_model_params_of_a_run_override_the_spec_and_change_the_key(tmp_path):
 
     assert key(with_overrides(model, '{"epochs": 9}')) != key(model)
     assert key(with_overrides(model, '{"epochs": 3}')) == key(model)  # same params: same run, reused
+
+
+TASK_PROCESS = """
+import sys
+from pathlib import Path
+
+from airflow_mlops.operators.training import TrainModelOperator
+
+TRAINER = '''
+import os, signal, sys, time
+from pathlib import Path
+out = Path(sys.argv[1])
+def stop(*_):
+    out.joinpath("terminated").write_text("yes")
+    sys.exit(143)
+signal.signal(signal.SIGTERM, stop)
+out.joinpath("trainer.pid").write_text(str(os.getpid()))
+time.sleep(600)
+'''
+
+
+class Hanging(TrainModelOperator):
+    def trainer_command(self, config_path, result_path):
+        return [sys.executable, "-c", TRAINER, sys.argv[1]]
+
+
+op = Hanging(task_id="t", pipeline="p", data_uri="x", target="y", model={"kind": "tabular"})
+op._run_trainer(Path(sys.argv[1]) / "c.json", Path(sys.argv[1]) / "r.json")
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_killed_task_takes_its_trainer_with_it(tmp_path, mlflow_uri):
+    """kill -9 of the task process (no on_kill runs): the trainer, in its own session, still gets SIGTERM
+    from the kernel and stops, cleaning up; it never trains on beside the retry's trainer."""
+    import signal
+    import subprocess
+
+    task = subprocess.Popen([sys.executable, "-c", TASK_PROCESS, str(tmp_path)])
+    pid_file = tmp_path / "trainer.pid"
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() and task.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling for the trainer to start
+    assert pid_file.exists(), f"the trainer did not start (task exited with {task.poll()})"
+    trainer = int(pid_file.read_text())
+    os.kill(task.pid, signal.SIGKILL)
+    task.wait(30)
+    deadline = time.monotonic() + 30
+    while not _gone(trainer) and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling for the trainer to exit
+    assert _gone(trainer), "the trainer outlived its task"
+    assert (tmp_path / "terminated").read_text() == "yes"  # it was told to stop, so it could end its MLflow run

@@ -10,10 +10,31 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 
 from airflow_mlops.model.training.config import CONFIG_ENV
 from airflow_mlops.storage import read_json, write_json_atomic
+
+PARENT_ENV = "AIRFLOW_MLOPS_PARENT_PID"  # the task process that started this trainer (set by TrainModelOperator)
+
+
+def _stop(signum: int, _frame: object) -> None:
+    """SIGTERM (the task was killed, timed out or its process died): unwind, so the MLflow run is ended as
+    FAILED and temporary files are removed; a retry resumes from the last checkpoint."""
+    raise SystemExit(128 + signum)
+
+
+def _watch_parent(parent: int) -> None:
+    """Where the kernel cannot tie this process to its parent (not Linux), poll: once the task process is
+    gone, stop as if terminated."""
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    logging.getLogger("airflow_mlops.trainer").error("the task that started this trainer is gone: stopping")
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("mlflow", "alembic", "urllib3", "git"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, _stop)
+    if os.environ.get(PARENT_ENV, "").isdigit():
+        threading.Thread(target=_watch_parent, args=(int(os.environ[PARENT_ENV]),), daemon=True).start()
     from airflow_mlops.model.training.trainer import run
 
     try:

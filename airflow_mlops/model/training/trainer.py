@@ -23,7 +23,6 @@ from airflow_mlops.model.training.checkpoint import Checkpointer
 from airflow_mlops.tracking import registry
 
 log = logging.getLogger("airflow_mlops.trainer")
-ENTRY = Path(__file__).with_name("pyfunc_entry.py")
 
 
 def _flatten(prefix: str, obj: Any, out: dict[str, str]) -> dict[str, str]:
@@ -83,6 +82,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
         }
     )
     checkpointer = Checkpointer(config.get("checkpoint_uri") or default_checkpoint_uri(run_key))
+    checkpointer.acquire(_owner(config))  # from here on, an older trainer of this key stops at its next write
     unfinished = registry.find_unfinished_run(c, exp_id, run_key)
     resume_id = unfinished.info.run_id if unfinished is not None else None
     parent_run_id = tags.pop("mlflow.parentRunId", None)  # MLflow sets this tag itself from parent_run_id
@@ -142,15 +142,17 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
                 Metric(k, float(v), now, step) for step, h in enumerate(history, 1) for k, v in h.items()
             ]
             metrics.append(Metric("train_seconds", seconds, now, 0))
+            checkpointer.check()  # still this trainer's run: nothing below is written by a superseded one
             for i in range(0, len(metrics), 900):  # log_batch takes at most 1000 metrics per call
                 c.log_batch(run_id, metrics=metrics[i : i + 900])
             meta["inputs"] = files
             model_sha = write_model_json(model_dir, meta)
             example, signature = _signature(config, train_df, model_dir, model_sha)
+            checkpointer.check()
             info = mlflow.pyfunc.log_model(
                 name="model",
-                python_model=str(ENTRY),
-                artifacts={"model_dir": str(model_dir)},
+                loader_module="airflow_mlops.model.pyfunc",  # a reference to installed code, never stored code
+                data_path=str(model_dir),
                 pip_requirements=[f"airflow-mlops=={__version__}"],
                 signature=signature,
                 input_example=example,
@@ -181,6 +183,15 @@ def _signature(config: dict[str, Any], train_df: Any, model_dir: Any, model_sha:
     example = train_df[columns].head(5).reset_index(drop=True)
     prediction = np.asarray(load_model(model_dir, model_sha).predict(example))
     return example, infer_signature(example, prediction)
+
+
+def _owner(config: dict[str, Any]) -> str:
+    import os
+    import socket
+
+    airflow = config.get("airflow") or {}
+    attempt = f" try {airflow['try_number']}" if airflow.get("try_number") else ""
+    return f"{socket.gethostname()}:{os.getpid()}{attempt}"
 
 
 def default_checkpoint_uri(run_key: str) -> str:

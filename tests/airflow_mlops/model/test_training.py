@@ -479,3 +479,77 @@ def test_without_the_train_extra_training_says_what_to_install():
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("airflow_mlops.errors.TrainingError: lora_text models need torch, safetensors, peft, transformers")
     assert "pip install 'airflow-mlops[train]'" in last
+
+
+def test_a_superseded_trainer_stops_before_writing_a_checkpoint(tmp_path):
+    """Fencing: trainer A holds lease 1; a retry's trainer B takes lease 2; A's next write stops A (exit 75)
+    with nothing written, so two trainers never share a checkpoint folder or an MLflow run."""
+    import subprocess
+    import sys
+
+    from airflow_mlops.model.training.checkpoint import LEASE_EXIT_CODE, Checkpointer
+
+    folder = tmp_path / "ckpt"
+    code = (
+        "import sys, torch\n"
+        "from airflow_mlops.model.training.checkpoint import Checkpointer\n"
+        "ck = Checkpointer(sys.argv[1]); print(ck.acquire('A'), flush=True)\n"
+        "sys.stdin.readline()\n"
+        "ck.save({'w': torch.zeros(2)}, {'step': 1, 'epoch': 0})\n"
+        "print('wrote', flush=True)\n"
+    )
+    a = subprocess.Popen(
+        [sys.executable, "-c", code, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert a.stdout.readline().strip() == "1"
+    b = Checkpointer(str(folder))
+    assert b.acquire("B") == 2
+    a.stdin.write("go\n")
+    a.stdin.flush()
+    assert a.wait(60) == LEASE_EXIT_CODE
+    assert "wrote" not in a.stdout.read()
+    assert not list(folder.glob("state-*"))  # A wrote nothing
+    b.check()  # B still holds the newest lease and goes on
+
+
+def test_mlflows_own_loader_checks_the_recorded_hash_and_runs_no_stored_code(tmp_path, mlflow_uri):
+    """mlflow.pyfunc.load_model serves the model through the installed airflow-mlops (a loader module, no
+    stored code), and refuses weights changed together with their metadata: model.json no longer matches
+    the hash recorded on the run."""
+    import shutil
+    import tempfile
+
+    import mlflow
+    import yaml
+
+    from airflow_mlops.errors import IntegrityError
+    from airflow_mlops.model.artifacts import load_mlflow_model
+    from airflow_mlops.model.format import MODEL_JSON, find_model_dir, write_model_json
+    from airflow_mlops.model.training.trainer import run
+
+    frame = _tabular_frame(600)
+    result = run(
+        _config(tmp_path, "tabular", frame, numeric=["x", "z"], categorical=["k"], target="y",
+                model={"kind": "tabular", "task": "classification", "params": {"epochs": 1}})
+    )  # fmt: skip
+    served = mlflow.pyfunc.load_model(result["model_uri"])
+    assert len(served.predict(frame[["x", "z", "k"]].head(3))) == 3
+
+    local = Path(mlflow.artifacts.download_artifacts(result["model_uri"], dst_path=str(tmp_path / "copy")))
+    flavor = yaml.safe_load((local / "MLmodel").read_text())["flavors"]["python_function"]
+    assert flavor["loader_module"] == "airflow_mlops.model.pyfunc"
+    assert not list(local.rglob("*.py"))
+    assert not list(local.rglob("*.pkl"))
+
+    model_dir = find_model_dir(local)
+    weights = next(p for p in model_dir.rglob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\x00" * 8)
+    meta = json.loads((model_dir / MODEL_JSON).read_text())
+    write_model_json(model_dir, {k: v for k, v in meta.items() if k not in ("files", "format_version")})
+    with pytest.raises(IntegrityError, match="sha256"):
+        mlflow.pyfunc.load_model(str(local))
+
+    shutil.rmtree(local)
+    before = set(Path(tempfile.gettempdir()).glob("mlops-model-*"))
+    load_mlflow_model(result["model_uri"], result["model_sha256"])
+    assert set(Path(tempfile.gettempdir()).glob("mlops-model-*")) == before  # no download left behind

@@ -159,3 +159,16 @@ def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path):
     bad.write_text("name: twice\nmodel: {kind: tabular}\ndata: {uri: x}\nmodel: {kind: lora_text}\n")
     with pytest.raises(SpecError, match=r"line 4, column 1: key 'model' appears twice \(first at line 2\)"):
         load_spec(bad)
+
+
+def test_training_windows_run_one_at_a_time_even_in_a_backfill():
+    """A backfill has its own max_active_runs (default 10), not the DAG's: the tasks that train, test and
+    release carry max_active_tis_per_dag, which the scheduler applies to backfill runs too."""
+    from airflow_mlops.pipeline.factory import build_training_dag
+
+    dag = build_training_dag(parse_spec(_with("training.concurrent_windows", 1)))
+    assert {t: dag.get_task(t).max_active_tis_per_dag for t in ("train_model", "test_model", "register_model")} == {
+        "train_model": 1, "test_model": 1, "register_model": 1,
+    }
+    two = build_training_dag(parse_spec(_with("training.concurrent_windows", 2)))
+    assert two.get_task("train_model").max_active_tis_per_dag == 2

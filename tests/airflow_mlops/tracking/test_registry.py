@@ -43,3 +43,29 @@ def test_a_failed_registration_says_why_and_is_never_used():
     with pytest.raises(MlopsError, match="registration ended FAILED_REGISTRATION: copy of the artifacts failed"):
         wait_until_ready(c, "churn", "3", timeout=60)
     assert c.calls == [("churn", "3")]
+
+
+@pytest.mark.slow
+def test_trainers_starting_at_once_on_a_new_store_all_get_it(tmp_path):
+    """A backfill starts several trainers on a store nobody created yet: MLflow's migrations run once, under
+    the set-up lock beside the database, and every process gets a working store."""
+    import subprocess
+    import sys
+
+    uri = f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}"
+    (tmp_path / "new").mkdir()
+    go = tmp_path / "go"
+    code = (
+        "import sys, time\nfrom pathlib import Path\n"
+        "from airflow_mlops.tracking import registry\n"
+        "while not Path(sys.argv[2]).exists(): time.sleep(0.01)\n"
+        "c = registry.client(sys.argv[1], sys.argv[1])\n"
+        "c.search_experiments(); c.search_registered_models()\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, uri, str(go)], stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    go.write_text("go")  # all four start creating the store at the same moment
+    outcomes = [(p.wait(180), p.stderr.read()[-500:]) for p in procs]
+    assert [code for code, _ in outcomes] == [0, 0, 0, 0], outcomes
