@@ -5,7 +5,7 @@ MLflow URI (``sqlite:////abs/path/mlflow.db``); extra ``registry_uri`` (defaults
 ``artifact_root`` for new experiments' artifacts (default: beside a sqlite store's file); extra ``ui_url`` for
 links from the Airflow UI; extra ``lock_uri``, a PostgreSQL URL every worker reaches, where promotions take
 their lock (required with a tracking server; see :mod:`airflow_mlops.release.locks`); ``password`` holds a
-token (never logged, never put in XCom).
+token, or with ``login`` the basic-auth password (never logged, never put in XCom).
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_TOKEN", "AIRFLOW_MLOPS_LOCK_URI")
+_ENV = (
+    "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD", "AIRFLOW_MLOPS_LOCK_URI",
+)  # fmt: skip
 # MLflow reads its URIs and token from process-wide state (the environment, module globals). One block at a
 # time may set them: in the triggerer, checks of two triggers run in threads of one process and would
 # otherwise see each other's connection.
@@ -44,8 +47,8 @@ class MlflowHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         return {
-            "hidden_fields": ["login"],
-            "relabeling": {"password": "Token", "host": "Tracking server host"},
+            "hidden_fields": [],
+            "relabeling": {"password": "Password or token", "host": "Tracking server host"},
             "placeholders": {
                 "host": "mlflow.example.com",
                 "schema": "https",
@@ -97,7 +100,10 @@ class MlflowHook(BaseHook):
     def env(self) -> dict[str, str]:
         """Environment for a trainer process; the token travels only here, never on a command line."""
         env = {"MLFLOW_TRACKING_URI": self.tracking_uri, "MLFLOW_REGISTRY_URI": self.registry_uri}
-        if self.connection.password:
+        if self.connection.login:  # basic auth (mlflow server --app-name basic-auth)
+            env["MLFLOW_TRACKING_USERNAME"] = self.connection.login
+            env["MLFLOW_TRACKING_PASSWORD"] = self.connection.password or ""
+        elif self.connection.password:  # a bearer token
             env["MLFLOW_TRACKING_TOKEN"] = self.connection.password
         if self._extra.get("lock_uri"):
             # where promotions lock (airflow_mlops.release.locks); like the token, never logged or in XCom

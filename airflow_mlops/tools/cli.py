@@ -10,9 +10,19 @@ from pathlib import Path
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if args.stack == "celery":
+        from airflow_mlops.tools.stack import run_stack_demo
+
+        return run_stack_demo(Path(args.home if args.home != ".demo" else ".demo-stack"))
     from airflow_mlops.tools.quickstart import run_demo
 
     return run_demo(Path(args.home), keep=args.keep)
+
+
+def _cmd_stack(args: argparse.Namespace) -> int:
+    from airflow_mlops.tools.stack import main as stack_main
+
+    return stack_main([args.action, "--home", args.home, "--name", args.name])
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
@@ -202,7 +212,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--keep", action="store_true", help="keep existing state in --home instead of starting fresh"
     )
+    p.add_argument(
+        "--stack", choices=("embedded", "celery"), default="embedded",
+        help="embedded: SQLite + LocalExecutor + a local MLflow store (default); celery: the production stack "
+        "(PostgreSQL, CeleryExecutor with Redis, two workers, an MLflow server), started and stopped for the run",
+    )  # fmt: skip
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser(
+        "stack", help="start or stop the production stack (PostgreSQL, Celery + Redis, MLflow server)"
+    )
+    p.add_argument("action", choices=("start", "stop"))
+    p.add_argument("--home", default=".stack", help="folder of the stack's state and logs")
+    p.add_argument("--name", default="mlops_stack", help="prefix of its PostgreSQL databases")
+    p.set_defaults(func=_cmd_stack)
 
     p = sub.add_parser(
         "ui",

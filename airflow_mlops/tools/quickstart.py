@@ -210,6 +210,11 @@ def _wait_runs(dag_ids: list[str], expected: dict[str, int], timeout: float, say
         if all(
             len(states[d]) >= expected.get(d, 0) and all(s in FINISHED for s in states[d]) for d in dag_ids
         ):
+            failed = {d: sum(s == "failed" for s in st) for d, st in states.items() if "failed" in st}
+            if failed:
+                raise RuntimeError(
+                    f"demo runs failed: {failed}; the failing task's log is under {os.environ.get('AIRFLOW_HOME')}/logs"
+                )
             return
         time.sleep(3)
     raise TimeoutError(f"runs did not finish within {timeout:.0f}s: {last}")
@@ -225,7 +230,7 @@ def _days(start: str | None, end: str | None) -> str:
     return f"{start[:10]}..{last.date().isoformat()}"
 
 
-def summary(home: Path) -> str:
+def summary(home: Path, explore: list[str] | None = None) -> str:
     from airflow_mlops.data.drift.scores import summary_line
     from airflow_mlops.tables import format_table
     from airflow_mlops.tracking import registry
@@ -300,11 +305,45 @@ def summary(home: Path) -> str:
         format_table(vrows, ("version", "aliases", "trained on", "roc_auc", "decision")),
         "",
         "Explore it:",
-        f"  Airflow UI (shipped DAGs + plugin): airflow-mlops ui --home {home}   then open http://localhost:8080",
-        f"  MLflow UI only:                     mlflow ui --backend-store-uri sqlite:///{home / 'mlflow' / 'mlflow.db'} --port 5000",
-        f"  Logs of every task:                 {home / 'airflow' / 'logs'}",
-    ]
+        *(explore or [
+            f"  Airflow UI (shipped DAGs + plugin): airflow-mlops ui --home {home}   then open http://localhost:8080",
+            f"  MLflow UI only:                     mlflow ui --backend-store-uri sqlite:///{home / 'mlflow' / 'mlflow.db'} --port 5000",
+            f"  Logs of every task:                 {home / 'airflow' / 'logs'}",
+        ]),
+    ]  # fmt: skip
     return "\n".join(lines)
+
+
+def drive_demo(log: Path, timeout: float, say: Any) -> None:
+    """The demo pipeline's story, through whatever Airflow is running (embedded or the Celery stack)."""
+    say(f"training: backfill {PIPELINE}__train for the week starting {TRAIN_FROM}")
+    _airflow("backfill", "create", "--dag-id", f"{PIPELINE}__train", "--from-date", TRAIN_FROM, "--to-date", TRAIN_FROM, log=log)
+    _wait_runs([f"{PIPELINE}__train"], {f"{PIPELINE}__train": 1}, timeout, say)
+    say(f"drift monitoring: backfill {PIPELINE}__drift_monitor for {MONITOR_FROM} .. {MONITOR_TO}")
+    _airflow(
+        "backfill", "create", "--dag-id", f"{PIPELINE}__drift_monitor", "--from-date", MONITOR_FROM,
+        "--to-date", MONITOR_TO, "--max-active-runs", "1", log=log,
+    )  # fmt: skip
+    n_monitor = 4
+    _wait_runs([f"{PIPELINE}__drift_monitor"], {f"{PIPELINE}__drift_monitor": n_monitor}, timeout, say)
+    say("waiting for the retraining runs that drift triggered")
+    _wait_runs([f"{PIPELINE}__retrain"], {}, timeout, say)
+    say(f"an engineer retrains by hand on the days before {RETRAIN_BY_HAND} (the pending report's data)")
+    _airflow(
+        "dags", "trigger", f"{PIPELINE}__retrain", "--run-id", f"manual__{RETRAIN_BY_HAND}",
+        "--conf", json.dumps({"window_end": f"{RETRAIN_BY_HAND}T00:00:00+00:00"}), log=log,
+    )  # fmt: skip
+    _wait_runs([f"{PIPELINE}__retrain"], {f"{PIPELINE}__retrain": 2}, timeout, say)
+    for kind in ("score", "live_metrics"):
+        what = "batch scoring with the champion (10% canary to the challenger)" if kind == "score" else (
+            "live metrics per model version, as labels arrive"
+        )  # fmt: skip
+        say(f"{what}: backfill {PIPELINE}__{kind} for {SCORE_FROM} .. {SCORE_TO}")
+        _airflow(
+            "backfill", "create", "--dag-id", f"{PIPELINE}__{kind}", "--from-date", SCORE_FROM,
+            "--to-date", SCORE_TO, "--max-active-runs", "1", log=log,
+        )  # fmt: skip
+        _wait_runs([f"{PIPELINE}__{kind}"], {f"{PIPELINE}__{kind}": 2}, timeout, say)
 
 
 def run_demo(home: Path, keep: bool = False, timeout: float = 1500) -> int:
@@ -341,44 +380,7 @@ def run_demo(home: Path, keep: bool = False, timeout: float = 1500) -> int:
     try:
         _wait_healthy(port, proc)
         say("Airflow is up")
-        say(f"training: backfill {PIPELINE}__train for the week starting {TRAIN_FROM}")
-        _airflow(
-            "backfill",
-            "create",
-            "--dag-id",
-            f"{PIPELINE}__train",
-            "--from-date",
-            TRAIN_FROM,
-            "--to-date",
-            TRAIN_FROM,
-            log=log,
-        )
-        _wait_runs([f"{PIPELINE}__train"], {f"{PIPELINE}__train": 1}, timeout, say)
-        say(f"drift monitoring: backfill {PIPELINE}__drift_monitor for {MONITOR_FROM} .. {MONITOR_TO}")
-        _airflow(
-            "backfill", "create", "--dag-id", f"{PIPELINE}__drift_monitor", "--from-date", MONITOR_FROM,
-            "--to-date", MONITOR_TO, "--max-active-runs", "1", log=log,
-        )  # fmt: skip
-        n_monitor = 4
-        _wait_runs([f"{PIPELINE}__drift_monitor"], {f"{PIPELINE}__drift_monitor": n_monitor}, timeout, say)
-        say("waiting for the retraining runs that drift triggered")
-        _wait_runs([f"{PIPELINE}__retrain"], {}, timeout, say)
-        say(f"an engineer retrains by hand on the days before {RETRAIN_BY_HAND} (the pending report's data)")
-        _airflow(
-            "dags", "trigger", f"{PIPELINE}__retrain", "--run-id", f"manual__{RETRAIN_BY_HAND}",
-            "--conf", json.dumps({"window_end": f"{RETRAIN_BY_HAND}T00:00:00+00:00"}), log=log,
-        )  # fmt: skip
-        _wait_runs([f"{PIPELINE}__retrain"], {f"{PIPELINE}__retrain": 2}, timeout, say)
-        for kind in ("score", "live_metrics"):
-            what = "batch scoring with the champion (10% canary to the challenger)" if kind == "score" else (
-                "live metrics per model version, as labels arrive"
-            )  # fmt: skip
-            say(f"{what}: backfill {PIPELINE}__{kind} for {SCORE_FROM} .. {SCORE_TO}")
-            _airflow(
-                "backfill", "create", "--dag-id", f"{PIPELINE}__{kind}", "--from-date", SCORE_FROM,
-                "--to-date", SCORE_TO, "--max-active-runs", "1", log=log,
-            )  # fmt: skip
-            _wait_runs([f"{PIPELINE}__{kind}"], {f"{PIPELINE}__{kind}": 2}, timeout, say)
+        drive_demo(log, timeout, say)
         text = summary(home)
     finally:
         say("stopping Airflow")

@@ -144,12 +144,39 @@ def register_version(
         if "already exists" not in str(err).lower() and "RESOURCE_ALREADY_EXISTS" not in str(err):
             raise
     all_tags = clean_tags({**tags, RUN_KEY_TAG: run_key})
-    version = c.create_model_version(
-        name=name, source=model_uri, run_id=run_id, tags=all_tags, description=description
-    )
-    version = wait_until_ready(c, name, str(version.version))
+    # an MLflow 3 logged model (models:/m-...) is named by its id; a tracking server requires it
+    model_id = model_uri[len("models:/") :] if model_uri.startswith("models:/m-") else None
+    try:
+        version = c.create_model_version(
+            name=name, source=model_uri, run_id=run_id, tags=all_tags, description=description, model_id=model_id
+        )
+    except MlflowException:
+        # the server may have created it before the answer was lost (the client retries on its own too)
+        version = find_version(c, name, run_key)
+        if version is None:
+            raise
+        log.warning("registration of run key %s answered with an error, but version %s exists: using it",
+                    run_key, version.version)  # fmt: skip
+    kept = _drop_duplicates(c, name, run_key, keep=str(version.version))
+    version = wait_until_ready(c, name, kept)
     log.info("registered %s version %s from run %s", name, version.version, run_id)
     return version, False
+
+
+def _drop_duplicates(c: Any, name: str, run_key: str, keep: str) -> str:
+    """One version per run key: a request retried after the server had already created the version leaves a
+    second one, which is deleted (it was created a moment ago by this same registration and never used)."""
+    try:
+        found = c.search_model_versions(f"name = '{name}' and tags.`{RUN_KEY_TAG}` = '{run_key}'")
+    except Exception as err:  # the search is a safeguard; registration itself succeeded
+        log.warning("could not look for duplicate versions of run key %s: %s", run_key, err)
+        return keep
+    first = min((int(v.version) for v in found), default=int(keep))
+    for v in found:
+        if int(v.version) != first:
+            log.warning("deleting duplicate %s version %s of run key %s (version %s is kept)", name, v.version, run_key, first)
+            c.delete_model_version(name, str(v.version))
+    return str(first)
 
 
 def wait_until_ready(c: Any, name: str, version: str, timeout: float = 300.0) -> Any:

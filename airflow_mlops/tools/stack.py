@@ -1,0 +1,334 @@
+"""The production stack on one machine: Airflow on PostgreSQL with the CeleryExecutor (Redis as broker), two
+Celery workers, a standalone dag-processor, a triggerer and the API server as separate processes, and an
+MLflow tracking server (PostgreSQL backend store, proxied artifact store, basic auth) that the
+``mlflow_default`` connection reaches over HTTP.
+
+``airflow-mlops stack start`` starts it (fresh databases named after ``--name``), ``airflow-mlops stack stop``
+stops every process it started (recorded in ``<home>/stack.json``), and ``airflow-mlops demo --stack celery``
+starts it, drives the demo pipeline through it, prints the embedded demo's summary and stops it.
+PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) are expected to run already.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from airflow_mlops.tools.quickstart import _airflow, _bin, demo_env, free_port
+
+WORKERS = ("w1", "w2")
+STATE = "stack.json"
+
+
+@dataclass
+class Stack:
+    """Where the stack lives and what it is called: one ``home`` folder, databases ``<name>_airflow`` and
+    ``<name>_mlflow``, Redis database ``redis_db``."""
+
+    home: Path
+    name: str = "mlops_stack"
+    pg: str = "postgresql://postgres@127.0.0.1:5432"
+    redis: str = "redis://127.0.0.1:6379"
+    redis_db: int = 5
+    api_port: int = 0
+    mlflow_port: int = 0
+    secrets: dict[str, str] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)
+    dags_folder: str | None = None
+
+    @property
+    def airflow_db(self) -> str:
+        return f"{self.pg}/{self.name}_airflow"
+
+    @property
+    def mlflow_db(self) -> str:
+        return f"{self.pg}/{self.name}_mlflow"
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.mlflow_port}"
+
+    def save(self) -> None:
+        state = {k: getattr(self, k) for k in ("name", "pg", "redis", "redis_db", "api_port", "mlflow_port",
+                                               "secrets", "pids", "dags_folder")}  # fmt: skip
+        path = self.home / STATE
+        path.write_text(json.dumps(state, indent=2))
+        path.chmod(0o600)  # it holds the stack's passwords and keys
+
+    @classmethod
+    def load(cls, home: Path) -> Stack:
+        state = json.loads((home / STATE).read_text())
+        return cls(home=home, **state)
+
+    def env(self) -> dict[str, str]:
+        """Every component's environment: the embedded default's, with the production parts swapped in."""
+        s = self.secrets
+        env = demo_env(self.home, self.api_port, self.mlflow_port, Path(self.dags_folder) if self.dags_folder else None)
+        pg_airflow = self.airflow_db.replace("postgresql://", "postgresql+psycopg2://", 1)
+        env.update({
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg_airflow,
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CELERY__BROKER_URL": f"{self.redis}/{self.redis_db}",
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.airflow_db,
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+            "AIRFLOW__CORE__PARALLELISM": "8",
+            "AIRFLOW__CORE__FERNET_KEY": s["fernet_key"],
+            "AIRFLOW__API__SECRET_KEY": s["api_secret"],
+            "AIRFLOW__API_AUTH__JWT_SECRET": s["jwt_secret"],
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.api_port}",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.api_port}/execution/",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "airflow_mlops.tools.stack.hostname",
+            # a lost worker's task is retried elsewhere after this long without a heartbeat (default 300 s)
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+            "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({
+                "conn_type": "mlflow", "host": "127.0.0.1", "port": self.mlflow_port, "schema": "http",
+                "login": "admin", "password": s["mlflow_password"],
+                "extra": {"ui_url": self.mlflow_url, "lock_uri": self.mlflow_db},
+            }),
+            "MLFLOW_TRACKING_URI": self.mlflow_url,
+            "MLFLOW_TRACKING_USERNAME": "admin",
+            "MLFLOW_TRACKING_PASSWORD": s["mlflow_password"],
+            "AIRFLOW_MLOPS_LOCK_URI": self.mlflow_db,
+        })  # fmt: skip
+        return env
+
+
+def hostname() -> str:
+    """``[core] hostname_callable`` of the stack: the host name plus the worker's name, so the two workers
+    on one machine are told apart in the task instances (and in which log server serves a task's log)."""
+    import socket
+
+    worker = os.environ.get("AIRFLOW_MLOPS_WORKER")
+    return f"{socket.getfqdn()}-{worker}" if worker else socket.getfqdn()
+
+
+def _recreate_databases(stack: Stack) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(f"{stack.pg}/postgres", connect_timeout=10)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        for db in (f"{stack.name}_airflow", f"{stack.name}_mlflow"):
+            cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            cur.execute(f'CREATE DATABASE "{db}"')
+    conn.close()
+
+
+def _flush_redis(stack: Stack) -> None:
+    """Queued tasks of an earlier stack must not reach this one's workers."""
+    import redis
+
+    redis.Redis.from_url(f"{stack.redis}/{stack.redis_db}").flushdb()
+
+
+def _auth_config(stack: Stack) -> Path:
+    path = stack.home / "mlflow" / "basic_auth.ini"
+    path.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{stack.home / 'mlflow' / 'auth.db'}\n"
+        "admin_username = admin\n"
+        f"admin_password = {stack.secrets['mlflow_password']}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    path.chmod(0o600)
+    return path
+
+
+def _spawn(stack: Stack, label: str, argv: list[str], env: dict[str, str]) -> None:
+    log = (stack.home / "logs" / f"{label}.log").open("a")
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    stack.pids[label] = proc.pid
+    stack.save()
+
+
+def _wait_http(url: str, what: str, timeout: float, check: Any = None, auth: tuple[str, str] | None = None) -> None:
+    import base64
+
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        request = urllib.request.Request(url)
+        if auth:
+            request.add_header("Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode())
+        try:
+            with urllib.request.urlopen(request, timeout=5) as resp:
+                body = resp.read()
+            if check is None or check(body):
+                return
+            last = body[:200].decode(errors="replace")
+        except (OSError, ValueError) as err:
+            last = str(err)
+        time.sleep(1)
+    raise TimeoutError(f"{what} did not come up at {url} within {timeout:.0f} s (last: {last})")
+
+
+def _scheduler_healthy(body: bytes) -> bool:
+    health = json.loads(body)
+    return all(
+        health.get(part, {}).get("status") == "healthy" for part in ("metadatabase", "scheduler", "dag_processor", "triggerer")
+    )
+
+
+def start(
+    home: Path, *, name: str = "mlops_stack", say: Any = print, timeout: float = 240, dags_folder: Path | None = None
+) -> Stack:
+    """Fresh databases, then every component; returns when the API reports all of them healthy."""
+    home = home.resolve()
+    if (home / STATE).exists():
+        with contextlib.suppress(Exception):
+            stop(home, say=say)
+    for sub in ("logs", "mlflow", "airflow"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    from cryptography.fernet import Fernet
+
+    stack = Stack(
+        home=home, name=name, api_port=free_port(8280), mlflow_port=free_port(5280),
+        dags_folder=str(dags_folder.resolve()) if dags_folder else None,
+        secrets={"fernet_key": Fernet.generate_key().decode(), "api_secret": secrets.token_hex(16),
+                 "jwt_secret": secrets.token_hex(32), "mlflow_password": secrets.token_urlsafe(16)},
+    )  # fmt: skip
+    stack.save()
+    say(f"PostgreSQL databases {name}_airflow and {name}_mlflow (fresh), Redis db {stack.redis_db}")
+    _recreate_databases(stack)
+    _flush_redis(stack)
+    env = {**os.environ, **stack.env()}
+    (home / "mlflow" / "artifacts").mkdir(exist_ok=True)
+    mlflow_env = {
+        **env, "MLFLOW_AUTH_CONFIG_PATH": str(_auth_config(stack)),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": stack.secrets["api_secret"],
+    }  # fmt: skip
+    say(f"MLflow tracking server on {stack.mlflow_url} (PostgreSQL store, proxied artifacts, basic auth)")
+    _spawn(stack, "mlflow", [
+        _bin("mlflow"), "server", "--host", "127.0.0.1", "--port", str(stack.mlflow_port),
+        "--backend-store-uri", stack.mlflow_db, "--serve-artifacts",
+        "--artifacts-destination", str(home / "mlflow" / "artifacts"), "--app-name", "basic-auth",
+        "--workers", "2",
+    ], mlflow_env)  # fmt: skip
+    os.environ.update(stack.env())
+    log = home / "logs" / "setup.log"
+    say("Airflow metadata database: migrate")
+    _airflow("db", "migrate", log=log)
+    say(f"Airflow: api-server (:{stack.api_port}), scheduler, dag-processor, triggerer, workers {', '.join(WORKERS)}")
+    _spawn(stack, "api-server", [_bin("airflow"), "api-server", "--port", str(stack.api_port)], env)
+    for component in ("scheduler", "dag-processor", "triggerer"):
+        _spawn(stack, component, [_bin("airflow"), component], env)
+    for i, worker in enumerate(WORKERS):
+        worker_env = {
+            **env, "AIRFLOW_MLOPS_WORKER": worker,
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port(8793 + 10 * i)),
+        }  # fmt: skip
+        _spawn(stack, f"worker-{worker}", [
+            _bin("airflow"), "celery", "worker", "--celery-hostname", f"{worker}@%h",
+            "--pid", str(home / f"worker-{worker}.pid"), "--concurrency", "2",
+        ], worker_env)  # fmt: skip
+    _wait_http(
+        f"{stack.mlflow_url}/api/2.0/mlflow/experiments/search?max_results=1", "the MLflow server", timeout,
+        auth=("admin", stack.secrets["mlflow_password"]),
+    )  # fmt: skip
+    _wait_http(f"http://127.0.0.1:{stack.api_port}/api/v2/monitor/health", "Airflow", timeout, _scheduler_healthy)
+    say("the stack is up")
+    return stack
+
+
+def restart(stack: Stack, label: str) -> None:
+    """Start one component again (after a crash): the scheduler, the API server, a worker..."""
+    env = {**os.environ, **stack.env()}
+    if label == "api-server":
+        _spawn(stack, label, [_bin("airflow"), "api-server", "--port", str(stack.api_port)], env)
+    elif label in ("scheduler", "dag-processor", "triggerer"):
+        _spawn(stack, label, [_bin("airflow"), label], env)
+    else:
+        raise ValueError(f"cannot restart {label!r}")
+
+
+def stop(home: Path, *, say: Any = print, grace: float = 30.0) -> None:
+    """Stop every process the stack started: workers first (they finish what they run), the API server last."""
+    import psutil
+
+    stack = Stack.load(home.resolve())
+    order = sorted(stack.pids, key=lambda k: (k == "api-server", k == "mlflow", not k.startswith("worker")))
+    for label in order:
+        pid = stack.pids[label]
+        try:
+            parent = psutil.Process(pid)
+            tree = [parent, *parent.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for p in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.send_signal(signal.SIGTERM)
+        _, alive = psutil.wait_procs(tree, timeout=grace)
+        for p in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+        psutil.wait_procs(alive, timeout=5)
+    stack.pids = {}
+    stack.save()
+    say("stack stopped: no process left running")
+
+
+def run_stack_demo(home: Path, *, name: str = "mlops_demo_stack", timeout: float = 1800) -> int:
+    """``airflow-mlops demo --stack celery``: the embedded demo's story, through the production stack."""
+    from airflow_mlops.tools.demo import DEMO_DRIFT_FROM, generate
+    from airflow_mlops.tools.quickstart import drive_demo, summary
+
+    home = home.resolve()
+    started = time.monotonic()
+
+    def say(msg: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {msg}", flush=True)
+
+    if home.exists():
+        with contextlib.suppress(Exception):
+            stop(home, say=say)
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    files = generate(str(home / "data"))
+    say(f"generated {len(files)} daily partitions under {home / 'data'} (drift injected from {DEMO_DRIFT_FROM})")
+    try:
+        stack = start(home, name=name, say=say)
+        drive_demo(home / "logs" / "setup.log", timeout, say)
+        text = summary(home, explore=[
+            f"  Airflow UI:  http://127.0.0.1:{stack.api_port} (start it again: airflow-mlops stack start --home {home})",
+            f"  MLflow UI:   {stack.mlflow_url} (user admin; the password is in {home / STATE})",
+            f"  Task logs:   {home / 'airflow' / 'logs'}; component logs: {home / 'logs'}",
+        ])  # fmt: skip
+    finally:
+        say("stopping the stack")
+        stop(home, say=say)
+    print(text)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="airflow-mlops stack", description=__doc__)
+    parser.add_argument("action", choices=("start", "stop"))
+    parser.add_argument("--home", default=".stack")
+    parser.add_argument("--name", default="mlops_stack", help="prefix of the PostgreSQL databases")
+    args = parser.parse_args(argv)
+    if args.action == "start":
+        stack = start(Path(args.home), name=args.name)
+        print(json.dumps({"airflow": f"http://127.0.0.1:{stack.api_port}", "mlflow": stack.mlflow_url,
+                          "state": str(stack.home / STATE)}))  # fmt: skip
+        return 0
+    stop(Path(args.home))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,202 @@
+"""Faults on the production stack: Airflow on PostgreSQL with the CeleryExecutor (two workers), an MLflow server.
+
+One stack for the module (databases ``mlops_ci_stack_*``), the fault pipeline ``fault_churn`` (the demo
+pipeline with a training long enough to kill mid-way). Everything is driven the way an operator would: the
+``airflow`` CLI against the stack, MLflow over HTTP with its password, ``kill -9`` of real processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.stack]
+ROOT = Path(__file__).resolve().parents[2]
+TRAIN = "fault_churn__train"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    from airflow_mlops.tools import stack as stack_tools
+    from airflow_mlops.tools.demo import generate
+
+    home = tmp_path_factory.mktemp("stack")
+    generate(str(home / "data"))
+    started = stack_tools.start(home, name="mlops_ci_stack", dags_folder=ROOT / "tests" / "stack_dags", say=print)
+    try:
+        yield started
+    finally:
+        stack_tools.stop(home, say=print)
+        assert not _processes_under(home), "a stack process outlived stop()"
+
+
+def _env(stack) -> dict[str, str]:
+    return {**os.environ, **stack.env()}
+
+
+def _airflow(stack, *args: str, check: bool = True) -> str:
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("airflow")), *args], env=_env(stack), capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    if check:
+        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    return done.stdout
+
+
+def _json_out(text: str):
+    """The JSON document an airflow CLI command prints after its log lines."""
+    start = min(i for i in (text.find("["), text.find("{")) if i >= 0)
+    return json.loads(text[start:])
+
+
+def _runs(stack, dag_id: str) -> list[dict]:
+    return _json_out(_airflow(stack, "dags", "list-runs", dag_id, "-o", "json"))
+
+
+def _wait(what: str, condition, timeout: float, every: float = 2.0):
+    """Poll ``condition`` until it returns something truthy (a state to reach, not an ordering of threads)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _processes_under(home: Path) -> list:
+    import psutil
+
+    found = []
+    for p in psutil.process_iter(["pid", "cmdline", "environ"]):
+        try:
+            env = p.info.get("environ") or {}
+            if str(home) in (env.get("AIRFLOW_HOME", "") + " ".join(p.info.get("cmdline") or [])):
+                found.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def _trainers() -> list:
+    import psutil
+
+    return [
+        p for p in psutil.process_iter(["pid", "cmdline"])
+        if "airflow_mlops.model.training" in " ".join(p.info.get("cmdline") or [])
+    ]  # fmt: skip
+
+
+def _worker_of(stack, pid: int) -> str:
+    """Which of the stack's workers a process runs under."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    chain = {p.pid for p in proc.parents()}
+    for label, worker_pid in stack.pids.items():
+        if label.startswith("worker-") and worker_pid in chain:
+            return label
+    raise AssertionError(f"process {pid} runs under none of the workers {stack.pids}")
+
+
+def _kill_tree(pid: int) -> None:
+    import psutil
+
+    root = psutil.Process(pid)
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            p.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+
+
+def _mlflow(stack):
+    from mlflow.tracking import MlflowClient
+
+    os.environ.update({k: v for k, v in stack.env().items() if k.startswith("MLFLOW_TRACKING")})
+    return MlflowClient(tracking_uri=stack.mlflow_url, registry_uri=stack.mlflow_url)
+
+
+def test_a_killed_worker_loses_no_training(stack):
+    """kill -9 of the Celery worker (and everything under it) while it trains: the task is retried on the
+    other worker and resumes from the last checkpoint; one MLflow run, one model version, no orphan trainer."""
+    _airflow(stack, "backfill", "create", "--dag-id", TRAIN, "--from-date", "2026-01-11", "--to-date", "2026-01-11")
+    trainer = _wait("a trainer to start", lambda: _trainers(), 240, every=1.0)[0]
+    checkpoints = Path(stack.home) / "artifacts" / "fault_churn" / "checkpoints"
+    _wait("a first checkpoint", lambda: list(checkpoints.rglob("checkpoint.json")), 240, every=1.0)
+    victim = _worker_of(stack, trainer.pid)
+    _kill_tree(stack.pids[victim])
+    _wait("the dead worker's trainer to be gone", lambda: not trainer.is_running(), 30, every=0.5)
+
+    (run,) = _wait("the training run to finish", lambda: [r for r in _runs(stack, TRAIN) if r["state"] in ("success", "failed")], 900)
+    assert run["state"] == "success"
+    c = _mlflow(stack)
+    (experiment,) = [e for e in c.search_experiments() if e.name == "airflow-mlops/fault_churn"]
+    runs = c.search_runs([experiment.experiment_id])
+    assert len(runs) == 1  # the retry resumed the same MLflow run
+    assert runs[0].info.status == "FINISHED"
+    assert int(runs[0].data.tags["mlops.resumed_from_step"]) > 0  # from the dead worker's last checkpoint
+    assert len(c.search_model_versions("name = 'fault_churn'")) == 1
+    assert _trainers() == []
+
+
+def _states(stack, dag_id: str) -> list[str]:
+    return [r["state"] for r in _runs(stack, dag_id)]
+
+
+def _running_tasks(stack, dag_id: str) -> list[str]:
+    out = []
+    for run in _runs(stack, dag_id):
+        tis = _json_out(_airflow(stack, "tasks", "states-for-dag-run", dag_id, run["run_id"], "-o", "json"))
+        out += [t["task_id"] for t in tis if t.get("state") == "running"]
+    return out
+
+
+def test_the_scheduler_killed_and_restarted_mid_backfill_finishes_it(stack):
+    """kill -9 of the scheduler while a backfill runs, then a restart: every run of the backfill completes."""
+    from airflow_mlops.tools import stack as stack_tools
+
+    monitor = "fault_churn__drift_monitor"
+    _airflow(stack, "backfill", "create", "--dag-id", monitor, "--from-date", "2026-01-20", "--to-date", "2026-01-21")
+    _wait("a monitor task to run", lambda: _running_tasks(stack, monitor), 300)
+    os.kill(stack.pids["scheduler"], signal.SIGKILL)
+    stack_tools.restart(stack, "scheduler")
+    states = _wait(
+        "the backfill to finish",
+        lambda: (s := _states(stack, monitor)) and len(s) == 2 and all(x in ("success", "failed") for x in s) and s,
+        900,
+    )
+    assert states == ["success", "success"]
+
+
+def test_database_connections_terminated_mid_run_do_not_fail_it(stack):
+    """pg_terminate_backend of every Airflow connection while runs are active: the runs complete."""
+    import psycopg2
+
+    monitor = "fault_churn__drift_monitor"
+    _airflow(stack, "backfill", "create", "--dag-id", monitor, "--from-date", "2026-01-22", "--to-date", "2026-01-23")
+    _wait("a monitor task to run", lambda: _running_tasks(stack, monitor), 300)
+    conn = psycopg2.connect(f"{stack.pg}/postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (f"{stack.name}_airflow",),
+        )
+        terminated = cur.fetchone()[0]
+    conn.close()
+    assert terminated > 0
+    states = _wait(
+        "the runs to finish",
+        lambda: (s := _states(stack, monitor)) and len(s) == 4 and all(x in ("success", "failed") for x in s) and s,
+        900,
+    )
+    assert states == ["success"] * 4
