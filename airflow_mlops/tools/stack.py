@@ -264,8 +264,10 @@ def stop(home: Path, *, say: Any = print, grace: float = 30.0) -> None:
         pid = stack.pids[label]
         try:
             parent = psutil.Process(pid)
+            if parent.environ().get("AIRFLOW_HOME") != str(stack.home / "airflow"):
+                continue  # that pid is another process now: this component ended long ago
             tree = [parent, *parent.children(recursive=True)]
-        except psutil.NoSuchProcess:
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
         for p in tree:
             with contextlib.suppress(psutil.NoSuchProcess):
@@ -275,9 +277,31 @@ def stop(home: Path, *, say: Any = print, grace: float = 30.0) -> None:
             with contextlib.suppress(psutil.NoSuchProcess):
                 p.kill()
         psutil.wait_procs(alive, timeout=5)
+    # a component's child forked while it shut down (the scheduler's executor processes) is caught here
+    left = _leftovers(stack)
+    for p in left:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    psutil.wait_procs(left, timeout=10)
     stack.pids = {}
     stack.save()
     say("stack stopped: no process left running")
+
+
+def _leftovers(stack: Stack) -> list:
+    """Processes of this stack still alive (by their AIRFLOW_HOME), but never this one or its parents."""
+    import psutil
+
+    mine = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
+    home = str(stack.home / "airflow")
+    found = []
+    for p in psutil.process_iter():
+        if p.pid in mine:
+            continue
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            if p.environ().get("AIRFLOW_HOME") == home and p.status() != psutil.STATUS_ZOMBIE:
+                found.append(p)
+    return found
 
 
 def run_stack_demo(home: Path, *, name: str = "mlops_demo_stack", timeout: float = 1800) -> int:

@@ -52,9 +52,11 @@ def _airflow(stack, *args: str, check: bool = True) -> str:
 
 
 def _json_out(text: str):
-    """The JSON document an airflow CLI command prints after its log lines."""
-    start = min(i for i in (text.find("["), text.find("{")) if i >= 0)
-    return json.loads(text[start:])
+    """The JSON document an airflow CLI command prints after its log lines (which may hold brackets too)."""
+    for line in reversed(text.strip().splitlines()):
+        if line.startswith(("[{", "[]", "{")):
+            return json.loads(line)
+    raise AssertionError(f"no JSON in the command's output: {text[-1000:]}")
 
 
 def _runs(stack, dag_id: str) -> list[dict]:
@@ -148,6 +150,21 @@ def test_a_killed_worker_loses_no_training(stack):
     assert _trainers() == []
 
 
+def _backfill(stack, dag_id: str, start: str, end: str) -> None:
+    """Airflow runs one backfill per DAG at a time and closes a finished one on a later scheduler loop."""
+
+    def created() -> bool:
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("airflow")), "backfill", "create", "--dag-id", dag_id,
+             "--from-date", start, "--to-date", end], env=_env(stack), capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        out = done.stdout + done.stderr
+        assert done.returncode == 0 or "AlreadyRunningBackfill" in out, out[-3000:]
+        return done.returncode == 0
+
+    _wait(f"a backfill of {dag_id} to be accepted", created, 120, every=3)
+
+
 def _states(stack, dag_id: str) -> list[str]:
     return [r["state"] for r in _runs(stack, dag_id)]
 
@@ -165,7 +182,7 @@ def test_the_scheduler_killed_and_restarted_mid_backfill_finishes_it(stack):
     from airflow_mlops.tools import stack as stack_tools
 
     monitor = "fault_churn__drift_monitor"
-    _airflow(stack, "backfill", "create", "--dag-id", monitor, "--from-date", "2026-01-20", "--to-date", "2026-01-21")
+    _backfill(stack, monitor, "2026-01-20", "2026-01-21")
     _wait("a monitor task to run", lambda: _running_tasks(stack, monitor), 300)
     os.kill(stack.pids["scheduler"], signal.SIGKILL)
     stack_tools.restart(stack, "scheduler")
@@ -182,7 +199,7 @@ def test_database_connections_terminated_mid_run_do_not_fail_it(stack):
     import psycopg2
 
     monitor = "fault_churn__drift_monitor"
-    _airflow(stack, "backfill", "create", "--dag-id", monitor, "--from-date", "2026-01-22", "--to-date", "2026-01-23")
+    _backfill(stack, monitor, "2026-01-22", "2026-01-23")
     _wait("a monitor task to run", lambda: _running_tasks(stack, monitor), 300)
     conn = psycopg2.connect(f"{stack.pg}/postgres")
     conn.autocommit = True

@@ -149,6 +149,9 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
             model_sha = write_model_json(model_dir, meta)
             example, signature = _signature(config, train_df, model_dir, model_sha)
             checkpointer.check()
+            # recorded before logging: MLflow loads the model to validate its input example, and the loader
+            # checks model.json against this tag
+            mlflow.set_tag(registry.MODEL_SHA_TAG, model_sha)
             info = mlflow.pyfunc.log_model(
                 name="model",
                 loader_module="airflow_mlops.model.pyfunc",  # a reference to installed code, never stored code
