@@ -45,6 +45,7 @@ class Stack:
     mlflow_port: int = 0
     secrets: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
+    groups: list[int] = field(default_factory=list)  # every process group started, restarts included
     dags_folder: str | None = None
 
     @property
@@ -61,7 +62,7 @@ class Stack:
 
     def save(self) -> None:
         state = {k: getattr(self, k) for k in ("name", "pg", "redis", "redis_db", "api_port", "mlflow_port",
-                                               "secrets", "pids", "dags_folder")}  # fmt: skip
+                                               "secrets", "pids", "groups", "dags_folder")}  # fmt: skip
         path = self.home / STATE
         path.write_text(json.dumps(state, indent=2))
         path.chmod(0o600)  # it holds the stack's passwords and keys
@@ -147,10 +148,24 @@ def _auth_config(stack: Stack) -> Path:
     return path
 
 
+def _spawn_mlflow(stack: Stack) -> None:
+    env = {
+        **os.environ, **stack.env(), "MLFLOW_AUTH_CONFIG_PATH": str(stack.home / "mlflow" / "basic_auth.ini"),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": stack.secrets["api_secret"],
+    }  # fmt: skip
+    _spawn(stack, "mlflow", [
+        _bin("mlflow"), "server", "--host", "127.0.0.1", "--port", str(stack.mlflow_port),
+        "--backend-store-uri", stack.mlflow_db, "--serve-artifacts",
+        "--artifacts-destination", str(stack.home / "mlflow" / "artifacts"), "--app-name", "basic-auth",
+        "--workers", "2",
+    ], env)  # fmt: skip
+
+
 def _spawn(stack: Stack, label: str, argv: list[str], env: dict[str, str]) -> None:
     log = (stack.home / "logs" / f"{label}.log").open("a")
     proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     stack.pids[label] = proc.pid
+    stack.groups.append(proc.pid)
     stack.save()
 
 
@@ -183,7 +198,8 @@ def _scheduler_healthy(body: bytes) -> bool:
 
 
 def start(
-    home: Path, *, name: str = "mlops_stack", say: Any = print, timeout: float = 240, dags_folder: Path | None = None
+    home: Path, *, name: str = "mlops_stack", say: Any = print, timeout: float = 240, dags_folder: Path | None = None,
+    workers: int = len(WORKERS),
 ) -> Stack:
     """Fresh databases, then every component; returns when the API reports all of them healthy."""
     home = home.resolve()
@@ -206,26 +222,19 @@ def start(
     _flush_redis(stack)
     env = {**os.environ, **stack.env()}
     (home / "mlflow" / "artifacts").mkdir(exist_ok=True)
-    mlflow_env = {
-        **env, "MLFLOW_AUTH_CONFIG_PATH": str(_auth_config(stack)),
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": stack.secrets["api_secret"],
-    }  # fmt: skip
+    _auth_config(stack)
     say(f"MLflow tracking server on {stack.mlflow_url} (PostgreSQL store, proxied artifacts, basic auth)")
-    _spawn(stack, "mlflow", [
-        _bin("mlflow"), "server", "--host", "127.0.0.1", "--port", str(stack.mlflow_port),
-        "--backend-store-uri", stack.mlflow_db, "--serve-artifacts",
-        "--artifacts-destination", str(home / "mlflow" / "artifacts"), "--app-name", "basic-auth",
-        "--workers", "2",
-    ], mlflow_env)  # fmt: skip
+    _spawn_mlflow(stack)
     os.environ.update(stack.env())
     log = home / "logs" / "setup.log"
     say("Airflow metadata database: migrate")
     _airflow("db", "migrate", log=log)
-    say(f"Airflow: api-server (:{stack.api_port}), scheduler, dag-processor, triggerer, workers {', '.join(WORKERS)}")
+    names = [f"w{i + 1}" for i in range(workers)]
+    say(f"Airflow: api-server (:{stack.api_port}), scheduler, dag-processor, triggerer, workers {', '.join(names)}")
     _spawn(stack, "api-server", [_bin("airflow"), "api-server", "--port", str(stack.api_port)], env)
     for component in ("scheduler", "dag-processor", "triggerer"):
         _spawn(stack, component, [_bin("airflow"), component], env)
-    for i, worker in enumerate(WORKERS):
+    for i, worker in enumerate(names):
         worker_env = {
             **env, "AIRFLOW_MLOPS_WORKER": worker,
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port(8793 + 10 * i)),
@@ -246,7 +255,9 @@ def start(
 def restart(stack: Stack, label: str) -> None:
     """Start one component again (after a crash): the scheduler, the API server, a worker..."""
     env = {**os.environ, **stack.env()}
-    if label == "api-server":
+    if label == "mlflow":
+        _spawn_mlflow(stack)
+    elif label == "api-server":
         _spawn(stack, label, [_bin("airflow"), "api-server", "--port", str(stack.api_port)], env)
     elif label in ("scheduler", "dag-processor", "triggerer"):
         _spawn(stack, label, [_bin("airflow"), label], env)
@@ -255,53 +266,47 @@ def restart(stack: Stack, label: str) -> None:
 
 
 def stop(home: Path, *, say: Any = print, grace: float = 30.0) -> None:
-    """Stop every process the stack started: workers first (they finish what they run), the API server last."""
-    import psutil
+    """Stop every process the stack started: workers first (they finish what they run), the API server last.
 
+    Each component was started as the leader of its own process group, and its children (Celery's pool,
+    the task supervisors, the scheduler's executor processes) stay in that group: the whole group is
+    signalled, SIGTERM first, SIGKILL after ``grace`` seconds. (Process titles are rewritten by Airflow and
+    Celery, so neither names nor environments identify them reliably; groups do.)
+    """
     stack = Stack.load(home.resolve())
     order = sorted(stack.pids, key=lambda k: (k == "api-server", k == "mlflow", not k.startswith("worker")))
     for label in order:
-        pid = stack.pids[label]
-        try:
-            parent = psutil.Process(pid)
-            if parent.environ().get("AIRFLOW_HOME") != str(stack.home / "airflow"):
-                continue  # that pid is another process now: this component ended long ago
-            tree = [parent, *parent.children(recursive=True)]
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        for p in tree:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                p.send_signal(signal.SIGTERM)
-        _, alive = psutil.wait_procs(tree, timeout=grace)
-        for p in alive:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                p.kill()
-        psutil.wait_procs(alive, timeout=5)
-    # a component's child forked while it shut down (the scheduler's executor processes) is caught here
-    left = _leftovers(stack)
-    for p in left:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            p.kill()
-    psutil.wait_procs(left, timeout=10)
-    stack.pids = {}
+        _stop_group(stack.pids[label], grace)
+    for group in stack.groups:  # what a component killed and restarted left behind
+        _stop_group(group, 5.0)
+    stack.pids, stack.groups = {}, []
     stack.save()
     say("stack stopped: no process left running")
 
 
-def _leftovers(stack: Stack) -> list:
-    """Processes of this stack still alive (by their AIRFLOW_HOME), but never this one or its parents."""
+def _members(group: int) -> list[int]:
     import psutil
 
-    mine = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
-    home = str(stack.home / "airflow")
-    found = []
-    for p in psutil.process_iter():
-        if p.pid in mine:
-            continue
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            if p.environ().get("AIRFLOW_HOME") == home and p.status() != psutil.STATUS_ZOMBIE:
-                found.append(p)
-    return found
+    members = []
+    for pid in psutil.pids():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if os.getpgid(pid) == group and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                members.append(pid)
+    return members
+
+
+def _stop_group(group: int, grace: float) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while _members(group) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if _members(group):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _members(group) and time.monotonic() < deadline:
+            time.sleep(0.2)
 
 
 def run_stack_demo(home: Path, *, name: str = "mlops_demo_stack", timeout: float = 1800) -> int:
