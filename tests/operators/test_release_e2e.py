@@ -86,6 +86,13 @@ def test_release_cycle_end_to_end(bag, roots, capfd):
     assert (again["version"], again["reused"], again["promoted"]) == ("3", True, False)
     assert len(versions("release_churn")) == 3  # no duplicate version
     assert _champion("release_churn") == "1"  # a rolled-back version does not come back by itself
+    assert "rolled back earlier" in again["reason"]  # the re-run reproduces the recorded decision ...
+    assert versions("release_churn")[1].aliases == ["challenger"]  # ... and moves no alias
+    # a person puts v3 back on canary traffic, on purpose (a re-run never would)
+    from airflow_mlops.tools.cli import main
+
+    assert main(["promote", "--model", "release_churn", "--version", "3", "--alias", "challenger",
+                 "--reason", "fixed upstream: back to canary"]) == 0  # fmt: skip
 
     scored, states = run_dag(bag.dags["release_churn__score"], "2026-01-27")
     assert states["score_partition"] == "success"
