@@ -11,6 +11,7 @@ PSI is reported beside each score for people used to it. Scoring costs the same 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 from collections.abc import Mapping
@@ -138,6 +139,7 @@ def _kll_error(kll: Any) -> float:
     return float(kll.normalized_rank_error(False)) if kll.is_estimation_mode() else 0.0
 
 
+@functools.lru_cache(maxsize=4096)
 def _chi2_quantile(levels: int, z: float = Z_999) -> float:
     """Upper quantile of a chi-square with (levels - 1) degrees of freedom, at the tail probability of the
     normal quantile ``z`` (``z`` = 3.09: alpha = 0.001)."""
