@@ -113,7 +113,7 @@ class ModelTestOperator(LineageMixin, NamedOutputs, BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.data.partitions import make_window, partition_uris, read_window, split_holdout
-        from airflow_mlops.release.decisions import recorded_report, reevaluation
+        from airflow_mlops.release.decisions import prior_report
         from airflow_mlops.release.evaluation import (
             TestReport,
             apply_override,
@@ -126,12 +126,10 @@ class ModelTestOperator(LineageMixin, NamedOutputs, BaseOperator):
         run_id = self.training["run_id"]
         user = getattr(context.get("dag_run"), "triggering_user_name", None)
         with gate(), self.hook.configured() as client:
-            again = reevaluation(self.reevaluate_reason, user)
-            recorded = None if again else recorded_report(client, run_id)
-            overriding = (self.override_reason or "").strip()
-            if recorded is not None and overriding and not recorded["passed"] and not recorded.get("override"):
-                # releasing a recorded failure by override is a decision made on purpose: decide again
-                again, recorded = reevaluation(f"override: {overriding}", user), None
+            recorded, again = prior_report(
+                client, run_id, reevaluate_reason=self.reevaluate_reason, override_reason=self.override_reason,
+                by=user,
+            )  # fmt: skip
             if recorded is not None:
                 report = TestReport.from_dict(recorded)
                 self.log.info(

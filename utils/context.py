@@ -68,7 +68,8 @@ def explain_window(context: Context, window: Any, days: int | None = None) -> st
     2026-01-10`` on a daily DAG reads ``[2026-01-09, 2026-01-10)``, not the 10th.
     """
     dag_run = context.get("dag_run")
-    run_type = str(getattr(getattr(dag_run, "run_type", None), "value", getattr(dag_run, "run_type", "")) or "")
+    run_type = getattr(dag_run, "run_type", None) or ""
+    run_type = str(getattr(run_type, "value", run_type))  # a DagRunType, or its string
     span = f"the {days} day(s) that end with the data interval" if days else "the data interval"
     line = f"reading {window.label} ({len(window.days)} day(s)): {span}"
     if run_type == "manual":

@@ -47,6 +47,23 @@ def reevaluation(reason: str | None, by: str | None) -> dict[str, Any] | None:
     return {"reason": reason, "by": by or "unknown", "at": _now()}
 
 
+def prior_report(
+    c: Any, run_id: str, *, reevaluate_reason: str | None, override_reason: str | None, by: str | None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Whether a model test decides or reproduces: ``(recorded report, re-evaluation record)``.
+
+    The recorded report comes back (to reproduce) unless a re-evaluation was asked for, or an override is
+    given for a recorded failure that was not overridden (releasing it is a decision made on purpose). The
+    re-evaluation record is set when the tests must run again on purpose; neither is set on a first test.
+    """
+    again = reevaluation(reevaluate_reason, by)
+    recorded = None if again else recorded_report(c, run_id)
+    overriding = (override_reason or "").strip()
+    if recorded is not None and overriding and not recorded["passed"] and not recorded.get("override"):
+        return None, reevaluation(f"override: {overriding}", by)
+    return recorded, again
+
+
 def report_sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 

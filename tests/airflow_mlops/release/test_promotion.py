@@ -216,3 +216,25 @@ def test_a_recorded_test_report_is_reproduced_and_a_changed_one_refused(mlflow_u
     c.log_text(t["run_id"], json.dumps({**report, "promote": False}), decisions.REPORT_PATH)
     with pytest.raises(IntegrityError, match="does not match its hash"):
         decisions.recorded_report(c, t["run_id"])
+
+
+def test_a_recorded_failure_is_decided_again_only_by_an_override_or_a_reevaluation(mlflow_uri, tmp_path):
+    from airflow_mlops.release import decisions, evaluation
+
+    c = registry.client()
+    t = _trained(c, tmp_path, "prior")
+    assert decisions.prior_report(c, t["run_id"], reevaluate_reason=None, override_reason=None, by="x") == (None, None)
+    failed = {"passed": False, "promote": False, "reason": "roc_auc too low", "metrics": {}, "tests": []}
+    evaluation.log_report(c, t["run_id"], failed, "reg", None)
+    recorded, again = decisions.prior_report(c, t["run_id"], reevaluate_reason=None, override_reason="", by="x")
+    assert (recorded, again) == (failed, None)  # a plain re-run reproduces the failure
+    recorded, again = decisions.prior_report(
+        c, t["run_id"], reevaluate_reason=None, override_reason="known issue, accepted by risk", by="alice"
+    )
+    assert recorded is None
+    assert (again["reason"], again["by"]) == ("override: known issue, accepted by risk", "alice")
+    recorded, again = decisions.prior_report(
+        c, t["run_id"], reevaluate_reason="labels were fixed upstream", override_reason=None, by="bob"
+    )
+    assert recorded is None
+    assert again["reason"] == "labels were fixed upstream"
