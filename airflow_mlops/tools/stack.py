@@ -3,8 +3,9 @@ Celery workers, a standalone dag-processor, a triggerer and the API server as se
 MLflow tracking server (PostgreSQL backend store, proxied artifact store, basic auth) that the
 ``mlflow_default`` connection reaches over HTTP.
 
-``airflow-mlops stack start`` starts it (fresh databases named after ``--name``), ``airflow-mlops stack stop``
-stops every process it started (recorded in ``<home>/stack.json``), and ``airflow-mlops demo --stack celery``
+``airflow-mlops stack start`` starts it (fresh databases named after ``--name``; started again in a home where
+it ran before, it resumes on its databases unless ``--fresh``), ``airflow-mlops stack stop`` stops every
+process it started (recorded in ``<home>/stack.json``), and ``airflow-mlops demo --stack celery``
 starts it, drives the demo pipeline through it, prints the embedded demo's summary and stops it.
 PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) are expected to run already.
 """
@@ -47,6 +48,7 @@ class Stack:
     pids: dict[str, int] = field(default_factory=dict)
     groups: list[int] = field(default_factory=list)  # every process group started, restarts included
     dags_folder: str | None = None
+    workers: list[str] = field(default_factory=lambda: list(WORKERS))
 
     @property
     def airflow_db(self) -> str:
@@ -62,7 +64,7 @@ class Stack:
 
     def save(self) -> None:
         state = {k: getattr(self, k) for k in ("name", "pg", "redis", "redis_db", "api_port", "mlflow_port",
-                                               "secrets", "pids", "groups", "dags_folder")}  # fmt: skip
+                                               "secrets", "pids", "groups", "dags_folder", "workers")}  # fmt: skip
         path = self.home / STATE
         path.write_text(json.dumps(state, indent=2))
         path.chmod(0o600)  # it holds the stack's passwords and keys
@@ -229,20 +231,12 @@ def start(
     log = home / "logs" / "setup.log"
     say("Airflow metadata database: migrate")
     _airflow("db", "migrate", log=log)
-    names = [f"w{i + 1}" for i in range(workers)]
+    names = stack.workers = [f"w{i + 1}" for i in range(workers)]
     say(f"Airflow: api-server (:{stack.api_port}), scheduler, dag-processor, triggerer, workers {', '.join(names)}")
     _spawn(stack, "api-server", [_bin("airflow"), "api-server", "--port", str(stack.api_port)], env)
     for component in ("scheduler", "dag-processor", "triggerer"):
         _spawn(stack, component, [_bin("airflow"), component], env)
-    for i, worker in enumerate(names):
-        worker_env = {
-            **env, "AIRFLOW_MLOPS_WORKER": worker,
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port(8793 + 10 * i)),
-        }  # fmt: skip
-        _spawn(stack, f"worker-{worker}", [
-            _bin("airflow"), "celery", "worker", "--celery-hostname", f"{worker}@%h",
-            "--pid", str(home / f"worker-{worker}.pid"), "--concurrency", "2",
-        ], worker_env)  # fmt: skip
+    _spawn_workers(stack, env, names)
     _wait_http(
         f"{stack.mlflow_url}/api/2.0/mlflow/experiments/search?max_results=1", "the MLflow server", timeout,
         auth=("admin", stack.secrets["mlflow_password"]),
@@ -250,6 +244,51 @@ def start(
     _wait_http(f"http://127.0.0.1:{stack.api_port}/api/v2/monitor/health", "Airflow", timeout, _scheduler_healthy)
     say("the stack is up")
     return stack
+
+
+def resume(home: Path, *, say: Any = print, timeout: float = 240) -> Stack:
+    """Start a stopped (or crashed) stack again on its databases, queues and folders, as they were.
+
+    Components come up in dependency order: the MLflow server, then the API server (the workers' tasks and
+    the scheduler talk to it: a task started before it listens fails on ``Connection refused`` and spends a
+    retry), then the scheduler, dag-processor and triggerer, then the workers. A task orphaned by the crash
+    is failed by the scheduler once its heartbeat is older than the timeout and retried; its trainer resumes
+    the same MLflow run from the last checkpoint.
+    """
+    stack = Stack.load(home.resolve())
+    for group in stack.groups:  # whatever survived the crash goes first: two schedulers would fight
+        _stop_group(group, 5.0)
+    stack.pids, stack.groups = {}, []
+    stack.save()
+    env = {**os.environ, **stack.env()}
+    say(f"MLflow tracking server on {stack.mlflow_url} (databases kept)")
+    _spawn_mlflow(stack)
+    _wait_http(
+        f"{stack.mlflow_url}/api/2.0/mlflow/experiments/search?max_results=1", "the MLflow server", timeout,
+        auth=("admin", stack.secrets["mlflow_password"]),
+    )  # fmt: skip
+    _spawn(stack, "api-server", [_bin("airflow"), "api-server", "--port", str(stack.api_port)], env)
+    _wait_http(f"http://127.0.0.1:{stack.api_port}/api/v2/monitor/health", "the Airflow API server", timeout)
+    for component in ("scheduler", "dag-processor", "triggerer"):
+        _spawn(stack, component, [_bin("airflow"), component], env)
+    _spawn_workers(stack, env, stack.workers)
+    _wait_http(f"http://127.0.0.1:{stack.api_port}/api/v2/monitor/health", "Airflow", timeout, _scheduler_healthy)
+    say("the stack is up again")
+    return stack
+
+
+def _spawn_workers(stack: Stack, env: dict[str, str], names: list[str]) -> None:
+    for i, worker in enumerate(names):
+        worker_env = {
+            **env, "AIRFLOW_MLOPS_WORKER": worker,
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port(8793 + 10 * i)),
+        }  # fmt: skip
+        pidfile = stack.home / f"worker-{worker}.pid"
+        pidfile.unlink(missing_ok=True)  # a crashed worker's pid file would stop the new one from starting
+        _spawn(stack, f"worker-{worker}", [
+            _bin("airflow"), "celery", "worker", "--celery-hostname", f"{worker}@%h",
+            "--pid", str(pidfile), "--concurrency", "2",
+        ], worker_env)  # fmt: skip
 
 
 def restart(stack: Stack, label: str) -> None:
@@ -349,9 +388,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("action", choices=("start", "stop"))
     parser.add_argument("--home", default=".stack")
     parser.add_argument("--name", default="mlops_stack", help="prefix of the PostgreSQL databases")
+    parser.add_argument(
+        "--fresh", action="store_true",
+        help="start over on empty databases (the default starts a stack that ran in --home again, as it was)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.action == "start":
-        stack = start(Path(args.home), name=args.name)
+        home = Path(args.home)
+        if (home / STATE).exists() and not args.fresh:
+            print(f"starting the stack in {home} again on its databases (--fresh starts over)")
+            stack = resume(home)
+        else:
+            stack = start(home, name=args.name)
         print(json.dumps({"airflow": f"http://127.0.0.1:{stack.api_port}", "mlflow": stack.mlflow_url,
                           "state": str(stack.home / STATE)}))  # fmt: skip
         return 0

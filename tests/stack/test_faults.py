@@ -235,3 +235,52 @@ def test_the_mlflow_server_down_for_30_seconds_is_ridden_out(stack):
         if v.tags.get("mlops.window_end", "").startswith("2026-01-25")
     ]  # fmt: skip
     assert len(window) == 1  # one version for the window, none duplicated by a retried registration
+
+
+def _checkpoint_step(folder: Path) -> int:
+    """The step of the newest complete checkpoint in a folder (0 before the first)."""
+    manifests = list(folder.rglob("checkpoint.json"))
+    return max((json.loads(m.read_text())["step"] for m in manifests), default=0)
+
+
+def test_the_api_server_then_the_whole_stack_restarted_mid_training_lose_nothing(stack):
+    """The API server killed mid-training and started again 15 s later: the same trainer goes on. Then every
+    component of the stack killed at once and started again (``stack start`` on its home): the orphaned task
+    is retried, the retry resumes the same MLflow run from the last checkpoint, and the window ends with one
+    FINISHED run, one version, no run left RUNNING and no trainer left behind. (Last in the module: it
+    replaces every process of the stack.)"""
+    from airflow_mlops.tools import stack as stack_tools
+
+    dag_id = "fault_restart__train"
+    checkpoints = Path(stack.home) / "artifacts" / "fault_restart" / "checkpoints"
+    _backfill(stack, dag_id, "2026-01-20", "2026-01-20")
+    trainer = _wait("a trainer to start", lambda: _trainers(), 300, every=1.0)[0]
+    first = _wait("a first checkpoint", lambda: _checkpoint_step(checkpoints), 300, every=1.0)
+
+    _kill_tree(stack.pids["api-server"])
+    time.sleep(15)  # the outage itself, not an ordering
+    stack_tools.restart(stack, "api-server")
+    _wait("a later checkpoint", lambda: _checkpoint_step(checkpoints) > first, 300, every=1.0)
+    assert trainer.is_running()  # the task and its trainer rode out the API server's absence
+
+    for pid in stack.pids.values():  # the whole machine's Airflow and MLflow at once
+        _kill_tree(pid)
+    _wait("the trainer to die with its task", lambda: not _trainers(), 30, every=0.5)
+    crashed_at = _checkpoint_step(checkpoints)
+    stack.__dict__.update(stack_tools.resume(Path(stack.home), say=print).__dict__)
+
+    (run,) = _wait(
+        "the training run to finish",
+        lambda: [r for r in _runs(stack, dag_id) if r["state"] in ("success", "failed")], 900,
+    )  # fmt: skip
+    assert run["state"] == "success"
+    c = _mlflow(stack)
+    (experiment,) = [e for e in c.search_experiments() if e.name == "airflow-mlops/fault_restart"]
+    runs = c.search_runs([experiment.experiment_id])
+    assert len(runs) == 1  # the retry resumed the same MLflow run
+    assert runs[0].info.status == "FINISHED"
+    assert int(runs[0].data.tags["mlops.resumed_from_step"]) == crashed_at > first
+    assert len(c.search_model_versions("name = 'fault_restart'")) == 1
+    everything = c.search_runs([e.experiment_id for e in c.search_experiments()])
+    assert [r.info.run_name for r in everything if r.info.status == "RUNNING"] == []
+    assert _trainers() == []
