@@ -17,6 +17,19 @@ class SpecError(MlopsError):
         super().__init__(f"invalid pipeline spec {source}:\n{lines}")
 
 
+class ConfigError(MlopsError, ValueError):
+    """An operator's or trainer's configuration is invalid (a hand-written DAG's ``model``, a run's
+    ``model_params``): retrying cannot fix it. The message names each key, what was found and what is allowed."""
+
+    EXIT_CODE = 78  # EX_CONFIG: how the trainer process says it refused its config (nothing was started)
+
+    def __init__(self, problems: list[str], where: str = "configuration") -> None:
+        self.problems = problems
+        self.where = where
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid {where}:\n{lines}\nFix the DAG (or the run's params), then trigger it again.")
+
+
 class DataError(MlopsError):
     """Input data cannot be read or is unusable (missing partition, corrupt file, empty window)."""
 

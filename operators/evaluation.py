@@ -40,10 +40,13 @@ class ModelTestOperator(LineageMixin, NamedOutputs, BaseOperator):
     :param compare_metric: metric compared with the champion.
     :param min_improvement: how much better than the champion a candidate must be.
     :param data_format: ``parquet`` or ``csv``.
-    :param holdout_fraction: as given to the trainer.
-    :param seed: as given to the trainer.
-    :param window_start: window start (templated).
-    :param window_end: window end, exclusive (templated).
+    :param holdout_fraction: leave unset: the split (seed, fraction, window and the held-out rows'
+        fingerprint) comes with the training result, and the test evaluates on exactly the rows the trainer
+        held out, refusing if they changed. Set, it must match the trainer's (else the test refuses); it is
+        used only for a run trained before splits were recorded.
+    :param seed: as ``holdout_fraction``.
+    :param window_start: as ``holdout_fraction`` (templated).
+    :param window_end: as ``holdout_fraction``, exclusive (templated).
     :param window_days: when set, the window is the ``window_days`` days ending at ``window_end``.
     :param compare_mode: ``improvement`` or ``non_inferiority``.
     :param relative: ``min_improvement`` is a fraction of the champion's value.
@@ -73,8 +76,8 @@ class ModelTestOperator(LineageMixin, NamedOutputs, BaseOperator):
         compare_metric: str = "roc_auc",
         min_improvement: float = 0.0,
         data_format: str = "parquet",
-        holdout_fraction: float = 0.2,
-        seed: int = 42,
+        holdout_fraction: float | None = None,
+        seed: int | None = None,
         window_start: str = DEFAULT_START,
         window_end: str = DEFAULT_END,
         window_days: int | None = None,
@@ -100,6 +103,8 @@ class ModelTestOperator(LineageMixin, NamedOutputs, BaseOperator):
         self.window_start = window_start
         self.window_end = window_end
         self.window_days = window_days
+        # whether a DAG set the window (rendering replaces the defaults, so this is decided here)
+        self._window_given = window_days is not None or window_start != DEFAULT_START or window_end != DEFAULT_END
         self.compare_mode = compare_mode
         self.relative = relative
         self.checks = checks
@@ -113,19 +118,33 @@ class ModelTestOperator(LineageMixin, NamedOutputs, BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.data.partitions import make_window, partition_uris, read_window, split_holdout
+        from airflow_mlops.errors import ModelTestError
         from airflow_mlops.release.decisions import prior_report
         from airflow_mlops.release.evaluation import (
             TestReport,
             apply_override,
+            conflicting_split_args,
+            holdout_statement,
             log_report,
             raise_for_failures,
+            recorded_split,
             report_url,
             test_model,
+            verified_holdout,
         )
 
         run_id = self.training["run_id"]
         user = getattr(context.get("dag_run"), "triggering_user_name", None)
         with gate(), self.hook.configured() as client:
+            split = recorded_split(client, self.training)
+            conflicts = conflicting_split_args(split, self._split_args()) if split is not None else []
+            if conflicts:  # a misconfigured task, whether or not the decision was made before
+                raise ModelTestError(
+                    f"refusing to test run {run_id} on another split than it trained with: "
+                    f"{'; '.join(conflicts)}. The held-out rows would include training rows. Leave seed, "
+                    "holdout_fraction and the window unset on ModelTestOperator: it reads them from the "
+                    "training result."
+                )
             recorded, again = prior_report(
                 client, run_id, reevaluate_reason=self.reevaluate_reason, override_reason=self.override_reason,
                 by=user,
@@ -141,21 +160,39 @@ class ModelTestOperator(LineageMixin, NamedOutputs, BaseOperator):
                 context["ti"].xcom_push(key=TEST_REPORT_URL_KEY, value=report_url(client, run_id, self.hook.ui_url))
                 raise_for_failures(report, f"{self.model_name} run {run_id}")
                 return self.remember({**recorded, "reproduced": True, "inputs": []})
-            window = make_window(self.window_start, self.window_end, self.window_days)
-            self.log.info("%s", explain_window(context, window, self.window_days))
-            df, files = read_window(partition_uris(self.data_uri, window), self.data_format)
-            _, holdout = split_holdout(df, self.target, self.holdout_fraction, self.seed)
+            if split is None:  # a run trained before splits were recorded: the arguments say it
+                window = make_window(self.window_start, self.window_end, self.window_days)
+                self.log.info("%s", explain_window(context, window, self.window_days))
+                self.log.warning(
+                    "run %s recorded no held-out split (trained by an older airflow-mlops): splitting %s with "
+                    "seed %s and fraction %s as given", run_id, window.label, self.seed, self.holdout_fraction,
+                )  # fmt: skip
+                df, files = read_window(partition_uris(self.data_uri, window), self.data_format)
+                seed = 42 if self.seed is None else self.seed
+                _, holdout = split_holdout(df, self.target, self.holdout_fraction or 0.2, seed)
+                statement = None
+            else:
+                window = make_window(split["window_start"], split["window_end"])
+                self.log.info(
+                    "testing on the trainer's held-out split of %s: %d rows, seed %s, fraction %s, sha256 %s",
+                    window.label, split["holdout_rows"], split["seed"], split["fraction"], split["holdout_sha256"][:16],
+                )  # fmt: skip
+                df, files = read_window(partition_uris(self.data_uri, window), self.data_format)
+                holdout = verified_holdout(df, self.target, split, run_id)
+                seed, statement = split["seed"], holdout_statement(split)
             report = test_model(
                 client, model_name=self.model_name, training=self.training, holdout=holdout,
                 thresholds=self.thresholds or {}, compare_metric=self.compare_metric,
                 min_improvement=self.min_improvement, compare_mode=self.compare_mode, relative=self.relative,
-                checks=self.checks, seed=self.seed,
+                checks=self.checks, seed=seed,
             )  # fmt: skip
+            report.holdout = statement
             apply_override(report, self.override_reason, user)
             report.reevaluation = again
             self.log.info(
-                "model tests for run %s: %s\n%s\npromotion: %s%s",
+                "model tests for run %s: %s\n%s\npromotion: %s\ntested on: %s%s",
                 run_id, "PASSED" if report.passed else "FAILED", report.table(), report.reason,
+                statement["statement"] if statement else f"{len(holdout)} rows split by the task's own arguments",
                 f"\nre-evaluated on purpose by {again['by']}: {again['reason']}" if again else "",
             )  # fmt: skip
             url = log_report(client, run_id, report.as_dict(), self.model_name, self.hook.ui_url)
@@ -163,6 +200,20 @@ class ModelTestOperator(LineageMixin, NamedOutputs, BaseOperator):
                 context["ti"].xcom_push(key=TEST_REPORT_URL_KEY, value=url)
             raise_for_failures(report, f"{self.model_name} run {run_id}")
         return self.remember({**report.as_dict(), "reproduced": False, "inputs": files})
+
+    def _split_args(self) -> dict[str, Any]:
+        """The split arguments this task was actually given (to compare with the trainer's)."""
+        given: dict[str, Any] = {}
+        if self.seed is not None:
+            given["seed"] = self.seed
+        if self.holdout_fraction is not None:
+            given["holdout_fraction"] = self.holdout_fraction
+        if self._window_given:
+            from airflow_mlops.data.partitions import make_window
+
+            window = make_window(self.window_start, self.window_end, self.window_days)
+            given["window_start"], given["window_end"] = window.start.isoformat(), window.end.isoformat()
+        return given
 
     def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
         from airflow_mlops.tracking.lineage import model_dataset, version_dataset

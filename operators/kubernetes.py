@@ -117,16 +117,45 @@ class KubernetesTrainModelOperator(TrainingArguments, NamedOutputs, KubernetesPo
         return super().build_pod_request_obj(context, dry_run=dry_run)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.utils.failures import gate
+
+        with gate():  # a config error fails the task at once, before any pod (no retry)
+            self._trainer_config = self.training_config(context)
+        return self._finish(context, super().execute(context))
+
+    def trigger_reentry(self, context: Context, event: dict[str, Any]) -> Any:
+        """Deferrable mode: the pod ran while the task waited in the triggerer. A success event gives the same
+        result, link and lineage as the synchronous path; an error event fails the task as the pod operator
+        does (and the retry resumes the same MLflow run from its checkpoint)."""
+        return self._finish(context, super().trigger_reentry(context, event))
+
+    def _finish(self, context: Context, result: Any) -> dict[str, Any]:
         from airflow_mlops.tracking.registry import run_url
 
-        result = super().execute(context)
-        if isinstance(result, dict) and result.get("run_id"):
-            url = run_url(self.mlflow_hook.ui_url, result["experiment_id"], result["run_id"])
-            context["ti"].xcom_push(key=RUN_URL_KEY, value=url)
-            self.log.info(
-                "%s MLflow run %s%s",
-                "reused" if result.get("reused") else "trained",
-                result["run_id"],
-                f" ({url})" if url else "",
+        if not (isinstance(result, dict) and result.get("model_uri")):
+            result = self._result_from_mlflow(context)
+        url = run_url(self.mlflow_hook.ui_url, result["experiment_id"], result["run_id"])
+        context["ti"].xcom_push(key=RUN_URL_KEY, value=url)
+        self.log.info(
+            "%s MLflow run %s%s", "reused" if result.get("reused") else "trained", result["run_id"],
+            f" ({url})" if url else "",
+        )  # fmt: skip
+        return self.remember(result)
+
+    def _result_from_mlflow(self, context: Context) -> dict[str, Any]:
+        """The pod succeeded but its result could not be read (deleted before the task resumed): the finished
+        MLflow run of this window's run key is the result."""
+        from airflow.sdk.exceptions import AirflowException
+
+        from airflow_mlops.model.training.trainer import finished_result
+
+        config = self._trainer_config or self.training_config(context)
+        with self.mlflow_hook.configured() as client:
+            result = finished_result(client, config["experiment"], config["run_key"])
+        if result is None:
+            raise AirflowException(
+                f"the training pod reported success but left no result, and MLflow has no finished run of key "
+                f"{config['run_key']} in {config['experiment']}: the pod did not train; see its log above"
             )
-        return self.remember(result) if isinstance(result, dict) and result.get("model_uri") else result
+        self.log.warning("the pod's result file was gone: result read back from MLflow run %s", result["run_id"])
+        return result

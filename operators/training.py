@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_mlops.errors import ConfigError
 from airflow_mlops.links.mlflow import MLFLOW_RUN, RUN_URL_KEY
 from airflow_mlops.utils.context import NamedOutputs
 from airflow_mlops.utils.failures import gate
@@ -115,6 +116,8 @@ class TrainModelOperator(NamedOutputs, TrainingArguments):
             # execution_timeout (or any error) interrupts the loop above: never leave the trainer running.
             self.on_kill()
             self._process = None
+        if code == ConfigError.EXIT_CODE:  # nothing started; a retry would fail the same way
+            raise AirflowFailException("the trainer refused its config:\n" + "\n".join(tail))
         if code != 0:
             raise AirflowException(f"trainer exited with code {code}; last lines:\n" + "\n".join(tail))
 

@@ -34,6 +34,11 @@ class ValidateDataOperator(LineageMixin, NamedOutputs, BaseOperator):
     :param window_start: start of the window (templated; default the data interval start).
     :param window_end: end of the window, exclusive (templated; default the data interval end).
     :param window_days: when set, the window is the ``window_days`` days ending at ``window_end``.
+    :param expectations: what a broken distribution expectation (a column's ``mean`` or ``quantiles``
+        bounds) does: ``fail`` (a gate: the scheduled training), ``warn`` (reported and returned under
+        ``expectations``: the drift monitor hands them to its drift report; a retraining follows drift).
+    :param on_extra_columns: a column the constraints, features and target do not name: ``warn`` (logged,
+        the pipeline goes on), ``fail`` or ``ignore``.
     :param batch_rows: rows per record batch: validation and profiling stream the partitions batch by batch,
         so memory does not grow with the window (see :class:`~airflow_mlops.data.validation.StreamValidator`).
     """
@@ -56,9 +61,19 @@ class ValidateDataOperator(LineageMixin, NamedOutputs, BaseOperator):
         window_end: str = DEFAULT_END,
         window_days: int | None = None,
         batch_rows: int = 65_536,
+        expectations: str = "fail",
+        on_extra_columns: str = "warn",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        for name, value, allowed in (
+            ("expectations", expectations, ("fail", "warn")),
+            ("on_extra_columns", on_extra_columns, ("warn", "fail", "ignore")),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{self.task_id}: {name}={value!r}; use one of {', '.join(allowed)}")
+        self.expectations = expectations
+        self.on_extra_columns = on_extra_columns
         self.batch_rows = batch_rows
         self.pipeline = pipeline
         self.data_uri = data_uri
@@ -94,6 +109,7 @@ class ValidateDataOperator(LineageMixin, NamedOutputs, BaseOperator):
             report, files, view = validate_and_profile(
                 uris, self.data_format, self.constraints or {}, features=self.features, numeric=self.numeric or [],
                 target=self.target, window_end=window.end, batch_rows=self.batch_rows,
+                expectations=self.expectations, on_extra_columns=self.on_extra_columns,
             )  # fmt: skip
             rows = sum(f["rows"] for f in files)
             self.log.info("validation of %s (%d rows):\n%s", window.label, rows, report.table())
@@ -111,6 +127,7 @@ class ValidateDataOperator(LineageMixin, NamedOutputs, BaseOperator):
                 "profile_uri": uri,
                 "rows": rows,
                 "warnings": report.warnings,
+                "expectations": report.expectations,
                 "content_hash": digest,
                 "inputs": files,
                 "window": window.as_dict(),

@@ -41,6 +41,9 @@ class DriftSensor(LineageMixin, NamedOutputs, WaitingSensor):
         mapping of a spec's ``drift`` section, with the same names (``{"numeric": {"metric": "ks", "ks":
         0.05}, "categorical": {"hellinger": 0.05}, "drift_share": 0.3, "min_rows": 100, "features": {"age":
         {"metric": "psi", "threshold": 0.2}}}``); omitted keys take the defaults.
+    :param expectations_task_id: the task that validated the current partition (with ``expectations="warn"``):
+        its distribution expectations (mean and quantile bounds of the data contract) become a section of the
+        drift report, so a day whose distribution moved is reported as drift instead of stopping the monitor.
     :param mlflow_conn_id: MLflow connection.
     """
 
@@ -57,10 +60,12 @@ class DriftSensor(LineageMixin, NamedOutputs, WaitingSensor):
         numeric: list[str] | None = None,
         categorical: list[str] | None = None,
         policy: DriftPolicy | dict[str, Any] | None = None,
+        expectations_task_id: str | None = None,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.expectations_task_id = expectations_task_id
         self.model_name = model_name
         self.current_profile_uri = current_profile_uri
         self.numeric = numeric
@@ -80,10 +85,13 @@ class DriftSensor(LineageMixin, NamedOutputs, WaitingSensor):
             reason = waiting_reason(client, self.model_name, self.current_profile_uri)
             if reason is not None:
                 return False, reason, None
+            expectations = None
+            if self.expectations_task_id:
+                expectations = context["ti"].xcom_pull(task_ids=self.expectations_task_id, key="expectations")
             report = check_against_champion(
                 client, model_name=self.model_name, current_uri=self.current_profile_uri,
                 numeric=self.numeric or [], categorical=self.categorical or [], policy=self.policy,
-                artifact_root=self.hook.artifact_root,
+                artifact_root=self.hook.artifact_root, expectations=expectations,
             )  # fmt: skip
         if report is None:  # the champion went away between the two calls
             return False, "the champion changed while scoring; checking again", None

@@ -31,6 +31,8 @@ def with_overrides(model: dict[str, Any], overrides: dict[str, Any] | str | None
     """``model`` with ``params`` overridden for one run (the DAGs' ``model_params`` param, rendered as JSON)."""
     import json
 
+    from airflow_mlops.errors import ConfigError
+
     if isinstance(overrides, str):
         overrides = overrides.strip()
         if overrides in ("", "None", "null", "{}"):
@@ -38,13 +40,15 @@ def with_overrides(model: dict[str, Any], overrides: dict[str, Any] | str | None
         try:
             overrides = json.loads(overrides)
         except ValueError as err:
-            raise ValueError(
-                f'model_params must be a JSON object, e.g. {{"epochs": 5}}; got {overrides!r}'
+            raise ConfigError(
+                [f'model_params: found {overrides!r}; allowed: a JSON object, e.g. {{"epochs": 5}}'], "model_params"
             ) from err
     if not overrides:
         return model
     if not isinstance(overrides, dict):
-        raise ValueError(f"model_params must be a mapping of model.params keys to values; got {overrides!r}")
+        raise ConfigError(
+            [f"model_params: found {overrides!r}; allowed: a mapping of model.params keys to values"], "model_params"
+        )
     return {**model, "params": {**(model.get("params") or {}), **overrides}}
 
 

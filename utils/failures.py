@@ -7,7 +7,7 @@ from collections.abc import Generator
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_mlops.errors import IntegrityError, QualityGateError, SpecError
+from airflow_mlops.errors import ConfigError, IntegrityError, QualityGateError, SpecError
 
 
 class QualityGateFailed(AirflowFailException):
@@ -26,5 +26,5 @@ def gate() -> Generator[None, None, None]:
         raise QualityGateFailed(str(err)) from err
     except IntegrityError as err:
         raise IntegrityCheckFailed(str(err)) from err
-    except SpecError as err:
+    except (SpecError, ConfigError) as err:  # a retry would fail the same way
         raise AirflowFailException(str(err)) from err

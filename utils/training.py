@@ -80,6 +80,10 @@ class TrainingArguments(LineageMixin, BaseOperator):
         self.pipeline = pipeline
         self.data_uri = data_uri
         self.target = target
+        if isinstance(model, dict):  # checked when the DAG is parsed: a wrong key is an import error naming it
+            from airflow_mlops.model.settings import check_model
+
+            model = check_model(model, f"model of task {self.task_id!r}")
         self.model = model
         self.numeric = numeric
         self.categorical = categorical
@@ -103,14 +107,20 @@ class TrainingArguments(LineageMixin, BaseOperator):
     def training_config(self, context: Context) -> dict[str, Any]:
         """The trainer config, the same for a subprocess and a pod (same run key)."""
         from airflow_mlops.data.partitions import make_window
+        from airflow_mlops.model.settings import check_model
         from airflow_mlops.model.training.config import build_config
 
+        # the run's model_params merged in and checked before anything trains: a ConfigError fails the task
+        # at once (no retry, no MLflow run)
+        model = check_model(
+            with_overrides(self.model, self.model_overrides), f"model of task {self.task_id!r} (with model_params)"
+        )  # fmt: skip
         window = make_window(self.window_start, self.window_end, self.window_days)
         self.log.info("%s", explain_window(context, window, self.window_days))
         return build_config(
             pipeline=self.pipeline, window=window,
             data_uri=self.data_uri, data_format=self.data_format, target=self.target,
-            model=with_overrides(self.model, self.model_overrides),
+            model=model,
             numeric=self.numeric, categorical=self.categorical, text=self.text,
             holdout_fraction=self.holdout_fraction, seed=self.seed, validation=self.validation,
             airflow=airflow_ids(context), checkpoint_root=self.checkpoint_root,

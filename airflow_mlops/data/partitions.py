@@ -201,6 +201,28 @@ def split_holdout(
     return df[~mask].reset_index(drop=True), df[mask].reset_index(drop=True)
 
 
+def row_fingerprint(rows: pd.DataFrame) -> str:
+    """sha256 of a set of rows: each row's 64-bit hash of its values (columns by name), sorted, so the same
+    rows in any order give the same fingerprint."""
+    import numpy as np
+    import pandas as pd
+
+    hashes = np.sort(pd.util.hash_pandas_object(rows[sorted(rows.columns, key=str)], index=False).to_numpy())
+    return hashlib.sha256(hashes.tobytes()).hexdigest()
+
+
+def split_record(
+    train: pd.DataFrame, holdout: pd.DataFrame, *, fraction: float, seed: int, window: dict[str, str] | None
+) -> dict[str, Any]:
+    """What a trainer records of its split (tag ``mlops.split``), so that the model tests evaluate on exactly
+    its held-out rows: seed, fraction, window, row counts and the held-out rows' fingerprint."""
+    return {
+        "method": "permutation", "seed": int(seed), "fraction": float(fraction),
+        "window_start": (window or {}).get("start"), "window_end": (window or {}).get("end"),
+        "train_rows": len(train), "holdout_rows": len(holdout), "holdout_sha256": row_fingerprint(holdout),
+    }  # fmt: skip
+
+
 def iter_record_batches(
     uris: list[str], data_format: str, chunk_rows: int, columns: list[str] | None = None
 ) -> Iterator[Any]:

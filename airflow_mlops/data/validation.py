@@ -16,7 +16,13 @@ from airflow_mlops.tables import fmt, format_table
 if TYPE_CHECKING:
     import pandas as pd
 
-HEADER = ("check", "column", "expected", "observed", "result")
+HEADER = ("check", "column", "partition", "expected", "observed", "rows", "result")
+WINDOW = "*"  # the partition column of a check over the whole window
+DEFAULT_MAX_DUPLICATE_FRACTION = 0.05
+DEFAULT_CLASS_BALANCE = {"max_shift": 0.25, "min_rows": 30}
+DEFAULT_PARTITION_MIN_SHARE = 0.2  # a partition with fewer rows than this share of the median is named
+EXPECTATION_CHECKS = ("mean", "quantile")  # distribution expectations, not the data contract
+MAX_CLASSES = 20  # a target with more distinct values is not a class label
 
 
 @dataclass
@@ -24,16 +30,20 @@ class ValidationReport:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def add(
-        self, check: str, column: str, expected: str, observed: Any, passed: bool, severity: str = "fail"
-    ) -> None:
+        self, check: str, column: str, expected: str, observed: Any, passed: bool, severity: str = "fail",
+        *, partition: str = WINDOW, offending: int | None = None, kind: str = "contract",
+    ) -> None:  # fmt: skip
         self.rows.append(
             {
                 "check": check,
                 "column": column,
+                "partition": partition,
                 "expected": expected,
                 "observed": fmt(observed),
+                "rows": offending,
                 "passed": passed,
                 "severity": severity,
+                "kind": kind,
             }
         )
 
@@ -48,14 +58,25 @@ class ValidationReport:
         return [r for r in self.rows if not r["passed"] and r.get("severity") == "warn"]
 
     @property
+    def expectations(self) -> list[dict[str, Any]]:
+        """Every distribution expectation (mean, quantile bounds), passed or not: the monitor hands these to
+        the drift report instead of stopping on them."""
+        return [r for r in self.rows if r.get("kind") == "expectation"]
+
+    @property
     def passed(self) -> bool:
         return not self.failed
 
     def table(self, only_failed: bool = False) -> str:
         rows = self.failed if only_failed else self.rows
         return format_table(
-            [(r["check"], r["column"], r["expected"], r["observed"], _verdict(r)) for r in rows], HEADER
-        )
+            [
+                (r["check"], r["column"], r.get("partition", WINDOW), r["expected"], r["observed"],
+                 "" if r.get("rows") is None else r["rows"], _verdict(r))
+                for r in rows
+            ],
+            HEADER,
+        )  # fmt: skip
 
     def raise_for_failures(self, what: str) -> None:
         if self.passed:
@@ -95,6 +116,26 @@ def _dtype_matches(series: pd.Series, dtype: str) -> bool:
     raise ValueError(f"unknown dtype {dtype!r}")
 
 
+def partition_label(uri: str) -> str:
+    """The day a partition holds (the last ``YYYY-MM-DD`` in its URI), else its file name."""
+    import re
+
+    days = re.findall(r"\d{4}-\d{2}-\d{2}", uri)
+    return days[-1] if days else uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _nested_values(values: pd.Series) -> Any:
+    """The first nested value (dict, list, set, array) of an object column, or None."""
+    from pandas.api.types import infer_dtype
+
+    if values.dtype != object or infer_dtype(values, skipna=True) in ("string", "empty", "bytes"):
+        return None
+    for v in values:
+        if isinstance(v, (dict, list, set, tuple)) or hasattr(v, "__array__"):
+            return v
+    return None
+
+
 def validate_frame(
     df: pd.DataFrame,
     constraints: dict[str, Any],
@@ -104,13 +145,41 @@ def validate_frame(
     target: str | None,
     partitions: list[dict[str, Any]] | None = None,
     window_end: Any = None,
+    expectations: str = "fail",
+    on_extra_columns: str = "warn",
 ) -> ValidationReport:
     """Check one in-memory frame: the streaming validator fed a single batch (the same checks, same report)."""
     validator = StreamValidator(
-        constraints, features=features, numeric=numeric, target=target, window_end=window_end
-    )
+        constraints, features=features, numeric=numeric, target=target, window_end=window_end,
+        expectations=expectations, on_extra_columns=on_extra_columns,
+    )  # fmt: skip
     validator.update(df)
     return validator.report(partitions)
+
+
+class _HashSet:
+    """Distinct 64-bit hashes, deduplicated as they come (8 bytes per distinct value): :meth:`add` says how
+    many of a batch's hashes were seen before, in the batch itself or in an earlier one."""
+
+    def __init__(self, compact_every: int) -> None:
+        self.chunks: list[Any] = []  # each sorted and distinct; together disjoint
+        self.compact_every = compact_every
+
+    def add(self, hashes: Any) -> int:
+        import numpy as np
+
+        distinct = np.unique(hashes)
+        repeats = len(hashes) - len(distinct)
+        seen = np.zeros(len(distinct), dtype=bool)
+        for chunk in self.chunks:
+            if len(chunk):
+                at = np.minimum(np.searchsorted(chunk, distinct), len(chunk) - 1)
+                seen |= chunk[at] == distinct
+        self.chunks = _add_hashes(self.chunks, distinct[~seen], self.compact_every)
+        return repeats + int(seen.sum())
+
+    def __len__(self) -> int:
+        return sum(len(c) for c in self.chunks)
 
 
 class _Column:
@@ -118,7 +187,7 @@ class _Column:
 
     SAMPLES = 5
 
-    def __init__(self) -> None:
+    def __init__(self, compact_every: int) -> None:
         self.nulls = 0
         self.dtypes: list[str] = []
         self.dtype_ok = True
@@ -133,8 +202,8 @@ class _Column:
         self.not_allowed_seen: set[str] = set()
         self.regex_bad = 0
         self.regex_seen: list[str] = []
-        self.hashes: list[Any] = []  # 64-bit hashes of the non-null values of a unique column, deduplicated
-        self.non_null = 0
+        self.distinct = _HashSet(compact_every)  # the non-null values of a unique column
+        self.repeated = 0
         self.newest: Any = None
         self.unparseable_time = True
 
@@ -171,14 +240,39 @@ def _add_hashes(chunks: list[Any], new: Any, floor: int) -> list[Any]:
     return chunks
 
 
+@dataclass
+class _Partition:
+    """Per-partition counts: rows, target classes, and offending rows per (check, column)."""
+
+    rows: int = 0
+    columns: frozenset[str] = frozenset()
+    classes: dict[Any, int] = field(default_factory=dict)
+    offending: dict[tuple[str, str], int] = field(default_factory=dict)
+    dtypes: dict[str, set[str]] = field(default_factory=dict)
+
+    def count(self, check: str, column: str, n: int) -> None:
+        if n:
+            self.offending[(check, column)] = self.offending.get((check, column), 0) + int(n)
+
+
 class StreamValidator:
-    """The spec's constraints checked over a stream of record batches, in bounded memory.
+    """The spec's constraints checked over a stream of record batches, in bounded memory, per partition and
+    over the window.
 
     Each batch updates per-column counters (nulls, inf, min/max, sums, out-of-set and regex misses with a few
     examples, the newest timestamp), a KLL sketch for quantile rules, and 64-bit hashes for the uniqueness
-    and duplicate-row checks (deduplicated as they come: 8 bytes per distinct value). Nothing else grows with
-    the partition. :meth:`report` gives the same :class:`ValidationReport` as checking the whole frame;
-    quantiles come from the sketch (exact up to a few thousand values, rank error ~1% beyond).
+    and duplicate-row checks (deduplicated as they come: 8 bytes per distinct value). Each partition (a day)
+    keeps its row count, target class counts and the number of offending rows per check, so every failed
+    check names the day(s) that hold the bad rows, and checks that a window-wide total would hide run per
+    partition: its row count against the window's median, its class balance against the window's, its
+    share of duplicate rows, its nulls. Nothing else grows with the partition. :meth:`report` gives the same
+    :class:`ValidationReport` as checking the whole frame; quantiles come from the sketch (exact up to a few
+    thousand values, rank error ~1% beyond).
+
+    ``expectations`` is the severity of the distribution expectations (mean and quantile bounds): ``fail``
+    where they gate (training), ``warn`` where they are only reported (the drift monitor hands them to its
+    drift report; a retraining follows drift on purpose). ``on_extra_columns`` (``warn``, ``fail`` or
+    ``ignore``) decides what a column the spec does not name does.
     """
 
     COMPACT_EVERY = 1 << 20  # hashes kept before a deduplication pass
@@ -191,52 +285,100 @@ class StreamValidator:
         numeric: list[str],
         target: str | None,
         window_end: Any = None,
+        expectations: str = "fail",
+        on_extra_columns: str = "warn",
     ) -> None:
         self.constraints = constraints or {}
         self.features = list(features)
         self.numeric = set(numeric)
         self.target = target
         self.window_end = window_end
+        self.expectations = expectations
+        self.on_extra_columns = on_extra_columns
         self.rules: dict[str, dict[str, Any]] = dict(self.constraints.get("columns") or {})
+        self.watched = list(dict.fromkeys([*self.features, *([target] if target else []), *self.rules]))
         self.n = 0
         self.columns_seen: list[str] | None = None
         self.cols: dict[str, _Column] = {}
-        self.row_hashes: list[Any] = []
+        self.row_hashes = _HashSet(self.COMPACT_EVERY)
         self.row_hash_count = 0
+        self.parts: dict[str, _Partition] = {}
+        self.extra: dict[str, list[str]] = {}  # column the spec does not name -> partitions holding it
+        self.classes_ok = True  # the target looks like a class label (few distinct values)
+        self.flat: list[str] = []  # the last batch's columns without nested values
 
     def _col(self, name: str) -> _Column:
         if name not in self.cols:
-            self.cols[name] = _Column()
+            self.cols[name] = _Column(self.COMPACT_EVERY)
         return self.cols[name]
 
-    def update(self, df: pd.DataFrame) -> None:
+    @property
+    def max_duplicate_fraction(self) -> float | None:
+        value = self.constraints.get("max_duplicate_fraction", DEFAULT_MAX_DUPLICATE_FRACTION)
+        return (
+            DEFAULT_MAX_DUPLICATE_FRACTION
+            if value is None and "max_duplicate_fraction" not in self.constraints
+            else value
+        )
+
+    def update(self, df: pd.DataFrame, partition: str = WINDOW, source: str | None = None) -> None:
+        """Add one batch of ``partition`` (a day's label); ``source`` (the file) names it in errors."""
         import numpy as np
         import pandas as pd
         from pandas.api import types as t
 
+        from airflow_mlops.errors import BadDataError
+
         if self.columns_seen is None:
             self.columns_seen = [str(c) for c in df.columns]
+        part = self.parts.setdefault(partition, _Partition())
+        if not part.columns:
+            part.columns = frozenset(map(str, df.columns))
+            for name in part.columns - set(self.watched):
+                self.extra.setdefault(name, []).append(partition)
         if df.empty:
             return
         self.n += len(df)
-        watched = [*self.features, *([self.target] if self.target else []), *self.rules]
-        for name in dict.fromkeys(watched):
+        part.rows += len(df)
+        hashed: list[str] = []
+        self.flat = hashed
+        for name in map(str, df.columns):
+            nested = _nested_values(df[name].dropna())
+            if nested is None:
+                hashed.append(name)
+            elif name in self.watched:
+                raise BadDataError(
+                    f"column {name!r} of {source or partition} holds nested values (e.g. {str(nested)[:60]!r} of "
+                    f"type {type(nested).__name__}); the pipeline reads only flat values (numbers, strings, "
+                    "booleans, timestamps). Flatten the column upstream (or drop it from the spec), then clear "
+                    "this task."
+                )
+        for name in self.watched:
             if name not in df.columns:
                 continue
             s, c, rule = df[name], self._col(name), self.rules.get(name, {})
             isna = s.isna()
-            c.nulls += int(isna.sum())
+            nulls = int(isna.sum())
+            c.nulls += nulls
+            part.count("nulls", name, nulls)
             is_num = t.is_numeric_dtype(s) and not t.is_bool_dtype(s)
             c.numeric_ok &= is_num
             if str(s.dtype) not in c.dtypes:
                 c.dtypes.append(str(s.dtype))
+            part.dtypes.setdefault(name, set()).add(str(s.dtype))
+            if name in self.numeric and not is_num:
+                part.count("numeric dtype", name, len(s))
             if rule.get("dtype"):
-                c.dtype_ok &= _dtype_matches(s, rule["dtype"])
+                ok = _dtype_matches(s, rule["dtype"])
+                c.dtype_ok &= ok
+                if not ok:
+                    part.count("dtype", name, len(s))
             values = s[~isna]
             if is_num:
                 arr = values.to_numpy(dtype="float64", na_value=np.nan)
                 inf = np.isinf(arr)
                 c.infs += int(inf.sum())
+                part.count("finite", name, int(inf.sum()))
                 finite = arr[~inf]
                 if finite.size:
                     lo, hi = float(finite.min()), float(finite.max())
@@ -244,6 +386,10 @@ class StreamValidator:
                     c.hi = hi if c.hi is None else max(c.hi, hi)
                     c.total += float(finite.sum())
                     c.count += int(finite.size)
+                    if rule.get("min") is not None:
+                        part.count("min", name, int((finite < rule["min"]).sum()))
+                    if rule.get("max") is not None:
+                        part.count("max", name, int((finite > rule["max"]).sum()))
                     if rule.get("quantiles"):
                         if c.kll is None:
                             import whylogs_sketching as ds
@@ -253,46 +399,88 @@ class StreamValidator:
             if rule.get("allowed") is not None:
                 bad = values[~values.isin(set(rule["allowed"]))]
                 c.not_allowed += len(bad)
+                part.count("allowed values", name, len(bad))
                 c.sample(c.not_allowed_seen, bad.unique()[:20])
             if rule.get("regex"):
                 text = values.astype(str)
                 bad = text[~text.str.fullmatch(rule["regex"])]
                 c.regex_bad += len(bad)
+                part.count("regex", name, len(bad))
                 c.sample(c.regex_seen, bad.unique()[:20])
             if rule.get("unique"):
-                c.non_null += len(values)
-                hashes = np.unique(pd.util.hash_pandas_object(values, index=False).to_numpy())
-                c.hashes = _add_hashes(c.hashes, hashes, self.COMPACT_EVERY)
+                repeated = c.distinct.add(pd.util.hash_pandas_object(values, index=False).to_numpy())
+                c.repeated += repeated
+                part.count("unique", name, repeated)
             if rule.get("max_age_hours") is not None:
                 stamps = pd.to_datetime(values, utc=True, errors="coerce").dropna()
                 if not stamps.empty:
                     c.unparseable_time = False
                     newest = stamps.max()
                     c.newest = newest if c.newest is None else max(c.newest, newest)
-        if self.constraints.get("max_duplicate_fraction") is not None:
-            hashes = pd.util.hash_pandas_object(df, index=False).to_numpy()
+        if self.target and self.target in df.columns and self.classes_ok:
+            for value, k in df[self.target].dropna().value_counts().items():
+                part.classes[value] = part.classes.get(value, 0) + int(k)
+            if len({v for p in self.parts.values() for v in p.classes}) > MAX_CLASSES:
+                self.classes_ok = False
+        if self.max_duplicate_fraction is not None and hashed:
+            hashes = pd.util.hash_pandas_object(df[hashed], index=False).to_numpy()
             self.row_hash_count += len(hashes)
-            self.row_hashes = _add_hashes(self.row_hashes, np.unique(hashes), self.COMPACT_EVERY)
+            part.count("duplicate rows", WINDOW, self.row_hashes.add(hashes))
+
+    def _where(self, check: str, column: str) -> tuple[str, int]:
+        """The partitions holding a check's offending rows, with their counts, and the total."""
+        hits = [
+            (label, p.offending[(check, column)])
+            for label, p in self.parts.items()
+            if (check, column) in p.offending
+        ]
+        total = sum(k for _, k in hits)
+        if not hits:
+            return WINDOW, 0
+        if len(self.parts) == 1 and hits[0][0] == WINDOW:
+            return WINDOW, total
+        worst = sorted(hits, key=lambda h: -h[1])
+        shown = ", ".join(f"{label} ({k})" for label, k in worst[:3])
+        return shown + (f" and {len(worst) - 3} more" if len(worst) > 3 else ""), total
 
     def report(self, partitions: list[dict[str, Any]] | None = None) -> ValidationReport:
         report = ValidationReport()
         n, constraints = self.n, self.constraints
-        if partitions:
-            empty = [p["uri"] for p in partitions if not p.get("rows")]
-            shown = ", ".join(empty[:3]) + (", ..." if len(empty) > 3 else "")
-            report.add("empty partitions", "*", "0", f"{len(empty)} ({shown})" if empty else 0, not empty)
-        min_rows = constraints.get("min_rows") or 1
-        report.add("min rows", "*", f">= {min_rows}", n, n >= min_rows)
-        max_rows = constraints.get("max_rows")
         table_severity = constraints.get("severity") or "fail"
+
+        def add(check: str, column: str, expected: str, observed: Any, passed: bool, severity: str = "fail",
+                key: tuple[str, str] | None = None, **kw: Any) -> None:  # fmt: skip
+            if key is not None and "partition" not in kw:
+                kw["partition"], kw["offending"] = self._where(*key)
+            report.add(check, column, expected, observed, passed, severity, **kw)
+
+        if partitions:
+            empty = [p for p in partitions if not p.get("rows")]
+            shown = ", ".join(partition_label(p["uri"]) for p in empty[:3]) + (
+                ", ..." if len(empty) > 3 else ""
+            )
+            report.add(
+                "empty partitions", WINDOW, "0", len(empty), not empty,
+                partition=shown or WINDOW, offending=None,
+            )  # fmt: skip
+        min_rows = constraints.get("min_rows") or 1
+        report.add("min rows", WINDOW, f">= {min_rows}", n, n >= min_rows)
+        max_rows = constraints.get("max_rows")
         if max_rows:
-            report.add("max rows", "*", f"<= {max_rows}", n, n <= max_rows, table_severity)
+            report.add("max rows", WINDOW, f"<= {max_rows}", n, n <= max_rows, table_severity)
+        self._partition_rows(report, table_severity)
 
         seen = set(self.columns_seen or [])
         required = [*self.features, *([self.target] if self.target else [])]
         for col in [*required, *[c for c in self.rules if c not in required]]:
-            present = col in seen
-            report.add("column present", col, "present", "present" if present else "missing", present)
+            lacking = [label for label, p in self.parts.items() if p.columns and col not in p.columns]
+            present = col in seen and not lacking
+            where = ", ".join(lacking[:3]) + (f" and {len(lacking) - 3} more" if len(lacking) > 3 else "")
+            report.add(
+                "column present", col, "present", "present" if present else "missing", present,
+                partition=where or WINDOW, offending=sum(self.parts[x].rows for x in lacking) if lacking else None,
+            )  # fmt: skip
+        self._extra_columns(report)
         if n == 0:
             return report
 
@@ -300,84 +488,214 @@ class StreamValidator:
             if col not in seen:
                 continue
             c = self.cols[col]
-            report.add("not all null", col, f"< {n} nulls", c.nulls, c.nulls < n)
+            add("not all null", col, f"< {n} nulls", c.nulls, c.nulls < n, key=("nulls", col))
+            for label, p in self.parts.items():  # a day whose column is all null hides in a window's total
+                if (
+                    label != WINDOW
+                    and p.rows
+                    and p.offending.get(("nulls", col), 0) == p.rows
+                    and c.nulls < n
+                ):
+                    add(
+                        "not all null",
+                        col,
+                        "some values",
+                        f"all {p.rows} null",
+                        False,
+                        partition=label,
+                        offending=p.rows,
+                    )
             if col in self.numeric:
-                report.add("numeric dtype", col, "number", "/".join(c.dtypes), c.numeric_ok)
+                add(
+                    "numeric dtype",
+                    col,
+                    "number",
+                    "/".join(c.dtypes),
+                    c.numeric_ok,
+                    key=("numeric dtype", col),
+                )
                 if c.numeric_ok:
-                    report.add("finite", col, "0 inf", c.infs, c.infs == 0)
+                    add("finite", col, "0 inf", c.infs, c.infs == 0, key=("finite", col))
         if self.target and self.target in seen:
             nulls = self.cols[self.target].nulls
-            report.add("target not null", self.target, "0 nulls", nulls, nulls == 0)
+            add("target not null", self.target, "0 nulls", nulls, nulls == 0, key=("nulls", self.target))
+            self._class_balance(report)
 
-        max_dup = constraints.get("max_duplicate_fraction")
-        if max_dup is not None:
-            dup_rows = self.row_hash_count - len(_distinct_hashes(self.row_hashes))
-            report.add(
-                "duplicate rows", "*", f"<= {fmt(max_dup)} of rows", dup_rows / n, dup_rows / n <= max_dup,
-                table_severity,
+        max_dup = self.max_duplicate_fraction
+        if max_dup is not None and self.row_hash_count:
+            dup_rows = self.row_hash_count - len(self.row_hashes)
+            add(
+                "duplicate rows", WINDOW, f"<= {fmt(max_dup)} of rows", dup_rows / n, dup_rows / n <= max_dup,
+                table_severity, key=("duplicate rows", WINDOW),
             )  # fmt: skip
+            for label, p in self.parts.items():
+                k = p.offending.get(("duplicate rows", WINDOW), 0)
+                if label != WINDOW and p.rows and k / p.rows > max_dup and dup_rows / n <= max_dup:
+                    add(
+                        "duplicate rows", WINDOW, f"<= {fmt(max_dup)} of the partition's rows", k / p.rows, False,
+                        table_severity, partition=label, offending=k,
+                    )  # fmt: skip
 
         for col, rule in self.rules.items():
             if col not in seen:
                 continue
-            c = self.cols[col]
-            severity = rule.get("severity") or "fail"
-
-            def add(
-                check: str,
-                expected: str,
-                observed: Any,
-                passed: bool,
-                col: str = col,
-                severity: str = severity,
-            ) -> None:
-                report.add(check, col, expected, observed, passed, severity)
-
-            if rule.get("dtype"):
-                add("dtype", rule["dtype"], "/".join(c.dtypes), c.dtype_ok)
-            if rule.get("nullable") is False:
-                add("not null", "0 nulls", c.nulls, c.nulls == 0)
-            if rule.get("max_null_fraction") is not None:
-                frac = c.nulls / n
-                add(
-                    "null fraction",
-                    f"<= {rule['max_null_fraction']}",
-                    frac,
-                    frac <= rule["max_null_fraction"],
-                )
-            if rule.get("min") is not None or rule.get("max") is not None:
-                if c.numeric_ok:
-                    if rule.get("min") is not None:
-                        add("min", f">= {fmt(rule['min'])}", c.lo, c.lo is None or c.lo >= rule["min"])
-                    if rule.get("max") is not None:
-                        add("max", f"<= {fmt(rule['max'])}", c.hi, c.hi is None or c.hi <= rule["max"])
-                else:
-                    add("range", "a numeric column", "/".join(c.dtypes), False)
-            if rule.get("allowed") is not None:
-                allowed = set(rule["allowed"])
-                shown = ", ".join(map(repr, sorted(c.not_allowed_seen)))
-                add(
-                    "allowed values", f"in {sorted(map(str, allowed))}",
-                    f"{c.not_allowed} other ({shown})" if c.not_allowed else 0, c.not_allowed == 0,
-                )  # fmt: skip
-            if rule.get("unique"):
-                dups = c.non_null - len(_distinct_hashes(c.hashes))
-                add("unique", "0 duplicates", dups, dups == 0)
-            if rule.get("regex"):
-                shown = ", ".join(map(repr, c.regex_seen[:3]))
-                add(
-                    "regex", f"all match {rule['regex']}",
-                    f"{c.regex_bad} do not ({shown})" if c.regex_bad else 0, c.regex_bad == 0,
-                )  # fmt: skip
-            if rule.get("max_age_hours") is not None:
-                add(*_freshness(c.newest, c.unparseable_time, rule["max_age_hours"], self.window_end))
-            if rule.get("mean"):
-                value = c.total / c.count if c.numeric_ok and c.count else None
-                add("mean", _range_text(rule["mean"]), value, _within(value, rule["mean"]))
-            for q, bounds in (rule.get("quantiles") or {}).items():
-                value = float(c.kll.get_quantile(float(q))) if c.numeric_ok and c.kll is not None else None
-                add(f"quantile {q}", _range_text(bounds), value, _within(value, bounds))
+            self._column_rules(report, col, rule, n)
         return report
+
+    def _column_rules(self, report: ValidationReport, col: str, rule: dict[str, Any], n: int) -> None:
+        c = self.cols[col]
+        severity = rule.get("severity") or "fail"
+
+        def add(
+            check: str, expected: str, observed: Any, passed: bool, key: str | None = None, **kw: Any
+        ) -> None:
+            if key is not None:
+                kw["partition"], kw["offending"] = self._where(key, col)
+            report.add(check, col, expected, observed, passed, kw.pop("severity", severity), **kw)
+
+        if rule.get("dtype"):
+            add("dtype", rule["dtype"], "/".join(c.dtypes), c.dtype_ok, key="dtype")
+        if rule.get("nullable") is False:
+            add("not null", "0 nulls", c.nulls, c.nulls == 0, key="nulls")
+        if rule.get("max_null_fraction") is not None:
+            limit = rule["max_null_fraction"]
+            frac = c.nulls / n
+            add("null fraction", f"<= {limit}", frac, frac <= limit, key="nulls")
+            for label, p in self.parts.items():  # a bad day inside a window of good ones
+                k = p.offending.get(("nulls", col), 0)
+                if label != WINDOW and p.rows and k / p.rows > limit and frac <= limit:
+                    add("null fraction", f"<= {limit} of the partition's rows", k / p.rows, False,
+                        partition=label, offending=k)  # fmt: skip
+        if rule.get("min") is not None or rule.get("max") is not None:
+            if c.numeric_ok:
+                if rule.get("min") is not None:
+                    add("min", f">= {fmt(rule['min'])}", c.lo, c.lo is None or c.lo >= rule["min"], key="min")
+                if rule.get("max") is not None:
+                    add("max", f"<= {fmt(rule['max'])}", c.hi, c.hi is None or c.hi <= rule["max"], key="max")
+            else:
+                add("range", "a numeric column", "/".join(c.dtypes), False, key="numeric dtype")
+        if rule.get("allowed") is not None:
+            allowed = set(rule["allowed"])
+            shown = ", ".join(map(repr, sorted(c.not_allowed_seen)))
+            add(
+                "allowed values", f"in {sorted(map(str, allowed))}",
+                f"{c.not_allowed} other ({shown})" if c.not_allowed else 0, c.not_allowed == 0, key="allowed values",
+            )  # fmt: skip
+        if rule.get("unique"):
+            add("unique", "0 duplicates", c.repeated, c.repeated == 0, key="unique")
+        if rule.get("regex"):
+            shown = ", ".join(map(repr, c.regex_seen[:3]))
+            add(
+                "regex", f"all match {rule['regex']}",
+                f"{c.regex_bad} do not ({shown})" if c.regex_bad else 0, c.regex_bad == 0, key="regex",
+            )  # fmt: skip
+        if rule.get("max_age_hours") is not None:
+            add(*_freshness(c.newest, c.unparseable_time, rule["max_age_hours"], self.window_end))
+        expectation = {
+            "severity": self.expectations if severity == "fail" else severity,
+            "kind": "expectation",
+        }
+        if rule.get("mean"):
+            value = c.total / c.count if c.numeric_ok and c.count else None
+            add("mean", _range_text(rule["mean"]), value, _within(value, rule["mean"]), **expectation)
+        for q, bounds in (rule.get("quantiles") or {}).items():
+            value = float(c.kll.get_quantile(float(q))) if c.numeric_ok and c.kll is not None else None
+            add(f"quantile {q}", _range_text(bounds), value, _within(value, bounds), **expectation)
+
+    def _partition_rows(self, report: ValidationReport, severity: str) -> None:
+        """A partition far smaller than its window's others (a day with 5 rows among days of 2,000) is
+        named, even when the window's total passes ``min_rows``; ``partition_min_rows`` sets a fixed floor."""
+        import statistics
+
+        sized = [(label, p.rows) for label, p in self.parts.items() if label != WINDOW]
+        if not sized:
+            return
+        fixed = self.constraints.get("partition_min_rows")
+        if fixed:
+            floor, expected = int(fixed), f">= {fixed}"
+        elif len(sized) >= 3:
+            median = statistics.median(r for _, r in sized)
+            floor = math.ceil(DEFAULT_PARTITION_MIN_SHARE * median)
+            expected = (
+                f">= {floor} ({DEFAULT_PARTITION_MIN_SHARE:.0%} of the median partition, {fmt(median)})"
+            )
+        else:
+            return
+        small = [(label, r) for label, r in sized if 0 < r < floor]  # empty ones are named above
+        for label, rows in small:
+            report.add(
+                "partition rows", WINDOW, expected, rows, False, severity, partition=label, offending=rows
+            )
+        if not small:
+            report.add(
+                "partition rows",
+                WINDOW,
+                expected,
+                f"min {min(r for _, r in sized if r) if any(r for _, r in sized) else 0}",
+                True,
+            )
+
+    def _class_balance(self, report: ValidationReport) -> None:
+        """Each partition's target classes against the window's: a partition with one class where the window
+        has several (broken data: a contract check), or a class share further than ``max_shift`` from the
+        window's and beyond sampling noise (a shifted distribution: an expectation), is named with its rows."""
+        rule = self.constraints.get("class_balance", DEFAULT_CLASS_BALANCE)
+        if not rule or not self.classes_ok or self.target is None:
+            return
+        rule = {**DEFAULT_CLASS_BALANCE, **rule}
+        severity = rule.get("severity") or self.constraints.get("severity") or "fail"
+        totals: dict[Any, int] = {}
+        for p in self.parts.values():
+            for v, k in p.classes.items():
+                totals[v] = totals.get(v, 0) + k
+        n = sum(totals.values())
+        if len(totals) < 2 or n == 0:
+            return
+        share = {v: k / n for v, k in totals.items()}
+        expected = f"every class, shares within {fmt(rule['max_shift'])} of the window's"
+        bad = 0
+        for label, p in self.parts.items():
+            rows = sum(p.classes.values())
+            if label == WINDOW or rows < rule["min_rows"]:
+                continue
+            shares = {v: p.classes.get(v, 0) / rows for v in totals}
+            if len([v for v, k in p.classes.items() if k]) == 1:
+                (only,) = [v for v, k in p.classes.items() if k]
+                report.add("class balance", self.target, expected, f"one class only ({only!r})", False,
+                           severity, partition=label, offending=rows)  # fmt: skip
+                bad += 1
+                continue
+            for v, s in shares.items():
+                gap = abs(s - share[v])
+                noise = 5 * math.sqrt(share[v] * (1 - share[v]) / rows)  # a 5-sigma sampling band
+                if gap > rule["max_shift"] and gap > noise:
+                    # a shifted label share is a distribution property: it gates the scheduled training and
+                    # is reported where the pipeline follows drift on purpose (a retraining)
+                    report.add(
+                        "class balance", self.target, expected, f"class {v!r}: {s:.0%} (window {share[v]:.0%})",
+                        False, self.expectations if severity == "fail" else severity, partition=label,
+                        offending=int(abs(s - share[v]) * rows), kind="expectation",
+                    )  # fmt: skip
+                    bad += 1
+                    break
+        if not bad:
+            shown = ", ".join(f"{v!r}: {s:.0%}" for v, s in sorted(share.items(), key=lambda kv: str(kv[0])))
+            report.add("class balance", self.target, expected, shown, True)
+
+    def _extra_columns(self, report: ValidationReport) -> None:
+        """Columns the spec does not name, one row each with the partitions holding it: producers add
+        columns; ``on_extra_columns`` decides (``warn`` by default: reported, ignored by the pipeline)."""
+        if self.on_extra_columns == "ignore":
+            return
+        severity = "fail" if self.on_extra_columns == "fail" else "warn"
+        for name in sorted(self.extra):
+            where = self.extra[name]
+            shown = ", ".join(where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")
+            rows = sum(self.parts[x].rows for x in where)
+            report.add(
+                "extra column", name, "named in the spec (data.on_extra_columns)", "not in the spec", False,
+                severity, partition=shown, offending=rows,
+            )  # fmt: skip
 
 
 def validate_and_profile(
@@ -390,12 +708,15 @@ def validate_and_profile(
     target: str | None,
     window_end: Any = None,
     batch_rows: int = 65_536,
+    expectations: str = "fail",
+    on_extra_columns: str = "warn",
 ) -> tuple[ValidationReport, list[dict[str, Any]], Any]:
     """Validate and profile the partitions in one streaming pass: (report, files, whylogs profile view).
 
-    Files are read in record batches (one in memory at a time); each file's sha256 and row count are
-    recorded for lineage; a file whose columns differ from the first one's is a schema change and fails at
-    once, naming what was renamed or dropped.
+    Files are read in record batches (one in memory at a time), each as its own partition (the day in its
+    URI); each file's sha256 and row count are recorded for lineage. A partition that lacks a column the spec
+    needs fails the ``column present`` check naming the partition (renamed or dropped upstream); a column the
+    spec does not name is what ``on_extra_columns`` says (``warn``: reported, the pipeline goes on).
     """
     import logging
 
@@ -410,28 +731,22 @@ def validate_and_profile(
 
     log = logging.getLogger(__name__)
     validator = StreamValidator(
-        constraints, features=features, numeric=numeric, target=target, window_end=window_end
-    )
+        constraints, features=features, numeric=numeric, target=target, window_end=window_end,
+        expectations=expectations, on_extra_columns=on_extra_columns,
+    )  # fmt: skip
     profile = DatasetProfile(schema=profile_schema())
     files: list[dict[str, Any]] = []
-    first: tuple[str, set[str]] | None = None
     for uri in uris:
         digest = storage.sha256_file(uri)
+        label = partition_label(uri)
         rows = 0
         try:
             for batch in iter_record_batches([uri], data_format, batch_rows):
                 df = batch.to_pandas()
-                cols = set(map(str, df.columns))
-                if first is None:
-                    first = (uri, cols)
-                elif rows == 0 and cols != first[1]:
-                    raise BadDataError(
-                        f"partition {uri} differs in schema from {first[0]}: it lacks {sorted(first[1] - cols)} and "
-                        f"has extra {sorted(cols - first[1])}. A column was renamed or dropped upstream: fix the "
-                        "partition (or the spec, if the change is intended) and clear this task."
-                    )
-                validator.update(df)
-                track_frame(profile, df)
+                validator.update(df, partition=label, source=uri)
+                track_frame(
+                    profile, df[validator.flat]
+                )  # nested values of a column the spec ignores: not profiled
                 rows += len(df)
         except BadDataError:
             raise
@@ -440,7 +755,7 @@ def validate_and_profile(
                 f"cannot read {data_format} partition {uri}: {err.__cause__ or err}. The file is corrupt or not "
                 f"{data_format}: re-run the upstream task that writes it, or fix data.format in the spec."
             ) from None
-        files.append({"uri": uri, "sha256": digest, "rows": rows})
+        files.append({"uri": uri, "sha256": digest, "rows": rows, "partition": label})
         log.info("read %s: %d rows, sha256 %s", uri, rows, digest[:12])
     return validator.report(files), files, profile.view()
 
@@ -479,11 +794,20 @@ def _freshness(
     return "freshness", expected, f"{age:.1f} h old (newest {newest.isoformat()})", age <= max_age_hours
 
 
-def infer_constraints(view: Any, *, slack: float = 0.1, max_levels: int = 50) -> dict[str, Any]:
+def infer_constraints(
+    view: Any, *, slack: float = 0.1, max_levels: int = 50, window_rows: int | None = None,
+    range_headroom: float = 1.0,
+) -> dict[str, Any]:  # fmt: skip
     """A constraints block proposed from a reference profile, for a person to review before it goes into a
     spec: per column the dtype, nullability (or a null-fraction bound with headroom), a range widened by
-    ``slack`` of its span, the allowed set of a categorical with at most ``max_levels`` values counted
-    exactly, uniqueness of a column whose values all differ, and bounds on the mean and median."""
+    ``range_headroom`` of its span on each side (a sanity bound, not a distribution check), the allowed set
+    of a categorical with at most ``max_levels`` values counted exactly (and of a 0/1 flag), uniqueness of a
+    column whose values all differ, and bounds on the mean and median ``slack`` of a standard deviation wide.
+
+    ``window_rows`` is the size of the windows the block will check (a day for the drift monitor, where the
+    reference is often a week): ``min_rows`` and the mean and median bounds are sized for it, the latter at
+    least 5 standard errors of a window that size wide, so stable data of that size passes. (Mean and median
+    bounds are distribution expectations: they gate training only; the drift monitor reports them.)"""
 
     columns: dict[str, Any] = {}
     n_rows = 0
@@ -513,25 +837,28 @@ def infer_constraints(view: Any, *, slack: float = 0.1, max_levels: int = 50) ->
         lo, hi = summary.get("distribution/min"), summary.get("distribution/max")
         levels = _exact_levels(col, n - nulls)
         numeric = rule.get("dtype") in ("integer", "float") and lo is not None
-        if rule.get("dtype") == "integer" and levels is not None and len(levels) <= 10:
-            rule["allowed"] = sorted(int(float(v)) for v in levels)  # a code or a flag, not a quantity
+        if rule.get("dtype") == "integer" and levels is not None and len(levels) <= 2:
+            rule["allowed"] = sorted(int(float(v)) for v in levels)  # a flag, not a quantity
         elif numeric and math.isfinite(lo) and math.isfinite(hi):
             span = (hi - lo) or abs(hi) or 1.0
-            # headroom: slack of the span, or the tail beyond the 1% / 99% quantiles if that is wider (a
-            # heavy tail's next maximum lands well past this one)
+            # A range is a sanity bound of the contract (it gates every DAG, the drift monitor's too): wide
+            # enough that a shifted distribution stays inside (that is drift, for the monitor to report),
+            # narrow enough for a unit or encoding error to break it. Headroom: `range_headroom` of the span,
+            # or the tail beyond the 1% / 99% quantiles if that is wider.
             q01, q99 = summary.get("distribution/q_01", lo), summary.get("distribution/q_99", hi)
-            low = lo - max(slack * span, q01 - lo)
+            low = lo - max(range_headroom * span, q01 - lo)
             rule["min"] = _round(0.0 if lo >= 0 > low else low, rule["dtype"], down=True)  # >= 0 stays so
-            rule["max"] = _round(hi + max(slack * span, hi - q99), rule["dtype"], down=False)
+            rule["max"] = _round(hi + max(range_headroom * span, hi - q99), rule["dtype"], down=False)
             mean, std = summary.get("distribution/mean"), summary.get("distribution/stddev") or 0.0
-            width = slack * (std or span)
+            checked = max(1, window_rows or n)
+            # 5 standard errors of a window of `checked` rows (the median's is ~1.25x the mean's)
+            width = max(slack * (std or span), 5 * std / math.sqrt(checked))
             if mean is not None and math.isfinite(mean):
                 rule["mean"] = {"min": round(mean - width, 6), "max": round(mean + width, 6)}
             median = summary.get("distribution/median")
             if median is not None and math.isfinite(median):
-                rule["quantiles"] = {
-                    "0.5": {"min": round(median - width, 6), "max": round(median + width, 6)}
-                }
+                half = max(slack * (std or span), 1.25 * 5 * std / math.sqrt(checked))
+                rule["quantiles"] = {"0.5": {"min": round(median - half, 6), "max": round(median + half, 6)}}
         if rule.get("dtype") == "string":
             if levels is not None and len(levels) <= max_levels and len(levels) < (n - nulls):
                 rule["allowed"] = sorted(levels)
@@ -539,7 +866,7 @@ def infer_constraints(view: Any, *, slack: float = 0.1, max_levels: int = 50) ->
             if cardinality is not None and n - nulls > 100 and cardinality >= 0.99 * (n - nulls):
                 rule["unique"] = True
         columns[name] = rule
-    return _plain({"min_rows": max(1, int(n_rows * (1 - 3 * slack))), "columns": columns})
+    return _plain({"min_rows": max(1, int((window_rows or n_rows) * (1 - 3 * slack))), "columns": columns})
 
 
 def _plain(obj: Any) -> Any:

@@ -33,9 +33,13 @@ def check_against_champion(
     categorical: list[str],
     policy: DriftPolicy | dict[str, Any] | None = None,
     artifact_root: str | None = None,
+    expectations: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any] | None:
     """Score the current profile against the champion's training profile; None while there is nothing to
     compare yet (no current profile, no champion). The report is stored as JSON beside the current profile.
+
+    ``expectations`` are the validation rows of the data contract's distribution expectations on the current
+    data (mean and quantile bounds): they are part of the report (and its page), never a reason to stop.
     """
     from airflow_mlops import storage
     from airflow_mlops.errors import IntegrityError
@@ -59,7 +63,10 @@ def check_against_champion(
     ref_view, cur_view = load_profile(reference), load_profile(current_uri)
     report = score_drift(ref_view, cur_view, numeric=numeric, categorical=categorical, policy=policy)
     report.update(
-        reference_profile=reference, current_profile=current_uri, champion_version=str(champion.version)
+        reference_profile=reference,
+        current_profile=current_uri,
+        champion_version=str(champion.version),
+        expectations=list(expectations or []),
     )
     base = current_uri.rsplit(".", 1)[0] + f"-drift-v{champion.version}"
     png = render_png(ref_view, cur_view, report)
@@ -73,11 +80,16 @@ def check_against_champion(
     storage.write_bytes_atomic(report["report_html"], page.encode())
     storage.write_json_atomic(report["report_uri"], report)
     report["mlflow_run_id"] = _log_to_mlflow(c, model_name, report, page, png, artifact_root)
+    broken = [e for e in report["expectations"] if not e.get("passed")]
     log.info(
-        "%s vs champion v%s\n%s\nreport: %s",
+        "%s vs champion v%s\n%s%s\nreport: %s",
         summary_line(report),
         champion.version,
         drift_table(report),
+        "".join(
+            f"\nexpectation broken: {e['check']} of {e['column']} is {e['observed']} (expected {e['expected']})"
+            for e in broken
+        ),
         report["report_html"],
     )
     return report

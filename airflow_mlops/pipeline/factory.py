@@ -60,7 +60,9 @@ def _dag_kwargs(spec: PipelineSpec, kind: str) -> dict[str, Any]:
     }
 
 
-def _training_tasks(spec: PipelineSpec, window_end: str, window_days: int) -> None:
+def _training_tasks(
+    spec: PipelineSpec, window_end: str, window_days: int, *, retraining: bool = False
+) -> None:
     """validate_data >> train_model >> test_model >> register_model, inside the current DAG context."""
     from airflow_mlops.operators.evaluation import ModelTestOperator
     from airflow_mlops.operators.registry import RegisterModelOperator
@@ -70,7 +72,9 @@ def _training_tasks(spec: PipelineSpec, window_end: str, window_days: int) -> No
     validate = ValidateDataOperator(
         task_id="validate_data", pipeline=spec.name, data_uri=spec.data.uri, data_format=spec.data.format,
         artifact_uri=spec.storage.uri, features=spec.feature_names, numeric=list(spec.features.numeric),
-        target=spec.target, constraints=spec.constraints_dict(), **window,
+        target=spec.target, constraints=spec.constraints_dict(), on_extra_columns=spec.data.on_extra_columns,
+        # distribution expectations gate the scheduled training; a retraining follows drift on purpose
+        expectations="warn" if retraining else "fail", **window,
     )  # fmt: skip
     if spec.search is None:
         train = _train_operator(spec, validate.output, window)
@@ -229,7 +233,12 @@ def build_retraining_dag(spec: PipelineSpec) -> DAG:
         },
         **kwargs,
     ) as dag:
-        _training_tasks(spec, RETRAIN_WINDOW_END, spec.retraining.window_days or spec.training.window_days)
+        _training_tasks(
+            spec,
+            RETRAIN_WINDOW_END,
+            spec.retraining.window_days or spec.training.window_days,
+            retraining=True,
+        )
     return dag
 
 
@@ -263,13 +272,14 @@ def build_monitor_dag(spec: PipelineSpec) -> DAG:
         profile = ValidateDataOperator(
             task_id="profile_partition", pipeline=spec.name, data_uri=spec.data.uri, data_format=spec.data.format,
             artifact_uri=spec.storage.uri, features=spec.feature_names, numeric=list(spec.features.numeric),
-            target=None, constraints=spec.constraints_dict(),
+            target=None, constraints=spec.constraints_dict(), on_extra_columns=spec.data.on_extra_columns,
+            expectations="warn",  # a day whose distribution moved is drift to report, not a gate
         )  # fmt: skip
         sensor = DriftSensor(
             task_id="detect_drift", model_name=spec.model_name,
             current_profile_uri="{{ ti.xcom_pull(task_ids='profile_partition')['profile_uri'] }}",
             numeric=list(spec.features.numeric), categorical=list(spec.features.categorical),
-            policy=d.policy(),
+            policy=d.policy(), expectations_task_id=profile.task_id,
             **waiting,
         )  # fmt: skip
         no_drift = EmptyOperator(task_id="no_drift")

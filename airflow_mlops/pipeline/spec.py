@@ -18,59 +18,33 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
-    Discriminator,
     Field,
-    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from airflow_mlops.errors import SpecError
 from airflow_mlops.model.metrics import DEFAULT_METRIC, LOWER_IS_BETTER, METRICS
+from airflow_mlops.model.settings import (  # the model section is the model layer's own settings
+    MODEL_KINDS,
+    LoraCausalLmModel,
+    LoraTextModel,
+    ModelSpec,
+    TabularModel,
+    _model_kind,
+)
+from airflow_mlops.schema import ALLOWED as _ALLOWED
+from airflow_mlops.schema import ColumnName, Fraction, NonNegativeInt, PositiveInt, Section, problem
+from airflow_mlops.schema import fail as _fail
+from airflow_mlops.schema import shown as _shown
 
 if TYPE_CHECKING:
     from airflow_mlops.data.drift.scores import DriftPolicy
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 CRON_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
-
-PositiveInt = Annotated[int, Field(ge=1)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
-Fraction = Annotated[float, Field(ge=0, le=1)]
-ColumnName = Annotated[str, Field(min_length=1)]
-
-
-def _shown(value: Any) -> Any:
-    """2.0 shows as 2: YAML said 2, strict float fields store it as 2.0."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def problem(key: str, found: Any, allowed: str) -> tuple[str, str]:
-    return key, f"found {_shown(found)!r}; allowed: {allowed}"
-
-
-def _fail(*problems: tuple[str, str], absolute: bool = False) -> PydanticCustomError:
-    """An error carrying (key, text) problems. Keys are relative to where the validator sits, or, for the
-    cross-section rules of :class:`PipelineSpec` (``absolute``), whole key paths."""
-    import json
-
-    return PydanticCustomError(
-        "spec_problem",
-        "{problems}",
-        {"problems": json.dumps([list(p) for p in problems]), "absolute": absolute},
-    )
-
-
-class Section(BaseModel):
-    """Base of every section: unknown keys are errors; numbers, booleans and lists are not coerced from
-    strings (``epochs: "ten"`` and ``epochs: "10"`` are both wrong)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True)
-
 
 # --------------------------------------------------------------------------------------------------- data
 
@@ -100,6 +74,10 @@ class Data(Section):
     format: Literal["parquet", "csv"] = Field("parquet", description="file format of the partitions")
     completeness: Completeness = Field(
         default_factory=Completeness, description="when a partition is complete"
+    )
+    on_extra_columns: Literal["warn", "fail", "ignore"] = Field(
+        "warn",
+        description="a column the spec does not name: warn (logged, the pipeline goes on), fail or ignore",
     )
 
 
@@ -198,127 +176,40 @@ class ColumnConstraint(Section):
         return self
 
 
+class ClassBalance(Section):
+    """The target's classes per partition (``constraints.class_balance``; classification models only)."""
+
+    enabled: bool = Field(True, description="false: no class-balance check")
+    max_shift: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.25, description="largest gap between a class's share in a partition and in the window"
+    )
+    min_rows: PositiveInt = Field(30, description="partitions with fewer labelled rows are not judged")
+    severity: Severity | None = Field(None, description="fail | warn (default: constraints.severity)")
+
+
 class Constraints(Section):
-    """The data contract checked on every window (``constraints``)."""
+    """The data contract checked on every window and, where a window total would hide a bad day, on every
+    partition (``constraints``). Column ``mean`` and ``quantiles`` bounds are distribution expectations:
+    they gate the scheduled training only; the drift monitor reports them in its drift report, and a
+    retraining (which follows drift on purpose) logs them as warnings."""
 
     min_rows: PositiveInt = Field(1, description="fewest rows a window may have")
     max_rows: PositiveInt | None = Field(None, description="most rows a window may have")
+    partition_min_rows: PositiveInt | None = Field(
+        None,
+        description="fewest rows a partition may have (default: 20% of the median partition of the window, "
+        "with at least 3 partitions)",
+    )
     columns: dict[str, ColumnConstraint] = Field(default_factory=dict, description="rules per column")
-    max_duplicate_fraction: Fraction | None = Field(None, description="largest share of duplicate rows")
+    max_duplicate_fraction: Fraction | None = Field(
+        0.05,
+        description="largest share of duplicate rows, in the window and in each partition (null: no check)",
+    )
+    class_balance: ClassBalance = Field(
+        default_factory=ClassBalance, description="per partition: the target's classes against the window's"
+    )
     severity: Severity = Field("fail", description="default severity of the window-level rules")
     """severity of the window-level rules (fail | warn)"""
-
-
-# -------------------------------------------------------------------------------------------------- model
-
-Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")]
-
-
-class TrainingParams(Section):
-    """Settings every model family reads (``model.params``)."""
-
-    epochs: PositiveInt | None = Field(None, description="passes over the training rows")
-    batch_size: PositiveInt | None = Field(None, description="rows per optimiser step (per device)")
-    learning_rate: Annotated[float, Field(gt=0, le=10)] | None = Field(
-        None, description="AdamW learning rate"
-    )
-    weight_decay: Annotated[float, Field(ge=0)] | None = Field(None, description="AdamW weight decay")
-    gradient_accumulation_steps: PositiveInt | None = Field(None, description="micro-batches per step")
-    mixed_precision: Literal["none", "bf16"] | None = Field(None, description="bf16 autocast on CUDA")
-    checkpoint_every: NonNegativeInt | None = Field(
-        None, description="optimiser steps between resumable checkpoints (0: at epoch ends only)"
-    )
-    device: Device | None = Field(None, description="auto | cpu | cuda | cuda:N")
-
-
-class TabularParams(TrainingParams):
-    """``model.params`` of ``kind: tabular`` (an MLP over scaled numeric and one-hot categorical inputs)."""
-
-    hidden_units: list[PositiveInt] | None = Field(None, description="hidden layer widths, e.g. [64, 32]")
-    dropout: Annotated[float, Field(ge=0, lt=1)] | None = Field(None, description="dropout after each layer")
-    max_categories: PositiveInt | None = Field(None, description="most one-hot levels per categorical column")
-
-
-class LoraParams(TrainingParams):
-    """``model.params`` of the LoRA kinds (a base model built from a config, or loaded from local files)."""
-
-    base_config: dict[str, Any] | None = Field(
-        None, description="transformers config of a randomly initialised base (nothing is downloaded)"
-    )
-    base_model_path: str | None = Field(
-        None, min_length=1, description="a local directory (or URL) holding a pretrained base model"
-    )
-    max_length: Annotated[int, Field(ge=2)] | None = Field(None, description="tokens per text")
-    lora_r: PositiveInt | None = Field(None, description="LoRA rank")
-    lora_alpha: PositiveInt | None = Field(None, description="LoRA scaling")
-    lora_dropout: Annotated[float, Field(ge=0, lt=1)] | None = Field(None, description="LoRA dropout")
-    target_modules: list[ColumnName] | None = Field(None, description="modules that get an adapter")
-    modules_to_save: list[ColumnName] | None = Field(
-        None,
-        description="modules trained in full and saved with the adapter, e.g. [lm_head] for a base built from a config",
-    )
-    quantization: Literal["none", "4bit"] | None = Field(
-        None,
-        description="4bit = QLoRA: NF4 base weights with double quantisation and bf16 compute through bitsandbytes (the qlora extra); CUDA only, on a CPU it stops saying so",
-    )
-    gradient_checkpointing: bool | None = Field(
-        None,
-        description="recompute activations in the backward pass: less memory, about a third more compute, same result",
-    )
-
-
-class _ModelBase(Section):
-    def params_dict(self) -> dict[str, Any]:
-        """The params the spec sets (defaults stay the trainer's): this is what the run key hashes."""
-        return self.params.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
-
-
-class TabularModel(_ModelBase):
-    kind: Literal["tabular"] = "tabular"
-    """a torch MLP over scaled numeric and one-hot categorical columns"""
-    task: Literal["classification", "regression"] = "classification"
-    """classification or regression"""
-    params: TabularParams = Field(default_factory=TabularParams)
-    """training settings of the MLP (the trainer's defaults apply to keys left out)"""
-
-
-class LoraTextModel(_ModelBase):
-    kind: Literal["lora_text"]
-    """PEFT/LoRA on a transformer sequence classifier"""
-    task: Literal["classification"] = Field(
-        "classification", description="lora_text fine-tunes a sequence classifier"
-    )
-    params: LoraParams = Field(default_factory=LoraParams)
-    """LoRA settings (the trainer's defaults apply to keys left out)"""
-
-
-class LoraCausalLmModel(_ModelBase):
-    kind: Literal["lora_causal_lm"]
-    """PEFT/LoRA fine-tuning of a causal language model on features.text; target may be omitted"""
-    task: Literal["language_modeling"] = "language_modeling"
-    """language_modeling (metrics perplexity, loss)"""
-    params: LoraParams = Field(default_factory=LoraParams)
-    """LoRA settings (the trainer's defaults apply to keys left out)"""
-
-
-MODEL_KINDS = ("tabular", "lora_text", "lora_causal_lm")
-
-
-def _model_kind(value: Any) -> str | None:
-    kind = value.get("kind", "tabular") if isinstance(value, dict) else getattr(value, "kind", None)
-    return kind if kind in MODEL_KINDS else None
-
-
-ModelSpec = Annotated[
-    Annotated[TabularModel, Tag("tabular")]
-    | Annotated[LoraTextModel, Tag("lora_text")]
-    | Annotated[LoraCausalLmModel, Tag("lora_causal_lm")],
-    Discriminator(
-        _model_kind,
-        custom_error_type="model_kind",
-        custom_error_message="unknown model kind",
-    ),
-]
 
 
 class Kubernetes(Section):
@@ -943,7 +834,11 @@ class PipelineSpec(Section):
         c = self.constraints
         return {
             "min_rows": c.min_rows, "max_rows": c.max_rows, "max_duplicate_fraction": c.max_duplicate_fraction,
-            "severity": c.severity,
+            "severity": c.severity, "partition_min_rows": c.partition_min_rows,
+            "class_balance": (
+                c.class_balance.model_dump(exclude={"enabled"})
+                if c.class_balance.enabled and self.model.task == "classification" else None
+            ),
             "columns": {
                 name: {
                     **col.model_dump(exclude={"mean", "quantiles"}),
@@ -957,23 +852,6 @@ class PipelineSpec(Section):
 
 
 # ------------------------------------------------------------------------------------------ errors, loading
-
-_ALLOWED = {
-    "int_type": "an integer",
-    "int_from_float": "an integer",
-    "float_type": "a number",
-    "bool_type": "true | false",
-    "string_type": "a string",
-    "list_type": "a list",
-    "dict_type": "a mapping",
-    "model_type": "a mapping of keys",
-    "model_attributes_type": "a mapping of keys",
-    "date_type": "a date, YYYY-MM-DD",
-    "date_from_datetime_parsing": "a date, YYYY-MM-DD",
-    "date_parsing": "a date, YYYY-MM-DD",
-    "date_from_datetime_inexact": "a date, YYYY-MM-DD",
-}
-
 
 _BRANCH = re.compile(
     r"^(int|str|float|bool|constrained-(int|str|float|bytes)"

@@ -27,6 +27,7 @@ class TestReport:
     details: dict[str, Any] = field(default_factory=dict)
     override: dict[str, Any] | None = None
     reevaluation: dict[str, Any] | None = None
+    holdout: dict[str, Any] | None = None  # the rows tested on: count, fingerprint, none seen in training
 
     @classmethod
     def from_dict(cls, report: dict[str, Any]) -> TestReport:
@@ -36,7 +37,7 @@ class TestReport:
             champion_metrics=report.get("champion_metrics"), champion_version=report.get("champion_version"),
             promote=bool(report.get("promote")), reason=report.get("reason", ""),
             details=dict(report.get("details") or {}), override=report.get("override"),
-            reevaluation=report.get("reevaluation"),
+            reevaluation=report.get("reevaluation"), holdout=report.get("holdout"),
         )  # fmt: skip
 
     def add(self, test: str, expected: str, observed: Any, passed: bool, gate: bool = True) -> None:
@@ -67,6 +68,7 @@ class TestReport:
             "passed": self.passed, "promote": self.promote, "reason": self.reason, "metrics": self.metrics,
             "champion_metrics": self.champion_metrics, "champion_version": self.champion_version, "tests": self.rows,
             "details": self.details, "override": self.override, "reevaluation": self.reevaluation,
+            "holdout": self.holdout,
         }  # fmt: skip
 
 
@@ -201,6 +203,67 @@ def run_checks(
         suites.check_robustness(report, model, holdout, checks["robustness"], metrics, seed)
     if checks.get("expectations"):
         suites.check_expectations(report, model, holdout, checks["expectations"])
+
+
+def recorded_split(c: Any, training: dict[str, Any]) -> dict[str, Any] | None:
+    """The held-out split the candidate trained with: from the training result, else from its run's tag
+    (None for a run trained before splits were recorded)."""
+    import json
+
+    from airflow_mlops.tracking import registry
+
+    if training.get("split"):
+        return dict(training["split"])
+    tag = c.get_run(training["run_id"]).data.tags.get(registry.SPLIT_TAG) if training.get("run_id") else None
+    return json.loads(tag) if tag else None
+
+
+def conflicting_split_args(split: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """The model test's own split arguments that disagree with the recorded split (``given`` holds only the
+    arguments a DAG actually set)."""
+    recorded = {
+        "seed": split.get("seed"), "holdout_fraction": split.get("fraction"),
+        "window_start": split.get("window_start"), "window_end": split.get("window_end"),
+    }  # fmt: skip
+    out = []
+    for name, value in given.items():
+        want = recorded.get(name)
+        same = str(value) == str(want) if name.startswith("window") else value == want
+        if want is not None and not same:
+            out.append(f"{name}={value!r} (the trainer's: {want!r})")
+    return out
+
+
+def verified_holdout(df: Any, target: str, split: dict[str, Any], run_id: str) -> Any:
+    """The trainer's held-out rows, rebuilt from its recorded split and checked against its fingerprint;
+    :class:`ModelTestError` when they differ (the model would be tested on rows it may have trained on)."""
+    from airflow_mlops.data.partitions import row_fingerprint, split_holdout
+
+    train, holdout = split_holdout(df, target, split["fraction"], split["seed"])
+    found = row_fingerprint(holdout)
+    if found != split["holdout_sha256"]:
+        raise ModelTestError(
+            f"refusing to test run {run_id}: the held-out rows rebuilt from its window "
+            f"{split.get('window_start')} .. {split.get('window_end')} (seed {split['seed']}, fraction "
+            f"{split['fraction']}) are not the ones it held out: {len(holdout)} rows with sha256 "
+            f"{found[:16]}, recorded {split['holdout_rows']} rows with sha256 {split['holdout_sha256'][:16]}. "
+            "The window's data changed since training (rows added, removed, edited or reordered), so some of "
+            "these rows may have been training rows. Train the window again (clear train_model), or restore "
+            "the data it was trained on."
+        )
+    return holdout
+
+
+def holdout_statement(split: dict[str, Any]) -> dict[str, Any]:
+    """What the report says about the rows it tested on."""
+    return {
+        "rows": split["holdout_rows"], "sha256": split["holdout_sha256"], "seed": split["seed"],
+        "fraction": split["fraction"], "window_start": split.get("window_start"),
+        "window_end": split.get("window_end"), "train_rows": split.get("train_rows"),
+        "seen_in_training": 0,
+        "statement": f"{split['holdout_rows']} held-out rows (sha256 {split['holdout_sha256'][:16]}), the very "
+        "rows the trainer held out: none was seen in training",
+    }  # fmt: skip
 
 
 def test_model(

@@ -85,6 +85,13 @@ def model_test_html(report: dict[str, Any], title: str) -> str:
     metrics = report.get("metrics") or {}
     champion = report.get("champion_metrics") or {}
     body.append("<h2>Metrics on the held-out rows</h2>")
+    held = report.get("holdout")
+    if held:
+        body.append(
+            f"<p>{html.escape(held['statement'])}. Full sha256 {html.escape(held['sha256'])}; window "
+            f"{html.escape(str(held.get('window_start')))} .. {html.escape(str(held.get('window_end')))}, seed "
+            f"{held['seed']}, fraction {held['fraction']}.</p>"
+        )
     body.append(bar_chart("candidate", metrics))
     if champion:
         body.append(bar_chart(f"champion v{report.get('champion_version')}", champion))

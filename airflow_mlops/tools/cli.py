@@ -133,9 +133,20 @@ def _cmd_infer_constraints(args: argparse.Namespace) -> int:
         view = load_profile(source)
     else:
         view = profile_files([source], "csv" if source.endswith(".csv") else "parquet")
-    block = {"constraints": infer_constraints(view, slack=args.slack, max_levels=args.max_levels)}
+    block = {
+        "constraints": infer_constraints(
+            view, slack=args.slack, max_levels=args.max_levels, window_rows=args.window_rows,
+            range_headroom=args.range_headroom,
+        )  # fmt: skip
+    }
     text = yaml.safe_dump(block, sort_keys=False, default_flow_style=None, width=110)
-    print(f"# proposed from {source} by airflow-mlops infer-constraints: review before use\n{text}", end="")
+    sized = f"windows of {args.window_rows} rows" if args.window_rows else "windows the size of the source"
+    print(
+        f"# proposed from {source} by airflow-mlops infer-constraints for {sized}: review before use.\n"
+        "# mean and quantiles are distribution expectations: they gate training only; the drift monitor reports\n"
+        f"# them in its drift report.\n{text}",
+        end="",
+    )
     return 0
 
 
@@ -271,8 +282,20 @@ def main(argv: list[str] | None = None) -> int:
         "infer-constraints", help="propose a constraints block from a stored profile (.bin) or a data file"
     )
     p.add_argument("source", help="a stored profile (.bin), or a Parquet/CSV file to profile")
-    p.add_argument("--slack", type=float, default=0.1, help="headroom, as a fraction of each range (0.1)")
+    p.add_argument(
+        "--slack", type=float, default=0.1,
+        help="width of the mean and median bounds in standard deviations, and of min_rows' headroom (0.1)",
+    )  # fmt: skip
+    p.add_argument(
+        "--range-headroom", type=float, default=1.0,
+        help="room beyond the observed range, as a fraction of its span on each side (1.0)",
+    )  # fmt: skip
     p.add_argument("--max-levels", type=int, default=50, help="largest allowed set to propose (50)")
+    p.add_argument(
+        "--window-rows", type=int, default=None,
+        help="rows of the windows the block will check, e.g. a day's for the drift monitor when the source is a "
+        "week (default: the source's rows): min_rows, mean and median bounds are sized for them",
+    )  # fmt: skip
     p.set_defaults(func=_cmd_infer_constraints)
 
     p = sub.add_parser("train", help="run the trainer (what TrainModelOperator and training pods run)")

@@ -11,6 +11,7 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 RUN_KEY_TAG = "mlops.run_key"
 MODEL_SHA_TAG = "mlops.model_sha256"
+SPLIT_TAG = "mlops.split"  # the held-out split a run trained with: seed, fraction, window, fingerprint
 MODEL_URI_TAG = "mlops.model_uri"
 PROFILE_TAG = "mlops.profile_uri"
 MAX_TAG = 5000  # MLflow's limit on a tag value is 8000 characters; stay well below

@@ -252,3 +252,90 @@ def test_kubernetes_block_errors(block, expected):
     with pytest.raises(SpecError) as err:
         parse_spec(raw, "k8s.yaml")
     assert any(p.startswith(expected) for p in err.value.problems), err.value.problems
+
+
+def _resume(op, context, event, *, pod, xcom):
+    """trigger_reentry as the task runner calls it after the triggerer's event, with the Kubernetes API faked
+    at the pod operator's seams."""
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    with (
+        mock.patch.object(KubernetesPodOperator, "hook", new_callable=mock.PropertyMock) as kube_hook,
+        mock.patch.object(KubernetesPodOperator, "client", new_callable=mock.PropertyMock),
+        mock.patch.object(KubernetesPodOperator, "pod_manager", new_callable=mock.PropertyMock) as manager,
+        mock.patch.object(KubernetesPodOperator, "extract_xcom", return_value=xcom),
+        mock.patch.object(KubernetesPodOperator, "post_complete_action") as post,
+    ):
+        if isinstance(pod, Exception):
+            kube_hook.return_value.get_pod.side_effect = pod
+        else:
+            kube_hook.return_value.get_pod.return_value = pod
+        manager.return_value.await_pod_completion.return_value = pod
+        try:
+            return op.trigger_reentry(context, event)
+        finally:
+            if not isinstance(pod, Exception):
+                assert kube_hook.return_value.get_pod.call_args.args == ("mlops-train-churn-x", "ml-training")
+                assert post.called  # the pod is cleaned up as on the synchronous path
+
+
+def _pod(phase: str, exit_code: int):
+    state = k8s.V1ContainerState(terminated=k8s.V1ContainerStateTerminated(exit_code=exit_code))
+    return k8s.V1Pod(
+        metadata=k8s.V1ObjectMeta(name="mlops-train-churn-x", namespace="ml-training"),
+        status=k8s.V1PodStatus(phase=phase, container_statuses=[
+            k8s.V1ContainerStatus(name="base", state=state, ready=False, restart_count=0, image="i", image_id="i"),
+        ]),
+    )  # fmt: skip
+
+
+EVENT = {"name": "mlops-train-churn-x", "namespace": "ml-training", "last_log_time": None}
+
+
+def test_deferrable_success_returns_links_and_reports_lineage_like_the_synchronous_path(roots, k8s_conn):
+    """Before, execute() post-processed super().execute(), which returns nothing when the pod operator
+    defers: the resumed task lost the MLflow run link and the lineage."""
+    result = {"run_id": "abc123", "experiment_id": "7", "model_uri": "models:/m-1", "reused": False}
+    op = _operator(deferrable=True, get_logs=False)
+    context = _context(roots)
+    op.render_template_fields(context)
+    out = _resume(op, context, {**EVENT, "status": "success"}, pod=_pod("Succeeded", 0), xcom=result)
+    assert out == result
+    assert context["ti"].pushed["mlflow_run_url"] == "http://mlflow.ml.svc:5000/#/experiments/7/runs/abc123"
+    facets = op.get_openlineage_facets_on_complete(None)
+    assert [d.name for d in facets.outputs] == ["models:/m-1"]
+
+
+def test_deferrable_failure_fails_the_task_and_links_nothing(roots, k8s_conn):
+    from airflow.sdk.exceptions import AirflowException
+
+    op = _operator(deferrable=True, get_logs=False)
+    context = _context(roots)
+    op.render_template_fields(context)
+    event = {**EVENT, "status": "failed", "message": "trainer exited with code 1"}
+    with pytest.raises(AirflowException, match="trainer exited with code 1"):
+        _resume(op, context, event, pod=_pod("Failed", 1), xcom=None)
+    assert "mlflow_run_url" not in context["ti"].pushed
+
+
+def test_a_pod_gone_before_the_task_resumed_gives_its_result_from_mlflow(roots, k8s_conn, mlflow_uri, monkeypatch):
+    """A success event whose pod was garbage-collected before the task resumed: the provider returns nothing;
+    the finished MLflow run of the window's run key is the result."""
+    from kubernetes.client.exceptions import ApiException
+    from mlflow.tracking import MlflowClient
+
+    from airflow_mlops.tracking import registry
+
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps({"conn_type": "mlflow", "extra": {"tracking_uri": mlflow_uri}}))
+    op = _operator(deferrable=True, get_logs=False)
+    context = _context(roots)
+    op.render_template_fields(context)
+    config = op.training_config(context)
+    c = MlflowClient()
+    exp = c.create_experiment(config["experiment"])
+    run = c.create_run(exp, tags={registry.RUN_KEY_TAG: config["run_key"], registry.MODEL_URI_TAG: "models:/m-9"})
+    c.set_terminated(run.info.run_id)
+
+    out = _resume(op, context, {**EVENT, "status": "success"}, pod=ApiException(status=404), xcom=None)
+    assert (out["run_id"], out["model_uri"]) == (run.info.run_id, "models:/m-9")
+    assert not context["ti"].pushed["mlflow_run_url"]  # this connection has no UI URL: no link, no guess

@@ -76,7 +76,7 @@ def test_model_params_of_a_run_override_the_spec_and_change_the_key(tmp_path):
     assert with_overrides(model, '{"epochs": 9}')["params"] == {"epochs": 9, "hidden_units": [16]}
     assert with_overrides(model, "{}") is model
     assert with_overrides(model, None) is model
-    with pytest.raises(ValueError, match="model_params must be a JSON object"):
+    with pytest.raises(ValueError, match="model_params: found 'epochs=9'; allowed: a JSON object"):
         with_overrides(model, "epochs=9")
     with pytest.raises(ValueError, match="mapping of model.params keys"):
         with_overrides(model, "[1, 2]")

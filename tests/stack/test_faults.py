@@ -237,6 +237,28 @@ def test_the_mlflow_server_down_for_30_seconds_is_ridden_out(stack):
     assert len(window) == 1  # one version for the window, none duplicated by a retried registration
 
 
+def test_a_backfill_trains_its_windows_one_at_a_time(stack):
+    """A real backfill of two training windows with ``training.concurrent_windows: 1`` (the default): the
+    scheduler runs both DAG runs, but never two trainings at once (two workers were free for it)."""
+    dag_id = "fault_restart__train"
+    days = ("2026-01-22", "2026-01-23")
+    _backfill(stack, dag_id, *days)
+    runs = _wait(
+        "both windows to finish",
+        lambda: (r := [x for x in _runs(stack, dag_id) if x["run_id"][10:20] in days])
+        and len(r) == 2 and all(x["state"] in ("success", "failed") for x in r) and r,
+        900,
+    )  # fmt: skip
+    assert [r["state"] for r in runs] == ["success", "success"]
+    spans = []
+    for run in runs:
+        tis = _json_out(_airflow(stack, "tasks", "states-for-dag-run", dag_id, run["run_id"], "-o", "json"))
+        (train,) = [t for t in tis if t["task_id"] == "train_model"]
+        spans.append((train["start_date"], train["end_date"]))
+    first, second = sorted(spans)
+    assert first[1] <= second[0], f"the two trainings overlapped: {spans}"
+
+
 def _checkpoint_step(folder: Path) -> int:
     """The step of the newest complete checkpoint in a folder (0 before the first)."""
     manifests = list(folder.rglob("checkpoint.json"))

@@ -93,5 +93,21 @@ def render_html(report: dict[str, Any], png: bytes | None, title: str) -> str:
         f"Current: {html.escape(str(report.get('current_profile', '')))}</p>{image}"
         "<h2>Per feature (sorted by score / threshold)</h2><table><tr><th>feature</th><th>type</th><th>metric</th>"
         "<th>score</th><th>threshold</th><th>psi</th><th>n reference</th><th>n current</th><th>status</th></tr>"
-        f"{''.join(rows)}</table></body></html>"
+        f"{''.join(rows)}</table>{_expectations_html(report.get('expectations') or [])}</body></html>"
+    )
+
+
+def _expectations_html(rows: list[dict[str, Any]]) -> str:
+    """The data contract's distribution expectations on the current data: reported here, not a gate."""
+    if not rows:
+        return ""
+    cells = "".join(
+        f"<tr class='{'' if r.get('passed') else 'FAIL'}'><td>{html.escape(str(r['column']))}</td>"
+        f"<td>{html.escape(str(r['check']))}</td><td>{html.escape(str(r['expected']))}</td>"
+        f"<td>{html.escape(str(r['observed']))}</td><td>{'held' if r.get('passed') else 'broken'}</td></tr>"
+        for r in rows
+    )
+    return (
+        "<h2>Distribution expectations (the spec's mean and quantile bounds)</h2><table><tr><th>column</th>"
+        f"<th>check</th><th>expected</th><th>observed</th><th>result</th></tr>{cells}</table>"
     )

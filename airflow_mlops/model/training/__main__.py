@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 
+from airflow_mlops.errors import ConfigError
 from airflow_mlops.model.training.config import CONFIG_ENV
 from airflow_mlops.storage import read_json, write_json_atomic
 
@@ -63,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             parser.error(f"no config: pass --config or set {CONFIG_ENV}")
         result = run(config)
+    except ConfigError as err:  # retrying cannot fix it: the task fails at once, saying which key
+        logging.getLogger("airflow_mlops.trainer").error("training not started: %s", err)
+        return ConfigError.EXIT_CODE
     except Exception as err:
         logging.getLogger("airflow_mlops.trainer").error("training failed: %s: %s", type(err).__name__, err)
         raise

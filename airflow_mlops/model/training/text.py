@@ -1,9 +1,12 @@
 """PEFT/LoRA fine-tuning of a transformer sequence classifier.
 
 The base model is built from a config (``model.params.base_config``, random init: nothing is downloaded) or
-loaded from a local directory (``model.params.base_model_path``). Text is tokenised by a deterministic hashing
-tokenizer, so no vocabulary file has to be fetched either. The adapter (and the trained classifier head) is
-saved by peft as safetensors; the base weights beside it, so the model reloads bit for bit.
+loaded from a local directory (``model.params.base_model_path``). A pretrained base is fine-tuned with its own
+tokenizer (``AutoTokenizer`` from the same directory, local files only), saved beside the adapter so that
+scoring and merging tokenise exactly as training did: token ids mean what the pretrained weights learned. A
+base built from a config has no vocabulary, so its text is tokenised by a deterministic hashing tokenizer
+(nothing to fetch). The adapter (and the trained classifier head) is saved by peft as safetensors; the base
+weights beside it, so the model reloads bit for bit.
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ DEFAULTS: dict[str, Any] = {
 }  # fmt: skip
 
 
+TOKENIZER_DIR = "tokenizer"  # a pretrained base's tokenizer, saved beside the adapter
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "tokenizer.model")
+
+
 def tokenize(texts: list[str], vocab_size: int, max_length: int):
     """Hash each lower-cased word into [2, vocab_size); CLS first, padded with 0."""
     import torch
@@ -43,14 +50,104 @@ def tokenize(texts: list[str], vocab_size: int, max_length: int):
     return ids
 
 
+class HashingTokenizer:
+    """For a base built from a config (random init, no vocabulary): words hashed into the embedding table."""
+
+    kind = "hashing"
+    pad_id = PAD
+
+    def __init__(self, vocab_size: int, max_length: int) -> None:
+        self.vocab_size, self.max_length = vocab_size, max_length
+
+    def __call__(self, texts: list[str]) -> Any:
+        return tokenize(texts, self.vocab_size, self.max_length)
+
+    def save(self, out_dir: Path) -> None:
+        """Nothing to save: the hashing is a function of the vocabulary size in the model's metadata."""
+
+
+class PretrainedTokenizer:
+    """A pretrained base's own tokenizer (``AutoTokenizer``, local files only)."""
+
+    kind = "pretrained"
+
+    def __init__(self, directory: str | Path, max_length: int) -> None:
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+        if self.tokenizer.pad_token_id is None:  # causal LMs often have none: pad with end-of-text
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.pad_id = int(self.tokenizer.pad_token_id)
+        self.max_length = max_length
+
+    def __call__(self, texts: list[str]) -> Any:
+        encoded = self.tokenizer(
+            [str(t) for t in texts], padding="max_length", truncation=True, max_length=self.max_length,
+            return_tensors="pt",
+        )  # fmt: skip
+        return encoded["input_ids"]
+
+    def save(self, out_dir: Path) -> None:
+        self.tokenizer.save_pretrained(str(out_dir / TOKENIZER_DIR))
+
+
+def check_base_tokenizer(params: dict[str, Any]) -> Path | None:
+    """The directory of a pretrained base, which must hold the base's tokenizer; ConfigError otherwise (called
+    before the MLflow run starts). None for a base built from a config."""
+    from airflow_mlops.errors import ConfigError
+
+    if not params.get("base_model_path"):
+        return None
+    directory = Path(local_model_dir(params["base_model_path"]))
+    if not any((directory / name).is_file() for name in TOKENIZER_FILES):
+        raise ConfigError(
+            [
+                f"model.params.base_model_path: {params['base_model_path']} holds no tokenizer (none of "
+                f"{', '.join(TOKENIZER_FILES)}); a pretrained base is fine-tuned with its own tokenizer: save it "
+                "into the same directory (tokenizer.save_pretrained(path))"
+            ],
+            "model",
+        )
+    return directory
+
+
+def base_tokenizer(params: dict[str, Any], vocab_size: int) -> HashingTokenizer | PretrainedTokenizer:
+    """The tokenizer a base is fine-tuned with: a pretrained base's own one, or hashing for a config base."""
+    from airflow_mlops.errors import ConfigError
+
+    max_length = int(params["max_length"])
+    if not params.get("base_model_path"):
+        return HashingTokenizer(vocab_size, max_length)
+    tokenizer = PretrainedTokenizer(check_base_tokenizer(params), max_length)
+    if len(tokenizer.tokenizer) > vocab_size:
+        raise ConfigError(
+            [
+                f"model.params.base_model_path: the tokenizer in {params['base_model_path']} has "
+                f"{len(tokenizer.tokenizer)} tokens, the model's embedding table {vocab_size}: they do not belong "
+                "together"
+            ],
+            "model",
+        )
+    return tokenizer
+
+
+def saved_tokenizer(directory: Path, meta: dict[str, Any]) -> HashingTokenizer | PretrainedTokenizer:
+    """The tokenizer a model was trained with, from its folder (models from before hold the hashing one)."""
+    max_length = int(meta["params"]["max_length"])
+    if meta.get("tokenizer") == PretrainedTokenizer.kind:
+        return PretrainedTokenizer(directory / TOKENIZER_DIR, max_length)
+    return HashingTokenizer(int(meta["vocab_size"]), max_length)
+
+
 class _Logits:
     """Callable wrapper so the generic loop can call ``model(ids)``."""
 
-    def __init__(self, peft_model: Any) -> None:
+    def __init__(self, peft_model: Any, pad_id: int = PAD) -> None:
         self.peft_model = peft_model
+        self.pad_id = pad_id
 
     def __call__(self, ids: Any) -> Any:
-        return self.peft_model(input_ids=ids, attention_mask=(ids != PAD).long()).logits.float()
+        return self.peft_model(input_ids=ids, attention_mask=(ids != self.pad_id).long()).logits.float()
 
     def train(self) -> None:
         self.peft_model.train()
@@ -92,7 +189,8 @@ def _trainable(model: Any) -> dict[str, Any]:
 
 def local_model_dir(uri: str) -> str:
     """A base model directory given as a local path or any fsspec URL (s3://, gs://, ...): object-store
-    copies are fetched once into the temp folder (per URL); nothing is ever fetched from a model hub."""
+    copies are fetched once into the temp folder (per URL and content: a base changed in place is fetched
+    again); nothing is ever fetched from a model hub."""
     import hashlib
     import os
     import tempfile
@@ -101,11 +199,17 @@ def local_model_dir(uri: str) -> str:
 
     if "://" not in uri or uri.startswith("file://"):
         return uri.removeprefix("file://")
-    local = os.path.join(
-        tempfile.gettempdir(), "airflow-mlops-models", hashlib.sha256(uri.encode()).hexdigest()[:16]
-    )
+    import json
+
+    fs, path = fsspec.core.url_to_fs(uri)
+    # the copy is named by the URL and what is there now (names, sizes, versions): a changed base is fetched again
+    listing = sorted(
+        (name, info.get("size"), str(info.get("ETag") or info.get("mtime") or info.get("LastModified") or info.get("created")))
+        for name, info in fs.find(path, detail=True).items()
+    )  # fmt: skip
+    signature = hashlib.sha256(json.dumps([uri, listing], default=str).encode()).hexdigest()[:16]
+    local = os.path.join(tempfile.gettempdir(), "airflow-mlops-models", signature)
     if not os.path.isdir(local):
-        fs, path = fsspec.core.url_to_fs(uri)
         tmp = f"{local}.tmp-{os.getpid()}"
         fs.get(path.rstrip("/") + "/", tmp, recursive=True)
         os.replace(tmp, local)
@@ -126,19 +230,19 @@ def _base_model(params: dict[str, Any], num_labels: int):
 
 
 class TextModel:
-    def __init__(self, model: Any, meta: dict[str, Any]) -> None:
+    def __init__(self, model: Any, meta: dict[str, Any], tokenizer: Any = None) -> None:
         self.model = model
         self.meta = meta
+        self.tokenizer = tokenizer or HashingTokenizer(int(meta["vocab_size"]), int(meta["params"]["max_length"]))
 
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> TextModel:
         from transformers import AutoModelForSequenceClassification
 
-        return cls(_load_adapted(directory, AutoModelForSequenceClassification), meta)
+        return cls(_load_adapted(directory, AutoModelForSequenceClassification), meta, saved_tokenizer(directory, meta))
 
     def _ids(self, df: Any):
-        p = self.meta["params"]
-        return tokenize(df[self.meta["text"]].tolist(), int(self.meta["vocab_size"]), int(p["max_length"]))
+        return self.tokenizer(df[self.meta["text"]].tolist())
 
     def predict_proba(self, df: Any) -> Any:
         import torch
@@ -149,7 +253,8 @@ class TextModel:
         with torch.no_grad():
             for s in range(0, len(ids), 256):
                 chunk = ids[s : s + 256].to(device)
-                logits = self.model(input_ids=chunk, attention_mask=(chunk != PAD).long()).logits
+                mask = (chunk != self.tokenizer.pad_id).long()
+                logits = self.model(input_ids=chunk, attention_mask=mask).logits
                 out.append(torch.softmax(logits.float(), dim=1).cpu())
         return torch.cat(out).numpy() if out else torch.zeros((0, len(self.meta["classes"]))).numpy()
 
@@ -179,23 +284,26 @@ def train(
     classes = sorted(train_df[target].dropna().unique().tolist())
     if len(classes) < 2:
         raise ValueError(f"target {target!r} has a single class {classes}: a classifier needs at least two")
+    base = _base_model(p, len(classes))
+    tokenizer = base_tokenizer(p, int(base.config.vocab_size))
     model, vocab_size, quantized = _adapt(
-        _base_model(p, len(classes)), p, device, AutoModelForSequenceClassification, TaskType.SEQ_CLS, out_dir
+        base, p, device, AutoModelForSequenceClassification, TaskType.SEQ_CLS, out_dir
     )
+    tokenizer.save(out_dir)
     n_trainable = sum(q.numel() for q in model.parameters() if q.requires_grad)
     n_total = sum(q.numel() for q in model.parameters())
 
     index = {c: i for i, c in enumerate(classes)}
-    ids = tokenize(train_df[text].tolist(), vocab_size, int(p["max_length"]))
+    ids = tokenizer(train_df[text].tolist())
     y = torch.tensor(train_df[target].map(index).to_numpy(dtype=np.int64))
 
     meta: dict[str, Any] = {
         "kind": "lora_text", "task": "classification", "text": text, "target": target, "params": p,
         "classes": [c.item() if hasattr(c, "item") else c for c in classes], "vocab_size": vocab_size,
-        "trainable_parameters": n_trainable, "total_parameters": n_total,
+        "tokenizer": tokenizer.kind, "trainable_parameters": n_trainable, "total_parameters": n_total,
     }  # fmt: skip
-    wrapper = _Logits(model)
-    wrapped = TextModel(model, meta)
+    wrapper = _Logits(model, tokenizer.pad_id)
+    wrapped = TextModel(model, meta, tokenizer)
 
     def on_epoch(_epoch: int, _loss: float) -> dict[str, float]:
         model.eval()
@@ -329,6 +437,8 @@ def merge_adapter(model: TextModel, out_dir: Path) -> Path:
     from airflow_mlops.model.format import write_model_json
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    if isinstance(model.tokenizer, PretrainedTokenizer):  # the merged model tokenises as the adapter did
+        model.tokenizer.save(out_dir)
     merged = model.model.merge_and_unload()
     save_file({k: v.contiguous() for k, v in merged.state_dict().items()}, str(out_dir / MERGED_WEIGHTS))
     (out_dir / MERGED_CONFIG).write_text(json.dumps(merged.config.to_dict(), sort_keys=True, default=str))
@@ -351,7 +461,7 @@ class MergedTextModel(TextModel):
         model = AutoModelForSequenceClassification.from_config(config)
         model.load_state_dict(load_file(str(directory / MERGED_WEIGHTS)))
         model.eval()
-        return cls(model, meta)
+        return cls(model, meta, saved_tokenizer(directory, meta))
 
 
 LM_DEFAULTS: dict[str, Any] = {
@@ -375,12 +485,12 @@ def _causal_base(params: dict[str, Any]):
     return AutoModelForCausalLM.from_config(AutoConfig.for_model(cfg.pop("model_type", "llama"), **cfg))
 
 
-def lm_loss(logits: Any, ids: Any) -> Any:
+def lm_loss(logits: Any, ids: Any, pad_id: int = PAD) -> Any:
     """Next-token cross-entropy, padding ignored."""
     import torch
 
     labels = ids[:, 1:].clone()
-    labels[labels == PAD] = -100
+    labels[labels == pad_id] = -100
     return torch.nn.functional.cross_entropy(
         logits[:, :-1].reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100
     )
@@ -389,32 +499,30 @@ def lm_loss(logits: Any, ids: Any) -> Any:
 class CausalLMModel:
     """A LoRA-adapted causal language model; ``predict`` gives each row's mean next-token loss."""
 
-    def __init__(self, model: Any, meta: dict[str, Any]) -> None:
+    def __init__(self, model: Any, meta: dict[str, Any], tokenizer: Any = None) -> None:
         self.model = model
         self.meta = meta
+        self.tokenizer = tokenizer or HashingTokenizer(int(meta["vocab_size"]), int(meta["params"]["max_length"]))
 
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> CausalLMModel:
         from transformers import AutoModelForCausalLM
 
-        return cls(_load_adapted(directory, AutoModelForCausalLM), meta)
+        return cls(_load_adapted(directory, AutoModelForCausalLM), meta, saved_tokenizer(directory, meta))
 
     def _token_losses(self, df: Any) -> tuple[Any, Any]:
         import torch
 
-        ids = tokenize(
-            df[self.meta["text"]].tolist(),
-            int(self.meta["vocab_size"]),
-            int(self.meta["params"]["max_length"]),
-        )
+        ids = self.tokenizer(df[self.meta["text"]].tolist())
+        pad = self.tokenizer.pad_id
         device = next(self.model.parameters()).device
         sums, counts = [], []
         with torch.no_grad():
             for s in range(0, len(ids), 128):
                 chunk = ids[s : s + 128].to(device)
-                logits = self.model(input_ids=chunk, attention_mask=(chunk != PAD).long()).logits.float()
+                logits = self.model(input_ids=chunk, attention_mask=(chunk != pad).long()).logits.float()
                 labels = chunk[:, 1:]
-                mask = labels != PAD
+                mask = labels != pad
                 losses = torch.nn.functional.cross_entropy(
                     logits[:, :-1].transpose(1, 2), labels, reduction="none"
                 )  # fmt: skip
@@ -448,27 +556,32 @@ def train_causal_lm(
     checkpoint: Checkpointer | None = None,
 ) -> tuple[dict[str, Any], FitResult]:
     """LoRA fine-tuning of a causal LM on a text column (next-token loss)."""
+    import functools
+
     from peft import TaskType
     from transformers import AutoModelForCausalLM
 
     p, device = _settings(params, LM_DEFAULTS, seed)
-    model, vocab_size, quantized = _adapt(
-        _causal_base(p), p, device, AutoModelForCausalLM, TaskType.CAUSAL_LM, out_dir
-    )
-    ids = tokenize(train_df[text].tolist(), vocab_size, int(p["max_length"]))
+    base = _causal_base(p)
+    tokenizer = base_tokenizer(p, int(base.config.vocab_size))
+    model, vocab_size, quantized = _adapt(base, p, device, AutoModelForCausalLM, TaskType.CAUSAL_LM, out_dir)
+    tokenizer.save(out_dir)
+    ids = tokenizer(train_df[text].tolist())
     meta: dict[str, Any] = {
         "kind": "lora_causal_lm", "task": "language_modeling", "text": text, "target": text, "params": p,
-        "vocab_size": vocab_size, "trainable_parameters": sum(q.numel() for q in model.parameters() if q.requires_grad),
+        "vocab_size": vocab_size, "tokenizer": tokenizer.kind,
+        "trainable_parameters": sum(q.numel() for q in model.parameters() if q.requires_grad),
         "total_parameters": sum(q.numel() for q in model.parameters()),
     }  # fmt: skip
-    wrapped = CausalLMModel(model, meta)
+    wrapped = CausalLMModel(model, meta, tokenizer)
 
     def on_epoch(_epoch: int, _loss: float) -> dict[str, float]:
         model.eval()
         return evaluate(wrapped)
 
     fitted = fit(
-        _Logits(model), ids, ids, lm_loss, named_params=_trainable(model), on_epoch=on_epoch,
+        _Logits(model, tokenizer.pad_id), ids, ids, functools.partial(lm_loss, pad_id=tokenizer.pad_id),
+        named_params=_trainable(model), on_epoch=on_epoch,
         **fit_settings(p, seed, device, checkpoint),
     )  # fmt: skip
     model.eval()

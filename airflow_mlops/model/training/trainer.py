@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_mlops import __version__
-from airflow_mlops.data.partitions import read_window, require_columns, split_holdout
+from airflow_mlops.data.partitions import read_window, require_columns, split_holdout, split_record
 from airflow_mlops.model import require_train_extra
 from airflow_mlops.model.format import write_model_json
 from airflow_mlops.model.metrics import evaluate
@@ -43,8 +43,18 @@ def _result(run: Any, reused: bool) -> dict[str, Any]:
         "model_sha256": tags.get(registry.MODEL_SHA_TAG),
         "run_key": tags.get(registry.RUN_KEY_TAG),
         "metrics": {k: v for k, v in run.data.metrics.items() if k.startswith("holdout_")},
+        # the held-out split, for the model tests to evaluate on exactly these rows (None: an older run)
+        "split": json.loads(tags[registry.SPLIT_TAG]) if tags.get(registry.SPLIT_TAG) else None,
         "reused": reused,
     }
+
+
+def finished_result(c: Any, experiment: str, run_key: str) -> dict[str, Any] | None:
+    """The result of the finished run of ``run_key`` as the trainer returned it, read back from MLflow (for a
+    pod whose result file could not be read: its pod was deleted before the operator resumed)."""
+    exp = c.get_experiment_by_name(experiment)
+    found = registry.find_run(c, exp.experiment_id, run_key) if exp is not None else None
+    return _result(found, reused=False) if found is not None else None
 
 
 def run(config: dict[str, Any]) -> dict[str, Any]:
@@ -55,6 +65,10 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
 
     warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")
 
+    from airflow_mlops.model.settings import check_model
+
+    # before any MLflow call: an invalid model config leaves no run behind (and is not retried)
+    config = {**config, "model": check_model(config.get("model"), "trainer config: model")}
     c = registry.client()
     artifact_root = config.get("artifact_root") or registry.default_artifact_root(mlflow.get_tracking_uri())
     exp_id = registry.ensure_experiment(c, config["experiment"], artifact_root)
@@ -66,11 +80,22 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
 
     kind, task = config["model"]["kind"], config["model"]["task"]
     require_train_extra(kind)
+    if kind in ("lora_text", "lora_causal_lm"):  # before the MLflow run: a base without its tokenizer is refused
+        from airflow_mlops.model.training.text import check_base_tokenizer
+
+        check_base_tokenizer(config["model"]["params"])
     features = [*config["numeric"], *config["categorical"], *([config["text"]] if config.get("text") else [])]
     df, files = read_window(config["data"]["uris"], config["data"]["format"])
     require_columns(df, [*features, config["target"]], "training data")
     train_df, hold_df = split_holdout(df, config["target"], config["holdout_fraction"], config["seed"])
-    log.info("training %s/%s on %d rows, holding out %d", kind, task, len(train_df), len(hold_df))
+    window = {
+        "start": config.get("tags", {}).get("mlops.window_start"), "end": config.get("tags", {}).get("mlops.window_end")
+    }  # fmt: skip
+    split = split_record(train_df, hold_df, fraction=config["holdout_fraction"], seed=config["seed"], window=window)
+    log.info(
+        "training %s/%s on %d rows, holding out %d (held-out rows sha256 %s)",
+        kind, task, len(train_df), len(hold_df), split["holdout_sha256"][:16],
+    )  # fmt: skip
 
     tags = registry.clean_tags(
         {
@@ -98,8 +123,11 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
             " resumed after an interrupted attempt" if resume_id else "",
         )
         mlflow.set_tags(
-            {**environment_tags(), **({"mlops.attempts": _attempts(unfinished)} if unfinished else {})}
-        )
+            {
+                **environment_tags(), registry.SPLIT_TAG: json.dumps(split, sort_keys=True),
+                **({"mlops.attempts": _attempts(unfinished)} if unfinished else {}),
+            }
+        )  # fmt: skip
         params = _flatten("", {"model": config["model"]["params"], "holdout_fraction": config["holdout_fraction"],
                                "seed": config["seed"], "train_rows": len(train_df), "holdout_rows": len(hold_df)}, {})  # fmt: skip
         c.log_batch(run_id, params=[Param(k, v[:6000]) for k, v in params.items()])

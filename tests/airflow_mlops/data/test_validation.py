@@ -76,12 +76,12 @@ def test_error_message_is_a_table_of_failed_checks():
         report.raise_for_failures("churn window 2026-01-20")
     lines = str(err.value).splitlines()
     assert lines[0].startswith("data validation failed for churn window 2026-01-20: 2 of ")
-    assert lines[1].split() == ["check", "column", "expected", "observed", "result"]
-    assert lines[3].split()[:2] == ["finite", "x"]
-    assert lines[3].endswith("FAIL")
+    assert lines[1].split() == ["check", "column", "partition", "expected", "observed", "rows", "result"]
+    assert lines[3].split()[:3] == ["finite", "x", "*"]
+    assert lines[3].split()[-2:] == ["1", "FAIL"]  # one offending row
     assert "allowed values" in lines[4]
     assert "'q'" in lines[4]
-    assert lines[4].endswith("FAIL")
+    assert lines[4].split()[-2:] == ["2", "FAIL"]
 
 
 @pytest.mark.parametrize(
@@ -117,7 +117,9 @@ def test_freshness_of_a_timestamp_column_against_the_window_end():
 
 def test_severity_warn_reports_without_stopping():
     rules = {"columns": {"x": {"max": 3.0, "severity": "warn"}, "k": {"allowed": ["p"]}}}
-    report = validate_frame(_df(), rules, features=FEATURES, numeric=["x"], target="y")
+    report = validate_frame(
+        _df(), rules, features=FEATURES, numeric=["x"], target="y", on_extra_columns="ignore"
+    )
     assert [(r["check"], r["column"]) for r in report.warnings] == [("max", "x")]
     assert [(r["check"], r["column"]) for r in report.failed] == [("allowed values", "k")]
     assert "WARN" in report.table()
@@ -221,7 +223,19 @@ def test_streaming_validation_matches_the_whole_frame_across_files_and_batches(t
     report, files, view = validate_and_profile(
         uris, "parquet", RICH, batch_rows=25, **kwargs
     )  # 3 batches a file
-    assert report.rows == expected.rows
+
+    def window_level(rows):  # what a window-wide check concluded, wherever its offending rows are
+        return [{k: r[k] for k in ("check", "column", "expected", "observed", "passed")} for r in rows]
+
+    per_partition = {"partition rows"}  # checks that only a stream of several partitions has
+    assert window_level(r for r in report.rows if r["check"] not in per_partition) == window_level(
+        expected.rows
+    )
+    where = {(r["check"], r["column"]): (r["partition"], r["rows"]) for r in report.failed}
+    assert where[("max", "x")] == ("part-0.parquet (1)", 1)
+    assert where[("allowed values", "k")] == ("part-1.parquet (1)", 1)
+    assert where[("unique", "id")] == ("part-2.parquet (2)", 2)
+    assert where[("duplicate rows", "*")] == ("part-2.parquet (1)", 1)
     failed = {(r["check"], r["column"]): r["observed"] for r in report.failed}
     assert failed == {
         ("max", "x"): "99",
@@ -247,10 +261,17 @@ def test_streaming_validation_names_a_schema_change_a_corrupt_and_an_empty_file(
     good, renamed = tmp_path / "a.parquet", tmp_path / "b.parquet"
     _part(0).to_parquet(good)
     _part(1).rename(columns={"x": "x_value"}).to_parquet(renamed)
-    with pytest.raises(
-        BadDataError, match=r"b.parquet differs in schema .* lacks \['x'\] and has extra \['x_value'\]"
-    ):
-        validate_and_profile([str(good), str(renamed)], "parquet", {}, **kwargs)
+    report, _, _ = validate_and_profile([str(good), str(renamed)], "parquet", {}, **kwargs)
+    # the renamed column: a failed contract check naming the partition that lacks it; the new name: a warning
+    assert [(r["check"], r["column"], r["partition"], r["rows"]) for r in report.failed] == [
+        ("column present", "x", "b.parquet", 60)
+    ]
+    assert [(r["check"], r["column"], r["partition"]) for r in report.warnings] == [
+        ("extra column", "id", "a.parquet, b.parquet"),  # the spec ({}) names no id, n or ts
+        ("extra column", "n", "a.parquet, b.parquet"),
+        ("extra column", "ts", "a.parquet, b.parquet"),
+        ("extra column", "x_value", "b.parquet"),
+    ]
 
     corrupt = tmp_path / "c.parquet"
     corrupt.write_bytes(good.read_bytes()[:300])
@@ -260,4 +281,37 @@ def test_streaming_validation_names_a_schema_change_a_corrupt_and_an_empty_file(
     empty = tmp_path / "d.parquet"
     _part(2).iloc[:0].to_parquet(empty)
     report, files, _ = validate_and_profile([str(good), str(empty)], "parquet", {}, **kwargs)
-    assert [(r["check"], r["observed"]) for r in report.failed] == [("empty partitions", f"1 ({empty})")]
+    assert [(r["check"], r["observed"], r["partition"]) for r in report.failed] == [
+        ("empty partitions", "1", "d.parquet")
+    ]
+
+
+def test_inferred_constraints_hold_for_the_window_size_they_will_check():
+    """Proposed from a week, checked on single days (the drift monitor): min_rows and the mean and median
+    bounds are sized for a day, so every stable day passes; a drifted day breaks the expectations only, which
+    stop training but not the monitor."""
+    import datetime as dt
+
+    from airflow_mlops.data.profiling import profile_frame
+    from airflow_mlops.data.validation import infer_constraints
+    from airflow_mlops.tools.demo import make_day
+
+    week = pd.concat([make_day(dt.date(2026, 1, d), 2000, drifted=False) for d in range(1, 8)], ignore_index=True)
+    kwargs = {"features": ["age", "monthly_charges", "support_calls", "plan"], "numeric": ["age", "monthly_charges", "support_calls"], "target": "churned"}  # fmt: skip
+
+    def check(constraints, day, **kw):
+        return validate_frame(make_day(day, 2000, drifted=day >= dt.date(2026, 1, 22)), constraints, **kwargs, **kw)
+
+    sized = infer_constraints(profile_frame(week), window_rows=2000)
+    for d in range(8, 22):  # two stable weeks the proposal never saw
+        report = check(sized, dt.date(2026, 1, d))
+        assert report.failed == [], (d, report.table(only_failed=True))
+    as_before = infer_constraints(profile_frame(week))  # sized for a week: a day has too few rows
+    assert ("min rows", "*") in {(r["check"], r["column"]) for r in check(as_before, dt.date(2026, 1, 9)).failed}
+
+    drifted = dt.date(2026, 1, 24)
+    monitor = check(sized, drifted, expectations="warn")
+    assert monitor.passed  # the contract holds: the monitor goes on to score drift
+    assert ("mean", "monthly_charges") in {(r["check"], r["column"]) for r in monitor.expectations if not r["passed"]}
+    training = check(sized, drifted)
+    assert ("mean", "monthly_charges") in {(r["check"], r["column"]) for r in training.failed}

@@ -413,6 +413,9 @@ def test_base_model_from_an_object_store_url(tmp_path, mlflow_uri):
     cfg = {"vocab_size": 512, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
            "num_attention_heads": 2, "num_key_value_heads": 2, "max_position_embeddings": 64}  # fmt: skip
     AutoModelForCausalLM.from_config(AutoConfig.for_model("llama", **cfg)).save_pretrained(tmp_path / "base")
+    from airflow_mlops.tools.textbase import tokenizer
+
+    tokenizer(_sentences(200, 5)["sentence"].tolist()).save_pretrained(tmp_path / "base")  # the base's own
     fs = fsspec.filesystem("memory")
     fs.put(str(tmp_path / "base"), f"/models/{tmp_path.name}/base", recursive=True)
     params = {"base_model_path": f"memory://models/{tmp_path.name}/base", "epochs": 1, "max_length": 12,
@@ -423,6 +426,7 @@ def test_base_model_from_an_object_store_url(tmp_path, mlflow_uri):
     )  # fmt: skip
     model = load_mlflow_model(result["model_uri"], result["model_sha256"])
     assert model.meta["vocab_size"] == 512
+    assert model.meta["tokenizer"] == "pretrained"  # fetched from the object store with the weights
     assert model.lm_metrics(_sentences(20, 4))["perplexity"] > 1
 
 

@@ -172,3 +172,33 @@ def test_training_windows_run_one_at_a_time_even_in_a_backfill():
     }
     two = build_training_dag(parse_spec(_with("training.concurrent_windows", 2)))
     assert two.get_task("train_model").max_active_tis_per_dag == 2
+
+
+def test_expectations_gate_the_scheduled_training_only_and_the_contract_gates_every_dag():
+    """A mean or quantile bound stops the scheduled training; the retraining (which follows drift) logs it,
+    and the drift monitor hands it to its drift report."""
+    from airflow_mlops.pipeline.factory import build_monitor_dag, build_retraining_dag, build_training_dag
+
+    spec = parse_spec(DEMO)
+    validate = {
+        "training": build_training_dag(spec).get_task("validate_data"),
+        "retraining": build_retraining_dag(spec).get_task("validate_data"),
+        "monitor": build_monitor_dag(spec).get_task("profile_partition"),
+    }
+    assert {k: t.expectations for k, t in validate.items()} == {
+        "training": "fail", "retraining": "warn", "monitor": "warn",
+    }  # fmt: skip
+    assert all(t.constraints == spec.constraints_dict() for t in validate.values())  # one contract for all
+    assert build_monitor_dag(spec).get_task("detect_drift").expectations_task_id == "profile_partition"
+
+
+def test_partition_checks_are_on_by_default_and_can_be_tuned():
+    c = parse_spec(DEMO).constraints_dict()
+    assert c["max_duplicate_fraction"] == 0.05
+    assert c["class_balance"] == {"max_shift": 0.25, "min_rows": 30, "severity": None}
+    off = parse_spec(_with("constraints.class_balance", {"enabled": False})).constraints_dict()
+    assert off["class_balance"] is None
+    assert parse_spec(_with("constraints.max_duplicate_fraction", None)).constraints_dict()["max_duplicate_fraction"] is None
+    assert parse_spec(_with("data.on_extra_columns", "ignore")).data.on_extra_columns == "ignore"
+    with pytest.raises(SpecError, match=r"data.on_extra_columns: found 'drop'"):
+        parse_spec(_with("data.on_extra_columns", "drop"))

@@ -1,0 +1,49 @@
+"""The data contract gates every DAG; distribution expectations gate the scheduled training only.
+
+Before, one ``constraints`` block checked the training window, the retraining window and the monitor's single
+day, so a mean bound failed the drift monitor on exactly the days that drifted: no drift report, no
+retraining. Now the monitor validates the contract, hands the expectations to its drift report and acts on
+the drift; the scheduled training still refuses a window whose distribution broke the expectations.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import pipelines_bag, run_dag, xcom
+
+pytestmark = pytest.mark.slow  # trains a champion and runs the monitor through dag.test
+
+
+@pytest.fixture
+def bag(mlflow_uri, roots, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps({"conn_type": "mlflow", "extra": {"tracking_uri": mlflow_uri}}))
+    dags = pipelines_bag()
+    assert dags.import_errors == {}
+    return dags
+
+
+def test_the_monitor_reports_and_acts_on_a_moved_distribution_that_training_refuses(bag):
+    train, monitor = bag.dags["expect_churn__train"], bag.dags["expect_churn__drift_monitor"]
+    _, states = run_dag(train, "2026-01-11")  # a stable window: the expectations hold
+    assert states["register_model"] == "success"
+
+    run, states = run_dag(monitor, "2026-01-23")  # a drifted day: monthly_charges' mean moved to ~75
+    assert states["profile_partition"] == "success"  # the contract holds, the expectation is reported
+    assert (states["detect_drift"], states["trigger_retraining"]) == ("success", "success")
+    profiled = xcom("expect_churn__drift_monitor", run.run_id, "profile_partition")
+    (broken,) = [e for e in profiled["expectations"] if not e["passed"]]
+    assert (broken["check"], broken["column"], broken["severity"]) == ("mean", "monthly_charges", "warn")
+    report = xcom("expect_churn__drift_monitor", run.run_id, "detect_drift")
+    assert report["status"] == "drift"
+    assert [(e["check"], e["column"], e["passed"]) for e in report["expectations"]] == [
+        ("mean", "monthly_charges", False)
+    ]
+    page = open(report["report_html"]).read()
+    assert "Distribution expectations" in page
+    assert "broken" in page
+
+    _, states = run_dag(train, "2026-01-25")  # a window of drifted days: the expectation gates the training
+    assert states["validate_data"] == "failed"
+    assert states["train_model"] != "success"
