@@ -2,8 +2,8 @@
 
 The base is pre-trained on this machine (``airflow_mlops.tools.textbase``: a WordPiece tokenizer trained on
 shipped text, a small BERT pre-trained with masked-language modelling; nothing from a model hub). The task,
-"the <noun> was <adjective>" -> positive or not, is fine-tuned on 8 adjectives of each polarity and tested on
-4 others it never labels: only what the base learned in pre-training can tell those apart.
+"the <noun> was <adjective>" -> positive or not, is fine-tuned on 10 adjectives of each polarity and tested on
+2 others it never labels: only what the base learned in pre-training can tell those apart.
 
 Three fine-tunings through the project's trainer, same data, same epochs and seed:
 
@@ -14,7 +14,7 @@ Three fine-tunings through the project's trainer, same data, same epochs and see
 
 Reports accuracy on the unseen adjectives (and on seen ones), per seed, and the CPU seconds of each run.
 
-    python benchmarks/lora_pretrained.py [--seeds 0 1 2] [--epochs 8]
+    python benchmarks/lora_pretrained.py [--seeds 0 1 2 3 4] [--epochs 20]
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ def _fine_tune(base: Path | None, vocab: int, epochs: int, seed: int, hashing: b
     from airflow_mlops.model.training import text
     from airflow_mlops.tools import textbase
 
-    params = {"epochs": epochs, "batch_size": 32, "learning_rate": 5e-3, "max_length": 16}
+    params = {
+        "epochs": epochs, "batch_size": 32, "learning_rate": 5e-3, "max_length": 16,
+        "target_modules": ["query", "key", "value", "dense"],  # LoRA on every projection of the encoder
+    }  # fmt: skip
     if base is not None:
         params["base_model_path"] = str(base)
     else:
@@ -61,15 +64,12 @@ def _fine_tune(base: Path | None, vocab: int, epochs: int, seed: int, hashing: b
 
 
 def main() -> None:
-    import torch
-
     from airflow_mlops.tools import textbase
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="pre-training and fine-tuning seeds")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="pre-training and fine-tuning seeds")
+    parser.add_argument("--epochs", type=int, default=20)
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     rows = []
     for seed in args.seeds:
         base = Path(tempfile.mkdtemp(prefix="lora-base-")) / "base"
@@ -86,6 +86,11 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['seed']} | {r['run']} | {r['unseen_accuracy']:.3f} | {r['seen_accuracy']:.3f} | {r['cpu_seconds']} |")
+    print("\n| run | mean unseen accuracy | min | max |")
+    print("|---|---|---|---|")
+    for name in dict.fromkeys(r["run"] for r in rows):
+        acc = [r["unseen_accuracy"] for r in rows if r["run"] == name]
+        print(f"| {name} | {sum(acc) / len(acc):.3f} | {min(acc):.3f} | {max(acc):.3f} |")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ def _config(tmp_path, name: str, params: dict) -> dict:
         "data": {"uris": [str(path)], "format": "parquet"}, "holdout_fraction": 0.25, "seed": 3, "tags": {},
         "numeric": [], "categorical": [], "text": "review", "target": "positive",
         "model": {"kind": "lora_text", "task": "classification", "params": {
-            "epochs": 8, "batch_size": 32, "learning_rate": 5e-3, "max_length": 16, **params}},
+            "epochs": 20, "batch_size": 32, "learning_rate": 5e-3, "max_length": 16,
+            "target_modules": ["query", "key", "value", "dense"], **params}},
     }  # fmt: skip
 
 
