@@ -314,12 +314,7 @@ class StreamValidator:
 
     @property
     def max_duplicate_fraction(self) -> float | None:
-        value = self.constraints.get("max_duplicate_fraction", DEFAULT_MAX_DUPLICATE_FRACTION)
-        return (
-            DEFAULT_MAX_DUPLICATE_FRACTION
-            if value is None and "max_duplicate_fraction" not in self.constraints
-            else value
-        )
+        return self.constraints.get("max_duplicate_fraction", DEFAULT_MAX_DUPLICATE_FRACTION)  # None: off
 
     def update(self, df: pd.DataFrame, partition: str = WINDOW, source: str | None = None) -> None:
         """Add one batch of ``partition`` (a day's label); ``source`` (the file) names it in errors."""
@@ -631,7 +626,7 @@ class StreamValidator:
                 "partition rows",
                 WINDOW,
                 expected,
-                f"min {min(r for _, r in sized if r) if any(r for _, r in sized) else 0}",
+                f"min {min((r for _, r in sized if r), default=0)}",
                 True,
             )
 

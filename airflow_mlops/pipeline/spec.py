@@ -35,8 +35,15 @@ from airflow_mlops.model.settings import (  # the model section is the model lay
     TabularModel,
     _model_kind,
 )
-from airflow_mlops.schema import ALLOWED as _ALLOWED
-from airflow_mlops.schema import ColumnName, Fraction, NonNegativeInt, PositiveInt, Section, problem
+from airflow_mlops.schema import (
+    ColumnName,
+    Fraction,
+    NonNegativeInt,
+    PositiveInt,
+    Section,
+    allowed_text,
+    problem,
+)
 from airflow_mlops.schema import fail as _fail
 from airflow_mlops.schema import shown as _shown
 
@@ -880,22 +887,10 @@ def _key(loc: tuple[Any, ...]) -> str:
 
 
 def _allowed(err: dict[str, Any]) -> str:
-    kind, ctx = err["type"], err.get("ctx") or {}
-    if kind == "literal_error":
-        return str(ctx.get("expected", "")).replace("', '", " | ").replace("' or '", " | ").replace("'", "")
-    if kind in ("greater_than_equal", "greater_than"):
-        bound = ctx.get("ge", ctx.get("gt"))
-        return f"a number {'>=' if kind == 'greater_than_equal' else '>'} {bound}"
-    if kind in ("less_than_equal", "less_than"):
-        bound = ctx.get("le", ctx.get("lt"))
-        return f"a number {'<=' if kind == 'less_than_equal' else '<'} {bound}"
-    if kind == "string_pattern_mismatch":
-        if ctx.get("pattern") == NAME_PATTERN:
-            return "lower-case letters, digits and '_', starting with a letter (max 63)"
-        return f"a string matching {ctx.get('pattern')}"
-    if kind in ("string_too_short", "too_short"):
-        return "a non-empty value"
-    return _ALLOWED.get(kind, err["msg"])
+    ctx = err.get("ctx") or {}
+    if err["type"] == "string_pattern_mismatch" and ctx.get("pattern") == NAME_PATTERN:
+        return "lower-case letters, digits and '_', starting with a letter (max 63)"
+    return allowed_text(err)
 
 
 def _did_you_mean(model: type[BaseModel] | None, key: str) -> str:

@@ -119,6 +119,22 @@ def _mlflow(stack):
     return MlflowClient(tracking_uri=stack.mlflow_url, registry_uri=stack.mlflow_url)
 
 
+def _one_resumed_run(stack, dag_id: str, pipeline: str):
+    """The training run ends in success with one FINISHED MLflow run (the retry resumed it) and one version."""
+    (run,) = _wait(
+        "the training run to finish",
+        lambda: [r for r in _runs(stack, dag_id) if r["state"] in ("success", "failed")], 900,
+    )  # fmt: skip
+    assert run["state"] == "success"
+    c = _mlflow(stack)
+    (experiment,) = [e for e in c.search_experiments() if e.name == f"airflow-mlops/{pipeline}"]
+    runs = c.search_runs([experiment.experiment_id])
+    assert len(runs) == 1  # the retry resumed the same MLflow run
+    assert runs[0].info.status == "FINISHED"
+    assert len(c.search_model_versions(f"name = '{pipeline}'")) == 1
+    return c, runs[0]
+
+
 def test_a_killed_worker_loses_no_training(stack):
     """kill -9 of the Celery worker (and everything under it) while it trains: the task is retried on the
     other worker and resumes from the last checkpoint; one MLflow run, one model version, no orphan trainer."""
@@ -130,15 +146,8 @@ def test_a_killed_worker_loses_no_training(stack):
     _kill_tree(stack.pids[victim])
     _wait("the dead worker's trainer to be gone", lambda: not trainer.is_running(), 30, every=0.5)
 
-    (run,) = _wait("the training run to finish", lambda: [r for r in _runs(stack, TRAIN) if r["state"] in ("success", "failed")], 900)
-    assert run["state"] == "success"
-    c = _mlflow(stack)
-    (experiment,) = [e for e in c.search_experiments() if e.name == "airflow-mlops/fault_churn"]
-    runs = c.search_runs([experiment.experiment_id])
-    assert len(runs) == 1  # the retry resumed the same MLflow run
-    assert runs[0].info.status == "FINISHED"
-    assert int(runs[0].data.tags["mlops.resumed_from_step"]) > 0  # from the dead worker's last checkpoint
-    assert len(c.search_model_versions("name = 'fault_churn'")) == 1
+    _, run = _one_resumed_run(stack, TRAIN, "fault_churn")
+    assert int(run.data.tags["mlops.resumed_from_step"]) > 0  # from the dead worker's last checkpoint
     assert _trainers() == []
 
 
@@ -293,18 +302,8 @@ def test_the_api_server_then_the_whole_stack_restarted_mid_training_lose_nothing
     crashed_at = _checkpoint_step(checkpoints)
     stack.__dict__.update(stack_tools.resume(Path(stack.home), say=print).__dict__)
 
-    (run,) = _wait(
-        "the training run to finish",
-        lambda: [r for r in _runs(stack, dag_id) if r["state"] in ("success", "failed")], 900,
-    )  # fmt: skip
-    assert run["state"] == "success"
-    c = _mlflow(stack)
-    (experiment,) = [e for e in c.search_experiments() if e.name == "airflow-mlops/fault_restart"]
-    runs = c.search_runs([experiment.experiment_id])
-    assert len(runs) == 1  # the retry resumed the same MLflow run
-    assert runs[0].info.status == "FINISHED"
-    assert int(runs[0].data.tags["mlops.resumed_from_step"]) == crashed_at > first
-    assert len(c.search_model_versions("name = 'fault_restart'")) == 1
+    c, run = _one_resumed_run(stack, dag_id, "fault_restart")
+    assert int(run.data.tags["mlops.resumed_from_step"]) == crashed_at > first
     everything = c.search_runs([e.experiment_id for e in c.search_experiments()])
     assert [r.info.run_name for r in everything if r.info.status == "RUNNING"] == []
     assert _trainers() == []
