@@ -91,11 +91,17 @@ class MlflowHook(BaseHook):
         return str(self._extra.get("artifact_root") or "") or default_artifact_root(self.tracking_uri)
 
     @property
-    def ui_url(self) -> str | None:
+    def ui_url(self) -> str:
+        """Where people read MLflow over HTTP: extra ``ui_url``, else the tracking server, else (a local
+        store, no MLflow UI) the plugin's MLflow pages in the Airflow API server, behind Airflow's login."""
         if self._extra.get("ui_url"):
             return str(self._extra["ui_url"])
         uri = self.tracking_uri
-        return uri if uri.startswith(("http://", "https://")) else None
+        if uri.startswith(("http://", "https://")):
+            return uri
+        from airflow_mlops.tracking.registry import plugin_mlflow_base
+
+        return plugin_mlflow_base()
 
     def env(self) -> dict[str, str]:
         """Environment for a trainer process; the token travels only here, never on a command line."""

@@ -21,6 +21,9 @@ RUN_URL_KEY = "mlflow_run_url"
 VERSION_URL_KEY = "model_version_url"
 TEST_REPORT_URL_KEY = "model_test_report_url"
 DRIFT_REPORT_URL_KEY = "drift_report_url"
+VALIDATION_REPORT_URL_KEY = "validation_report_url"
+# + a report's name: the stored URI of a report a task wrote, read by the plugin's app (never shown to people)
+REPORT_XCOM_PREFIX = "mlops_report_"
 
 
 @attrs.define(frozen=True)
@@ -52,4 +55,5 @@ MLFLOW_RUN = XComUrlLink("MLflow run", RUN_URL_KEY)
 MODEL_VERSION = XComUrlLink("Model version", VERSION_URL_KEY)
 MODEL_TEST_REPORT = XComUrlLink("Model test report", TEST_REPORT_URL_KEY)
 DRIFT_REPORT = XComUrlLink("Drift report", DRIFT_REPORT_URL_KEY)
-ALL_LINKS = (MLFLOW_RUN, MODEL_VERSION, MODEL_TEST_REPORT, DRIFT_REPORT)
+VALIDATION_REPORT = XComUrlLink("Validation report", VALIDATION_REPORT_URL_KEY)
+ALL_LINKS = (MLFLOW_RUN, MODEL_VERSION, MODEL_TEST_REPORT, DRIFT_REPORT, VALIDATION_REPORT)

@@ -135,70 +135,84 @@ class ModelTestOperator(LineageMixin, NamedOutputs, BaseOperator):
 
         run_id = self.training["run_id"]
         user = getattr(context.get("dag_run"), "triggering_user_name", None)
-        with gate(), self.hook.configured() as client:
-            split = recorded_split(client, self.training)
-            conflicts = conflicting_split_args(split, self._split_args()) if split is not None else []
-            if conflicts:  # a misconfigured task, whether or not the decision was made before
-                raise ModelTestError(
-                    f"refusing to test run {run_id} on another split than it trained with: "
-                    f"{'; '.join(conflicts)}. The held-out rows would include training rows. Leave seed, "
-                    "holdout_fraction and the window unset on ModelTestOperator: it reads them from the "
-                    "training result."
-                )
-            recorded, again = prior_report(
-                client, run_id, reevaluate_reason=self.reevaluate_reason, override_reason=self.override_reason,
-                by=user,
-            )  # fmt: skip
-            if recorded is not None:
-                report = TestReport.from_dict(recorded)
-                self.log.info(
-                    "model tests for run %s were decided before: %s against champion v%s; reproducing that "
-                    "decision (to decide again on purpose, trigger with reevaluate_reason)\n%s\npromotion: %s",
-                    run_id, "PASSED" if report.passed else "FAILED", report.champion_version, report.table(),
-                    report.reason,
-                )  # fmt: skip
-                context["ti"].xcom_push(key=TEST_REPORT_URL_KEY, value=report_url(client, run_id, self.hook.ui_url))
-                raise_for_failures(report, f"{self.model_name} run {run_id}")
-                return self.remember({**recorded, "reproduced": True, "inputs": []})
-            if split is None:  # a run trained before splits were recorded: the arguments say it
-                window = make_window(self.window_start, self.window_end, self.window_days)
-                self.log.info("%s", explain_window(context, window, self.window_days))
-                self.log.warning(
-                    "run %s recorded no held-out split (trained by an older airflow-mlops): splitting %s with "
-                    "seed %s and fraction %s as given", run_id, window.label, self.seed, self.holdout_fraction,
-                )  # fmt: skip
-                df, files = read_window(partition_uris(self.data_uri, window), self.data_format)
-                seed = 42 if self.seed is None else self.seed
-                _, holdout = split_holdout(df, self.target, self.holdout_fraction or 0.2, seed)
-                statement = None
+        # Failures first: a failed verdict's full table is logged after the failure block (gate), not before it
+        later: list[str] = []
+
+        def say(passed: bool, text: str) -> None:
+            if passed:
+                self.log.info("%s", text)
             else:
-                window = make_window(split["window_start"], split["window_end"])
-                self.log.info(
-                    "testing on the trainer's held-out split of %s: %d rows, seed %s, fraction %s, sha256 %s",
-                    window.label, split["holdout_rows"], split["seed"], split["fraction"], split["holdout_sha256"][:16],
+                later.append(text)
+
+        try:
+            with gate(self, context), self.hook.configured() as client:
+                split = recorded_split(client, self.training)
+                conflicts = conflicting_split_args(split, self._split_args()) if split is not None else []
+                if conflicts:  # a misconfigured task, whether or not the decision was made before
+                    raise ModelTestError(
+                        f"refusing to test run {run_id} on another split than it trained with: "
+                        f"{'; '.join(conflicts)}. The held-out rows would include training rows. Leave seed, "
+                        "holdout_fraction and the window unset on ModelTestOperator: it reads them from the "
+                        "training result."
+                    )
+                recorded, again = prior_report(
+                    client, run_id, reevaluate_reason=self.reevaluate_reason, override_reason=self.override_reason,
+                    by=user,
                 )  # fmt: skip
-                df, files = read_window(partition_uris(self.data_uri, window), self.data_format)
-                holdout = verified_holdout(df, self.target, split, run_id)
-                seed, statement = split["seed"], holdout_statement(split)
-            report = test_model(
-                client, model_name=self.model_name, training=self.training, holdout=holdout,
-                thresholds=self.thresholds or {}, compare_metric=self.compare_metric,
-                min_improvement=self.min_improvement, compare_mode=self.compare_mode, relative=self.relative,
-                checks=self.checks, seed=seed,
-            )  # fmt: skip
-            report.holdout = statement
-            apply_override(report, self.override_reason, user)
-            report.reevaluation = again
-            self.log.info(
-                "model tests for run %s: %s\n%s\npromotion: %s\ntested on: %s%s",
-                run_id, "PASSED" if report.passed else "FAILED", report.table(), report.reason,
-                statement["statement"] if statement else f"{len(holdout)} rows split by the task's own arguments",
-                f"\nre-evaluated on purpose by {again['by']}: {again['reason']}" if again else "",
-            )  # fmt: skip
-            url = log_report(client, run_id, report.as_dict(), self.model_name, self.hook.ui_url)
-            if url:
-                context["ti"].xcom_push(key=TEST_REPORT_URL_KEY, value=url)
-            raise_for_failures(report, f"{self.model_name} run {run_id}")
+                if recorded is not None:
+                    report = TestReport.from_dict(recorded)
+                    say(
+                        report.passed,
+                        f"model tests for run {run_id} were decided before: {'PASSED' if report.passed else 'FAILED'} "
+                        f"against champion v{report.champion_version}; reproducing that decision (to decide again on "
+                        f"purpose, trigger with reevaluate_reason)\n{report.table()}\npromotion: {report.reason}",
+                    )  # fmt: skip
+                    context["ti"].xcom_push(key=TEST_REPORT_URL_KEY, value=report_url(client, run_id, self.hook.ui_url))
+                    raise_for_failures(report, f"{self.model_name} run {run_id}")
+                    return self.remember({**recorded, "reproduced": True, "inputs": []})
+                if split is None:  # a run trained before splits were recorded: the arguments say it
+                    window = make_window(self.window_start, self.window_end, self.window_days)
+                    self.log.info("%s", explain_window(context, window, self.window_days))
+                    self.log.warning(
+                        "run %s recorded no held-out split (trained by an older airflow-mlops): splitting %s with "
+                        "seed %s and fraction %s as given", run_id, window.label, self.seed, self.holdout_fraction,
+                    )  # fmt: skip
+                    df, files = read_window(partition_uris(self.data_uri, window), self.data_format)
+                    seed = 42 if self.seed is None else self.seed
+                    _, holdout = split_holdout(df, self.target, self.holdout_fraction or 0.2, seed)
+                    statement = None
+                else:
+                    window = make_window(split["window_start"], split["window_end"])
+                    self.log.info(
+                        "testing on the trainer's held-out split of %s: %d rows, seed %s, fraction %s, sha256 %s",
+                        window.label, split["holdout_rows"], split["seed"], split["fraction"], split["holdout_sha256"][:16],
+                    )  # fmt: skip
+                    df, files = read_window(partition_uris(self.data_uri, window), self.data_format)
+                    holdout = verified_holdout(df, self.target, split, run_id)
+                    seed, statement = split["seed"], holdout_statement(split)
+                report = test_model(
+                    client, model_name=self.model_name, training=self.training, holdout=holdout,
+                    thresholds=self.thresholds or {}, compare_metric=self.compare_metric,
+                    min_improvement=self.min_improvement, compare_mode=self.compare_mode, relative=self.relative,
+                    checks=self.checks, seed=seed,
+                )  # fmt: skip
+                report.holdout = statement
+                apply_override(report, self.override_reason, user)
+                report.reevaluation = again
+                tested_on = statement["statement"] if statement else f"{len(holdout)} rows split by the task's own arguments"
+                say(
+                    report.passed,
+                    f"model tests for run {run_id}: {'PASSED' if report.passed else 'FAILED'}\n{report.table()}\n"
+                    f"promotion: {report.reason}\ntested on: {tested_on}"
+                    + (f"\nre-evaluated on purpose by {again['by']}: {again['reason']}" if again else ""),
+                )  # fmt: skip
+                url = log_report(client, run_id, report.as_dict(), self.model_name, self.hook.ui_url)
+                if url:
+                    context["ti"].xcom_push(key=TEST_REPORT_URL_KEY, value=url)
+                raise_for_failures(report, f"{self.model_name} run {run_id}")
+        finally:
+            for text in later:
+                self.log.info("%s", text)
         return self.remember({**report.as_dict(), "reproduced": False, "inputs": files})
 
     def _split_args(self) -> dict[str, Any]:

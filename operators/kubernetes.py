@@ -119,7 +119,7 @@ class KubernetesTrainModelOperator(TrainingArguments, NamedOutputs, KubernetesPo
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.utils.failures import gate
 
-        with gate():  # a config error fails the task at once, before any pod (no retry)
+        with gate(self, context):  # a config error fails the task at once, before any pod (no retry)
             self._trainer_config = self.training_config(context)
         return self._finish(context, super().execute(context))
 
@@ -138,7 +138,7 @@ class KubernetesTrainModelOperator(TrainingArguments, NamedOutputs, KubernetesPo
         context["ti"].xcom_push(key=RUN_URL_KEY, value=url)
         self.log.info(
             "%s MLflow run %s%s", "reused" if result.get("reused") else "trained", result["run_id"],
-            f" ({url})" if url else "",
+            f"\nMLflow run: {url}" if url else "",
         )  # fmt: skip
         return self.remember(result)
 

@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseOperator
-
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.links.mlflow import MODEL_VERSION, VERSION_URL_KEY
+from airflow_mlops.utils.alerts import Alerting
 from airflow_mlops.utils.context import NamedOutputs, airflow_ids
 from airflow_mlops.utils.lineage import LineageMixin
 
@@ -17,7 +16,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class RegisterModelOperator(LineageMixin, NamedOutputs, BaseOperator):
+class RegisterModelOperator(LineageMixin, NamedOutputs, Alerting):
     """Register the trained model as a version of ``model_name`` and set its alias.
 
     Idempotent: the run's idempotency key finds a version it already registered. The version carries the
@@ -85,10 +84,20 @@ class RegisterModelOperator(LineageMixin, NamedOutputs, BaseOperator):
             self.model_name, result["version"], "reused" if result["reused"] else "new", result["alias"],
             result["reason"], f"\n{url}" if url else "",
         )  # fmt: skip
+        if not result.get("reproduced") and not result.get("reused"):
+            event = "model_promoted" if result.get("promoted") else "model_rejected"
+            if result.get("promoted") or not result.get("awaiting_approval"):
+                self.alert(
+                    context, event,
+                    f"{self.model_name} v{result['version']}: "
+                    + (f"now {result['alias']} (previous champion v{result.get('previous_champion')})" if result.get("promoted") else f"not promoted (alias {result['alias']})")
+                    + f"\nwhy: {result['reason']}",
+                    {"model version": url},
+                )  # fmt: skip
         return self.remember(result)
 
 
-class PromoteModelOperator(NamedOutputs, BaseOperator):
+class PromoteModelOperator(NamedOutputs, Alerting):
     """Promote a registered version to ``champion`` after a person approved it (the approval path).
 
     :param model_name: registered model name.
@@ -154,10 +163,17 @@ class PromoteModelOperator(NamedOutputs, BaseOperator):
             "now champion" if result["promoted"] else "not promoted, a better version is champion",
             result["previous_champion"], " (reproduced: decided before)" if result["reproduced"] else "",
         )  # fmt: skip
+        if not result["reproduced"]:
+            self.alert(
+                context, "model_promoted" if result["promoted"] else "model_rejected",
+                f"{self.model_name} v{version} approved by {result['approved_by']}: "
+                + ("now champion" if result["promoted"] else "not promoted, a better version is champion"),
+                {"model version": version_url(self.hook.ui_url, self.model_name, version)},
+            )  # fmt: skip
         return result
 
 
-class RollbackOperator(NamedOutputs, BaseOperator):
+class RollbackOperator(NamedOutputs, Alerting):
     """Move ``champion`` back to the previous version (or ``to_version``), recording who and why.
 
     :param model_name: registered model name.
@@ -211,5 +227,10 @@ class RollbackOperator(NamedOutputs, BaseOperator):
         self.log.warning(
             "rolled back %s: champion v%s -> v%s by %s: %s",
             self.model_name, result["from_version"], result["to_version"], by, result["reason"],
+        )  # fmt: skip
+        self.alert(
+            context, "model_rolled_back",
+            f"{self.model_name}: champion v{result['from_version']} -> v{result['to_version']} by {by}\nwhy: {result['reason']}",
+            {"model version": url},
         )  # fmt: skip
         return result

@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 
+from airflow_mlops.utils.alerts import Alerting
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class TriggerRetrainingOperator(TriggerDagRunOperator):
+class TriggerRetrainingOperator(Alerting, TriggerDagRunOperator):
     """Trigger the retraining DAG on drift, unless a retraining is already queued or running, or the last
     one was triggered less than ``cooldown`` ago (in data time: the windows' ends).
 
@@ -92,6 +94,13 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
                 "the next retraining receives it.", ", ".join(entry["drifted_features"]), decision.reason,
                 len(decision.pending),
             )  # fmt: skip
+            self.alert(
+                context, "retraining_skipped",
+                f"drift on {', '.join(entry['drifted_features']) or 'the data'} for {self.window_end}: no retraining, "
+                f"{decision.reason}\nnext: the report waits as pending ({len(decision.pending)} pending); the next "
+                "retraining receives it",
+                {"drift report": report.get("report_url") or ""},
+            )  # fmt: skip
             return {"triggered": False, "reason": decision.reason, "pending": len(decision.pending)}
         self.conf = {
             "window_end": str(self.window_end),
@@ -101,6 +110,12 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         self.log.info(
             "triggering %s (run %s) with %d drift report(s)",
             self.trigger_dag_id, self.trigger_run_id, len(decision.pending),
+        )  # fmt: skip
+        self.alert(
+            context, "retraining_started",
+            f"drift on {', '.join(entry['drifted_features']) or 'the data'} for {self.window_end}: retraining "
+            f"{self.trigger_dag_id} (run {self.trigger_run_id}) with {len(decision.pending)} drift report(s)",
+            {"drift report": report.get("report_url") or ""},
         )  # fmt: skip
         return super().execute(context)
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_mlops.hooks.mlflow import MlflowHook
+from airflow_mlops.utils.alerts import Alerting
 from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START, NamedOutputs, explain_window
 from airflow_mlops.utils.failures import gate
 from airflow_mlops.utils.lineage import LineageMixin
@@ -97,7 +98,7 @@ class BatchScoreOperator(LineageMixin, NamedOutputs, BaseOperator):
         from airflow_mlops.storage import join, sha256_file
         from airflow_mlops.tracking import registry
 
-        with gate(), self.hook.configured() as client:
+        with gate(self, context), self.hook.configured() as client:
             window = make_window(self.window_start, self.window_end)
             self.log.info("%s", explain_window(context, window))
             uris = partition_uris(self.data_uri, window)
@@ -129,7 +130,7 @@ class BatchScoreOperator(LineageMixin, NamedOutputs, BaseOperator):
         return self.remember(result)
 
 
-class LiveMetricsOperator(NamedOutputs, BaseOperator):
+class LiveMetricsOperator(NamedOutputs, Alerting):
     """When labels arrive for a scored window: each model version's metric on its own rows.
 
     Joins the window's predictions (and shadow predictions) with the labels by ``id_column``, logs the
@@ -207,7 +208,7 @@ class LiveMetricsOperator(NamedOutputs, BaseOperator):
         shift = dt.timedelta(days=self.labels_delay_days)
         start = parse_time(self.window_start, "window_start") - shift
         window = make_window(start, parse_time(self.window_end, "window_end") - shift)
-        with gate(), self.hook.configured() as client:
+        with gate(self, context), self.hook.configured() as client:
             result = measure_live_window(
                 client, self.model_name, window=window, predictions_uri=self.predictions_uri,
                 labels_uri=self.labels_uri, data_format=self.data_format, id_column=self.id_column,
@@ -225,5 +226,11 @@ class LiveMetricsOperator(NamedOutputs, BaseOperator):
                 "PERFORMANCE DRIFT: champion v%s live %s %.4f vs %.4f in its tests (drop %.4f > %.4f)",
                 performance["champion"], self.metric, performance["live"], performance["tested"],
                 performance["drop"], self.max_metric_drop,
+            )  # fmt: skip
+            self.alert(
+                context, "performance_drift",
+                f"{self.model_name} champion v{performance['champion']}: live {self.metric} {performance['live']:.4f} "
+                f"vs {performance['tested']:.4f} in its tests (drop {performance['drop']:.4f} > {self.max_metric_drop})"
+                f"\nwindow: {window.label}\nnext: the retraining branch follows (cooldown and consecutive windows apply)",
             )  # fmt: skip
         return result

@@ -76,7 +76,7 @@ class SqlPartitionOperator(LineageMixin, NamedOutputs, BaseOperator):
                 "connection (sqlite, postgres, ...) and install its provider (pip install 'airflow-mlops[sql]')"
             )
         self.log.info("query on %s:\n%s", self.conn_id, self.sql)
-        with gate():
+        with gate(self, context):
             frames = hook.get_df_by_chunks(self.sql, parameters=self.parameters, chunksize=self.chunk_rows)
             rows = write_frames_atomic(frames, self.output_uri, what=f"query on {self.conn_id}")
         digest = sha256_file(self.output_uri)

@@ -54,7 +54,7 @@ class TrainModelOperator(NamedOutputs, TrainingArguments):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.tracking.registry import run_url
 
-        with gate():
+        with gate(self, context):
             config = self.training_config(context)
         self.log.info(
             "training %s, run key %s, %d partition(s)",
@@ -71,7 +71,7 @@ class TrainModelOperator(NamedOutputs, TrainingArguments):
         context["ti"].xcom_push(key=RUN_URL_KEY, value=url)
         self.log.info(
             "%s MLflow run %s, model %s%s",
-            "reused" if result["reused"] else "trained", result["run_id"], result["model_uri"], f" ({url})" if url else "",
+            "reused" if result["reused"] else "trained", result["run_id"], result["model_uri"], f"\nMLflow run: {url}" if url else "",
         )  # fmt: skip
         result["window"] = {
             "start": config["tags"]["mlops.window_start"],

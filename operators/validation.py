@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_mlops.links.mlflow import REPORT_XCOM_PREFIX, VALIDATION_REPORT, VALIDATION_REPORT_URL_KEY
 from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START, NamedOutputs, explain_window
 from airflow_mlops.utils.failures import gate
 from airflow_mlops.utils.lineage import LineageMixin
@@ -45,6 +46,7 @@ class ValidateDataOperator(LineageMixin, NamedOutputs, BaseOperator):
 
     template_fields: Sequence[str] = ("data_uri", "artifact_uri", "window_start", "window_end")
     ui_color = "#e8f4fd"
+    operator_extra_links = (VALIDATION_REPORT,)
 
     def __init__(
         self,
@@ -96,31 +98,37 @@ class ValidateDataOperator(LineageMixin, NamedOutputs, BaseOperator):
         from airflow_mlops.data.profiling import profile_uri, save_profile
         from airflow_mlops.data.validation import validate_and_profile
 
-        with gate():
-            window = make_window(self.window_start, self.window_end, self.window_days)
-            self.log.info("%s", explain_window(context, window, self.window_days))
-            uris = partition_uris(self.data_uri, window)
-            self.log.info(
-                "window %s: %d partition(s), streamed in batches of %d rows",
-                window.label,
-                len(uris),
-                self.batch_rows,
-            )
-            report, files, view = validate_and_profile(
-                uris, self.data_format, self.constraints or {}, features=self.features, numeric=self.numeric or [],
-                target=self.target, window_end=window.end, batch_rows=self.batch_rows,
-                expectations=self.expectations, on_extra_columns=self.on_extra_columns,
-            )  # fmt: skip
-            rows = sum(f["rows"] for f in files)
-            self.log.info("validation of %s (%d rows):\n%s", window.label, rows, report.table())
-            if report.warnings:
-                self.log.warning(
-                    "%d check(s) failed with severity warn (the pipeline goes on):\n%s",
-                    len(report.warnings), "\n".join(f"  {r['check']} {r['column']}: {r['observed']} (expected {r['expected']})" for r in report.warnings),
+        # Failures first: nothing is logged before the verdict, so a failure's block (gate) opens the log;
+        # the window, the inputs and the full table follow it (or, on success, come in this order).
+        notes: list[str] = []
+        try:
+            with gate(self, context):
+                window = make_window(self.window_start, self.window_end, self.window_days)
+                notes.append(explain_window(context, window, self.window_days))
+                uris = partition_uris(self.data_uri, window)
+                report, files, view = validate_and_profile(
+                    uris, self.data_format, self.constraints or {}, features=self.features, numeric=self.numeric or [],
+                    target=self.target, window_end=window.end, batch_rows=self.batch_rows,
+                    expectations=self.expectations, on_extra_columns=self.on_extra_columns,
                 )  # fmt: skip
-            report.raise_for_failures(f"{self.pipeline} window {window.label}")
-            digest = content_hash(files)
-            uri = save_profile(view, profile_uri(self.artifact_uri, self.pipeline, window.label, digest))
+                rows = sum(f["rows"] for f in files)
+                digest = content_hash(files)
+                notes.append(
+                    f"window {window.label}: {len(files)} partition(s), {rows} rows, streamed in batches of "
+                    f"{self.batch_rows} rows; inputs: " + ", ".join(f"{f['uri']} ({f['rows']})" for f in files)
+                )
+                self._store_report(context, report, window.label, digest)
+                notes.append(f"validation of {window.label} ({rows} rows):\n{report.table()}")
+                if report.warnings:
+                    notes.append(
+                        f"{len(report.warnings)} check(s) failed with severity warn (the pipeline goes on):\n"
+                        + "\n".join(f"  {r['check']} {r['column']} [{r.get('partition', 'window')}]: {r['observed']} (expected {r['expected']})" for r in report.warnings)
+                    )  # fmt: skip
+                report.raise_for_failures(f"{self.pipeline} window {window.label}")
+                uri = save_profile(view, profile_uri(self.artifact_uri, self.pipeline, window.label, digest))
+        finally:
+            for note in notes:
+                self.log.info("%s", note)
         self.log.info("profile: %s (content sha256 %s)", uri, digest)
         return self.remember(
             {
@@ -133,3 +141,19 @@ class ValidateDataOperator(LineageMixin, NamedOutputs, BaseOperator):
                 "window": window.as_dict(),
             }
         )
+
+    def _store_report(self, context: Context, report: Any, label: str, digest: str) -> None:
+        """The report as a page beside the profiles, linked ("Validation report") through the plugin's app."""
+        from urllib.parse import quote
+
+        from airflow_mlops import storage
+        from airflow_mlops.tracking.registry import PLUGIN_PREFIX, airflow_base_url
+
+        uri = storage.join(self.artifact_uri, self.pipeline, "validation", f"{label}-{digest[:16]}.html")
+        storage.write_bytes_atomic(uri, report.html(f"Validation of {self.pipeline}, window {label}").encode())
+        ti = context.get("ti")
+        if ti is None:  # called outside a task (a test, a notebook): the report is stored, nothing is linked
+            return
+        ti.xcom_push(key=REPORT_XCOM_PREFIX + "validation", value=uri)
+        url = f"{airflow_base_url()}{PLUGIN_PREFIX}/reports/{quote(ti.dag_id)}/{quote(ti.run_id, safe='')}/{quote(ti.task_id)}/validation"
+        ti.xcom_push(key=VALIDATION_REPORT_URL_KEY, value=url)

@@ -1,4 +1,5 @@
-"""The airflow-mlops plugin (entry point ``airflow.plugins``): extra links to MLflow and to the reports."""
+"""The airflow-mlops plugin (entry point ``airflow.plugins``): extra links to MLflow and to the reports, and the
+MLOps view (a FastAPI app mounted in the API server at ``/mlops``, shown in the UI's navigation)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,28 @@ from airflow.plugins_manager import AirflowPlugin
 from airflow_mlops.links.mlflow import ALL_LINKS
 
 
+def _app():
+    from airflow_mlops.plugins.app import app
+
+    return app
+
+
 class AirflowMlopsPlugin(AirflowPlugin):
     name = "airflow_mlops"
     operator_extra_links = list(ALL_LINKS)
+    fastapi_apps = [{"app": _app(), "url_prefix": "/mlops", "name": "airflow-mlops"}]
+    external_views = [
+        {
+            "name": "MLOps",
+            "href": "/mlops/",
+            "url_route": "mlops",
+            "destination": "nav",
+            "nav_top_level": True,
+        },
+        {
+            "name": "MLOps",
+            "href": "/mlops/pipelines/{DAG_ID}",
+            "url_route": "mlops-dag",
+            "destination": "dag",
+        },
+    ]

@@ -22,6 +22,8 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 
+from airflow_mlops.utils.alerts import Alerting
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
     from airflow.triggers.base import BaseTrigger
@@ -35,7 +37,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-class WaitingSensor(BaseSensorOperator):
+class WaitingSensor(Alerting, BaseSensorOperator):
     """Base of the sensors; subclasses implement :meth:`check` and :meth:`make_trigger`.
 
     :param deferrable: wait in the triggerer instead of a worker slot (default: ``[operators]
@@ -88,7 +90,7 @@ class WaitingSensor(BaseSensorOperator):
                 return super().execute(context)
             return self._check_or_defer(context, None, 0)
         except AirflowSensorTimeout:
-            self._timed_out(self._last_reason)
+            self._timed_out(self._last_reason, context)
 
     # -- deferrable ------------------------------------------------------------------------------------------
     def _check_or_defer(self, context: Context, deadline: str | None, deferrals: int) -> Any:
@@ -100,7 +102,7 @@ class WaitingSensor(BaseSensorOperator):
         now = _now()
         until = dt.datetime.fromisoformat(deadline) if deadline else now + dt.timedelta(seconds=self.timeout)
         if now >= until:
-            self._timed_out(reason)
+            self._timed_out(reason, context)
         self.log.info(
             "waiting for %s in the triggerer until %s (then on_timeout=%s): %s",
             self.waiting_for, until.isoformat(), self.on_timeout, reason,
@@ -123,7 +125,7 @@ class WaitingSensor(BaseSensorOperator):
         deferrals = int(event.get("deferrals") or deferrals)
         status = event.get("status")
         if status == "timeout":
-            self._timed_out(event.get("reason") or self._last_reason)
+            self._timed_out(event.get("reason") or self._last_reason, context)
         if status == "error":
             raise AirflowException(
                 f"checking {self.waiting_for} failed in the triggerer: {event.get('reason')}"
@@ -135,14 +137,30 @@ class WaitingSensor(BaseSensorOperator):
         try:
             return super().resume_execution(next_method, next_kwargs, context)
         except AirflowSensorTimeout:  # the triggerer's own timeout (the trigger's deadline did not fire)
-            self._timed_out(self._last_reason)
+            # this process has not checked yet: look once more, so the message says what is still missing
+            ready, reason, value = self.check(context)
+            if ready:
+                return value
+            self._timed_out(reason, context)
 
-    def _timed_out(self, reason: str) -> None:
-        message = f"timed out after {self.timeout:g}s waiting for {self.waiting_for}: {reason}."
-        if self.on_timeout == "skip":
-            self.log.warning("%s on_timeout=skip: this task and its downstream tasks are skipped", message)
-            raise AirflowSkipException(f"{message} (on_timeout=skip)")
-        raise AirflowSensorTimeout(
-            f"{message} on_timeout=fail. Once the upstream has delivered, clear this task to wait again "
-            "(or raise the sensor's timeout in the spec)."
+    def _timed_out(self, reason: str, context: Context | None = None) -> None:
+        from airflow_mlops.utils.failures import downstream, failure_block
+
+        reason = reason.rstrip(" .:")
+        headline = f"timed out after {self.timeout:g}s waiting for {self.waiting_for}: {reason}"
+        fix = (
+            "once the upstream has delivered, clear this task to wait again (or raise the sensor's timeout in "
+            "the spec)"
         )
+        if self.on_timeout == "skip":
+            block = failure_block(
+                headline, next_step="no retry: this task and its downstream tasks are skipped (on_timeout=skip), "
+                "the run still ends green", fix=fix, skipped=downstream(self),
+            ).replace("FAILED: ", "SKIPPED: ", 1)  # fmt: skip
+            self.log.warning("%s", block)
+            if context is not None:
+                self.alert(context, "sensor_timed_out", block)
+            raise AirflowSkipException(f"{headline} (on_timeout=skip)")
+        block = failure_block(headline, next_step="no retry (on_timeout=fail)", fix=fix, skipped=downstream(self))
+        self.log.error("%s", block)
+        raise AirflowSensorTimeout(f"{headline} (on_timeout=fail; the fix opens this log)")

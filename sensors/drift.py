@@ -80,8 +80,9 @@ class DriftSensor(LineageMixin, NamedOutputs, WaitingSensor):
 
     def check(self, context: Context) -> tuple[bool, str, Any]:
         from airflow_mlops.operations.monitoring import check_against_champion, waiting_reason
+        from airflow_mlops.tracking.registry import artifact_url
 
-        with gate(), self.hook.configured() as client:
+        with gate(self, context), self.hook.configured() as client:
             reason = waiting_reason(client, self.model_name, self.current_profile_uri)
             if reason is not None:
                 return False, reason, None
@@ -93,9 +94,23 @@ class DriftSensor(LineageMixin, NamedOutputs, WaitingSensor):
                 numeric=self.numeric or [], categorical=self.categorical or [], policy=self.policy,
                 artifact_root=self.hook.artifact_root, expectations=expectations,
             )  # fmt: skip
-        if report is None:  # the champion went away between the two calls
-            return False, "the champion changed while scoring; checking again", None
-        context["ti"].xcom_push(key=REPORT_URL_KEY, value=_as_url(report["report_html"]))
+            if report is None:  # the champion went away between the two calls
+                return False, "the champion changed while scoring; checking again", None
+            url = artifact_url(
+                self.hook.ui_url, client.get_run(report["mlflow_run_id"]).info.experiment_id,
+                report["mlflow_run_id"], "drift/report.html",
+            )  # fmt: skip
+        report["report_url"] = url
+        context["ti"].xcom_push(key=REPORT_URL_KEY, value=url)
+        self.log.info("drift report: %s", url)
+        if report.get("drift"):
+            self.alert(
+                context, "drift_found",
+                f"drift in {self.model_name} vs champion v{report['champion_version']}: "
+                f"{', '.join(report.get('drifted_features') or [])} (share {report['drift_share']:.2f})\n"
+                "next: the monitor triggers a retraining unless cooldown or consecutive windows hold it",
+                {"drift report": url},
+            )  # fmt: skip
         return True, report["status"], self.remember(report)
 
     def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
@@ -110,10 +125,3 @@ class DriftSensor(LineageMixin, NamedOutputs, WaitingSensor):
             profile_uri=self.current_profile_uri, model_name=self.model_name, mlflow_conn_id=self.mlflow_conn_id,
             poke_interval=self.poke_interval, deadline=deadline, deferrals=deferrals,
         )  # fmt: skip
-
-
-def _as_url(uri: str) -> str:
-    """A stored report as a link: object-store URLs as they are, local paths as file:// URLs."""
-    from pathlib import Path
-
-    return uri if "://" in uri else Path(uri).resolve().as_uri()

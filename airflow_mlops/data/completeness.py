@@ -86,7 +86,7 @@ def check_storage(
     try:
         files = partition_uris(data_uri, window)
     except DataError as err:
-        return Completeness(False, str(err).split("\n")[0] + ": " + ", ".join(_missing(str(err))))
+        return Completeness(False, str(err).split("\n")[0].rstrip(":") + ": " + ", ".join(_missing(str(err))))
     if marker:
         missing = [m for m in marker_uris(marker, files, window) if not storage.exists(m)]
         if missing:

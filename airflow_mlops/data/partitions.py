@@ -147,7 +147,7 @@ def read_window(uris: list[str], fmt: str) -> tuple[pd.DataFrame, list[dict[str,
         frame = read_partition(uri, fmt)
         files.append({"uri": uri, "sha256": digest, "rows": len(frame)})
         frames.append(frame)
-        log.info("read %s: %d rows, sha256 %s", uri, len(frame), digest[:12])
+        log.debug("read %s: %d rows, sha256 %s", uri, len(frame), digest[:12])
     if not frames:
         raise DataError("no partition to read")
     first = set(map(str, frames[0].columns))

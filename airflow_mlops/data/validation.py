@@ -78,6 +78,33 @@ class ValidationReport:
             HEADER,
         )  # fmt: skip
 
+    def html(self, title: str) -> str:
+        """The report as a page: failed checks first, then every check."""
+        import html
+
+        def table(rows: list[dict[str, Any]]) -> str:
+            head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
+            body = "".join(
+                f"<tr class='{_verdict(r).lower()}'>" + "".join(
+                    f"<td>{html.escape(str(c))}</td>" for c in (
+                        r["check"], r["column"], r.get("partition", WINDOW), r["expected"], r["observed"],
+                        "" if r.get("rows") is None else r["rows"], _verdict(r),
+                    )
+                ) + "</tr>"
+                for r in rows
+            )  # fmt: skip
+            return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+        verdict = "passed" if self.passed else f"failed: {len(self.failed)} of {len(self.rows)} checks"
+        failed = f"<h2>Failed checks</h2>{table(self.failed + self.warnings)}" if self.failed or self.warnings else ""
+        return (
+            "<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title><style>"
+            "body{font:14px sans-serif;margin:16px 24px}table{border-collapse:collapse}td,th{padding:4px 10px;"
+            "border-bottom:1px solid #ddd;text-align:left}.fail td{color:#c53030}.warn td{color:#c05621}</style>"
+            f"</head><body><h1>{html.escape(title)}</h1><p>Validation {html.escape(verdict)}.</p>{failed}"
+            f"<h2>Every check</h2>{table(self.rows)}</body></html>"
+        )
+
     def raise_for_failures(self, what: str) -> None:
         if self.passed:
             return
@@ -751,7 +778,7 @@ def validate_and_profile(
                 f"{data_format}: re-run the upstream task that writes it, or fix data.format in the spec."
             ) from None
         files.append({"uri": uri, "sha256": digest, "rows": rows, "partition": label})
-        log.info("read %s: %d rows, sha256 %s", uri, rows, digest[:12])
+        log.debug("read %s: %d rows, sha256 %s", uri, rows, digest[:12])
     return validator.report(files), files, profile.view()
 
 

@@ -184,7 +184,7 @@ def log_window(
     key = f"live:{model_name}:{label}"
     run = registry.find_run(c, exp, key)
     run_id = run.info.run_id if run is not None else c.create_run(
-        exp, run_name=f"live {label}", tags={registry.RUN_KEY_TAG: key}
+        exp, run_name=f"{model_name} live {label}", tags={registry.RUN_KEY_TAG: key}
     ).info.run_id  # fmt: skip
     for version, metrics in per_version.items():
         for name, value in metrics.items():

@@ -82,7 +82,7 @@ def check_against_champion(
     report["mlflow_run_id"] = _log_to_mlflow(c, model_name, report, page, png, artifact_root)
     broken = [e for e in report["expectations"] if not e.get("passed")]
     log.info(
-        "%s vs champion v%s\n%s%s\nreport: %s",
+        "%s vs champion v%s\n%s%s",
         summary_line(report),
         champion.version,
         drift_table(report),
@@ -90,7 +90,6 @@ def check_against_champion(
             f"\nexpectation broken: {e['check']} of {e['column']} is {e['observed']} (expected {e['expected']})"
             for e in broken
         ),
-        report["report_html"],
     )
     return report
 
@@ -104,6 +103,7 @@ def _log_to_mlflow(
     import os
     import tempfile
 
+    from airflow_mlops.data.validation import partition_label
     from airflow_mlops.tracking import registry
 
     exp = registry.ensure_experiment(c, f"{registry.experiment_name(model_name)}/drift", artifact_root)
@@ -113,8 +113,14 @@ def _log_to_mlflow(
         return found.info.run_id
     run = c.create_run(
         exp,
-        run_name=f"drift vs v{report['champion_version']}",
-        tags={registry.RUN_KEY_TAG: key, "mlops.drift_status": report["status"]},
+        run_name=f"{model_name} drift {partition_label(report['current_profile'])} vs v{report['champion_version']}",
+        tags={
+            registry.RUN_KEY_TAG: key, "mlops.drift_status": report["status"], "mlops.pipeline": model_name,
+            # each feature's deciding threshold (with its sample-size floor): the MLOps view draws it
+            "mlops.drift_thresholds": json.dumps(
+                {r["feature"]: round(float(r["threshold"]), 4) for r in report["features"] if r.get("threshold") is not None}
+            )[: registry.MAX_TAG],
+        },
     )
     run_id = run.info.run_id
     c.log_metric(run_id, "drift_share", float(report["drift_share"]))

@@ -45,15 +45,43 @@ SCHEDULED = {
 }
 
 
+_WHAT = {
+    "training": "validates the window's data, trains, tests and registers the model, promotes it",
+    "retraining": "trains again on the recent window when drift is found (or by hand); promotes only a better model",
+    "drift-monitor": "profiles each new partition and compares it with the champion's training data",
+    "rollback": "returns the champion alias to an earlier version (by hand, with a reason)",
+    "scoring": "scores each partition with the champion (and the challenger, canary or shadow)",
+    "live-metrics": "measures the models on labelled rows and watches for performance drift",
+}
+
+
+def _schedule_text(spec: PipelineSpec, kind: str) -> str:
+    if kind == "training":
+        return spec.schedules.training or "by hand"
+    if kind == "drift-monitor":
+        return spec.schedules.drift_monitor or "by hand"
+    if kind in ("scoring", "live-metrics") and spec.scoring is not None:
+        return spec.scoring.schedule or "by hand"
+    return "triggered" if kind == "retraining" else "by hand"
+
+
 def _dag_kwargs(spec: PipelineSpec, kind: str) -> dict[str, Any]:
+    from airflow_mlops.utils.alerts import FailureAlert
+
     model = f"{spec.model.kind} {spec.model.task} model"
+    default_args: dict[str, Any] = {"owner": spec.owner, "retries": 1, "retry_delay": dt.timedelta(minutes=1)}
+    if spec.alerts:
+        routes = [r.model_dump() for r in spec.alerts]
+        default_args["alerts"] = routes  # every airflow-mlops operator and sensor takes it (utils.alerts)
+        default_args["on_failure_callback"] = FailureAlert(routes)
     return {
         "start_date": _dt(spec.start_date),
         "end_date": _dt(spec.end_date),
         "catchup": spec.catchup,
         "tags": ["airflow-mlops", spec.name, kind, *spec.tags],
-        "default_args": {"owner": spec.owner, "retries": 1, "retry_delay": dt.timedelta(minutes=1)},
-        "description": f"{spec.name} ({model}): {kind}",
+        "default_args": default_args,
+        # one line in the DAG list: the model, the schedule and what the DAG does
+        "description": f"{spec.name} ({model}, {_schedule_text(spec, kind)}): {_WHAT[kind]}",
         # The spec file by its path inside the spec folder (never a machine's absolute path); the Code tab
         # shows the YAML itself.
         "doc_md": f"**{spec.name}** ({kind}) {spec.description}\n\nSpec: `{spec.source}`",

@@ -313,13 +313,10 @@ def test_model(
 
 
 def report_url(c: Any, run_id: str, ui_url: str | None) -> str:
-    """Where to read a run's HTML test report: the MLflow UI when its URL is known, else the artifact URI."""
-    from airflow_mlops.tracking.registry import run_url
+    """Where people read a run's HTML test report over HTTP (the MLflow UI, or the plugin's MLflow pages)."""
+    from airflow_mlops.tracking.registry import artifact_url
 
-    run = c.get_run(run_id)
-    if ui_url:
-        return run_url(ui_url, run.info.experiment_id, run_id) + "/artifacts/tests/report.html"
-    return f"{run.info.artifact_uri.rstrip('/')}/tests/report.html"
+    return artifact_url(ui_url, c.get_run(run_id).info.experiment_id, run_id, "tests/report.html")
 
 
 def log_report(c: Any, run_id: str, report: dict[str, Any], model_name: str, ui_url: str | None) -> str:

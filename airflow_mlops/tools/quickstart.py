@@ -83,10 +83,9 @@ def demo_env(
         "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps(
             {
                 "conn_type": "mlflow",
-                "extra": {
-                    "tracking_uri": f"sqlite:///{mlflow_db}",
-                    "ui_url": f"http://127.0.0.1:{mlflow_port}",
-                },
+                # no ui_url: the embedded default runs no MLflow UI; links open the plugin's MLflow pages in
+                # the Airflow API server (behind its login)
+                "extra": {"tracking_uri": f"sqlite:///{mlflow_db}"},
             }
         ),
         "MLFLOW_TRACKING_URI": f"sqlite:///{mlflow_db}",

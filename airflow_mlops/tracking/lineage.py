@@ -47,6 +47,10 @@ def lineage_tags(
         tags["mlops.profile_uri"] = profile_uri
     for k, v in (airflow or {}).items():
         tags[f"airflow.{k}"] = v
+    if airflow:
+        # the data this version was made from: a triggered run's own interval is only when it was triggered
+        tags["airflow.data_interval_start"] = window.start.isoformat()
+        tags["airflow.data_interval_end"] = window.end.isoformat()
     return tags
 
 

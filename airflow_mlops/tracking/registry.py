@@ -207,12 +207,54 @@ def wait_until_ready(c: Any, name: str, version: str, timeout: float = 300.0) ->
     return current
 
 
+# The plugin's own MLflow pages (airflow_mlops.plugins.app), for a local store that has no MLflow UI
+PLUGIN_PREFIX = "/mlops"
+PLUGIN_MLFLOW = f"{PLUGIN_PREFIX}/mlflow"
+
+
+def airflow_base_url() -> str:
+    """The Airflow API server as people reach it (``[api] base_url``), without a trailing slash."""
+    try:
+        from airflow.configuration import conf
+
+        base = conf.get("api", "base_url", fallback="") or ""
+    except Exception:  # outside Airflow (a notebook): links are built from the tracking server alone
+        base = ""
+    return (base or "http://localhost:8080").rstrip("/")
+
+
+def plugin_mlflow_base() -> str:
+    return airflow_base_url() + PLUGIN_MLFLOW
+
+
+def _plugin(ui_url: str) -> bool:
+    return ui_url.rstrip("/").endswith(PLUGIN_MLFLOW)
+
+
 def run_url(ui_url: str | None, experiment_id: str, run_id: str) -> str:
-    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}" if ui_url else ""
+    if not ui_url:
+        return ""
+    base = ui_url.rstrip("/")
+    return f"{base}/runs/{run_id}" if _plugin(base) else f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def version_url(ui_url: str | None, name: str, version: str) -> str:
-    return f"{ui_url.rstrip('/')}/#/models/{name}/versions/{version}" if ui_url else ""
+    if not ui_url:
+        return ""
+    from urllib.parse import quote
+
+    base = ui_url.rstrip("/")
+    return f"{base}/models/{quote(name)}/versions/{version}" if _plugin(base) else f"{base}/#/models/{name}/versions/{version}"
+
+
+def artifact_url(ui_url: str | None, experiment_id: str, run_id: str, path: str) -> str:
+    """An artifact of a run, opened over HTTP: the MLflow UI's artifact page, or the plugin's file route."""
+    if not ui_url:
+        return ""
+    base = ui_url.rstrip("/")
+    if _plugin(base):
+        return f"{base}/runs/{run_id}/artifacts/{path}"
+    return f"{run_url(base, experiment_id, run_id)}/artifacts/{path}"
 
 
 def tested_metric(version: Any, metric: str) -> float | None:

@@ -40,3 +40,32 @@ with DAG("publish_upstream_events", schedule=None, start_date=START, catchup=Fal
         task_id="publish", python_callable=_publish, outlets=[Asset(name="upstream_events")],
         params={"partition": "2026-01-20"},
     )  # fmt: skip
+
+
+# Alerts (tests/operators/test_alerts.py): a missing day skipped by the sensor, and a failed quality gate, both
+# routed to mail and a webhook through the connections alerts_smtp and alerts_slack.
+from airflow_mlops.operators.validation import ValidateDataOperator  # noqa: E402
+from airflow_mlops.utils.alerts import FailureAlert  # noqa: E402
+
+ROUTES = [
+    {"kind": "smtp", "to": ["oncall@example.com"], "from_email": "airflow@example.com", "conn_id": "alerts_smtp"},
+    {"kind": "slack", "conn_id": "alerts_slack"},
+]
+ALERTING = {"alerts": ROUTES, "on_failure_callback": FailureAlert(ROUTES), "retries": 1}
+
+with DAG(
+    "alert_missing_day", schedule=CronDataIntervalTimetable("@daily", timezone="UTC"), start_date=START,
+    catchup=False, default_args=ALERTING,
+):  # fmt: skip
+    PartitionCompleteSensor(
+        task_id="wait", data_uri=URI, poke_interval=0.2, deferrable=True, timeout=1, on_timeout="skip"
+    ) >> EmptyOperator(task_id="downstream")
+
+with DAG(
+    "alert_quality_gate", schedule=CronDataIntervalTimetable("@daily", timezone="UTC"), start_date=START,
+    catchup=False, default_args=ALERTING,
+):  # fmt: skip
+    ValidateDataOperator(
+        task_id="validate", pipeline="alerted", data_uri=URI, artifact_uri="{{ var.value.mlops_wait_root }}/artifacts",
+        features=["x"], numeric=["x"], constraints={"min_rows": 1, "columns": {"x": {"max": 5}}},
+    ) >> EmptyOperator(task_id="train")

@@ -10,7 +10,9 @@ from airflow_mlops.hooks.mlflow import MlflowHook
 @pytest.mark.parametrize(
     ("conn", "tracking", "ui"),
     [
-        ({"conn_type": "mlflow", "extra": {"tracking_uri": "sqlite:////data/m.db"}}, "sqlite:////data/m.db", None),
+        # a local store has no MLflow UI: people read it through the plugin's pages in the API server
+        ({"conn_type": "mlflow", "extra": {"tracking_uri": "sqlite:////data/m.db"}}, "sqlite:////data/m.db",
+         "http://localhost:8080/mlops/mlflow"),
         ({"conn_type": "mlflow", "host": "mlflow.internal", "port": 5000}, "http://mlflow.internal:5000", "http://mlflow.internal:5000"),
         ({"conn_type": "mlflow", "host": "mlflow.example.com", "schema": "https", "extra": {"ui_url": "https://ui.example.com"}},
          "https://mlflow.example.com", "https://ui.example.com"),

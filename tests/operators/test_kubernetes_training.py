@@ -338,4 +338,5 @@ def test_a_pod_gone_before_the_task_resumed_gives_its_result_from_mlflow(roots, 
 
     out = _resume(op, context, {**EVENT, "status": "success"}, pod=ApiException(status=404), xcom=None)
     assert (out["run_id"], out["model_uri"]) == (run.info.run_id, "models:/m-9")
-    assert not context["ti"].pushed["mlflow_run_url"]  # this connection has no UI URL: no link, no guess
+    # a local store has no MLflow UI: the link opens the plugin's MLflow page in the Airflow API server
+    assert context["ti"].pushed["mlflow_run_url"] == f"http://localhost:8080/mlops/mlflow/runs/{run.info.run_id}"

@@ -41,7 +41,7 @@ def _champion(name: str) -> str | None:
     return None
 
 
-def test_release_cycle_end_to_end(bag, roots, capfd):
+def test_release_cycle_end_to_end(bag, roots, capfd, tmp_path):
     import mlflow
 
     train = bag.dags["release_churn__train"]
@@ -64,8 +64,12 @@ def test_release_cycle_end_to_end(bag, roots, capfd):
     reg3 = xcom("release_churn__train", run3.run_id, "register_model")
     assert (reg3["version"], reg3["alias"], reg3["previous_champion"]) == ("3", "champion", "1")
     report_url = xcom("release_churn__train", run3.run_id, "test_model", key="model_test_report_url")
-    assert report_url.endswith("/tests/report.html")
-    page = Path(report_url.removeprefix("file://")).read_text()
+    assert report_url.startswith("http://mlflow.test:5000/#/experiments/")  # over HTTP, in the MLflow UI
+    from mlflow.tracking import MlflowClient
+
+    run_of_v3 = versions("release_churn")[2].run_id
+    assert report_url.endswith(f"/runs/{run_of_v3}/artifacts/tests/report.html")
+    page = Path(MlflowClient().download_artifacts(run_of_v3, "tests/report.html", str(tmp_path))).read_text()
     assert "Slices by plan" in page
     assert "<svg" in page
     v3 = versions("release_churn")[2]

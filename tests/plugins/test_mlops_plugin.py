@@ -10,8 +10,15 @@ def test_plugin_is_registered_through_the_entry_point():
 
     (ep,) = [e for e in entry_points(group="airflow.plugins") if e.name == "airflow_mlops"]
     assert ep.value == "airflow_mlops.plugins.mlops:AirflowMlopsPlugin"
+    from airflow.plugins_manager import get_fastapi_plugins
+
     info = {p["name"]: p for p in get_plugin_info()}["airflow_mlops"]
-    assert len(info["operator_extra_links"]) == 4
+    assert len(info["operator_extra_links"]) == 5
+    (mounted,) = [a for a in get_fastapi_plugins()[0] if a["name"] == "airflow-mlops"]
+    assert mounted["url_prefix"] == "/mlops"
+    assert {v["url_route"]: v["href"] for v in info["external_views"]} == {
+        "mlops": "/mlops/", "mlops-dag": "/mlops/pipelines/{DAG_ID}",
+    }
 
 
 def test_provider_info_declares_the_mlflow_connection_type():
@@ -31,19 +38,21 @@ def test_each_link_has_its_own_xcom_key_in_the_serialized_dag():
     from airflow_mlops.operators.evaluation import ModelTestOperator
     from airflow_mlops.operators.registry import RegisterModelOperator
     from airflow_mlops.operators.training import TrainModelOperator
+    from airflow_mlops.operators.validation import ValidateDataOperator
     from airflow_mlops.sensors.drift import DriftSensor
 
     encoded = OperatorSerialization._serialize_operator_extra_links(ALL_LINKS)
     assert len(set(encoded.values())) == len(ALL_LINKS) == len(encoded)
     by_operator = {
         op.__name__: OperatorSerialization._serialize_operator_extra_links(op.operator_extra_links)
-        for op in (TrainModelOperator, RegisterModelOperator, ModelTestOperator, DriftSensor)
+        for op in (TrainModelOperator, RegisterModelOperator, ModelTestOperator, DriftSensor, ValidateDataOperator)
     }
     assert by_operator == {
         "TrainModelOperator": {"MLflow run": "_link_mlflow_run_url"},
         "RegisterModelOperator": {"Model version": "_link_model_version_url"},
         "ModelTestOperator": {"Model test report": "_link_model_test_report_url"},
         "DriftSensor": {"Drift report": "_link_drift_report_url"},
+        "ValidateDataOperator": {"Validation report": "_link_validation_report_url"},
     }
 
 

@@ -230,7 +230,7 @@ def test_timeout_fail_fails_and_says_why(dagbag_tests, wait_root, capfd):
     assert states["downstream"] == "upstream_failed"
     log = capfd.readouterr().out
     assert "timed out after 1s waiting for the partition to be complete: marker file(s) not there yet" in log
-    assert "on_timeout=fail. Once the upstream has delivered, clear this task" in log
+    assert "fix: once the upstream has delivered, clear this task to wait again" in log
 
 
 def test_upstream_asset_event_is_required_and_read_from_the_task(dagbag_tests, wait_root, monkeypatch):

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.stack]
+# each test waits up to 15 min for the stack (two trainings, a restart): longer than the suite's 600 s default
+pytestmark = [pytest.mark.slow, pytest.mark.stack, pytest.mark.timeout(1800)]
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN = "fault_churn__train"
 
@@ -119,25 +120,43 @@ def _mlflow(stack):
     return MlflowClient(tracking_uri=stack.mlflow_url, registry_uri=stack.mlflow_url)
 
 
-def _one_resumed_run(stack, dag_id: str, pipeline: str):
-    """The training run ends in success with one FINISHED MLflow run (the retry resumed it) and one version."""
+def _already(stack, dag_id: str, pipeline: str) -> dict[str, set]:
+    """What earlier tests of the module left for a DAG and its model: its DAG runs, MLflow runs and versions."""
+    c = _mlflow(stack)
+    experiments = [e.experiment_id for e in c.search_experiments() if e.name == f"airflow-mlops/{pipeline}"]
+    return {
+        "dag_runs": {r["run_id"] for r in _runs(stack, dag_id)},
+        "mlflow_runs": {r.info.run_id for r in c.search_runs(experiments)} if experiments else set(),
+        "versions": {v.version for v in c.search_model_versions(f"name = '{pipeline}'")},
+    }
+
+
+def _one_resumed_run(stack, dag_id: str, pipeline: str, before: dict[str, set]):
+    """The new training run ends in success with one new FINISHED MLflow run (the retry resumed it) and one
+    new version; ``before`` is what :func:`_already` found before the test started it."""
     (run,) = _wait(
         "the training run to finish",
-        lambda: [r for r in _runs(stack, dag_id) if r["state"] in ("success", "failed")], 900,
+        lambda: [
+            r for r in _runs(stack, dag_id)
+            if r["run_id"] not in before["dag_runs"] and r["state"] in ("success", "failed")
+        ],
+        900,
     )  # fmt: skip
     assert run["state"] == "success"
     c = _mlflow(stack)
     (experiment,) = [e for e in c.search_experiments() if e.name == f"airflow-mlops/{pipeline}"]
-    runs = c.search_runs([experiment.experiment_id])
+    runs = [r for r in c.search_runs([experiment.experiment_id]) if r.info.run_id not in before["mlflow_runs"]]
     assert len(runs) == 1  # the retry resumed the same MLflow run
     assert runs[0].info.status == "FINISHED"
-    assert len(c.search_model_versions(f"name = '{pipeline}'")) == 1
+    versions = [v for v in c.search_model_versions(f"name = '{pipeline}'") if v.version not in before["versions"]]
+    assert len(versions) == 1
     return c, runs[0]
 
 
 def test_a_killed_worker_loses_no_training(stack):
     """kill -9 of the Celery worker (and everything under it) while it trains: the task is retried on the
     other worker and resumes from the last checkpoint; one MLflow run, one model version, no orphan trainer."""
+    before = _already(stack, TRAIN, "fault_churn")
     _airflow(stack, "backfill", "create", "--dag-id", TRAIN, "--from-date", "2026-01-11", "--to-date", "2026-01-11")
     trainer = _wait("a trainer to start", lambda: _trainers(), 240, every=1.0)[0]
     checkpoints = Path(stack.home) / "artifacts" / "fault_churn" / "checkpoints"
@@ -146,7 +165,7 @@ def test_a_killed_worker_loses_no_training(stack):
     _kill_tree(stack.pids[victim])
     _wait("the dead worker's trainer to be gone", lambda: not trainer.is_running(), 30, every=0.5)
 
-    _, run = _one_resumed_run(stack, TRAIN, "fault_churn")
+    _, run = _one_resumed_run(stack, TRAIN, "fault_churn", before)
     assert int(run.data.tags["mlops.resumed_from_step"]) > 0  # from the dead worker's last checkpoint
     assert _trainers() == []
 
@@ -286,6 +305,7 @@ def test_the_api_server_then_the_whole_stack_restarted_mid_training_lose_nothing
 
     dag_id = "fault_restart__train"
     checkpoints = Path(stack.home) / "artifacts" / "fault_restart" / "checkpoints"
+    before = _already(stack, dag_id, "fault_restart")  # the backfill test's two windows
     _backfill(stack, dag_id, "2026-01-20", "2026-01-20")
     trainer = _wait("a trainer to start", lambda: _trainers(), 300, every=1.0)[0]
     first = _wait("a first checkpoint", lambda: _checkpoint_step(checkpoints), 300, every=1.0)
@@ -302,7 +322,7 @@ def test_the_api_server_then_the_whole_stack_restarted_mid_training_lose_nothing
     crashed_at = _checkpoint_step(checkpoints)
     stack.__dict__.update(stack_tools.resume(Path(stack.home), say=print).__dict__)
 
-    c, run = _one_resumed_run(stack, dag_id, "fault_restart")
+    c, run = _one_resumed_run(stack, dag_id, "fault_restart", before)
     assert int(run.data.tags["mlops.resumed_from_step"]) == crashed_at > first
     everything = c.search_runs([e.experiment_id for e in c.search_experiments()])
     assert [r.info.run_name for r in everything if r.info.status == "RUNNING"] == []

@@ -58,7 +58,7 @@ def build_config(
         "run_key": key,
         # a retry of the same key resumes from here (the trainer's default is a local temp folder)
         "checkpoint_uri": storage.join(checkpoint_root, key) if checkpoint_root else None,
-        "run_name": f"{pipeline} {window.label}",
+        "run_name": f"{pipeline} train {window.label}",
         "data": {"uris": partition_uris(data_uri, window), "format": data_format},
         "tags": tags,
     }

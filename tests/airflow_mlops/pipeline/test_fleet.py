@@ -197,7 +197,7 @@ def test_the_yaml_is_what_airflow_shows_and_no_machine_path_leaks(tmp_path):
         assert "Spec: `team/fleet_0000.yaml`" in dag.doc_md
         assert str(tmp_path) not in dag.doc_md
         assert str(tmp_path) not in (dag.description or "")
-        assert dag.description.startswith("fleet_0000 (tabular classification model)")
+        assert dag.description.startswith("fleet_0000 (tabular classification model, ")  # model, schedule: what it does
     assert str(tmp_path) not in stub.read_text()
 
 

@@ -1,0 +1,444 @@
+"""The plugin's web app, mounted in the Airflow API server at ``/mlops`` (no extra service).
+
+Every route answers 401 without an Airflow login (the UI's cookie or a Bearer token) and checks the user's
+right to read the DAGs of the pipeline it shows:
+
+- ``/mlops/``                                  the MLOps view: every pipeline, its champion and challenger
+- ``/mlops/pipelines/<name>``                  versions with aliases and test results, the drift decisions
+                                               over time as a chart per feature with its threshold, live
+                                               metrics per version, links to every report and MLflow page
+- ``/mlops/mlflow/runs/<id>``                   an MLflow run (params, metrics, tags, artifacts) for a local
+- ``/mlops/mlflow/runs/<id>/artifacts/<path>``  store that has no MLflow UI; reports open from here
+- ``/mlops/mlflow/models/<name>/versions/<v>``
+- ``/mlops/reports/<dag>/<run>/<task>/<name>``  a report a task stored (validation), found through the
+                                               task's XCom, never through a path in the URL
+
+Pages are server-rendered HTML in Airflow's colours (light and dark), small enough for 100 pipelines: the
+index costs one MLflow search; a pipeline page a handful.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+
+from airflow_mlops.links.mlflow import REPORT_XCOM_PREFIX
+
+log = logging.getLogger(__name__)
+
+
+async def _user(request: Request) -> Any:
+    from airflow.api_fastapi.core_api.security import get_user
+    from fastapi.security import HTTPAuthorizationCredentials
+
+    header = request.headers.get("authorization", "")
+    credentials = None
+    if header.lower().startswith("bearer "):
+        credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=header[7:])
+    return await get_user(request, None, credentials)
+
+
+User = Annotated[Any, Depends(_user)]
+
+app = FastAPI(title="airflow-mlops", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+def _can_read_dag(user: Any, dag_id: str) -> bool:
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+
+    return bool(get_auth_manager().is_authorized_dag(method="GET", details=DagDetails(id=dag_id), user=user))
+
+
+def _pipeline_dag(name: str) -> str:
+    """The DAG whose readers may read a pipeline's models: its training DAG (``<name>__train``)."""
+    return f"{name}__train"
+
+
+def _require_pipeline(user: Any, name: str) -> None:
+    if not _can_read_dag(user, _pipeline_dag(name)):
+        raise HTTPException(status_code=403, detail=f"no read access to the DAGs of pipeline {name}")
+
+
+class _Mlflow:
+    """An MLflow client on the ``mlflow_default`` connection, for one request."""
+
+    def __enter__(self) -> Any:
+        from airflow_mlops.hooks.mlflow import MlflowHook
+
+        self.hook = MlflowHook()
+        self._cm = self.hook.configured()
+        return self._cm.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._cm.__exit__(*exc)
+
+
+# -- page chrome ------------------------------------------------------------------------------------------
+
+_CSS = """
+:root { color-scheme: light dark; --fg:#1a202c; --muted:#4a5568; --bg:#ffffff; --panel:#f7fafc; --line:#e2e8f0;
+  --accent:#017cee; --ok:#38a169; --bad:#e53e3e; --warn:#dd6b20; }
+@media (prefers-color-scheme: dark) { :root { --fg:#e2e8f0; --muted:#a0aec0; --bg:#1a202c; --panel:#2d3748;
+  --line:#4a5568; --accent:#63b3ed; } }
+body { font: 14px/1.45 Inter, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg);
+  background: var(--bg); margin: 0; padding: 16px 24px; }
+h1 { font-size: 20px; margin: 0 0 12px; } h2 { font-size: 16px; margin: 24px 0 8px; }
+a { color: var(--accent); text-decoration: none; } a:hover { text-decoration: underline; }
+table { border-collapse: collapse; width: 100%; margin: 4px 0 12px; }
+th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { color: var(--muted); font-weight: 600; background: var(--panel); }
+.badge { display: inline-block; padding: 0 8px; border-radius: 10px; font-size: 12px; border: 1px solid var(--line); }
+.champion { background: #c6f6d5; color: #22543d; } .challenger { background: #fefcbf; color: #744210; }
+.pass { color: var(--ok); } .fail { color: var(--bad); } .drift { color: var(--warn); font-weight: 600; }
+.muted { color: var(--muted); } .charts { display: flex; flex-wrap: wrap; gap: 16px; }
+figure { margin: 0; padding: 8px; border: 1px solid var(--line); border-radius: 6px; background: var(--panel); }
+figcaption { font-size: 12px; color: var(--muted); }
+pre { background: var(--panel); padding: 8px; overflow-x: auto; }
+"""
+
+
+def _page(title: str, body: str) -> HTMLResponse:
+    return HTMLResponse(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_CSS}</style></head><body>{body}</body></html>"
+    )
+
+
+def _table(header: list[str], rows: list[list[str]], empty: str = "none yet") -> str:
+    if not rows:
+        return f"<p class='muted'>{html.escape(empty)}</p>"
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _a(href: str, text: str) -> str:
+    """A link: the app's own pages open in place (inside the UI's frame), other sites in a new tab."""
+    target = " target='_blank' rel='noopener'" if href.startswith(("http://", "https://")) else ""
+    return f"<a href='{html.escape(href, quote=True)}'{target}>{html.escape(text)}</a>"
+
+
+def _base(request: Request) -> str:
+    """Where this app is mounted (``/mlops``), for links between its pages."""
+    return (request.scope.get("root_path") or "/mlops").rstrip("/")
+
+
+# -- the MLOps view ---------------------------------------------------------------------------------------
+
+
+@app.get("/", response_class=HTMLResponse)
+def index(request: Request, user: User) -> HTMLResponse:
+    from airflow_mlops.tracking import registry
+
+    root = _base(request)
+    rows = []
+    with _Mlflow() as c:
+        models = c.search_registered_models(max_results=1000)
+    for m in sorted(models, key=lambda m: m.name):
+        if not _can_read_dag(user, _pipeline_dag(m.name)):
+            continue
+        aliases = dict(getattr(m, "aliases", {}) or {})
+        latest = max((int(v.version) for v in (m.latest_versions or [])), default=None)
+        rows.append([
+            _a(f"{root}/pipelines/{quote(m.name)}", m.name),
+            _version_cell(root, m.name, aliases.get(registry.CHAMPION)),
+            _version_cell(root, m.name, aliases.get(registry.CHALLENGER)),
+            html.escape(f"v{latest}" if latest else "–"),
+            html.escape((m.description or "").splitlines()[0] if m.description else ""),
+        ])  # fmt: skip
+    body = (
+        "<h1>MLOps</h1><p class='muted'>Registered models of the pipelines you can read. Open one for its "
+        "versions, model tests, drift decisions and live metrics.</p>"
+        + _table(["pipeline", "champion", "challenger", "latest", "description"], rows, "no registered model yet")
+    )
+    return _page("MLOps", body)
+
+
+def _version_cell(root: str, name: str, version: Any) -> str:
+    if not version:
+        return "<span class='muted'>–</span>"
+    return _a(f"{root}/mlflow/models/{quote(name)}/versions/{version}", f"v{version}")
+
+
+@app.get("/pipelines/{name}", response_class=HTMLResponse)
+def pipeline(request: Request, name: str, user: User) -> HTMLResponse:
+    name = name.split("__", 1)[0]  # the DAG tab passes a generated DAG's id: <pipeline>__<kind>
+    _require_pipeline(user, name)
+    from airflow_mlops.tracking import registry
+
+    root = _base(request)
+    with _Mlflow() as c:
+        versions = sorted(c.search_model_versions(f"name = '{name}'"), key=lambda v: -int(v.version))
+        aliases: dict[str, list[str]] = {}
+        try:
+            for alias, version in (c.get_registered_model(name).aliases or {}).items():
+                aliases.setdefault(str(version), []).append(alias)
+        except Exception:
+            pass
+        drift = _runs(c, f"{registry.experiment_name(name)}/drift", 90)
+        live = _runs(c, f"{registry.experiment_name(name)}/live", 30)
+    version_rows = []
+    for v in versions:
+        tags = v.tags or {}
+        badges = "".join(f"<span class='badge {a}'>{html.escape(a)}</span> " for a in aliases.get(str(v.version), []))
+        tests = tags.get("mlops.tests", "")
+        verdict = f"<span class='{'pass' if tests == 'passed' else 'fail'}'>{html.escape(tests)}</span>" if tests else ""
+        metrics = _metrics_text(tags.get("mlops.test_metrics"))
+        links = [_a(f"{root}/mlflow/models/{quote(name)}/versions/{v.version}", "version")]
+        if v.run_id:
+            links += [
+                _a(f"{root}/mlflow/runs/{v.run_id}", "run"),
+                _a(f"{root}/mlflow/runs/{v.run_id}/artifacts/tests/report.html", "test report"),
+            ]
+        version_rows.append([
+            f"v{v.version} {badges}", html.escape(_window(tags)), verdict, html.escape(metrics),
+            html.escape(tags.get("mlops.promotion_decision", "")[:200]), " · ".join(links),
+        ])  # fmt: skip
+    decisions = []
+    for r in drift[:30]:
+        status = r.data.tags.get("mlops.drift_status", "")
+        decisions.append([
+            html.escape(r.info.run_name or ""), f"<span class='{'drift' if status == 'drift' else ''}'>{html.escape(status)}</span>",
+            html.escape(f"{r.data.metrics.get('drift_share', 0):.2f}"),
+            _a(f"{root}/mlflow/runs/{r.info.run_id}/artifacts/drift/report.html", "drift report"),
+        ])  # fmt: skip
+    pending = [r for r in drift if r.data.tags.get("mlops.drift_status") == "drift"][:10]
+    live_rows = []
+    for r in live[:30]:
+        for key, value in sorted(r.data.metrics.items()):
+            live_rows.append([html.escape(r.info.run_name or ""), html.escape(key), f"{value:.4f}"])
+    body = (
+        f"<p>{_a(root + '/', '← MLOps')}</p><h1>{html.escape(name)}</h1>"
+        + "<h2>Model versions</h2>"
+        + _table(["version", "data window", "tests", "test metrics", "decision", "links"], version_rows, "no version yet")
+        + "<h2>Drift over time</h2>" + _charts(drift)
+        + "<h2>Drift decisions</h2>" + _table(["run", "status", "drift share", "report"], decisions, "no drift check yet")
+        + "<h2>Drift reports with drift</h2>"
+        + _table(["run", "report"], [[html.escape(r.info.run_name or ""), _a(f"{root}/mlflow/runs/{r.info.run_id}/artifacts/drift/report.html", "open")] for r in pending], "none")
+        + "<h2>Live metrics</h2>" + _table(["window", "metric (per version)", "value"], live_rows, "no labelled window yet")
+    )  # fmt: skip
+    return _page(f"MLOps: {name}", body)
+
+
+def _runs(c: Any, experiment: str, limit: int) -> list[Any]:
+    exp = c.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    return list(c.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=limit))
+
+
+def _window(tags: dict[str, str]) -> str:
+    start, end = tags.get("mlops.window_start", ""), tags.get("mlops.window_end", "")
+    return f"{start[:10]} → {end[:10]}" if start else ""
+
+
+def _metrics_text(raw: str | None) -> str:
+    try:
+        metrics = json.loads(raw or "{}")
+    except ValueError:
+        return ""
+    return ", ".join(f"{k}={float(v):.3f}" for k, v in sorted(metrics.items()) if isinstance(v, (int, float)))
+
+
+def _charts(drift_runs: list[Any]) -> str:
+    """One small SVG line chart per feature: its drift score per check (oldest left) and its threshold."""
+    runs = list(reversed(drift_runs))
+    if not runs:
+        return "<p class='muted'>no drift check yet</p>"
+    features = sorted({k[len("score_"):] for r in runs for k in r.data.metrics if k.startswith("score_")})
+    thresholds = {}
+    for r in runs:
+        try:
+            thresholds.update(json.loads(r.data.tags.get("mlops.drift_thresholds") or "{}"))
+        except ValueError:
+            pass
+    figures = []
+    w, h, pad = 260, 110, 24
+    for feature in features:
+        points = [(i, r.data.metrics.get(f"score_{feature}")) for i, r in enumerate(runs)]
+        values = [v for _, v in points if v is not None]
+        threshold = thresholds.get(feature)
+        top = max(values + ([threshold] if threshold else []) + [1e-9]) * 1.15
+
+        def xy(i: int, v: float, top: float = top) -> tuple[float, float]:
+            x = pad + (w - 2 * pad) * (i / max(len(runs) - 1, 1))
+            return x, h - pad - (h - 2 * pad) * (v / top)
+        line = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(i, v) for i, v in points if v is not None))
+        dots = "".join(
+            f"<circle cx='{x:.1f}' cy='{y:.1f}' r='2.5' fill='{'#e53e3e' if threshold and v > threshold else '#017cee'}'>"
+            f"<title>{html.escape(runs[i].info.run_name or '')}: {v:.3f}</title></circle>"
+            for i, v in points if v is not None for x, y in [xy(i, v)]
+        )  # fmt: skip
+        limit = ""
+        if threshold:
+            _, ty = xy(0, threshold)
+            limit = (f"<line x1='{pad}' x2='{w - pad}' y1='{ty:.1f}' y2='{ty:.1f}' stroke='#dd6b20' stroke-dasharray='4 3'>"
+                     f"<title>threshold {threshold}</title></line>")  # fmt: skip
+        figures.append(
+            f"<figure data-feature='{html.escape(feature, quote=True)}'><svg width='{w}' height='{h}' role='img' "
+            f"aria-label='drift of {html.escape(feature, quote=True)}'>{limit}"
+            f"<polyline points='{line}' fill='none' stroke='#017cee' stroke-width='1.5'/>{dots}</svg>"
+            f"<figcaption>{html.escape(feature)}: score per check"
+            f"{f', threshold {threshold}' if threshold else ''}</figcaption></figure>"
+        )
+    return f"<div class='charts'>{''.join(figures)}</div>"
+
+
+# -- MLflow pages for a store without an MLflow UI ---------------------------------------------------------
+
+
+def _run_pipeline(run: Any) -> str:
+    return run.data.tags.get("mlops.pipeline") or _experiment_pipeline(run)
+
+
+def _experiment_pipeline(run: Any) -> str:
+    with _Mlflow() as c:
+        name = c.get_experiment(run.info.experiment_id).name
+    return name.removeprefix("airflow-mlops/").split("/", 1)[0]
+
+
+@app.get("/mlflow/runs/{run_id}", response_class=HTMLResponse)
+def mlflow_run(request: Request, run_id: str, user: User) -> HTMLResponse:
+    root = _base(request)
+    with _Mlflow() as c:
+        run = _get_run(c, run_id)
+        _require_pipeline(user, _run_pipeline(run))
+        artifacts = _list_artifacts(c, run_id)
+    rows = lambda d: [[html.escape(k), html.escape(str(v))] for k, v in sorted(d.items())]  # noqa: E731
+    files = [[_a(f"{root}/mlflow/runs/{run_id}/artifacts/{quote(p)}", p), str(size or "")] for p, size in artifacts]
+    body = (
+        f"<h1>MLflow run {html.escape(run.info.run_name or run_id)}</h1>"
+        f"<p class='muted'>run {html.escape(run_id)} · status {html.escape(run.info.status)}</p>"
+        "<h2>Metrics</h2>" + _table(["metric", "value"], rows(run.data.metrics))
+        + "<h2>Parameters</h2>" + _table(["parameter", "value"], rows(run.data.params))
+        + "<h2>Artifacts</h2>" + _table(["file", "bytes"], files)
+        + "<h2>Tags</h2>" + _table(["tag", "value"], rows({k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.log-model")}))
+    )  # fmt: skip
+    return _page(f"MLflow run {run_id}", body)
+
+
+def _get_run(c: Any, run_id: str) -> Any:
+    try:
+        return c.get_run(run_id)
+    except Exception as err:
+        raise HTTPException(status_code=404, detail=f"no MLflow run {run_id}") from err
+
+
+def _list_artifacts(c: Any, run_id: str, path: str | None = None, depth: int = 0) -> list[tuple[str, int | None]]:
+    out: list[tuple[str, int | None]] = []
+    for f in c.list_artifacts(run_id, path):
+        if f.is_dir and depth < 3:
+            out += _list_artifacts(c, run_id, f.path, depth + 1)
+        elif not f.is_dir:
+            out.append((f.path, f.file_size))
+    return out[:500]
+
+
+_TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json", ".png": "image/png",
+          ".txt": "text/plain; charset=utf-8", ".yaml": "text/plain; charset=utf-8", ".md": "text/plain; charset=utf-8"}  # fmt: skip
+
+
+def _media_type(path: str) -> str:
+    suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path else ""
+    return _TYPES.get(suffix, "application/octet-stream")
+
+
+@app.get("/mlflow/runs/{run_id}/artifacts/{path:path}")
+def mlflow_artifact(run_id: str, path: str, user: User) -> Response:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    if ".." in path.split("/"):
+        raise HTTPException(status_code=400, detail="artifact paths are relative to the run")
+    with _Mlflow() as c:
+        run = _get_run(c, run_id)
+        _require_pipeline(user, _run_pipeline(run))
+        folder = tempfile.mkdtemp(prefix="mlops-artifact-")
+        try:
+            local = c.download_artifacts(run_id, path, folder)
+            if Path(local).is_dir():
+                raise HTTPException(status_code=404, detail=f"{path} is a folder of run {run_id}")
+            data = Path(local).read_bytes()
+        except HTTPException:
+            raise
+        except Exception as err:
+            raise HTTPException(status_code=404, detail=f"run {run_id} has no artifact {path}") from err
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return Response(content=data, media_type=_media_type(path))
+
+
+@app.get("/mlflow/models/{name}/versions/{version}", response_class=HTMLResponse)
+def mlflow_version(request: Request, name: str, version: str, user: User) -> HTMLResponse:
+    _require_pipeline(user, name)
+    root = _base(request)
+    with _Mlflow() as c:
+        try:
+            v = c.get_model_version(name, version)
+            aliases = [a for a, n in (c.get_registered_model(name).aliases or {}).items() if str(n) == str(version)]
+        except Exception as err:
+            raise HTTPException(status_code=404, detail=f"no version {version} of model {name}") from err
+    badges = "".join(f"<span class='badge {a}'>{html.escape(a)}</span> " for a in aliases)
+    links = [_a(f"{root}/pipelines/{quote(name)}", "pipeline")]
+    if v.run_id:
+        links += [_a(f"{root}/mlflow/runs/{v.run_id}", "training run"),
+                  _a(f"{root}/mlflow/runs/{v.run_id}/artifacts/tests/report.html", "model test report")]  # fmt: skip
+    tags = [[html.escape(k), html.escape(str(val))] for k, val in sorted((v.tags or {}).items())]
+    body = (
+        f"<h1>{html.escape(name)} version {html.escape(str(version))} {badges}</h1>"
+        f"<p class='muted'>status {html.escape(str(v.status))} · {' · '.join(links)}</p>"
+        "<h2>Tags</h2>" + _table(["tag", "value"], tags)
+    )
+    return _page(f"{name} v{version}", body)
+
+
+# -- reports stored by tasks ---------------------------------------------------------------------------------
+
+
+@app.get("/reports/{dag_id}/{run_id}/{task_id}/{name}")
+def task_report(dag_id: str, run_id: str, task_id: str, name: str, user: User) -> Response:
+    """A report a task stored (its URI is in the task's XCom ``mlops_report_<name>``), for readers of the DAG."""
+    if not _can_read_dag(user, dag_id):
+        raise HTTPException(status_code=403, detail=f"no read access to DAG {dag_id}")
+    uri = _report_uri(dag_id, run_id, task_id, name)
+    if not uri:
+        raise HTTPException(status_code=404, detail=f"{task_id} of {dag_id} run {run_id} stored no {name} report")
+    from airflow_mlops import storage
+
+    try:
+        data = storage.read_bytes(uri)
+    except (FileNotFoundError, OSError) as err:
+        raise HTTPException(status_code=404, detail=f"the {name} report of {task_id} is gone from its store") from err
+    return Response(content=data, media_type=_media_type(uri))
+
+
+def _report_uri(dag_id: str, run_id: str, task_id: str, name: str) -> str | None:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = (
+            session.query(XComModel.value)
+            .filter(
+                XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.task_id == task_id,
+                XComModel.key == REPORT_XCOM_PREFIX + name, XComModel.map_index == -1,
+            )
+            .first()
+        )  # fmt: skip
+    if row is None:
+        return None
+    value = row[0]
+    if isinstance(value, (bytes, str)):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass
+    return value if isinstance(value, str) else None

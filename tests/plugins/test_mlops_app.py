@@ -1,0 +1,125 @@
+"""The plugin's app inside the real Airflow API app (SimpleAuthManager, the metadata DB, an MLflow store)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+NAME = "viewchurn"
+
+
+@pytest.fixture
+def api(tmp_path, mlflow_uri, monkeypatch):
+    """The Airflow API app as ``airflow api-server`` serves it, and a logged-in user's token."""
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text(json.dumps({"admin": "s3cret-pw"}))
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(passwords))
+    # no ui_url: a local store has no MLflow UI, so the links go to the plugin's own MLflow pages
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps({"conn_type": "mlflow", "extra": {"tracking_uri": mlflow_uri}})
+    )
+    from airflow.api_fastapi.app import create_app, purge_cached_app
+    from fastapi.testclient import TestClient
+
+    purge_cached_app()
+    client = TestClient(create_app("all"))
+    done = client.post("/auth/token", json={"username": "admin", "password": "s3cret-pw"})
+    assert done.status_code in (200, 201), done.text
+    yield client, done.json()["access_token"]
+    purge_cached_app()
+
+
+def _models(mlflow_uri: str) -> dict:
+    """A model with two versions (champion, challenger), each with its model-test report, and three drift
+    checks logged the way the drift sensor logs them."""
+    from mlflow.tracking import MlflowClient
+
+    from airflow_mlops.operations.monitoring import _log_to_mlflow
+    from airflow_mlops.tracking import registry
+
+    c = MlflowClient(mlflow_uri, mlflow_uri)
+    exp = registry.ensure_experiment(c, registry.experiment_name(NAME))
+    c.create_registered_model(NAME)
+    runs = []
+    for i, auc in enumerate((0.81, 0.84)):
+        run = c.create_run(exp, run_name=f"{NAME} train 2026-01-0{i + 1}", tags={"mlops.pipeline": NAME})
+        c.log_metric(run.info.run_id, "roc_auc", auc)
+        c.log_text(run.info.run_id, f"<html><h1>Model tests v{i + 1}</h1></html>", "tests/report.html")
+        c.set_terminated(run.info.run_id)
+        c.create_model_version(
+            NAME, f"{run.info.artifact_uri}/model", run.info.run_id,
+            tags={"mlops.tests": "passed", "mlops.test_metrics": json.dumps({"roc_auc": auc}),
+                  "mlops.window_start": f"2026-01-0{i + 1}T00:00:00+00:00"},
+        )  # fmt: skip
+        runs.append(run.info.run_id)
+    c.set_registered_model_alias(NAME, registry.CHAMPION, "1")
+    c.set_registered_model_alias(NAME, registry.CHALLENGER, "2")
+    drift_runs = []
+    for day, score in (("2026-01-20", 0.03), ("2026-01-21", 0.04), ("2026-01-22", 0.31)):
+        report = {
+            "status": "drift" if score > 0.1 else "no_drift", "drift_share": 0.5 if score > 0.1 else 0.0,
+            "current_profile": f"/artifacts/{NAME}/profiles/{day}/abc.bin", "champion_version": "1",
+            "features": [{"feature": "age", "score": score, "threshold": 0.1}, {"feature": "plan", "score": 0.02, "threshold": 0.08}],
+        }  # fmt: skip
+        drift_runs.append(_log_to_mlflow(c, NAME, report, f"<html><h1>Drift {day}</h1></html>", None, None))
+    return {"runs": runs, "drift_runs": drift_runs}
+
+
+def test_every_page_needs_a_login(api, mlflow_uri):
+    client, _ = api
+    made = _models(mlflow_uri)
+    for path in ("/mlops/", f"/mlops/pipelines/{NAME}", f"/mlops/mlflow/runs/{made['runs'][0]}",
+                 f"/mlops/mlflow/runs/{made['runs'][0]}/artifacts/tests/report.html",
+                 f"/mlops/mlflow/models/{NAME}/versions/1", "/mlops/reports/d/r/t/validation"):  # fmt: skip
+        assert client.get(path).status_code == 401, path
+
+
+def test_the_view_lists_versions_aliases_tests_and_a_drift_chart_per_feature(api, mlflow_uri):
+    client, token = api
+    made = _models(mlflow_uri)
+    auth = {"Authorization": f"Bearer {token}"}
+
+    index = client.get("/mlops/", headers=auth)
+    assert index.status_code == 200
+    assert f"/mlops/pipelines/{NAME}" in index.text
+    assert f"/mlops/mlflow/models/{NAME}/versions/1" in index.text  # the champion's cell
+
+    page = client.get(f"/mlops/pipelines/{NAME}", headers=auth)
+    assert page.status_code == 200
+    assert "champion</span>" in page.text
+    assert "challenger</span>" in page.text
+    assert "roc_auc=0.840" in page.text
+    assert page.text.count("<figure data-feature=") == 2  # age and plan
+    assert "threshold 0.1" in page.text  # the age chart draws its threshold
+    assert f"{NAME} drift 2026-01-22 vs v1" in page.text  # drift runs are named by pipeline, kind and day
+    assert client.get(f"/mlops/pipelines/{NAME}__train", headers=auth).text == page.text  # the DAG tab's URL
+
+    report = client.get(f"/mlops/mlflow/runs/{made['drift_runs'][-1]}/artifacts/drift/report.html", headers=auth)
+    assert report.status_code == 200
+    assert "Drift 2026-01-22" in report.text
+    assert report.headers["content-type"].startswith("text/html")
+    tests = client.get(f"/mlops/mlflow/runs/{made['runs'][1]}/artifacts/tests/report.html", headers=auth)
+    assert tests.status_code == 200
+    assert "Model tests v2" in tests.text
+    run = client.get(f"/mlops/mlflow/runs/{made['runs'][1]}", headers=auth)
+    assert run.status_code == 200
+    assert "roc_auc" in run.text
+    assert "tests/report.html" in run.text
+    version = client.get(f"/mlops/mlflow/models/{NAME}/versions/2", headers=auth)
+    assert version.status_code == 200
+    assert "challenger" in version.text
+
+    assert client.get(f"/mlops/mlflow/runs/{made['runs'][1]}/artifacts/nothing.html", headers=auth).status_code == 404
+    assert client.get(f"/mlops/mlflow/runs/{made['runs'][1]}/artifacts/../x", headers=auth).status_code in (400, 404)
+    assert client.get(f"/mlops/mlflow/models/{NAME}/versions/9", headers=auth).status_code == 404
+
+
+def test_a_task_report_is_found_through_the_tasks_xcom_only(api, tmp_path):
+    """The report route reads the URI the task stored; a run without one is a 404, never a path lookup."""
+    client, token = api
+    auth = {"Authorization": f"Bearer {token}"}
+    assert client.get("/mlops/reports/some_dag/run1/validate/validation", headers=auth).status_code == 404

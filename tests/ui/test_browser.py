@@ -1,0 +1,228 @@
+"""The Airflow UI in a real browser (Playwright on Debian's chromium) against a real ``airflow standalone``
+(scheduler, dag-processor, triggerer, API server) over a demo state: a trained champion, a drift check on a
+drifted day, and a training window whose validation failed. Screenshots go to the test's output folder.
+
+What on-call does: log in, open the failed validation's log (the failed check is in its first lines), open each
+extra link (MLflow run, model version, model-test report, drift report, validation report: HTTP 200 with the
+expected content), and open the MLOps view (the versions, the drift chart)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+
+PIPELINE = "demo_churn"
+PASSWORD = "on-call-pw"
+BAD_DAY = "2026-01-20"
+
+
+def _airflow(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("airflow")), *args], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    return done.stdout
+
+
+def _runs(env: dict[str, str], dag_id: str) -> list[dict]:
+    out = _airflow(env, "dags", "list-runs", dag_id, "-o", "json")
+    for line in reversed(out.splitlines()):  # the JSON, after any log lines
+        if line.startswith("["):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+    return []
+
+
+def _wait(what: str, condition, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(3)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _finished(env: dict[str, str], dag_id: str, n: int) -> list[dict]:
+    runs = _runs(env, dag_id)
+    return runs if len(runs) >= n and all(r["state"] in ("success", "failed") for r in runs) else []
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """``airflow standalone`` on the embedded default with the demo data, after: one training week (champion
+    v1), the drift monitor on a drifted day, and a training window whose validation fails on a damaged day."""
+    from airflow_mlops.tools.demo import generate
+    from airflow_mlops.tools.quickstart import TRAIN_FROM, demo_env, free_port, stop_process_tree
+
+    home = tmp_path_factory.mktemp("ui")
+    port = free_port(18180)  # not 8793/8794: the log servers of the scheduler and triggerer
+    passwords = home / "passwords.json"
+    passwords.write_text(json.dumps({"admin": PASSWORD}))
+    env = {
+        **os.environ, **demo_env(home, port),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+    }  # fmt: skip
+    (home / "airflow").mkdir(exist_ok=True)
+    (home / "mlflow").mkdir(exist_ok=True)
+    generate(str(home / "data"))
+    _airflow(env, "db", "migrate")
+    _airflow(env, "dags", "reserialize")
+    log = (home / "standalone.log").open("w")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("airflow")), "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        base = f"http://localhost:{port}"
+
+        def healthy() -> bool:
+            try:
+                with urllib.request.urlopen(f"{base}/api/v2/monitor/health", timeout=5) as resp:
+                    return json.load(resp).get("scheduler", {}).get("status") == "healthy"
+            except (OSError, ValueError):
+                return False
+
+        _wait("Airflow to be healthy", healthy, 240)
+        train, monitor = f"{PIPELINE}__train", f"{PIPELINE}__drift_monitor"
+        _airflow(env, "backfill", "create", "--dag-id", train, "--from-date", TRAIN_FROM, "--to-date", TRAIN_FROM)
+        (good,) = _wait("the training week", lambda: _finished(env, train, 1), 600)
+        assert good["state"] == "success"
+        _airflow(env, "backfill", "create", "--dag-id", monitor, "--from-date", "2026-01-23", "--to-date", "2026-01-23")
+        (drifted,) = _wait("the drift check", lambda: _finished(env, monitor, 1), 600)
+        assert drifted["state"] == "success"
+        part = home / "data" / PIPELINE / f"date={BAD_DAY}" / "part-0.parquet"
+        pd.read_parquet(part).assign(monthly_charges=float("nan")).to_parquet(part)
+        _wait("the first backfill to close", lambda: _try_backfill(env, train, "2026-01-18"), 180)
+        runs = _wait("the damaged window", lambda: _finished(env, train, 2), 600)
+        (bad,) = [r for r in runs if r["run_id"] != good["run_id"]]
+        assert bad["state"] == "failed"
+        yield {"base": base, "env": env, "home": home, "good": good, "bad": bad, "drifted": drifted}
+    finally:
+        stop_process_tree(proc)
+        log.close()
+
+
+def _try_backfill(env: dict[str, str], dag_id: str, day: str) -> bool:
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("airflow")), "backfill", "create", "--dag-id", dag_id,
+         "--from-date", day, "--to-date", day], env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0 or "AlreadyRunningBackfill" in done.stdout + done.stderr, done.stderr[-2000:]
+    return done.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def browser(demo, tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    shots = tmp_path_factory.mktemp("screenshots")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True, args=["--no-sandbox"])
+        page = chromium.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(demo["base"] + "/")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(lambda url: "login" not in url, timeout=60_000)
+        yield page, shots
+        chromium.close()
+
+
+def _task_path(dag_id: str, run_id: str, task_id: str) -> str:
+    from urllib.parse import quote
+
+    return f"/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{task_id}"
+
+
+def test_a_failed_validations_log_opens_with_the_failed_check(demo, browser):
+    page, shots = browser
+    run_id = demo["bad"]["run_id"]
+    page.goto(demo["base"] + _task_path(f"{PIPELINE}__train", run_id, "validate_data"))
+    failed = page.get_by_text("FAILED: data validation failed").first
+    failed.wait_for(timeout=60_000)
+    # the log view follows the end of the log: back to its top, where on-call starts reading
+    page.evaluate("document.querySelectorAll('*').forEach(e => { if (e.scrollHeight > e.clientHeight) e.scrollTop = 0 })")
+    from playwright.sync_api import expect
+
+    expect(failed).to_be_in_viewport()
+    page.screenshot(path=str(shots / "failed-validation-log.png"), full_page=True)
+
+    # the same log through the API the UI reads: the block comes right after Airflow's own preamble
+    response = page.request.get(
+        f"{demo['base']}/api/v2/dags/{PIPELINE}__train/dagRuns/{run_id}/taskInstances/validate_data/logs/1",
+        headers={"Accept": "application/json"},
+    )  # fmt: skip
+    assert response.status == 200
+    lines = []
+    for entry in response.json()["content"]:
+        lines += str(entry.get("event", "")).splitlines() if isinstance(entry, dict) else str(entry).splitlines()
+    preamble_end = max(i for i, line in enumerate(lines) if "::endgroup::" in line and i < _first(lines, "FAILED:"))
+    opening = lines[preamble_end + 1 : preamble_end + 16]
+    assert opening[0].startswith("FAILED: data validation failed for demo_churn window")
+    assert any(" ".join(line.split()).startswith(f"null fraction monthly_charges {BAD_DAY}") for line in opening)
+    assert any(line.startswith("next: no retry") for line in opening)
+    assert any(line.startswith("fix: ") for line in opening)
+    assert any(line.startswith("Validation report: http://") for line in opening)
+
+
+def _first(lines: list[str], text: str) -> int:
+    return next(i for i, line in enumerate(lines) if text in line)
+
+
+@pytest.mark.parametrize(
+    ("kind", "task", "label", "expected"),
+    [
+        ("good", "train_model", "MLflow run", "MLflow run demo_churn train"),
+        ("good", "register_model", "Model version", "demo_churn version 1"),
+        ("good", "test_model", "Model test report", "Model tests"),
+        ("drifted", "detect_drift", "Drift report", "Drift of demo_churn"),
+        ("bad", "validate_data", "Validation report", "Validation failed"),
+    ],
+)  # fmt: skip
+def test_each_extra_link_opens_over_http(demo, browser, kind, task, label, expected):
+    page, shots = browser
+    dag_id = f"{PIPELINE}__drift_monitor" if kind == "drifted" else f"{PIPELINE}__train"
+    page.goto(demo["base"] + _task_path(dag_id, demo[kind]["run_id"], task) + "/details")
+    link = page.get_by_role("link", name=label).or_(page.get_by_role("button", name=label)).first
+    link.wait_for(timeout=60_000)
+    html = link.evaluate("e => e.outerHTML")
+    pages = len(page.context.pages)
+    link.click()
+    _wait(f"the {label} link to open ({html})", lambda: len(page.context.pages) > pages or not page.url.startswith(demo["base"] + "/dags/"), 30)
+    tab = page.context.pages[-1]
+    tab.wait_for_load_state()
+    assert tab.url.startswith("http://"), tab.url
+    response = page.request.get(tab.url)
+    assert response.status == 200, (tab.url, response.status)
+    assert expected in tab.content()
+    tab.screenshot(path=str(shots / f"link-{task}.png"), full_page=True)
+    if tab is not page:
+        tab.close()
+
+
+def test_the_mlops_view_shows_versions_and_the_drift_chart(demo, browser):
+    page, shots = browser
+    page.goto(demo["base"] + "/plugin/mlops")
+    frame = page.frame_locator("iframe")
+    frame.get_by_role("link", name=PIPELINE).click()
+    frame.get_by_text("Model versions").wait_for(timeout=60_000)
+    assert frame.locator("span.badge.champion").count() >= 1
+    assert frame.locator("figure[data-feature=monthly_charges] svg polyline").count() == 1
+    assert frame.get_by_text(f"{PIPELINE} drift 2026-01-23 vs v1").count() >= 1
+    page.screenshot(path=str(shots / "mlops-view.png"), full_page=True)
