@@ -154,9 +154,11 @@ class WaitingSensor(Alerting, BaseSensorOperator):
         )
         if self.on_timeout == "skip":
             block = failure_block(
-                headline, next_step="no retry: this task and its downstream tasks are skipped (on_timeout=skip), "
-                "the run still ends green", fix=fix, skipped=downstream(self),
+                headline, next_step="this task and its downstream tasks are skipped (on_timeout=skip) and the run "
+                "ends green", fix=fix, skipped=downstream(self),
             ).replace("FAILED: ", "SKIPPED: ", 1)  # fmt: skip
+            if not self.alerts:
+                block += "\nalert: none sent (no alerts routes): add one to the spec so a missing day reaches a person"
             self.log.warning("%s", block)
             if context is not None:
                 self.alert(context, "sensor_timed_out", block)

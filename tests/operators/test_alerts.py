@@ -181,3 +181,37 @@ def test_a_failed_quality_gate_opens_its_log_and_its_alert_with_the_failed_check
     assert "Validation report: http://" in body
     assert "/mlops/reports/alert_quality_gate/" in body
     assert post["text"] == body
+
+
+def test_a_specs_alerts_reach_every_task_of_its_dags(tmp_path):
+    """The spec's routes go to every airflow-mlops operator and sensor (through default_args) and every task
+    gets the failure callback; a spec without alerts adds neither."""
+    import yaml
+
+    from airflow_mlops.pipeline.factory import build_dags
+    from airflow_mlops.pipeline.spec import load_spec
+    from airflow_mlops.utils.alerts import Alerting, FailureAlert
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "dags" / "pipelines" / "demo_churn.yaml").read_text())
+    raw.pop("alerts", None)
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(yaml.safe_dump({**raw, "name": "plain"}))
+    raw["alerts"] = [{"kind": "slack", "conn_id": "alerts_slack"}, {"kind": "smtp", "to": ["oncall@example.com"]}]
+    alerted = tmp_path / "alerted.yaml"
+    alerted.write_text(yaml.safe_dump({**raw, "name": "alerted"}))
+
+    deciding = set()
+    for dag in build_dags(load_spec(alerted)).values():
+        for task in dag.tasks:
+            callbacks = task.on_failure_callback if isinstance(task.on_failure_callback, list) else [task.on_failure_callback]
+            assert any(isinstance(c, FailureAlert) for c in callbacks), task.task_id
+            if isinstance(task, Alerting):
+                assert [r["kind"] for r in task.alerts] == ["slack", "smtp"]
+                deciding.add(type(task).__name__)
+    # the tasks that decide what a person must hear of
+    assert {"DriftSensor", "PartitionCompleteSensor", "TriggerRetrainingOperator", "RegisterModelOperator",
+            "RollbackOperator", "LiveMetricsOperator"} <= deciding  # fmt: skip
+    for dag in build_dags(load_spec(plain)).values():
+        for task in dag.tasks:
+            assert not task.on_failure_callback
+            assert getattr(task, "alerts", []) == []

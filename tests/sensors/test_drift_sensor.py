@@ -168,4 +168,6 @@ def test_deferred_drift_sensor_resumes_on_the_trigger_event_and_decides(tmp_path
     assert report["status"] == "drift"
     assert report["drifted_features"] == ["x"]
     assert report["champion_version"] == "1"
-    assert ti.pushed["drift_report_url"].endswith("-drift-v1.html")
+    # the report logged with the drift run, opened over HTTP in the connection's MLflow UI
+    assert ti.pushed["drift_report_url"].endswith(f"/runs/{report['mlflow_run_id']}/artifacts/drift/report.html")
+    assert ti.pushed["drift_report_url"].startswith("http://")

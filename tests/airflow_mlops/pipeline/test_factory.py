@@ -63,7 +63,8 @@ def test_training_dag_registers_champion_with_lineage(dagbag, mlflow_uri, roots)
     assert t["mlops.code_version"].startswith("airflow-mlops==")
     assert t["airflow.dag_id"] == f"{NAME}__train"
     assert t["airflow.run_id"] == run.run_id
-    assert t["airflow.data_interval_start"].startswith("2026-01-11")
+    # the interval tags hold the data the version learned from (the window), not the run's schedule interval
+    assert t["airflow.data_interval_start"].startswith("2026-01-04")
     assert t["airflow.data_interval_end"].startswith("2026-01-18")
     assert t["mlops.window_start"].startswith("2026-01-04")
     assert len(t["mlops.model_sha256"]) == 64
