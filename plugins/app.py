@@ -169,12 +169,16 @@ def _version_cell(root: str, name: str, version: Any) -> str:
 
 @app.get("/pipelines/{name}", response_class=HTMLResponse)
 def pipeline(request: Request, name: str, user: User) -> HTMLResponse:
-    name = name.split("__", 1)[0]  # the DAG tab passes a generated DAG's id: <pipeline>__<kind>
-    _require_pipeline(user, name)
     from airflow_mlops.tracking import registry
+
+    if "'" in name or "\\" in name:  # never part of a model name; would break MLflow's filter syntax
+        raise HTTPException(status_code=404, detail=f"no pipeline {name}")
 
     root = _base(request)
     with _Mlflow() as c:
+        if "__" in name and not c.search_registered_models(f"name = '{name}'"):
+            name = name.rsplit("__", 1)[0]  # the DAG tab passes a generated DAG's id: <pipeline>__<kind>
+        _require_pipeline(user, name)
         versions = sorted(c.search_model_versions(f"name = '{name}'"), key=lambda v: -int(v.version))
         aliases: dict[str, list[str]] = {}
         try:

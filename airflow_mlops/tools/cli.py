@@ -330,6 +330,10 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     p.set_defaults(func=_cmd_rollback)
 
+    from airflow_mlops.tools.drift_cli import add_commands
+
+    add_commands(sub)  # profile, drift: the monitor's profile and decision outside Airflow
+
     args = parser.parse_args(argv)
     import logging
 

@@ -1,0 +1,88 @@
+"""``airflow-mlops profile`` and ``airflow-mlops drift``: the monitor's profile and decision outside Airflow.
+
+``profile`` streams data files (Parquet or CSV, local paths or fsspec URLs) into one whylogs profile and stores
+it, as ``profile_partition`` does. ``drift`` compares two stored profiles (or data files, profiled on the fly)
+with the same scoring, policy and table as the drift sensor: the policy and features come from a pipeline spec
+(``--spec``) or from ``--numeric`` / ``--categorical`` with the default policy. ``--format json`` prints the
+report as JSON; ``--html`` writes the same page the sensor stores. The exit status says the decision: 0 no
+drift, 1 drift (for scripts), 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def _view(source: str, data_format: str | None) -> Any:
+    from airflow_mlops.data.profiling import load_profile, profile_files
+
+    if source.endswith(".bin"):
+        return load_profile(source)
+    fmt = data_format or ("csv" if source.endswith(".csv") else "parquet")
+    return profile_files([source], fmt)
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from airflow_mlops.data.profiling import profile_files, save_profile
+
+    fmt = args.format or ("csv" if all(f.endswith(".csv") for f in args.files) else "parquet")
+    view = profile_files(list(args.files), fmt)
+    uri = save_profile(view, args.out)
+    rows = max((int(c.get_metric("counts").n.value) for c in view.get_columns().values() if c.get_metric("counts")), default=0)
+    print(f"profiled {len(args.files)} file(s), {rows} rows, {len(view.get_columns())} columns -> {uri}")
+    return 0
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    from airflow_mlops.data.drift.scores import drift_table, score_drift, summary_line
+
+    if args.spec:
+        from airflow_mlops.pipeline.spec import load_spec
+
+        spec = load_spec(args.spec)
+        numeric, categorical, policy = list(spec.features.numeric), list(spec.features.categorical), spec.drift.policy()
+    else:
+        numeric, categorical, policy = list(args.numeric or []), list(args.categorical or []), None
+    if not numeric and not categorical:
+        print("drift: name the features: --spec PIPELINE.yaml, or --numeric/--categorical", file=sys.stderr)
+        return 2
+    reference, current = _view(args.reference, args.data_format), _view(args.current, args.data_format)
+    report = score_drift(reference, current, numeric=numeric, categorical=categorical, policy=policy)
+    report.update(reference_profile=args.reference, current_profile=args.current)
+    if args.html:
+        from airflow_mlops import storage
+        from airflow_mlops.data.drift.report import render_html, render_png
+
+        png = render_png(reference, current, report)
+        page = render_html(report, png, f"Drift: {args.current} vs {args.reference}")
+        storage.write_bytes_atomic(args.html, page.encode())
+        report["report_html"] = args.html
+    if args.output == "json":
+        print(json.dumps(report, indent=2, sort_keys=True, default=str))
+    else:
+        print(f"{summary_line(report)}\n{drift_table(report)}" + (f"\nreport: {args.html}" if args.html else ""))
+    return 1 if report.get("drift") else 0
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser("profile", help="profile data files into one stored whylogs profile (as profile_partition)")
+    p.add_argument("files", nargs="+", help="Parquet or CSV files (local paths or fsspec URLs)")
+    p.add_argument("--out", required=True, help="where to store the profile (.bin; a path or an fsspec URL)")
+    p.add_argument("--format", choices=("parquet", "csv"), default=None, help="default: from the file names")
+    p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser(
+        "drift", help="decide drift between two profiles (or data files) as the drift sensor does; exit 1 on drift"
+    )
+    p.add_argument("reference", help="the reference: a stored profile (.bin) or a data file")
+    p.add_argument("current", help="the current data: a stored profile (.bin) or a data file")
+    p.add_argument("--spec", help="a pipeline spec: its features and its drift section decide (as its monitor)")
+    p.add_argument("--numeric", nargs="*", help="numeric features (without --spec; the default policy)")
+    p.add_argument("--categorical", nargs="*", help="categorical features (without --spec)")
+    p.add_argument("--format", dest="output", choices=("table", "json"), default="table", help="output (table)")
+    p.add_argument("--data-format", choices=("parquet", "csv"), default=None, help="of data files given")
+    p.add_argument("--html", help="also write the drift report page here")
+    p.set_defaults(func=cmd_drift)
