@@ -64,7 +64,7 @@ def main() -> None:
     started = time.perf_counter()
     for i in range(args.pipelines):
         name = f"p{i:03d}"
-        exp = registry.ensure_experiment(c, registry.experiment_name(name))
+        exp = registry.ensure_experiment(c, registry.experiment_name(name), str(home / "artifacts"))
         c.create_registered_model(name)
         for v in range(3):
             run = c.create_run(exp, run_name=f"{name} train w{v}", tags={"mlops.pipeline": name})
@@ -76,7 +76,7 @@ def main() -> None:
             features = [{"feature": f"f{k}", "score": 0.01 * (k + day), "threshold": 0.1} for k in range(8)]
             report = {"status": "no_drift", "drift_share": 0.0, "current_profile": f"/p/{name}/2026-01-{day + 1:02d}.bin",
                       "champion_version": "2", "features": features}  # fmt: skip
-            _log_to_mlflow(c, name, report, "<html></html>", None, None)
+            _log_to_mlflow(c, name, report, "<html></html>", None, str(home / "artifacts"))
     print(f"built {args.pipelines} pipelines in {time.perf_counter() - started:.0f} s")
 
     from airflow.api_fastapi.app import create_app

@@ -33,7 +33,7 @@ def api(tmp_path, mlflow_uri, monkeypatch):
     purge_cached_app()
 
 
-def _models(mlflow_uri: str) -> dict:
+def _models(mlflow_uri: str, artifacts) -> dict:
     """A model with two versions (champion, challenger), each with its model-test report, and three drift
     checks logged the way the drift sensor logs them."""
     from mlflow.tracking import MlflowClient
@@ -42,7 +42,7 @@ def _models(mlflow_uri: str) -> dict:
     from airflow_mlops.tracking import registry
 
     c = MlflowClient(mlflow_uri, mlflow_uri)
-    exp = registry.ensure_experiment(c, registry.experiment_name(NAME))
+    exp = registry.ensure_experiment(c, registry.experiment_name(NAME), str(artifacts))
     c.create_registered_model(NAME)
     runs = []
     for i, auc in enumerate((0.81, 0.84)):
@@ -65,22 +65,22 @@ def _models(mlflow_uri: str) -> dict:
             "current_profile": f"/artifacts/{NAME}/profiles/{day}/abc.bin", "champion_version": "1",
             "features": [{"feature": "age", "score": score, "threshold": 0.1}, {"feature": "plan", "score": 0.02, "threshold": 0.08}],
         }  # fmt: skip
-        drift_runs.append(_log_to_mlflow(c, NAME, report, f"<html><h1>Drift {day}</h1></html>", None, None))
+        drift_runs.append(_log_to_mlflow(c, NAME, report, f"<html><h1>Drift {day}</h1></html>", None, str(artifacts)))
     return {"runs": runs, "drift_runs": drift_runs}
 
 
-def test_every_page_needs_a_login(api, mlflow_uri):
+def test_every_page_needs_a_login(api, mlflow_uri, tmp_path):
     client, _ = api
-    made = _models(mlflow_uri)
+    made = _models(mlflow_uri, tmp_path / "artifacts")
     for path in ("/mlops/", f"/mlops/pipelines/{NAME}", f"/mlops/mlflow/runs/{made['runs'][0]}",
                  f"/mlops/mlflow/runs/{made['runs'][0]}/artifacts/tests/report.html",
                  f"/mlops/mlflow/models/{NAME}/versions/1", "/mlops/reports/d/r/t/validation"):  # fmt: skip
         assert client.get(path).status_code == 401, path
 
 
-def test_the_view_lists_versions_aliases_tests_and_a_drift_chart_per_feature(api, mlflow_uri):
+def test_the_view_lists_versions_aliases_tests_and_a_drift_chart_per_feature(api, mlflow_uri, tmp_path):
     client, token = api
-    made = _models(mlflow_uri)
+    made = _models(mlflow_uri, tmp_path / "artifacts")
     auth = {"Authorization": f"Bearer {token}"}
 
     index = client.get("/mlops/", headers=auth)

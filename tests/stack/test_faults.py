@@ -272,9 +272,9 @@ def test_the_mlflow_server_down_for_30_seconds_is_ridden_out(stack):
 def test_a_backfill_trains_its_windows_one_at_a_time(stack):
     """A real backfill of two training windows with ``training.concurrent_windows: 1`` (the default): the
     scheduler runs both DAG runs, but never two trainings at once (two workers were free for it)."""
-    dag_id = "fault_restart__train"
+    dag_id = "fault_backfill__train"  # short trainings: the point is their order, not their length
     _backfill(stack, dag_id, "2026-01-22", "2026-01-23")
-    runs = _wait(  # the DAG's only runs so far (the test after this one runs it again)
+    runs = _wait(  # the DAG's only runs
         "both windows to finish",
         lambda: (r := _runs(stack, dag_id)) and len(r) == 2 and all(x["state"] in ("success", "failed") for x in r) and r,
         900,
@@ -305,7 +305,7 @@ def test_the_api_server_then_the_whole_stack_restarted_mid_training_lose_nothing
 
     dag_id = "fault_restart__train"
     checkpoints = Path(stack.home) / "artifacts" / "fault_restart" / "checkpoints"
-    before = _already(stack, dag_id, "fault_restart")  # the backfill test's two windows
+    before = _already(stack, dag_id, "fault_restart")  # nothing yet, unless the module is run again on its stack
     _backfill(stack, dag_id, "2026-01-20", "2026-01-20")
     trainer = _wait("a trainer to start", lambda: _trainers(), 300, every=1.0)[0]
     first = _wait("a first checkpoint", lambda: _checkpoint_step(checkpoints), 300, every=1.0)
