@@ -66,18 +66,11 @@ def _require_pipeline(user: Any, name: str) -> None:
         raise HTTPException(status_code=403, detail=f"no read access to the DAGs of pipeline {name}")
 
 
-class _Mlflow:
-    """An MLflow client on the ``mlflow_default`` connection, for one request."""
+def _mlflow() -> Any:
+    """A configured MLflow client on the ``mlflow_default`` connection, for one request (a context manager)."""
+    from airflow_mlops.hooks.mlflow import MlflowHook
 
-    def __enter__(self) -> Any:
-        from airflow_mlops.hooks.mlflow import MlflowHook
-
-        self.hook = MlflowHook()
-        self._cm = self.hook.configured()
-        return self._cm.__enter__()
-
-    def __exit__(self, *exc: Any) -> None:
-        self._cm.__exit__(*exc)
+    return MlflowHook().configured()
 
 
 # -- page chrome ------------------------------------------------------------------------------------------
@@ -139,7 +132,7 @@ def index(request: Request, user: User) -> HTMLResponse:
 
     root = _base(request)
     rows = []
-    with _Mlflow() as c:
+    with _mlflow() as c:
         models = c.search_registered_models(max_results=1000)
     for m in sorted(models, key=lambda m: m.name):
         if not _can_read_dag(user, _pipeline_dag(m.name)):
@@ -175,7 +168,7 @@ def pipeline(request: Request, name: str, user: User) -> HTMLResponse:
         raise HTTPException(status_code=404, detail=f"no pipeline {name}")
 
     root = _base(request)
-    with _Mlflow() as c:
+    with _mlflow() as c:
         if "__" in name and not c.search_registered_models(f"name = '{name}'"):
             name = name.rsplit("__", 1)[0]  # the DAG tab passes a generated DAG's id: <pipeline>__<kind>
         _require_pipeline(user, name)
@@ -298,22 +291,19 @@ def _charts(drift_runs: list[Any]) -> str:
 # -- MLflow pages for a store without an MLflow UI ---------------------------------------------------------
 
 
-def _run_pipeline(run: Any) -> str:
-    return run.data.tags.get("mlops.pipeline") or _experiment_pipeline(run)
-
-
-def _experiment_pipeline(run: Any) -> str:
-    with _Mlflow() as c:
-        name = c.get_experiment(run.info.experiment_id).name
-    return name.removeprefix("airflow-mlops/").split("/", 1)[0]
+def _run_pipeline(c: Any, run: Any) -> str:
+    """The pipeline a run belongs to: its tag, else its experiment's name (``airflow-mlops/<pipeline>/...``)."""
+    if run.data.tags.get("mlops.pipeline"):
+        return run.data.tags["mlops.pipeline"]
+    return c.get_experiment(run.info.experiment_id).name.removeprefix("airflow-mlops/").split("/", 1)[0]
 
 
 @app.get("/mlflow/runs/{run_id}", response_class=HTMLResponse)
 def mlflow_run(request: Request, run_id: str, user: User) -> HTMLResponse:
     root = _base(request)
-    with _Mlflow() as c:
+    with _mlflow() as c:
         run = _get_run(c, run_id)
-        _require_pipeline(user, _run_pipeline(run))
+        _require_pipeline(user, _run_pipeline(c, run))
         artifacts = _list_artifacts(c, run_id)
     rows = lambda d: [[html.escape(k), html.escape(str(v))] for k, v in sorted(d.items())]  # noqa: E731
     files = [[_a(f"{root}/mlflow/runs/{run_id}/artifacts/{quote(p)}", p), str(size or "")] for p, size in artifacts]
@@ -362,9 +352,9 @@ def mlflow_artifact(run_id: str, path: str, user: User) -> Response:
 
     if ".." in path.split("/"):
         raise HTTPException(status_code=400, detail="artifact paths are relative to the run")
-    with _Mlflow() as c:
+    with _mlflow() as c:
         run = _get_run(c, run_id)
-        _require_pipeline(user, _run_pipeline(run))
+        _require_pipeline(user, _run_pipeline(c, run))
         folder = tempfile.mkdtemp(prefix="mlops-artifact-")
         try:
             local = c.download_artifacts(run_id, path, folder)
@@ -384,7 +374,7 @@ def mlflow_artifact(run_id: str, path: str, user: User) -> Response:
 def mlflow_version(request: Request, name: str, version: str, user: User) -> HTMLResponse:
     _require_pipeline(user, name)
     root = _base(request)
-    with _Mlflow() as c:
+    with _mlflow() as c:
         try:
             v = c.get_model_version(name, version)
             aliases = [a for a, n in (c.get_registered_model(name).aliases or {}).items() if str(n) == str(version)]
