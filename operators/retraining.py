@@ -32,6 +32,8 @@ class TriggerRetrainingOperator(Alerting, TriggerDagRunOperator):
     :param consecutive: trigger only once this many consecutive windows have drifted (1: the first drift);
         until then the reports wait as pending. Windows are consecutive when each ends one data interval after
         the previous one.
+    :param source: what kind of trigger this is (``data``, ``performance`` or ``estimated``): each kind counts
+        its own consecutive windows.
     """
 
     template_fields: Sequence[str] = (
@@ -53,6 +55,7 @@ class TriggerRetrainingOperator(Alerting, TriggerDagRunOperator):
         window_end: str,
         cooldown: dt.timedelta = dt.timedelta(hours=24),
         consecutive: int = 1,
+        source: str = "data",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("skip_when_already_exists", True)
@@ -64,6 +67,7 @@ class TriggerRetrainingOperator(Alerting, TriggerDagRunOperator):
         self.window_end = window_end
         self.cooldown = cooldown
         self.consecutive = consecutive
+        self.source = source
 
     def execute(self, context: Context) -> Any:
         from airflow_mlops.operations.retraining import decide, empty_ledger
@@ -74,6 +78,7 @@ class TriggerRetrainingOperator(Alerting, TriggerDagRunOperator):
         entry = {
             "window_end": str(self.window_end), "report_uri": report.get("report_uri"),
             "drifted_features": report.get("drifted_features", []), "monitor_run_id": context["ti"].run_id,
+            "source": self.source,
         }  # fmt: skip
         self._emit_asset_event(context, entry)
         dag_run = context.get("dag_run")

@@ -36,6 +36,8 @@ class BatchScoreOperator(LineageMixin, NamedOutputs, BaseOperator):
     :param mode: ``champion_only``, ``canary`` or ``shadow``.
     :param fraction: share of rows for the canary.
     :param chunk_rows: rows per chunk (bounds memory).
+    :param label_column: the scored rows carry their label in this column: it is written beside each
+        prediction, where live metrics read it (no labels file, no id join).
     :param window_start: window start (templated).
     :param window_end: window end, exclusive (templated).
     :param mlflow_conn_id: MLflow connection.
@@ -55,6 +57,7 @@ class BatchScoreOperator(LineageMixin, NamedOutputs, BaseOperator):
         mode: str = "champion_only",
         fraction: float = 0.1,
         chunk_rows: int = 50_000,
+        label_column: str | None = None,
         window_start: str = DEFAULT_START,
         window_end: str = DEFAULT_END,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
@@ -69,6 +72,7 @@ class BatchScoreOperator(LineageMixin, NamedOutputs, BaseOperator):
         self.mode = mode
         self.fraction = fraction
         self.chunk_rows = chunk_rows
+        self.label_column = label_column
         self.window_start = window_start
         self.window_end = window_end
         self.mlflow_conn_id = mlflow_conn_id
@@ -119,7 +123,7 @@ class BatchScoreOperator(LineageMixin, NamedOutputs, BaseOperator):
                 champion=champion, challenger=challenger, mode=self.mode, fraction=self.fraction,
                 id_column=self.id_column, chunk_rows=self.chunk_rows, salt=self.model_name,
                 shadow_uri=join(f"{base}_shadow", f"{window.label}.parquet"),
-                inputs=[{"uri": u, "sha256": sha256_file(u)} for u in uris],
+                inputs=[{"uri": u, "sha256": sha256_file(u)} for u in uris], label_column=self.label_column,
             )  # fmt: skip
         self.log.info(
             "%s: champion v%s%s -> %s (%s)",
@@ -133,25 +137,28 @@ class BatchScoreOperator(LineageMixin, NamedOutputs, BaseOperator):
 class LiveMetricsOperator(NamedOutputs, Alerting):
     """When labels arrive for a scored window: each model version's metric on its own rows.
 
-    Joins the window's predictions (and shadow predictions) with the labels by ``id_column``, logs the
-    per-version metrics to MLflow (experiment ``airflow-mlops/<model>/live``, one run per window, re-runs
+    Joins the window's predictions (and shadow predictions) with the labels by ``id_column`` (or reads the
+    label the scored rows carried, when ``labels_uri`` is unset), logs the per-version metrics to MLflow (experiment ``airflow-mlops/<model>/live``, one run per window, re-runs
     update it), and records the comparison on the challenger. A challenger that beats the champion by
     ``min_improvement`` in ``promote_after`` windows in a row is promoted (``promotion_mode="auto"``) or
     proposed for approval (tag ``mlops.live_proposal``).
 
     :param model_name: registered model name.
     :param predictions_uri: the scoring output folder (templated).
-    :param labels_uri: label partitions (``{date}`` per day; templated).
-    :param id_column: row id shared by predictions and labels.
+    :param labels_uri: label partitions (``{date}`` per day; templated); None: the predictions carry the
+        label (scored with ``label_column``).
+    :param id_column: row id shared by predictions and labels (required with ``labels_uri``).
     :param label_column: label column.
-    :param metric: metric compared.
+    :param metric: metric compared (challenger vs champion) and watched for performance drift.
+    :param metrics: further metrics watched for performance drift (the spec: every metric its tests declare).
     :param min_improvement: margin the challenger must win by.
     :param promote_after: consecutive winning windows before promotion.
     :param promotion_mode: ``auto`` promotes; ``manual``/``approval`` propose.
     :param labels_delay_days: labels for a window arrive this many days after it: measure the window that
         ended that many days before this run's interval.
-    :param max_metric_drop: performance drift when the champion's live metric falls more than this below the
-        value its model tests measured (the result's ``drift``; the DAG branches into retraining on it).
+    :param max_metric_drop: performance drift when the champion's live value of a watched metric falls more
+        than this (one value, or per metric) below the value its model tests measured, and more than its
+        sample-size floor (the result's ``drift``; the DAG branches into retraining on it).
     :param data_format: ``parquet`` or ``csv`` (labels).
     """
 
@@ -163,15 +170,16 @@ class LiveMetricsOperator(NamedOutputs, Alerting):
         *,
         model_name: str,
         predictions_uri: str,
-        labels_uri: str,
-        id_column: str,
+        labels_uri: str | None,
+        id_column: str | None,
         label_column: str,
         metric: str = "roc_auc",
+        metrics: list[str] | None = None,
         min_improvement: float = 0.0,
         promote_after: int = 3,
         promotion_mode: str = "auto",
         labels_delay_days: int = 0,
-        max_metric_drop: float = 0.05,
+        max_metric_drop: float | dict[str, float] = 0.05,
         data_format: str = "parquet",
         window_start: str = DEFAULT_START,
         window_end: str = DEFAULT_END,
@@ -185,6 +193,7 @@ class LiveMetricsOperator(NamedOutputs, Alerting):
         self.id_column = id_column
         self.label_column = label_column
         self.metric = metric
+        self.metrics = list(metrics or [])
         self.min_improvement = min_improvement
         self.promote_after = promote_after
         self.promotion_mode = promotion_mode
@@ -214,23 +223,108 @@ class LiveMetricsOperator(NamedOutputs, Alerting):
                 labels_uri=self.labels_uri, data_format=self.data_format, id_column=self.id_column,
                 label_column=self.label_column, metric=self.metric, min_improvement=self.min_improvement,
                 promote_after=self.promote_after, promotion_mode=self.promotion_mode,
-                max_metric_drop=self.max_metric_drop, artifact_root=self.hook.artifact_root,
+                max_metric_drop=self.max_metric_drop, metrics=self.metrics, artifact_root=self.hook.artifact_root,
             )  # fmt: skip
+        from airflow_mlops.operations.live import performance_table
+
+        performance = result["performance"]
+        table = performance_table(performance)
+        if performance["drift"]:
+            headline = (
+                f"PERFORMANCE DRIFT: champion v{performance['champion']} of {self.model_name} on {window.label}: "
+                + ", ".join(
+                    f"{m} {r['live']:.4f} vs {r['tested']:.4f} tested (drop {r['drop']:.4f} > {r['tolerance']})"
+                    for m, r in performance["metrics"].items() if r["drift"]
+                )
+            )  # fmt: skip
+            self.log.warning(
+                "%s\n%s\nnext: the retraining branch follows (cooldown and consecutive windows apply)",
+                headline, table,
+            )  # fmt: skip
+            self.alert(
+                context, "performance_drift",
+                f"{headline}\n{table}\nnext: the retraining branch follows (cooldown and consecutive windows apply)",
+            )  # fmt: skip
+        else:
+            self.log.info("performance of champion v%s on %s:\n%s", performance["champion"], window.label, table)
         self.log.info(
             "live metrics for %s, %s:\n  %s\n%s",
             self.model_name, window.label, "\n  ".join(result["summary"]), result["decision"],
         )  # fmt: skip
-        performance = result["performance"]
-        if performance["drift"]:
-            self.log.warning(
-                "PERFORMANCE DRIFT: champion v%s live %s %.4f vs %.4f in its tests (drop %.4f > %.4f)",
-                performance["champion"], self.metric, performance["live"], performance["tested"],
-                performance["drop"], self.max_metric_drop,
+        return result
+
+
+class EstimatePerformanceOperator(NamedOutputs, Alerting):
+    """The champion's metrics on a scored window, estimated from its calibrated scores before any label
+    arrives (confidence-based performance estimation, :mod:`airflow_mlops.operations.estimation`).
+
+    Returns a drift-report-shaped result: ``drift`` when a metric's estimate falls further below its tested
+    value than ``max_metric_drop`` with its whole 95% band below it; the scoring DAG branches into retraining
+    on it. Blind to pure concept drift (the inputs, and so the scores, unchanged): live metrics catch that.
+
+    :param model_name: registered model name.
+    :param predictions_uri: the scoring output folder (templated).
+    :param metrics: metrics to estimate (accuracy, precision, recall, f1, roc_auc).
+    :param max_metric_drop: tolerated estimated drop (one value, or per metric).
+    """
+
+    template_fields: Sequence[str] = ("predictions_uri", "window_start", "window_end")
+    ui_color = "#e8f4fd"
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        predictions_uri: str,
+        metrics: list[str],
+        max_metric_drop: float | dict[str, float] = 0.05,
+        window_start: str = DEFAULT_START,
+        window_end: str = DEFAULT_END,
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.predictions_uri = predictions_uri
+        self.metrics = list(metrics)
+        self.max_metric_drop = max_metric_drop
+        self.window_start = window_start
+        self.window_end = window_end
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.data.partitions import make_window
+        from airflow_mlops.operations.estimation import estimate_table, estimate_window
+
+        window = make_window(self.window_start, self.window_end)
+        with gate(self, context), self.hook.configured() as client:
+            result = estimate_window(
+                client, self.model_name, predictions_uri=self.predictions_uri, window_label=window.label,
+                metrics=self.metrics, max_metric_drop=self.max_metric_drop, artifact_root=self.hook.artifact_root,
             )  # fmt: skip
-            self.alert(
-                context, "performance_drift",
-                f"{self.model_name} champion v{performance['champion']}: live {self.metric} {performance['live']:.4f} "
-                f"vs {performance['tested']:.4f} in its tests (drop {performance['drop']:.4f} > {self.max_metric_drop})"
-                f"\nwindow: {window.label}\nnext: the retraining branch follows (cooldown and consecutive windows apply)",
+        if result["status"] == "not_measured":
+            self.log.info("%s, %s: %s", self.model_name, window.label, result["reason"])
+            return result
+        table = estimate_table(result)
+        if result["drift"]:
+            headline = (
+                f"ESTIMATED PERFORMANCE DRIFT: champion v{result['champion']} of {self.model_name} on {window.label} "
+                f"({result['rows']} rows, no labels yet): "
+                + ", ".join(
+                    f"{m} estimated {r['estimate']:.4f} ({r['low']:.4f} .. {r['high']:.4f}) vs {r['tested']:.4f} tested"
+                    for m, r in result["metrics"].items() if r["drift"]
+                )
+            )  # fmt: skip
+            nxt = "next: the retraining branch follows (cooldown and consecutive windows apply)"
+            self.log.warning("%s\n%s\n%s", headline, table, nxt)
+            self.alert(context, "performance_drift", f"{headline}\n{table}\n{nxt}")
+        else:
+            self.log.info(
+                "estimated performance of champion v%s on %s (%d rows, no labels):\n%s",
+                result["champion"], window.label, result["rows"], table,
             )  # fmt: skip
         return result

@@ -78,3 +78,44 @@ def evaluate(model: Any, df: Any) -> dict[str, float]:
     if meta["task"] == "language_modeling":
         return model.lm_metrics(df)
     return regression_metrics(y, model.predict(df))
+
+
+def standard_errors(y_true: Any, output: Any, task: str, metrics: dict[str, float]) -> dict[str, float]:
+    """The sampling standard error of each metric in ``metrics`` measured on these rows (binary
+    classification: ``output`` is the positive class's score; regression: the prediction). Proportions use
+    the binomial error over the rows they count, ROC AUC Hanley and McNeil's, regression errors the spread of
+    the row errors. Live metrics take a drop as real only beyond a multiple of it."""
+    import numpy as np
+
+    out: dict[str, float] = {}
+    if task == "classification":
+        y = np.asarray(y_true).astype(bool)
+        pred = np.asarray(output, dtype=float) > 0.5
+        n, n1 = len(y), int(y.sum())
+        tp, pp = int((y & pred).sum()), int(pred.sum())
+        counts = {"accuracy": n, "precision": pp, "recall": n1}
+        for metric, rows in counts.items():
+            if metric in metrics:
+                value = metrics[metric]
+                out[metric] = float(np.sqrt(max(value * (1 - value), 0.0) / max(rows, 1)))
+        if "f1" in metrics:  # the delta method over the rows' (TP, FP, FN, TN) counts
+            wrong = (pp - tp) + (n1 - tp)
+            out["f1"] = float(np.sqrt(4 * tp * wrong * (tp + wrong)) / max(2 * tp + wrong, 1) ** 2)
+        if "roc_auc" in metrics:
+            a, n0 = metrics["roc_auc"], n - n1
+            q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+            var = (a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a)) / max(n1 * n0, 1)
+            out["roc_auc"] = float(np.sqrt(max(var, 0.0)))
+        return out
+    y = np.asarray(y_true, dtype=float)
+    e = np.asarray(output, dtype=float).reshape(-1) - y
+    n = max(len(e), 1)
+    se_mse = float(np.std(e * e) / np.sqrt(n))
+    if "rmse" in metrics:
+        out["rmse"] = se_mse / (2 * metrics["rmse"]) if metrics["rmse"] > 0 else 0.0
+    if "mae" in metrics:
+        out["mae"] = float(np.std(np.abs(e)) / np.sqrt(n))
+    if "r2" in metrics:
+        var = float(np.var(y))
+        out["r2"] = se_mse / var if var > 0 else 0.0
+    return out

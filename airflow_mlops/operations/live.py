@@ -1,7 +1,9 @@
 """Live metrics: when labels arrive for scored rows, measure each model version on them.
 
 The served predictions (champion, and canary rows of the challenger) and the shadow predictions are joined
-with the labels by row id; each version gets its metric on the rows it scored. Every window is recorded on
+with the labels by row id, or carry their label themselves (the scored rows held it); each version gets its
+metrics on the rows it scored. The champion's performance drift is watched on every metric the tests declare,
+each with its tolerance and a sample-size floor. Every window is recorded on
 the challenger (tag ``mlops.live_windows``, one entry per window, so a re-run replaces its own entry); a
 challenger that beats the champion in the last ``promote_after`` windows in a row is promoted (mode
 ``auto``) or proposed for approval (tag ``mlops.live_proposal``).
@@ -23,18 +25,29 @@ PROPOSAL_TAG = "mlops.live_proposal"
 
 
 def version_metrics(
-    predictions: Any, labels: Any, *, id_column: str, label_column: str, task: str
+    predictions: Any, labels: Any | None, *, id_column: str | None, label_column: str, task: str
 ) -> dict[str, dict[str, float]]:
-    """``{version: {metric: value, "rows": n}}`` for the rows of ``predictions`` that have a label."""
+    """``{version: {metric: value, "se_<metric>": its standard error, "rows": n}}`` for the rows of
+    ``predictions`` that have a label: joined from ``labels`` on ``id_column``, or (``labels`` None) carried
+    by the predictions themselves in ``label_column``."""
     from airflow_mlops.data.partitions import require_columns
-    from airflow_mlops.model.metrics import classification_metrics, regression_metrics
+    from airflow_mlops.model.metrics import classification_metrics, regression_metrics, standard_errors
 
-    require_columns(labels, [id_column, label_column], "labels")
-    joined = predictions.merge(labels[[id_column, label_column]], on=id_column, how="inner")
+    if labels is None:
+        require_columns(predictions, [label_column], "predictions (labels in the scored rows)")
+        joined = predictions[predictions[label_column].notna()]
+        where = f"the scored rows' {label_column!r}"
+    else:
+        require_columns(labels, [id_column, label_column], "labels")
+        joined = predictions.drop(columns=[label_column], errors="ignore").merge(
+            labels[[id_column, label_column]], on=id_column, how="inner"
+        )
+        joined = joined[joined[label_column].notna()]
+        where = f"{len(labels)} labels joined on {id_column!r}"
     if joined.empty:
         raise DataError(
-            f"no predicted row has a label yet: {len(predictions)} predictions, {len(labels)} labels, joined on "
-            f"{id_column!r}. Wait for the labels (scoring.labels.delay_days) or check the id column"
+            f"no predicted row has a label yet: {len(predictions)} predictions, {where}. Wait for the labels "
+            "(scoring.labels.delay_days) or check the id and label columns"
         )
     out: dict[str, dict[str, float]] = {}
     for version, rows in joined.groupby("model_version", sort=True):
@@ -47,9 +60,12 @@ def version_metrics(
                 raise DataError(f"live metrics need binary labels for a classifier; found classes {classes}")
             score = rows["score"].to_numpy(dtype=float)
             metrics = classification_metrics(y, np.column_stack([1 - score, score]), classes)
+            errors = standard_errors(y == classes[1], score, task, metrics)
         else:
-            metrics = regression_metrics(y, rows["prediction"].to_numpy(dtype=float))
-        out[str(version)] = {**metrics, "rows": float(len(rows))}
+            prediction = rows["prediction"].to_numpy(dtype=float)
+            metrics = regression_metrics(y, prediction)
+            errors = standard_errors(y, prediction, task, metrics)
+        out[str(version)] = {**metrics, **{f"se_{k}": v for k, v in errors.items()}, "rows": float(len(rows))}
     return out
 
 
@@ -132,31 +148,62 @@ def record_window(
 
 
 def performance_drift(
-    champion: Any, per_version: dict[str, dict[str, float]], *, metric: str, tolerance: float
+    champion: Any,
+    per_version: dict[str, dict[str, float]],
+    *,
+    metrics: list[str],
+    tolerance: float | dict[str, float],
 ) -> dict[str, Any]:
-    """Performance (concept) drift: the champion's live ``metric`` against the value its model tests measured
-    (tag ``mlops.test_metrics``). A drop beyond ``tolerance`` is drift, reported in the same shape as a data
-    drift report (``drift``, ``status``, ``drifted_features``) so it feeds the same branch."""
+    """Performance (concept) drift: the champion's live value of each watched metric against the value its
+    model tests measured (tag ``mlops.test_metrics``). A metric drifts when its drop exceeds both its
+    tolerance (``tolerance``: one value, or per metric) and the sample-size floor (3.09 standard errors of
+    the live value: alpha 0.001, so a small window's noise is never a drop). Reported in the shape of a data
+    drift report (``drift``, ``status``, ``drifted_features``) so it feeds the same retraining branch."""
+    from airflow_mlops.data.drift.scores import Z_999
     from airflow_mlops.tracking import registry
 
-    tested = registry.tested_metric(champion, metric)
-    live = per_version.get(str(champion.version), {}).get(metric)
-    out: dict[str, Any] = {
-        "metric": metric, "tested": tested, "live": live, "tolerance": tolerance, "champion": str(champion.version),
+    live = per_version.get(str(champion.version), {})
+    rows: dict[str, dict[str, Any]] = {}
+    for metric in metrics:
+        allowed = float(tolerance.get(metric, 0.05)) if isinstance(tolerance, dict) else float(tolerance)
+        tested, value = registry.tested_metric(champion, metric), live.get(metric)
+        row: dict[str, Any] = {"tested": tested, "live": value, "tolerance": allowed, "rows": live.get("rows")}
+        if tested is None or value is None:
+            row.update(drop=None, floor=None, drift=False, status="insufficient_data")
+        else:
+            drop = (value - tested) if metric in LOWER_IS_BETTER else (tested - value)
+            floor = Z_999 * float(live.get(f"se_{metric}", 0.0))
+            drifted = drop > allowed and drop > floor
+            row.update(drop=drop, floor=floor, drift=drifted, status="drift" if drifted else "ok")
+        rows[metric] = row
+    drifted = [m for m, r in rows.items() if r["drift"]]
+    measured = [m for m, r in rows.items() if r["drop"] is not None]
+    lead = drifted[0] if drifted else (measured[0] if measured else (metrics[0] if metrics else None))
+    first = rows.get(lead, {})
+    return {
+        "champion": str(champion.version), "metrics": rows, "drift": bool(drifted),
+        "status": "drift" if drifted else ("no_drift" if measured else "insufficient_data"),
+        "drifted_features": [f"performance:{m}" for m in drifted],
+        # the leading metric (the first drifted one, else the first measured) in the flat shape of one metric
+        "metric": lead, "tested": first.get("tested"), "live": first.get("live"), "drop": first.get("drop"),
+        "tolerance": first.get("tolerance"),
     }  # fmt: skip
-    if tested is None or live is None:
-        out.update(drift=False, status="insufficient_data", drop=None, drifted_features=[])
-        return out
-    drop = (live - tested) if metric in LOWER_IS_BETTER else (tested - live)
-    drifted = drop > tolerance
-    out.update(
-        drop=drop, drift=drifted, status="drift" if drifted else "no_drift",
-        drifted_features=[f"performance:{metric}"] if drifted else [],
+
+
+def performance_table(performance: dict[str, Any]) -> str:
+    from airflow_mlops.tables import fmt, format_table
+
+    return format_table(
+        [
+            (m, fmt(r["tested"]), fmt(r["live"]), fmt(r["drop"]), fmt(r["tolerance"]), fmt(r["floor"]),
+             fmt(r["rows"]), r["status"].upper() if r["drift"] else r["status"])
+            for m, r in performance["metrics"].items()
+        ],
+        ("metric", "tested", "live", "drop", "tolerance", "noise floor", "rows", "status"),
     )  # fmt: skip
-    return out
 
 
-def window_predictions(predictions_uri: str, window_label: str, id_column: str) -> Any:
+def window_predictions(predictions_uri: str, window_label: str, id_column: str | None) -> Any:
     """The served predictions of a window and, when there are any, its shadow predictions, as one frame
     (a row scored by the same version twice, as a canary row is in both files, counts once)."""
     import pandas as pd
@@ -170,7 +217,8 @@ def window_predictions(predictions_uri: str, window_label: str, id_column: str) 
             f"no predictions for {window_label} at {served}: run the scoring DAG for that interval first"
         )
     frame = pd.concat([pd.read_parquet(u) for u in (served, shadow) if exists(u)], ignore_index=True)
-    return frame.drop_duplicates([id_column, "model_version"]) if exists(shadow) else frame
+    # without an id there is no canary (the only way a row is scored twice by the same version)
+    return frame.drop_duplicates([id_column, "model_version"]) if exists(shadow) and id_column else frame
 
 
 def log_window(
@@ -200,15 +248,16 @@ def measure_live_window(
     *,
     window: Any,
     predictions_uri: str,
-    labels_uri: str,
+    labels_uri: str | None,
     data_format: str,
-    id_column: str,
+    id_column: str | None,
     label_column: str,
     metric: str,
     min_improvement: float,
     promote_after: int,
     promotion_mode: str,
-    max_metric_drop: float,
+    max_metric_drop: float | dict[str, float],
+    metrics: list[str] | None = None,
     artifact_root: str | None = None,
 ) -> dict[str, Any]:
     """One labelled window, start to end: each version's live metrics (logged to MLflow), the challenger's
@@ -221,7 +270,7 @@ def measure_live_window(
     from airflow_mlops.tracking import registry
 
     predictions = window_predictions(predictions_uri, window.label, id_column)
-    labels, _ = read_window(partition_uris(labels_uri, window), data_format)
+    labels = read_window(partition_uris(labels_uri, window), data_format)[0] if labels_uri else None
     task = "classification" if "score" in predictions.columns else "regression"
     per_version = version_metrics(
         predictions, labels, id_column=id_column, label_column=label_column, task=task
@@ -239,9 +288,11 @@ def measure_live_window(
         challenger=str(challenger.version) if challenger else None, metric=metric,
         min_improvement=min_improvement, promote_after=promote_after, promotion_mode=promotion_mode,
     )  # fmt: skip
-    performance = performance_drift(champion, per_version, metric=metric, tolerance=max_metric_drop)
+    watched = list(dict.fromkeys([metric, *(metrics or [])]))
+    performance = performance_drift(champion, per_version, metrics=watched, tolerance=max_metric_drop)
     summary = [
-        f"v{v}: {metric}={m.get(metric, float('nan')):.4f} on {int(m['rows'])} rows" for v, m in per_version.items()
+        f"v{v}: " + ", ".join(f"{k}={m[k]:.4f}" for k in watched if k in m) + f" on {int(m['rows'])} rows"
+        for v, m in per_version.items()
     ]
     return {
         **result, "per_version": per_version, "performance": performance, "drift": performance["drift"],

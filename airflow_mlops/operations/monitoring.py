@@ -61,7 +61,10 @@ def check_against_champion(
     from airflow_mlops.data.profiling import load_profile
 
     ref_view, cur_view = load_profile(reference), load_profile(current_uri)
-    report = score_drift(ref_view, cur_view, numeric=numeric, categorical=categorical, policy=policy)
+    report = score_drift(
+        ref_view, cur_view, numeric=numeric, categorical=categorical, policy=policy,
+        importance=registry.feature_importance(champion),
+    )  # fmt: skip
     report.update(
         reference_profile=reference,
         current_profile=current_uri,
@@ -124,6 +127,8 @@ def _log_to_mlflow(
     )
     run_id = run.info.run_id
     c.log_metric(run_id, "drift_share", float(report["drift_share"]))
+    if report.get("drifted_importance") is not None:
+        c.log_metric(run_id, "drifted_importance", float(report["drifted_importance"]))
     for row in report["features"]:
         if row.get("score") is not None:
             c.log_metric(run_id, f"score_{row['feature']}", float(row["score"]))

@@ -1,5 +1,7 @@
 """When drift may start a retraining: one at a time, a cooldown in data time, optionally only after k
-consecutive drifted windows, and never losing a drift report (pending reports go to the next retraining).
+consecutive drifted windows of the same kind (data drift, live performance drift, estimated performance drift:
+every trigger counts its own streak), and never losing a drift report (pending reports go to the next
+retraining).
 
 The state is a small ledger (JSON, any fsspec URL) per pipeline: the reports waiting for a retraining, and
 the last trigger. The adapter reads it, asks :func:`decide`, writes it back and triggers (or not).
@@ -52,6 +54,8 @@ def decide(
     ``monitor_run_id``) to the pending reports and decide whether to trigger now. Returns the decision and
     the ledger to write back."""
     pending = [p for p in ledger["pending"] if p["monitor_run_id"] != entry["monitor_run_id"]] + [entry]
+    source = entry.get("source", "data")
+    same_kind = [p for p in pending if p.get("source", "data") == source]
     last = ledger.get("last")
     end = parse_time(entry["window_end"], "window_end")
     cooling = last is not None and end - parse_time(last["window_end"], "window_end") < cooldown
@@ -59,8 +63,9 @@ def decide(
         reason = None  # this run already triggered (a retry): let the trigger find its own run
     elif in_flight:
         reason = f"a retraining of {retraining} is already queued or running"
-    elif (count := streak(pending, step)) < consecutive:
-        reason = f"{count} consecutive drifted window(s); the spec asks for {consecutive}"
+    elif (count := streak(same_kind, step)) < consecutive:
+        what = {"data": "drifted", "performance": "performance-drifted", "estimated": "estimated-drop"}.get(source, source)
+        reason = f"{count} consecutive {what} window(s); the spec asks for {consecutive}"
     elif cooling:
         reason = (
             f"cooldown: the last retraining was triggered for the window ending {last['window_end']}, less "

@@ -89,10 +89,12 @@ def score_partition(
     salt: str = "airflow-mlops",
     shadow_uri: str | None = None,
     inputs: list[dict[str, str]] | None = None,
+    label_column: str | None = None,
 ) -> dict[str, Any]:
     """Score every row of ``uris`` and write ``output_uri`` (and ``shadow_uri`` in shadow mode) atomically.
 
-    Re-running with the same inputs and the same model versions reuses the existing file.
+    ``label_column``: the scored rows carry their label; it is written beside each prediction (live metrics
+    read it there, no join). Re-running with the same inputs and the same model versions reuses the file.
     """
     import numpy as np
 
@@ -106,6 +108,7 @@ def score_partition(
     metadata = {
         "champion_version": champion.version, "challenger_version": challenger.version if challenger else None,
         "mode": mode, "fraction": fraction if mode == "canary" else None, "inputs": inputs or [],
+        **({"label_column": label_column} if label_column else {}),
     }  # fmt: skip
     existing = read_metadata(output_uri)
     if existing == metadata and (mode != "shadow" or read_metadata(shadow_uri or "") == metadata):
@@ -126,11 +129,13 @@ def score_partition(
     counts = {"champion": 0, "challenger": 0, "shadow": 0}
     models = [champion, challenger or champion]
     try:
-        needed = champion.columns() + ([id_column] if id_column else [])
+        extra = [c for c in (id_column, label_column) if c]
+        needed = champion.columns() + [c for c in extra if c not in champion.columns()]
         for arrow_batch in iter_record_batches(uris, data_format, chunk_rows, needed):
             batch = arrow_batch.to_pandas()
             require_columns(batch, needed, f"scoring {uris[0]}")
             ids = arrow_batch.column(id_column) if id_column else None  # written as read: no round trip
+            labels = {label_column: arrow_batch.column(label_column)} if label_column else {}
             n = len(batch)
             preds = champion.predict(batch)
             who = np.zeros(n, dtype=np.int8)  # 0: champion, 1: challenger (indices into ``models``)
@@ -145,10 +150,10 @@ def score_partition(
                     who[mask] = 1
             counts["champion"] += n - routed
             counts["challenger"] += routed
-            out.write(_table(ids, preds, who, models, id_column))
+            out.write(_table(ids, preds, who, models, id_column, labels))
             if shadow is not None:
                 shadow.write(
-                    _table(ids, challenger.predict(batch), np.ones(n, dtype=np.int8), models, id_column)
+                    _table(ids, challenger.predict(batch), np.ones(n, dtype=np.int8), models, id_column, labels)
                 )
                 counts["shadow"] += n
         if out.rows == 0:
@@ -175,8 +180,12 @@ def score_partition(
     }  # fmt: skip
 
 
-def _table(ids: Any, preds: dict[str, Any], who: Any, models: list[Scorer], id_column: str | None) -> Any:
-    """One chunk of output; ``who`` says which of ``models`` scored each row."""
+def _table(
+    ids: Any, preds: dict[str, Any], who: Any, models: list[Scorer], id_column: str | None,
+    carried: dict[str, Any] | None = None,
+) -> Any:
+    """One chunk of output; ``who`` says which of ``models`` scored each row; ``carried``: input columns
+    written as read (the label, when the scored rows carry it)."""
     import numpy as np
     import pyarrow as pa
 
@@ -192,6 +201,7 @@ def _table(ids: Any, preds: dict[str, Any], who: Any, models: list[Scorer], id_c
         columns["score"] = pa.array(np.asarray(preds["score"], dtype="float64"))
     columns["model_version"] = per_row([m.version for m in models])
     columns["model_alias"] = per_row([m.alias for m in models])
+    columns.update(carried or {})
     return pa.table(columns)
 
 

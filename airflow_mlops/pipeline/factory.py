@@ -378,18 +378,55 @@ def build_scoring_dag(spec: PipelineSpec) -> DAG:
     sc = spec.scoring
     if sc is None:
         raise ValueError(f"{spec.source}: a scoring DAG needs a scoring block")
+    in_rows = sc.labels is not None and sc.labels.uri is None  # the scored rows carry their label
     with DAG(
         spec.scoring_dag_id,
         schedule=_timetable(sc.schedule),
         max_active_runs=4,
         **_dag_kwargs(spec, "scoring"),
     ) as dag:
-        BatchScoreOperator(
+        score = BatchScoreOperator(
             task_id="score_partition", model_name=spec.model_name, data_uri=sc.data, output_uri=sc.output,
             data_format=spec.data.format, id_column=sc.id_column, mode=sc.mode, fraction=sc.fraction,
-            chunk_rows=sc.chunk_rows,
+            chunk_rows=sc.chunk_rows, label_column=sc.labels.column if in_rows else None,
         )  # fmt: skip
+        if spec.estimated_metrics:  # a binary classifier: estimate each window before its labels arrive
+            from airflow_mlops.operators.scoring import EstimatePerformanceOperator
+
+            estimate = EstimatePerformanceOperator(
+                task_id="estimate_performance", model_name=spec.model_name, predictions_uri=sc.output,
+                metrics=spec.estimated_metrics, max_metric_drop=sc.estimation.max_metric_drop,
+            )  # fmt: skip
+            score >> estimate
+            if spec.retraining.enabled:
+                _retraining_branch(spec, estimate, "estimated", "no_estimated_drift")
     return dag
+
+
+def _retraining_branch(spec: PipelineSpec, report: Any, source: str, no_drift_task_id: str) -> None:
+    """``report >> branch >> [trigger_retraining, <no drift>]`` in the current DAG: a performance verdict
+    (live or estimated) feeds the same retraining trigger, ledger, cooldown and consecutive windows as data
+    drift; ``source`` keeps each kind's consecutive windows apart."""
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import Asset
+
+    from airflow_mlops.operators.drift import DriftBranchOperator
+    from airflow_mlops.operators.retraining import TriggerRetrainingOperator
+
+    trigger = TriggerRetrainingOperator(
+        task_id="trigger_retraining", trigger_dag_id=spec.retraining_dag_id,
+        trigger_run_id=f"{source}__{{{{ run_id }}}}", ledger_uri=_ledger_uri(spec), report=report.output,
+        window_end="{{ data_interval_end.isoformat() }}",
+        cooldown=dt.timedelta(hours=spec.retraining.cooldown_hours),
+        consecutive=spec.retraining.consecutive_windows, source=source,
+        outlets=[Asset(name=f"{spec.name}.drift", uri=f"airflow-mlops://{spec.name}/drift")],
+    )  # fmt: skip
+    no_drift = EmptyOperator(task_id=no_drift_task_id)
+    branch = DriftBranchOperator(
+        task_id=f"branch_on_{source}", report=report.output, drift_task_id=trigger.task_id,
+        no_drift_task_id=no_drift.task_id,
+    )  # fmt: skip
+    report >> branch >> [trigger, no_drift]
 
 
 def build_live_metrics_dag(spec: PipelineSpec) -> DAG:
@@ -408,32 +445,14 @@ def build_live_metrics_dag(spec: PipelineSpec) -> DAG:
     with DAG(spec.live_metrics_dag_id, schedule=_timetable(sc.schedule), max_active_runs=1, **kwargs) as dag:
         live = LiveMetricsOperator(
             task_id="live_metrics", model_name=spec.model_name, predictions_uri=sc.output,
-            labels_uri=labels.uri, id_column=sc.id_column or "", label_column=labels.column or spec.target,
-            metric=spec.compare_metric, min_improvement=spec.tests.compare.min_improvement,
+            labels_uri=labels.uri, id_column=sc.id_column, label_column=labels.column or spec.target,
+            metric=spec.compare_metric, metrics=spec.live_metrics, min_improvement=spec.tests.compare.min_improvement,
             promote_after=labels.promote_after_windows, promotion_mode=spec.promotion.mode,
             labels_delay_days=labels.delay_days, data_format=spec.data.format,
             max_metric_drop=labels.max_metric_drop,
         )  # fmt: skip
         if spec.retraining.enabled:  # performance drift feeds the same retraining trigger as data drift
-            from airflow.providers.standard.operators.empty import EmptyOperator
-            from airflow.sdk import Asset
-
-            from airflow_mlops.operators.drift import DriftBranchOperator
-            from airflow_mlops.operators.retraining import TriggerRetrainingOperator
-
-            trigger = TriggerRetrainingOperator(
-                task_id="trigger_retraining", trigger_dag_id=spec.retraining_dag_id,
-                trigger_run_id="performance__{{ run_id }}", ledger_uri=_ledger_uri(spec), report=live.output,
-                window_end="{{ data_interval_end.isoformat() }}",
-                cooldown=dt.timedelta(hours=spec.retraining.cooldown_hours),
-                outlets=[Asset(name=f"{spec.name}.drift", uri=f"airflow-mlops://{spec.name}/drift")],
-            )  # fmt: skip
-            no_performance_drift = EmptyOperator(task_id="no_performance_drift")
-            branch = DriftBranchOperator(
-                task_id="branch_on_performance", report=live.output, drift_task_id=trigger.task_id,
-                no_drift_task_id=no_performance_drift.task_id,
-            )  # fmt: skip
-            live >> branch >> [trigger, no_performance_drift]
+            _retraining_branch(spec, live, "performance", "no_performance_drift")
     return dag
 
 

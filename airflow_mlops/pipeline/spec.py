@@ -432,6 +432,11 @@ class Drift(Section):
     """numeric features"""
     categorical: CategoricalDrift = Field(default_factory=CategoricalDrift)
     """categorical features"""
+    decision: Literal["importance", "share"] = "importance"
+    """what makes the data set drift: importance (its drifted features carry at least importance_share of the champion's permutation importance; falls back to drift_share where none is recorded) or share (drift_share of the features drifted)"""
+    importance_share: Fraction = Field(
+        0.2, description="share of the champion's importance that drifted features must carry"
+    )
     drift_share: Fraction = Field(0.3, description="share of drifted features that means drift")
     min_rows: PositiveInt = Field(100, description="fewer rows: insufficient data, no decision")
     sensor: SensorSettings = Field(default_factory=SensorSettings)
@@ -462,15 +467,34 @@ class Retraining(Section):
 Schedule = str | None
 
 
+MetricDrop = Annotated[float, Field(ge=0)] | dict[str, Annotated[float, Field(ge=0)]]
+
+
 class Labels(Section):
-    uri: str = Field(min_length=1, description="where labels land ({date} per day)")
+    uri: str | None = Field(
+        None, min_length=1,
+        description="where labels land ({date} per day), joined on scoring.id_column; unset: the scored rows carry their label",
+    )  # fmt: skip
     column: str | None = Field(None, min_length=1, description="default: the target")
     delay_days: NonNegativeInt = 0
     """labels of a day land this many days later"""
     promote_after_windows: PositiveInt = 3
     """a challenger is promoted (or proposed) after this many winning windows in a row"""
-    max_metric_drop: Annotated[float, Field(ge=0)] = 0.05
-    """performance drift: the champion's live metric this far below its tested value"""
+    metrics: list[str] | None = None
+    """metrics watched for performance drift; default: every metric the tests declare (thresholds and compare)"""
+    max_metric_drop: MetricDrop = 0.05
+    """performance drift: the champion's live metric this far below its tested value (one value, or per metric); a drop must also exceed the sample-size floor"""
+
+
+class Estimation(Section):
+    """Performance estimated from the champion's calibrated scores before labels arrive (binary classifiers)."""
+
+    enabled: bool = True
+    """estimate each scoring window's metrics (and branch into retraining on an estimated drop)"""
+    metrics: list[str] | None = None
+    """default: the monitored metrics that can be estimated (accuracy, precision, recall, f1, roc_auc)"""
+    max_metric_drop: MetricDrop = 0.05
+    """an estimated drop beyond this (and beyond the estimate's 95% band) is performance drift"""
 
 
 class Scoring(Section):
@@ -489,7 +513,9 @@ class Scoring(Section):
     chunk_rows: Annotated[int, Field(ge=100)] = 50_000
     """rows per scoring chunk"""
     labels: Labels | None = None
-    """labels for live metrics, joined on id_column"""
+    """labels for live metrics: joined on id_column, or carried by the scored rows"""
+    estimation: Estimation = Field(default_factory=Estimation)
+    """performance estimation without labels (classifiers)"""
 
     @field_validator("schedule")
     @classmethod
@@ -498,8 +524,14 @@ class Scoring(Section):
 
     @model_validator(mode="after")
     def _ids(self) -> Scoring:
-        if self.labels is not None and not self.id_column:
-            raise _fail(("id_column", "missing; labels are joined to predictions by the row id"))
+        if self.labels is not None and self.labels.uri is not None and not self.id_column:
+            raise _fail(
+                (
+                    "id_column",
+                    "missing; labels at labels.uri are joined to predictions by the row id (or leave labels.uri "
+                    "unset when the scored rows carry their label)",
+                )
+            )
         if self.mode == "canary" and not self.id_column:
             raise _fail(
                 (
@@ -787,6 +819,9 @@ class PipelineSpec(Section):
         if value.labels is not None and value.labels.column is None:
             target = info.data.get("target")
             update["labels"] = value.labels.model_copy(update={"column": target})
+        model = info.data.get("model")
+        if model is not None:
+            _check_watched_metrics(value, model.task)
         return value.model_copy(update=update) if update else value
 
     # ----- derived names: what the DAG factory and the CLI read
@@ -838,6 +873,27 @@ class PipelineSpec(Section):
     @property
     def compare_metric(self) -> str:
         return self.tests.compare.metric or DEFAULT_METRIC[self.model.task]
+
+    @property
+    def declared_metrics(self) -> list[str]:
+        """Every metric the tests declare: the compare metric first, then the thresholds' metrics."""
+        return list(dict.fromkeys([self.compare_metric, *self.tests.thresholds]))
+
+    @property
+    def live_metrics(self) -> list[str]:
+        """What live metrics watch for performance drift (``scoring.labels.metrics``, default: declared)."""
+        labels = self.scoring.labels if self.scoring else None
+        return list(labels.metrics) if labels is not None and labels.metrics else self.declared_metrics
+
+    @property
+    def estimated_metrics(self) -> list[str]:
+        """What performance estimation reports for a binary classifier (empty when it does not apply)."""
+        from airflow_mlops.model.estimation import ESTIMATED_METRICS
+
+        if self.scoring is None or not self.scoring.estimation.enabled or self.model.task != "classification":
+            return []
+        wanted = self.scoring.estimation.metrics or self.declared_metrics
+        return [m for m in wanted if m in ESTIMATED_METRICS]
 
     def thresholds(self) -> dict[str, dict[str, float]]:
         """``tests.thresholds`` with bare numbers spelled out as ``{min: x}`` (``{max: x}`` if lower is better)."""
@@ -895,6 +951,32 @@ class PipelineSpec(Section):
                 for name, col in c.columns.items()
             },
         }  # fmt: skip
+
+
+def _check_watched_metrics(scoring: Scoring, task: str) -> None:
+    """The metrics live metrics and estimation watch, and the keys of their per-metric drops, are the task's."""
+    from airflow_mlops.model.estimation import ESTIMATED_METRICS
+
+    ok = METRICS[task]
+    out: list[tuple[str, str]] = []
+    groups = [("estimation", scoring.estimation, ESTIMATED_METRICS if task == "classification" else ())]
+    if scoring.labels is not None:
+        groups.insert(0, ("labels", scoring.labels, ok))
+    for name, section, allowed in groups:
+        for metric in section.metrics or []:
+            if metric not in allowed:
+                out.append(problem(f"scoring.{name}.metrics", metric, " | ".join(allowed) or "none for this task"))
+        if isinstance(section.max_metric_drop, dict):
+            for metric in section.max_metric_drop:
+                if metric not in ok:
+                    out.append(problem(f"scoring.{name}.max_metric_drop.{metric}", metric, " | ".join(ok)))
+    if out:
+        raise _fail(*out, absolute=True)
+
+
+def metric_drop(drop: float | dict[str, float], metric: str, default: float = 0.05) -> float:
+    """The tolerated drop of ``metric`` from a ``max_metric_drop`` setting (one value, or per metric)."""
+    return float(drop.get(metric, default)) if isinstance(drop, dict) else float(drop)
 
 
 # ------------------------------------------------------------------------------------------ errors, loading

@@ -289,6 +289,7 @@ def test_model(
     log.info("candidate (run %s) on %d held-out rows: %s", training["run_id"], len(holdout), _short(metrics))
     report = TestReport()
     run_checks(report, candidate, holdout, metrics, checks or {}, seed)
+    report.details.update(monitoring_reference(candidate, holdout, compare_metric, seed))
     champion = registry.get_alias(c, model_name, registry.CHAMPION)
     champion_metrics = None
     is_champion = champion is not None and champion.run_id == training["run_id"]
@@ -310,6 +311,31 @@ def test_model(
         relative=relative,
         report=report,
     )
+
+
+def monitoring_reference(model: Any, holdout: Any, metric: str, seed: int) -> dict[str, Any]:
+    """What monitoring needs from the held-out rows, measured once at test time and kept with the version:
+    each feature's permutation importance (drift decisions weigh drifted features by it) and, for a binary
+    classifier, the calibration of its scores (performance estimation before labels arrive)."""
+    from airflow_mlops.model.estimation import fit_calibration
+    from airflow_mlops.model.importance import importance_table, permutation_importance
+
+    out: dict[str, Any] = {}
+    meta = getattr(model, "meta", {}) or {}
+    if meta.get("task") == "language_modeling":
+        return out
+    importance = permutation_importance(model, holdout, metric, seed=seed)
+    if importance is not None:
+        out["importance"] = importance
+        log.info("permutation importance on %d held-out rows:\n%s", importance["rows"], importance_table(importance))
+    if meta.get("task") == "classification" and len(meta.get("classes") or []) == 2:
+        target = meta["target"]
+        positive = meta["classes"][1]
+        scores = model.predict_proba(holdout)[:, 1]
+        calibration = fit_calibration(scores, (holdout[target] == positive).to_numpy())
+        if calibration is not None:
+            out["calibration"] = calibration
+    return out
 
 
 def report_url(c: Any, run_id: str, ui_url: str | None) -> str:

@@ -184,6 +184,7 @@ def register_and_promote(
             [[r["test"], r["observed"], "pass" if r["passed"] else "FAIL"] for r in tests.get("tests", [])]
         ),
         "mlops.promotion_decision": tests.get("reason", ""),
+        **registry.monitoring_tags(tests.get("details") or {}),
         **(
             {"mlops.override_reason": override["reason"], "mlops.override_by": override["by"]}
             if override

@@ -113,6 +113,10 @@ def model_test_html(report: dict[str, Any], title: str) -> str:
                 {f"{r['perturbation']} {r['metric']}": r["drop"] for r in d["robustness"]},
             )
         )
+    if d.get("importance"):
+        imp = d["importance"]
+        body.append("<h2>Permutation importance (what drift decisions weigh features by)</h2>")
+        body.append(bar_chart(f"share of the {imp['metric']} drop when shuffled", imp["share"]))
     if d.get("expectations"):
         body.append("<h2>Behavioural expectations</h2>")
         body.append(

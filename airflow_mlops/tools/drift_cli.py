@@ -36,6 +36,30 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _importance(source: str | None) -> dict[str, float] | None:
+    """Feature importance shares: a JSON object inline, a JSON file, or ``models:/<name>@<alias>`` (the
+    version's recorded ``mlops.feature_importance``, from the tracking server in MLFLOW_TRACKING_URI)."""
+    if not source:
+        return None
+    if source.startswith("models:/"):
+        from mlflow.tracking import MlflowClient
+
+        from airflow_mlops.tracking import registry
+
+        name, _, ref = source[len("models:/"):].partition("@")
+        c = MlflowClient()
+        version = c.get_model_version_by_alias(name, ref) if ref else c.get_model_version(*name.split("/", 1))
+        found = registry.feature_importance(version)
+        if found is None:
+            raise ValueError(f"{name} v{version.version} has no recorded {registry.IMPORTANCE_TAG}")
+        return found
+    text = source if source.lstrip().startswith(("{", "[")) else open(source).read()
+    value = json.loads(text)
+    if not isinstance(value, dict) or not all(isinstance(v, (int, float)) for v in value.values()):
+        raise ValueError("expected a JSON object of feature -> importance share")
+    return {str(k): float(v) for k, v in value.items()}
+
+
 def cmd_drift(args: argparse.Namespace) -> int:
     from airflow_mlops.data.drift.scores import drift_table, score_drift, summary_line
 
@@ -49,8 +73,15 @@ def cmd_drift(args: argparse.Namespace) -> int:
     if not numeric and not categorical:
         print("drift: name the features: --spec PIPELINE.yaml, or --numeric/--categorical", file=sys.stderr)
         return 2
+    try:
+        importance = _importance(args.importance)
+    except (OSError, ValueError) as err:
+        print(f"drift: --importance {args.importance}: {err}", file=sys.stderr)
+        return 2
     reference, current = _view(args.reference, args.data_format), _view(args.current, args.data_format)
-    report = score_drift(reference, current, numeric=numeric, categorical=categorical, policy=policy)
+    report = score_drift(
+        reference, current, numeric=numeric, categorical=categorical, policy=policy, importance=importance
+    )
     report.update(reference_profile=args.reference, current_profile=args.current)
     if args.html:
         from airflow_mlops import storage
@@ -85,4 +116,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--format", dest="output", choices=("table", "json"), default="table", help="output (table)")
     p.add_argument("--data-format", choices=("parquet", "csv"), default=None, help="of data files given")
     p.add_argument("--html", help="also write the drift report page here")
+    p.add_argument(
+        "--importance",
+        help="the champion's feature importance, for the importance decision (the default rule): a JSON object, "
+        "a JSON file, or models:/NAME@champion; without it the decision falls back to drift_share",
+    )
     p.set_defaults(func=cmd_drift)

@@ -266,3 +266,47 @@ def tested_metric(version: Any, metric: str) -> float | None:
     except ValueError:
         return None
     return float(value) if value is not None else None
+
+
+IMPORTANCE_TAG = "mlops.feature_importance"
+CALIBRATION_TAG = "mlops.calibration"
+
+
+def monitoring_tags(details: dict[str, Any]) -> dict[str, str]:
+    """The version tags monitoring reads, from a test report's details: each feature's importance share
+    (drift decisions) and the score calibration (performance estimation). Omitted when not measured."""
+    import json
+
+    tags = {}
+    if details.get("importance"):
+        shares = sorted(details["importance"]["share"].items(), key=lambda kv: -kv[1])
+        while shares and len(text := json.dumps(dict(shares), sort_keys=True)) > MAX_TAG:
+            shares = shares[: len(shares) * 9 // 10]  # very wide models: the most important features fit
+        if shares:
+            tags[IMPORTANCE_TAG] = text
+    if details.get("calibration"):
+        text = json.dumps(details["calibration"], sort_keys=True)
+        if len(text) <= MAX_TAG:  # a truncated curve would not parse: leave it out rather than store half
+            tags[CALIBRATION_TAG] = text
+    return tags
+
+
+def _json_tag(version: Any, tag: str) -> Any:
+    import json
+
+    try:
+        return json.loads(version.tags.get(tag) or "null")
+    except ValueError:
+        return None
+
+
+def feature_importance(version: Any) -> dict[str, float] | None:
+    """The importance share of each feature, measured by the version's model tests (None if not measured)."""
+    value = _json_tag(version, IMPORTANCE_TAG)
+    return {str(k): float(v) for k, v in value.items()} if isinstance(value, dict) and value else None
+
+
+def calibration(version: Any) -> dict[str, Any] | None:
+    """The calibration of the version's scores on its held-out rows (None if not measured)."""
+    value = _json_tag(version, CALIBRATION_TAG)
+    return value if isinstance(value, dict) and value.get("x") else None

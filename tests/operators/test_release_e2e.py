@@ -78,6 +78,11 @@ def test_release_cycle_end_to_end(bag, roots, capfd, tmp_path):
     assert v3.tags["mlops.window_start"].startswith("2026-01-22")  # lineage: the data it learned from
     assert v3.tags["mlops.data_sha256"]
     assert v3.tags["mlops.profile_uri"]
+    importance = json.loads(v3.tags["mlops.feature_importance"])  # measured on its held-out rows at test time
+    assert sum(importance.values()) == pytest.approx(1.0, abs=1e-3)
+    assert set(importance) <= {"age", "tenure_months", "monthly_charges", "support_calls", "data_usage_gb", "plan",
+                               "region", "payment_method"}  # fmt: skip
+    assert len(json.loads(v3.tags["mlops.calibration"])["x"]) >= 2
 
     _, states = run_dag(bag.dags["release_churn__rollback"], conf={"reason": "v3 misbehaves on live traffic"})
     assert states["rollback_champion"] == "success"
@@ -105,6 +110,12 @@ def test_release_cycle_end_to_end(bag, roots, capfd, tmp_path):
     assert set(pred["model_version"]) == {"1", "3"}  # champion v1, canary to challenger v3
     assert 0.15 < (pred["model_version"] == "3").mean() < 0.25
     assert result["rows_by_model"]["challenger"] == int((pred["model_version"] == "3").sum())
+    assert (states["estimate_performance"], states["no_estimated_drift"]) == ("success", "success")
+    estimated = xcom("release_churn__score", scored.run_id, "estimate_performance")  # before any label
+    assert (estimated["champion"], estimated["status"]) == ("1", "no_drift")
+    assert set(estimated["metrics"]) == {"roc_auc"}  # the metrics its tests declare (thresholds and compare)
+    for row in estimated["metrics"].values():
+        assert row["low"] <= row["estimate"] <= row["high"]
 
     for day in ("2026-01-27", "2026-01-28"):  # labels arrive: live metrics per version
         if day != "2026-01-27":
@@ -119,6 +130,7 @@ def test_release_cycle_end_to_end(bag, roots, capfd, tmp_path):
     assert (perf["champion"], perf["status"]) == ("1", "no_drift")
     assert perf["live"] == live["per_version"]["1"]["roc_auc"]
     assert perf["drop"] <= perf["tolerance"]
+    assert set(perf["metrics"]) == {"roc_auc"}  # every declared metric is watched
     assert (live["won"], live["streak"], live["proposed"]) == (True, 2, True)
     assert "proposed v3 for promotion, a person decides (it was rolled back" in live["decision"]
     assert _champion("release_churn") == "1"  # the rolled-back v3 is proposed, never promoted again by itself

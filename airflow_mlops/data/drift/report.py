@@ -74,9 +74,11 @@ def render_html(report: dict[str, Any], png: bytes | None, title: str) -> str:
     for r in report["features"]:
         status = r["status"].upper() if r.get("drifted") else r["status"]
         cls = "FAIL" if r.get("drifted") else ""
+        weight = "-" if r.get("importance") is None else f"{r['importance'] * 100:.1f}%"
         rows.append(
             f"<tr class='{cls}'><td>{html.escape(r['feature'])}</td><td>{r['type']}</td><td>{r.get('metric') or '-'}</td>"
             f"<td>{fmt(r.get('score'))}</td><td>{fmt(r.get('threshold'))}</td><td>{fmt(r.get('psi'))}</td>"
+            f"<td>{weight}</td>"
             f"<td>{r['n_reference']}</td><td>{r['n_current']}</td><td>{html.escape(status)}</td></tr>"
         )
     image = (
@@ -92,7 +94,7 @@ def render_html(report: dict[str, Any], png: bytes | None, title: str) -> str:
         f"<p>Reference: {html.escape(str(report.get('reference_profile', '')))}<br>"
         f"Current: {html.escape(str(report.get('current_profile', '')))}</p>{image}"
         "<h2>Per feature (sorted by score / threshold)</h2><table><tr><th>feature</th><th>type</th><th>metric</th>"
-        "<th>score</th><th>threshold</th><th>psi</th><th>n reference</th><th>n current</th><th>status</th></tr>"
+        "<th>score</th><th>threshold</th><th>psi</th><th>importance</th><th>n reference</th><th>n current</th><th>status</th></tr>"
         f"{''.join(rows)}</table>{_expectations_html(report.get('expectations') or [])}</body></html>"
     )
 

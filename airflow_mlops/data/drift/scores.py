@@ -65,7 +65,14 @@ class DriftPolicy:
     """What counts as drift, one value from the spec's ``drift`` section to the sensor to :func:`score_drift`.
 
     The names are the spec's: ``numeric.{metric, ks, psi}``, ``categorical.{metric, hellinger, psi}``,
-    ``drift_share``, ``min_rows`` and ``features.<name>.{metric, threshold}``. The KS and Hellinger defaults
+    ``decision``, ``importance_share``, ``drift_share``, ``min_rows`` and ``features.<name>.{metric, threshold}``.
+
+    ``decision: importance`` (the default): the data set drifts when its drifted features together carry at
+    least ``importance_share`` of the champion's permutation importance (:mod:`airflow_mlops.model.importance`),
+    so one important feature can decide and any number of irrelevant ones cannot. Where the champion has no
+    recorded importance (a version registered before it was measured, a text model) the decision falls back
+    to ``drift_share`` and the report says so. ``decision: share``: the share of drifted features decides. The
+    KS and Hellinger defaults
     (0.05) flag effects of about a 0.15 standard-deviation mean shift: a 0.2-sd shift gives KS 0.080 and
     Hellinger 0.067-0.071. PSI, where it decides, is bias-corrected; its conventional threshold 0.1 means a
     moderate shift (a 0.2-sd mean shift gives a decile PSI of about 0.035).
@@ -73,6 +80,8 @@ class DriftPolicy:
 
     numeric: NumericRule = dataclasses.field(default_factory=NumericRule)
     categorical: CategoricalRule = dataclasses.field(default_factory=CategoricalRule)
+    decision: Literal["importance", "share"] = "importance"
+    importance_share: float = 0.2
     drift_share: float = 0.3
     min_rows: int = 100
     features: Mapping[str, FeatureRule] = dataclasses.field(default_factory=dict)
@@ -102,12 +111,17 @@ class DriftPolicy:
         unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ValueError(
-                f"drift policy: unknown key(s) {unknown}; allowed: numeric, categorical, drift_share, "
-                "min_rows, features"
+                f"drift policy: unknown key(s) {unknown}; allowed: numeric, categorical, decision, "
+                "importance_share, drift_share, min_rows, features"
             )
+        decision = str(data.get("decision", cls.decision))
+        if decision not in ("importance", "share"):
+            raise ValueError(f"drift policy decision: {decision!r}; allowed: 'importance', 'share'")
         return cls(
             numeric=build(NumericRule, data.get("numeric", {}), "numeric"),
             categorical=build(CategoricalRule, data.get("categorical", {}), "categorical"),
+            decision=decision,  # type: ignore[arg-type]
+            importance_share=float(data.get("importance_share", cls.importance_share)),
             drift_share=float(data.get("drift_share", cls.drift_share)),
             min_rows=int(data.get("min_rows", cls.min_rows)),
             features={
@@ -274,10 +288,13 @@ def score_drift(
     numeric: list[str],
     categorical: list[str],
     policy: DriftPolicy | Mapping[str, Any] | None = None,
+    importance: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Compare ``current`` with ``reference`` per feature under ``policy`` (:class:`DriftPolicy`; default:
-    its defaults). The data set drifts when the share of drifted features reaches ``policy.drift_share``.
-    Features with fewer than ``policy.min_rows`` values on either side are "insufficient data" and take no
+    its defaults). With ``policy.decision`` ``importance`` and the champion's ``importance`` (feature ->
+    share of its permutation importance), the data set drifts when its drifted features carry at least
+    ``policy.importance_share`` of it; otherwise when the share of drifted features reaches
+    ``policy.drift_share``. Features with fewer than ``policy.min_rows`` values on either side are "insufficient data" and take no
     part in the decision. Each feature's metric (KS or PSI for numeric, Hellinger or PSI for categorical)
     must exceed both its threshold and its sample-size-aware noise floor.
     """
@@ -333,8 +350,18 @@ def score_drift(
     scored = [r for r in rows if r["score"] is not None]
     drifted = [r for r in scored if r["drifted"]]
     share = len(drifted) / len(scored) if scored else 0.0
+    weights = _importance_weights(importance, [r["feature"] for r in rows])
+    for row in rows:
+        row["importance"] = weights.get(row["feature"]) if weights else None
+    carried = sum(weights.get(r["feature"], 0.0) for r in drifted) if weights else None
+    rule, note = policy.decision, None
+    if rule == "importance" and not weights:
+        rule = "share"
+        note = "the champion has no recorded feature importance: decided by drift_share instead"
     if not scored:
         status = "insufficient_data"
+    elif rule == "importance":
+        status = "drift" if drifted and carried >= policy.importance_share - 1e-12 else "no_drift"
     else:
         status = "drift" if share >= drift_share and drifted else "no_drift"
     rows.sort(key=lambda r: -(r["score"] / r["threshold"]) if r["score"] is not None else 1.0)
@@ -344,9 +371,26 @@ def score_drift(
         "drifted_features": [r["feature"] for r in drifted],
         "drift_share": share,
         "drift_share_threshold": drift_share,
+        "decided_by": rule,
+        "decision_note": note,
+        "drifted_importance": carried,
+        "importance_share_threshold": policy.importance_share,
         "policy": policy.as_dict(),
         "features": rows,
     }
+
+
+def _importance_weights(importance: Mapping[str, float] | None, features: list[str]) -> dict[str, float]:
+    """The monitored features' importance shares (renormalised over them), or {} when nothing carries any."""
+    if not importance:
+        return {}
+    weights = {f: max(float(importance.get(f) or 0.0), 0.0) for f in features}
+    total = sum(weights.values())
+    return {f: w / total for f, w in weights.items()} if total > 0 else {}
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
 
 
 def drift_table(report: dict[str, Any]) -> str:
@@ -354,21 +398,28 @@ def drift_table(report: dict[str, Any]) -> str:
         [
             (
                 r["feature"], r["type"], r.get("metric") or "-", fmt(r.get("score")), fmt(r.get("threshold")),
-                fmt(r.get("psi")), r["n_reference"], r["n_current"], r["status"].upper() if r["drifted"] else r["status"],
+                fmt(r.get("psi")), _share(r.get("importance")), r["n_reference"], r["n_current"],
+                r["status"].upper() if r["drifted"] else r["status"],
             )
             for r in report["features"]
         ],
-        ("feature", "type", "metric", "score", "threshold", "psi", "n_ref", "n_cur", "status"),
+        ("feature", "type", "metric", "score", "threshold", "psi", "importance", "n_ref", "n_cur", "status"),
     )  # fmt: skip
 
 
 def summary_line(report: dict[str, Any]) -> str:
     scored = [r for r in report["features"] if r["score"] is not None]
-    return (
-        f"{report['status'].upper()}: {len(report['drifted_features'])} of {len(scored)} features drifted "
-        f"(share {report['drift_share']:.2f}, threshold {report['drift_share_threshold']:.2f})"
-        + (f": {', '.join(report['drifted_features'])}" if report["drifted_features"] else "")
-    )
+    head = f"{report['status'].upper()}: {len(report['drifted_features'])} of {len(scored)} features drifted"
+    if report.get("decided_by") == "importance":
+        rule = (
+            f"carrying {_share(report['drifted_importance'])} of the champion's importance, threshold "
+            f"{_share(report['importance_share_threshold'])}"
+        )
+    else:
+        rule = f"share {report['drift_share']:.2f}, threshold {report['drift_share_threshold']:.2f}"
+        if report.get("decision_note"):
+            rule += f"; {report['decision_note']}"
+    return f"{head} ({rule})" + (f": {', '.join(report['drifted_features'])}" if report["drifted_features"] else "")
 
 
 def detect(
@@ -378,13 +429,14 @@ def detect(
     numeric: list[str],
     categorical: list[str],
     policy: DriftPolicy | Mapping[str, Any] | None = None,
+    importance: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Load two stored profiles and score drift between them (as :func:`score_drift`)."""
     from airflow_mlops.data.profiling import load_profile
 
     report = score_drift(
         load_profile(reference_uri), load_profile(current_uri), numeric=numeric, categorical=categorical,
-        policy=policy,
+        policy=policy, importance=importance,
     )  # fmt: skip
     report.update(reference_profile=reference_uri, current_profile=current_uri)
     return report

@@ -59,3 +59,21 @@ def test_drift_on_unchanged_days_exits_0_and_data_files_are_profiled_on_the_fly(
 def test_drift_without_features_is_a_usage_error(capsys):
     assert main(["drift", _day("2026-01-15"), _day("2026-01-16")]) == 2
     assert "--spec PIPELINE.yaml, or --numeric/--categorical" in capsys.readouterr().err
+
+
+def test_drift_weighs_drifted_features_by_the_given_importance(tmp_path, capsys):
+    """The January 23rd shift moves monthly_charges, support_calls and plan: drift when they carry the model's
+    importance, no drift (and exit 0) when the importance says the model does not use them."""
+    args = ["drift", _day("2026-01-16"), _day("2026-01-23"), "--spec", str(SPEC), "--format", "json"]
+    used = {"monthly_charges": 0.4, "support_calls": 0.3, "tenure_months": 0.3}
+    assert main([*args, "--importance", json.dumps(used)]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert (report["decided_by"], report["drifted_importance"]) == ("importance", 0.7)
+    unused = tmp_path / "importance.json"
+    unused.write_text(json.dumps({"age": 0.5, "tenure_months": 0.5}))
+    assert main([*args, "--importance", str(unused)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["status"], report["drifted_importance"]) == ("no_drift", 0.0)
+    assert set(report["drifted_features"]) >= {"monthly_charges", "support_calls"}  # reported all the same
+    assert main([*args, "--importance", "[1, 2]"]) == 2
+    assert "expected a JSON object" in capsys.readouterr().err

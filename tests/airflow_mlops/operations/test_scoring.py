@@ -296,18 +296,66 @@ def test_performance_drift_when_the_champions_live_metric_falls_beyond_tolerance
     from airflow_mlops.operations.live import performance_drift
 
     champion = SimpleNamespace(
-        version="4", tags={"mlops.test_metrics": json.dumps({"roc_auc": 0.85, "rmse": 1.0})}
+        version="4", tags={"mlops.test_metrics": json.dumps({"roc_auc": 0.85, "accuracy": 0.8, "rmse": 1.0})}
     )
-    fell = performance_drift(champion, {"4": {"roc_auc": 0.77}}, metric="roc_auc", tolerance=0.05)
-    assert (fell["drift"], fell["status"], fell["drifted_features"]) == (
-        True,
-        "drift",
-        ["performance:roc_auc"],
+    fell = performance_drift(
+        champion, {"4": {"roc_auc": 0.77, "se_roc_auc": 0.01}}, metrics=["roc_auc"], tolerance=0.05
     )
+    assert (fell["drift"], fell["status"], fell["drifted_features"]) == (True, "drift", ["performance:roc_auc"])
     assert fell["drop"] == pytest.approx(0.08)
-    held = performance_drift(champion, {"4": {"roc_auc": 0.82}}, metric="roc_auc", tolerance=0.05)
+    held = performance_drift(champion, {"4": {"roc_auc": 0.82}}, metrics=["roc_auc"], tolerance=0.05)
     assert (held["drift"], held["status"]) == (False, "no_drift")
-    worse_error = performance_drift(champion, {"4": {"rmse": 1.2}}, metric="rmse", tolerance=0.1)
+    worse_error = performance_drift(champion, {"4": {"rmse": 1.2}}, metrics=["rmse"], tolerance=0.1)
     assert worse_error["drift"]  # lower is better: a rise is the drop
-    unknown = performance_drift(champion, {"5": {"roc_auc": 0.5}}, metric="roc_auc", tolerance=0.05)
+    unknown = performance_drift(champion, {"5": {"roc_auc": 0.5}}, metrics=["roc_auc"], tolerance=0.05)
     assert (unknown["drift"], unknown["status"]) == (False, "insufficient_data")
+
+
+def test_performance_drift_watches_every_declared_metric_with_its_own_tolerance():
+    """A threshold shift keeps the ranking (ROC AUC barely moves) but costs accuracy: accuracy decides."""
+    from types import SimpleNamespace
+
+    from airflow_mlops.operations.live import performance_drift
+
+    champion = SimpleNamespace(version="4", tags={"mlops.test_metrics": json.dumps({"roc_auc": 0.85, "accuracy": 0.8})})
+    live = {"4": {"roc_auc": 0.82, "se_roc_auc": 0.01, "accuracy": 0.67, "se_accuracy": 0.01}}
+    both = performance_drift(champion, live, metrics=["roc_auc", "accuracy"], tolerance=0.05)
+    assert both["drifted_features"] == ["performance:accuracy"]
+    assert (both["metric"], both["metrics"]["roc_auc"]["status"]) == ("accuracy", "ok")
+    lenient = performance_drift(
+        champion, live, metrics=["roc_auc", "accuracy"], tolerance={"accuracy": 0.2, "roc_auc": 0.05}
+    )
+    assert lenient["drift"] is False
+
+
+def test_a_drop_within_the_sample_size_floor_is_not_drift():
+    """On a small window the same drop is noise: 3.09 standard errors of the live value must be exceeded."""
+    from types import SimpleNamespace
+
+    from airflow_mlops.operations.live import performance_drift
+
+    champion = SimpleNamespace(version="4", tags={"mlops.test_metrics": json.dumps({"accuracy": 0.8})})
+    small = performance_drift(champion, {"4": {"accuracy": 0.72, "se_accuracy": 0.04}}, metrics=["accuracy"], tolerance=0.05)
+    large = performance_drift(champion, {"4": {"accuracy": 0.72, "se_accuracy": 0.009}}, metrics=["accuracy"], tolerance=0.05)
+    assert small["metrics"]["accuracy"]["floor"] == pytest.approx(3.0902 * 0.04)
+    assert (small["drift"], large["drift"]) == (False, True)
+
+
+def test_standard_errors_match_the_spread_of_resampled_metrics():
+    import numpy as np
+
+    from airflow_mlops.model.metrics import classification_metrics, standard_errors
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=4000)
+    y = (rng.random(4000) < 1 / (1 + np.exp(-2 * x))).astype(int)
+    score = 1 / (1 + np.exp(-1.5 * x))
+
+    def metrics(idx):
+        return classification_metrics(y[idx], np.column_stack([1 - score[idx], score[idx]]), [0, 1])
+
+    found = standard_errors(y == 1, score, "classification", metrics(np.arange(4000)))
+    boot = [metrics(rng.integers(0, 4000, 4000)) for _ in range(200)]
+    for metric in ("accuracy", "precision", "recall", "f1", "roc_auc"):
+        spread = float(np.std([b[metric] for b in boot]))
+        assert found[metric] == pytest.approx(spread, rel=0.3), metric

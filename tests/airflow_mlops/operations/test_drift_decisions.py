@@ -1,0 +1,219 @@
+"""The decision rules of issue 14: importance-weighted data drift, performance estimated from calibrated scores
+(CBPE), and every retraining trigger counting its own consecutive windows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from airflow_mlops.data.drift.scores import score_drift, summary_line
+from airflow_mlops.data.profiling import profile_frame
+
+
+def _frame(n: int, seed: int, shift_important: float = 0.0, shift_irrelevant: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "important": rng.normal(shift_important, 1, n),
+            "minor": rng.normal(0, 1, n),
+            "noise_a": rng.normal(shift_irrelevant, 1, n),
+            "noise_b": rng.normal(shift_irrelevant, 1, n),
+            "noise_c": rng.normal(shift_irrelevant, 1, n),
+        }
+    )
+
+
+FEATURES = ["important", "minor", "noise_a", "noise_b", "noise_c"]
+IMPORTANCE = {"important": 0.8, "minor": 0.2, "noise_a": 0.0, "noise_b": 0.0, "noise_c": 0.0}
+
+
+def _decide(ref, cur, importance=IMPORTANCE, **policy):
+    return score_drift(
+        profile_frame(ref), profile_frame(cur), numeric=FEATURES, categorical=[], policy=policy or None,
+        importance=importance,
+    )  # fmt: skip
+
+
+def test_one_important_feature_decides_where_the_share_rule_misses_it():
+    ref, cur = _frame(5000, 1), _frame(5000, 2, shift_important=0.6)
+    weighted = _decide(ref, cur)
+    share = _decide(ref, cur, decision="share")
+    assert weighted["drifted_features"] == share["drifted_features"] == ["important"]
+    assert (weighted["status"], weighted["decided_by"], weighted["drifted_importance"]) == ("drift", "importance", 0.8)
+    assert (share["status"], share["decided_by"]) == ("no_drift", "share")  # 1 of 5 < 0.3
+    assert "carrying 80.0% of the champion's importance, threshold 20.0%" in summary_line(weighted)
+
+
+def test_drift_on_irrelevant_features_is_reported_but_does_not_decide():
+    report = _decide(_frame(5000, 1), _frame(5000, 2, shift_irrelevant=0.6))
+    assert sorted(report["drifted_features"]) == ["noise_a", "noise_b", "noise_c"]
+    assert (report["status"], report["drifted_importance"]) == ("no_drift", 0.0)
+    assert {r["feature"]: r["importance"] for r in report["features"]}["noise_a"] == 0.0
+    assert _decide(_frame(5000, 1), _frame(5000, 2, shift_irrelevant=0.6), decision="share")["status"] == "drift"
+
+
+def test_without_recorded_importance_the_share_rule_decides_and_says_so():
+    report = _decide(_frame(5000, 1), _frame(5000, 2, shift_irrelevant=0.6), importance=None)
+    assert (report["status"], report["decided_by"]) == ("drift", "share")
+    assert "no recorded feature importance" in summary_line(report)
+
+
+def test_stable_inputs_never_drift_under_the_importance_rule():
+    for seed in range(5):
+        report = _decide(_frame(2000, 100 + seed), _frame(2000, 200 + seed))
+        assert (report["status"], report["drifted_features"]) == ("no_drift", [])
+
+
+def test_the_importance_threshold_is_the_specs():
+    ref, cur = _frame(5000, 1), _frame(5000, 2, shift_important=0.6)
+    assert _decide(ref, cur, importance_share=0.9)["status"] == "no_drift"  # 0.8 < 0.9
+
+
+def _logistic(n, seed, shift=0.0, slope=2.0, bias=0.0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(shift, 1, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(slope * x + bias)))).astype(int)
+    return x, y
+
+
+def test_permutation_importance_finds_the_feature_the_model_uses():
+    from airflow_mlops.model.importance import permutation_importance
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"used": rng.normal(size=3000), "unused": rng.normal(size=3000)})
+    frame["y"] = (rng.random(3000) < 1 / (1 + np.exp(-3 * frame["used"]))).astype(int)
+
+    class Model:  # the model protocol: meta, predict_proba
+        meta = {"task": "classification", "target": "y", "classes": [0, 1]}
+
+        def predict_proba(self, df):
+            p = 1 / (1 + np.exp(-3 * df["used"].to_numpy()))
+            return np.column_stack([1 - p, p])
+
+    found = permutation_importance(Model(), frame, "roc_auc", features=["used", "unused"])
+    assert found["share"]["used"] == 1.0
+    assert found["share"]["unused"] == 0.0
+    assert found["drop"]["used"] > 0.3
+
+
+def test_estimated_metrics_track_the_realised_ones_and_their_band_covers_them():
+    from airflow_mlops.model.estimation import estimate_metrics, fit_calibration
+    from airflow_mlops.model.metrics import classification_metrics
+
+    x, y = _logistic(4000, 1)
+    raw = 1 / (1 + np.exp(-4 * x))  # overconfident scores: the calibration has work to do
+    calibration = fit_calibration(raw, y)
+    covered, errors = 0, []
+    for day in range(20):
+        xs, ys = _logistic(2000, 100 + day, shift=0.8 if day >= 10 else 0.0)  # covariate shift half-way
+        scores = 1 / (1 + np.exp(-4 * xs))
+        est = estimate_metrics(scores, calibration, seed=day)
+        real = classification_metrics(ys, np.column_stack([1 - scores, scores]), [0, 1])
+        for metric in ("accuracy", "roc_auc"):
+            errors.append(abs(est[metric]["estimate"] - real[metric]))
+            covered += est[metric]["low"] <= real[metric] <= est[metric]["high"]
+    assert np.mean(errors) < 0.015
+    assert covered >= 32  # of 40 (a 95% band; measured 36-38 on such cases)
+
+
+def test_estimation_is_blind_to_a_changed_labelling_rule():
+    """Pure concept drift (inputs as before, a new rule): the estimate does not move; live metrics must see it."""
+    from airflow_mlops.model.estimation import estimate_metrics, fit_calibration
+
+    x, y = _logistic(4000, 1)
+    calibration = fit_calibration(1 / (1 + np.exp(-2 * x)), y)
+    xs, _ = _logistic(2000, 2)
+    _, y_new = _logistic(2000, 2, bias=1.5)  # the same inputs, labelled by another rule
+    scores = 1 / (1 + np.exp(-2 * xs))
+    est = estimate_metrics(scores, calibration)["accuracy"]
+    realised = float(((scores > 0.5) == y_new).mean())
+    assert est["low"] <= 0.8 <= est["high"] + 0.05  # the estimate stays where it was ...
+    assert realised < est["low"]  # ... while the real accuracy fell below its band
+
+
+def test_an_estimated_drop_beyond_tolerance_and_noise_is_drift():
+    from airflow_mlops.operations.estimation import judge
+
+    tested = {"accuracy": 0.80, "roc_auc": 0.85}
+    found = judge(
+        {"accuracy": {"estimate": 0.70, "low": 0.68, "high": 0.72}, "roc_auc": {"estimate": 0.83, "low": 0.81, "high": 0.85}},
+        tested, 0.05,
+    )  # fmt: skip
+    assert (found["accuracy"]["status"], found["roc_auc"]["status"]) == ("drift", "ok")
+    wide = judge({"accuracy": {"estimate": 0.70, "low": 0.55, "high": 0.82}}, tested, 0.05)
+    assert wide["accuracy"]["status"] == "ok"  # the band reaches the tested value: too noisy to call
+
+
+def test_live_metrics_read_labels_carried_by_the_scored_rows():
+    from airflow_mlops.operations.live import version_metrics
+
+    x, y = _logistic(1000, 5)
+    scores = 1 / (1 + np.exp(-2 * x))
+    predictions = pd.DataFrame({"score": scores, "prediction": (scores > 0.5).astype(int), "model_version": "3", "churned": y})
+    predictions.loc[:99, "churned"] = np.nan  # not labelled yet: left out
+    found = version_metrics(predictions, None, id_column=None, label_column="churned", task="classification")
+    assert found["3"]["rows"] == 900
+    assert found["3"]["se_accuracy"] > 0
+
+
+def test_every_trigger_counts_its_own_consecutive_windows():
+    from airflow_mlops.operations.retraining import decide, empty_ledger
+
+    def entry(day, source):
+        return {"window_end": f"2026-01-{day:02d}T00:00:00+00:00", "report_uri": None, "drifted_features": ["x"],
+                "monitor_run_id": f"{source}-{day}", "source": source}  # fmt: skip
+
+    kw = dict(in_flight=0, cooldown=dt.timedelta(0), consecutive=2, step=dt.timedelta(days=1), retraining="r__retrain")
+    ledger = empty_ledger()
+    first = decide(ledger, entry(10, "performance"), trigger_run_id="t1", **kw)
+    assert not first.trigger
+    assert "1 consecutive performance-drifted window(s)" in first.reason
+    mixed = decide(first.ledger, entry(11, "data"), trigger_run_id="t2", **kw)
+    assert not mixed.trigger  # a data drift the next day does not continue a performance streak
+    second = decide(mixed.ledger, entry(11, "performance"), trigger_run_id="t3", **kw)
+    assert second.trigger
+    assert len(second.pending) == 3
+
+
+def test_the_spec_refuses_metrics_the_task_does_not_have(tmp_path):
+    from pathlib import Path
+
+    import yaml
+
+    from airflow_mlops.errors import SpecError
+    from airflow_mlops.pipeline.spec import load_spec
+
+    root = Path(__file__).resolve().parents[3]
+    raw = yaml.safe_load((root / "dags" / "pipelines" / "demo_churn.yaml").read_text())
+    raw["scoring"]["labels"]["max_metric_drop"] = {"accuracy": 0.1, "rmse": 0.2}
+    raw["scoring"]["estimation"] = {"metrics": ["log_loss"]}
+    path = tmp_path / "demo_churn.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    text = str(err.value)
+    assert "scoring.labels.max_metric_drop.rmse" in text
+    assert "scoring.estimation.metrics" in text
+    assert "log_loss" in text
+
+
+def test_registration_tags_carry_what_monitoring_reads():
+    from types import SimpleNamespace
+
+    from airflow_mlops.tracking import registry
+
+    details = {
+        "importance": {"share": {"a": 0.7, "b": 0.3}, "drop": {"a": 0.2, "b": 0.1}, "metric": "roc_auc"},
+        "calibration": {"x": [0.1, 0.9], "y": [0.2, 0.8], "rows": 100},
+    }
+    version = SimpleNamespace(tags=registry.monitoring_tags(details))
+    assert registry.feature_importance(version) == {"a": 0.7, "b": 0.3}
+    assert registry.calibration(version)["y"] == [0.2, 0.8]
+    wide = {"importance": {"share": {f"feature_{i:04d}": 1 / 2000 for i in range(2000)}}}
+    tag = registry.monitoring_tags(wide)[registry.IMPORTANCE_TAG]
+    assert len(tag) <= registry.MAX_TAG
+    assert json.loads(tag)
