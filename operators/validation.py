@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_mlops.links.mlflow import REPORT_XCOM_PREFIX, VALIDATION_REPORT, VALIDATION_REPORT_URL_KEY
-from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START, NamedOutputs, explain_window
+from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START, NamedOutputs, resolve_window
 from airflow_mlops.utils.failures import gate
 from airflow_mlops.utils.lineage import LineageMixin
 
@@ -35,6 +35,10 @@ class ValidateDataOperator(LineageMixin, NamedOutputs, BaseOperator):
     :param window_start: start of the window (templated; default the data interval start).
     :param window_end: end of the window, exclusive (templated; default the data interval end).
     :param window_days: when set, the window is the ``window_days`` days ending at ``window_end``.
+    :param manual_window: a manual run reads the ``window_end`` param given in the trigger form, or, without
+        one, its data interval unless that ends after the latest partition present (then the window ends the
+        day after it); the window read is in the result (``window``) for the tasks downstream. The generated
+        training DAGs set it; other runs always read their data interval.
     :param expectations: what a broken distribution expectation (a column's ``mean`` or ``quantiles``
         bounds) does: ``fail`` (a gate: the scheduled training), ``warn`` (reported and returned under
         ``expectations``: the drift monitor hands them to its drift report; a retraining follows drift).
@@ -65,6 +69,7 @@ class ValidateDataOperator(LineageMixin, NamedOutputs, BaseOperator):
         batch_rows: int = 65_536,
         expectations: str = "fail",
         on_extra_columns: str = "warn",
+        manual_window: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -88,13 +93,14 @@ class ValidateDataOperator(LineageMixin, NamedOutputs, BaseOperator):
         self.window_start = window_start
         self.window_end = window_end
         self.window_days = window_days
+        self.manual_window = manual_window
 
     def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
         profile = {"uri": result["profile_uri"], "version": result["content_hash"], "rows": result["rows"]}
         return list(result["inputs"]), [profile]
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.data.partitions import content_hash, make_window, partition_uris
+        from airflow_mlops.data.partitions import content_hash, partition_uris
         from airflow_mlops.data.profiling import profile_uri, save_profile
         from airflow_mlops.data.validation import validate_and_profile
 
@@ -103,8 +109,10 @@ class ValidateDataOperator(LineageMixin, NamedOutputs, BaseOperator):
         notes: list[str] = []
         try:
             with gate(self, context):
-                window = make_window(self.window_start, self.window_end, self.window_days)
-                notes.append(explain_window(context, window, self.window_days))
+                window, why = resolve_window(
+                    context, self.window_start, self.window_end, self.window_days, self.data_uri, self.manual_window
+                )  # fmt: skip
+                notes.append(why)
                 uris = partition_uris(self.data_uri, window)
                 report, files, view = validate_and_profile(
                     uris, self.data_format, self.constraints or {}, features=self.features, numeric=self.numeric or [],

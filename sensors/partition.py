@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.sensors._waiting import WaitingSensor
-from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START
+from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START, resolve_window
+
+WINDOW_XCOM = "window"
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -30,6 +32,11 @@ class PartitionCompleteSensor(WaitingSensor):
     :param data_format: ``parquet`` or ``csv``.
     :param window_start: start of the interval (templated; default the run's data interval).
     :param window_end: end of the interval (templated; default the run's data interval).
+    :param manual_window: a manual run waits for the window that ends at the ``window_end`` param of the
+        trigger form or, without one, at its data interval unless that ends after the latest partition present
+        (then at the day after it). The window waited for is pushed as XCom ``window`` (``start``, ``end``)
+        for the tasks downstream; it is decided once per try (kept across deferrals). The generated monitor
+        DAGs set it.
     """
 
     template_fields: Sequence[str] = ("data_uri", "window_start", "window_end", "marker")
@@ -46,6 +53,7 @@ class PartitionCompleteSensor(WaitingSensor):
         min_rows: int | None = None,
         marker: str | None = None,
         asset: str | None = None,
+        manual_window: bool = False,
         **kwargs: Any,
     ) -> None:
         if asset:
@@ -53,6 +61,8 @@ class PartitionCompleteSensor(WaitingSensor):
 
             kwargs["inlets"] = [*(kwargs.get("inlets") or []), Asset(name=asset)]
         super().__init__(**kwargs)
+        self.manual_window = manual_window
+        self._settled = False
         self.data_uri = data_uri
         self.data_format = data_format
         self.window_start = window_start
@@ -74,8 +84,27 @@ class PartitionCompleteSensor(WaitingSensor):
         ready, why = asset_event_covers(recent.ascending(False).limit(100), window)
         return ready, f"asset {self.asset!r}: {why}"
 
+    def _settle_window(self, context: Context) -> None:
+        """Decide the window once per try (see ``manual_window``) and push it for the tasks downstream."""
+        if self._settled or not self.manual_window:
+            return
+        self._settled = True
+        ti = context["ti"]
+        kept = ti.xcom_pull(task_ids=ti.task_id, key=WINDOW_XCOM)
+        if kept:  # resumed after a deferral: the window decided before it
+            self.window_start, self.window_end = kept["start"], kept["end"]
+            return
+        window, why = resolve_window(
+            context, self.window_start, self.window_end, None, self.data_uri, self.manual_window
+        )  # fmt: skip
+        self.window_start, self.window_end = window.as_dict()["start"], window.as_dict()["end"]
+        self.log.info("%s", why)
+        ti.xcom_push(key=WINDOW_XCOM, value=window.as_dict())
+
     def check(self, context: Context) -> tuple[bool, str, Any]:
         from airflow_mlops.data.completeness import check_storage
+
+        self._settle_window(context)
 
         state = check_storage(
             self.data_uri, self.data_format, self.window_start, self.window_end,

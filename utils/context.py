@@ -86,3 +86,32 @@ def explain_window(context: Context, window: Any, days: int | None = None) -> st
     elif run_type:
         line += f" of this {run_type} run"
     return line
+
+
+WINDOW_PARAM = "window_end"
+
+
+def run_type(context: Context) -> str:
+    value = getattr(context.get("dag_run"), "run_type", None) or ""
+    return str(getattr(value, "value", value))
+
+
+def resolve_window(
+    context: Context, start: Any, end: Any, days: int | None, data_uri: str, manual_window: bool
+) -> tuple[Any, str]:
+    """The window a task reads, and one log line saying why.
+
+    With ``manual_window`` (the generated training and monitor DAGs' first task), a manual run reads the
+    ``window_end`` param given in the trigger form or, without one, its data interval unless that ends after
+    the latest partition present, in which case the window ends the day after it
+    (:func:`airflow_mlops.data.partitions.manual_window`). Every other run reads its data interval.
+    """
+    from airflow_mlops.data.partitions import make_window
+    from airflow_mlops.data.partitions import manual_window as pick
+
+    if manual_window and run_type(context) == "manual":
+        requested = (context.get("params") or {}).get(WINDOW_PARAM)
+        window, why = pick(start, end, days, requested, data_uri)
+        return window, f"reading {window.label} ({len(window.days)} day(s)), ending at {why}"
+    window = make_window(start, end, days)
+    return window, explain_window(context, window, days)

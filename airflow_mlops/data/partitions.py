@@ -82,6 +82,74 @@ def make_window(start: Any = None, end: Any = None, days: int | None = None) -> 
     return Window(start_t, end_t)
 
 
+def latest_partition_day(uri_template: str) -> dt.date | None:
+    """The latest day whose partition exists for a ``{date}`` template (None: none, or no ``{date}``).
+
+    One listing: ``{date}`` becomes a wildcard and the dates are read back from the matched paths."""
+    import re
+
+    import fsspec
+
+    if "{date}" not in uri_template:
+        return None
+    fs, pattern = fsspec.core.url_to_fs(uri_template.replace("{date}", "*"))
+    _, path_template = fsspec.core.url_to_fs(uri_template.replace("{date}", "DATEPLACEHOLDER"))
+    parts = [re.escape(p) for p in path_template.split("DATEPLACEHOLDER")]
+    shape = re.compile("^" + r"(\d{4}-\d{2}-\d{2})".join(p.replace(r"\*", "[^/]*") for p in parts) + "$")
+    days = []
+    for found in fs.glob(pattern):
+        match = shape.match(found)
+        if match:
+            try:
+                days.append(dt.date.fromisoformat(match.group(1)))
+            except ValueError:
+                continue
+    return max(days) if days else None
+
+
+def manual_window_end(requested: Any, interval_end: Any, uri_template: str) -> tuple[dt.datetime, str]:
+    """Where a manual run's window ends, and why (one line for the log).
+
+    ``requested`` (the DAG's ``window_end`` param, from the trigger form) wins. Otherwise the run's data
+    interval, unless it ends after the latest partition present (the trigger form's default logical date is
+    *now*, where there is no data yet): then the window ends the day after the latest partition."""
+    if requested not in (None, "", "None"):
+        return parse_time(requested, "window_end"), "the window_end given when the run was triggered"
+    end = None if interval_end in (None, "", "None") else parse_time(interval_end, "window_end")
+    latest = latest_partition_day(uri_template)
+    if latest is None:
+        if end is None:
+            raise DataError(
+                f"this manual run has no data interval (triggered without a logical date) and no partition of "
+                f"{uri_template} was found to default to: set window_end in the trigger form (the day after the "
+                "last day to read), or check the data URI"
+            )
+        return end, "the data interval of this manual run"
+    latest_end = parse_time(latest + dt.timedelta(days=1), "window_end")
+    if end is not None and end <= latest_end:
+        return end, "the data interval of this manual run"
+    when = f"ends {end.isoformat()}, after the last day with data" if end else "is empty (no logical date)"
+    return latest_end, (
+        f"the latest partition ({latest.isoformat()}): this manual run's data interval {when}; set window_end in "
+        "the trigger form to read another window"
+    )
+
+
+def manual_window(
+    start: Any, end: Any, days: int | None, requested: Any, uri_template: str
+) -> tuple[Window, str]:
+    """A manual run's window (see :func:`manual_window_end`): ``days`` days, or as long as the run's data
+    interval ``[start, end)`` (one day when that is empty), ending where :func:`manual_window_end` says."""
+    new_end, why = manual_window_end(requested, end, uri_template)
+    if days:
+        return make_window(None, new_end, days), why
+    try:
+        length = parse_time(end, "window_end") - parse_time(start, "window_start")
+    except DataError:
+        length = dt.timedelta(0)
+    return Window(new_end - (length if length > dt.timedelta(0) else dt.timedelta(days=1)), new_end), why
+
+
 def partition_uris(uri_template: str, window: Window) -> list[str]:
     """The files of the window, in date order. Globs are expanded; nothing is read."""
     import fsspec

@@ -18,7 +18,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TRAIN_WINDOW_END = "{{ data_interval_end }}"
+# A run triggered without a logical date (the UI's form can leave it empty) has no data interval at all: the
+# first task then decides the window (manual_window), so the template must render, empty.
+INTERVAL_START = "{{ data_interval_start | default('') }}"
+TRAIN_WINDOW_END = INTERVAL_END = "{{ data_interval_end | default('') }}"
+# The first task decides the window once (a manual run's window_end param, or the latest partition); every
+# task after it reads that decision, so a partition landing mid-run never splits a run across two windows.
+VALIDATED_WINDOW_END = "{{ ti.xcom_pull(task_ids='validate_data', key='window')['end'] }}"
+SENSED_WINDOW_START = "{{ ti.xcom_pull(task_ids='wait_for_partition', key='window')['start'] }}"
+SENSED_WINDOW_END = "{{ ti.xcom_pull(task_ids='wait_for_partition', key='window')['end'] }}"
 # Triggered runs have no data interval: the end comes from the conf (drift) or is the time of the trigger.
 RETRAIN_WINDOW_END = "{{ params.window_end or dag_run.run_after.isoformat() }}"
 
@@ -97,13 +105,15 @@ def _training_tasks(
     from airflow_mlops.operators.validation import ValidateDataOperator
 
     window = {"window_start": None, "window_end": window_end, "window_days": window_days}
+    validated = {**window, "window_end": VALIDATED_WINDOW_END}  # downstream: the window validate_data read
     validate = ValidateDataOperator(
         task_id="validate_data", pipeline=spec.name, data_uri=spec.data.uri, data_format=spec.data.format,
         artifact_uri=spec.storage.uri, features=spec.feature_names, numeric=list(spec.features.numeric),
         target=spec.target, constraints=spec.constraints_dict(), on_extra_columns=spec.data.on_extra_columns,
         # distribution expectations gate the scheduled training; a retraining follows drift on purpose
-        expectations="warn" if retraining else "fail", **window,
+        expectations="warn" if retraining else "fail", manual_window=not retraining, **window,
     )  # fmt: skip
+    window = validated
     if spec.search is None:
         train = _train_operator(spec, validate.output, window)
         validate >> train
@@ -180,6 +190,22 @@ def _override_param() -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _window_param(days: int | None, what: str) -> dict[str, Any]:
+    """The trigger form's window for a manual run of a scheduled DAG (scheduled runs and backfills ignore it)."""
+    from airflow.sdk import Param
+
+    span = f"the {days} day(s)" if days else "one data interval (a day for a daily schedule)"
+    return {
+        "window_end": Param(
+            None, type=["null", "string"], format="date", title="Window end (manual runs)",
+            description=f"{what}: the window is {span} before this date (it is the first day *not* "
+            "read). Empty: the run's data interval, or, when that ends after the last day with data (the form's "
+            "default logical date is now), the day after the latest partition. Scheduled runs and backfills "
+            "always read their data interval.",
+        ),
+    }  # fmt: skip
+
+
 def _model(spec: PipelineSpec) -> dict[str, Any]:
     return {"kind": spec.model.kind, "task": spec.model.task, "params": spec.model.params_dict()}
 
@@ -227,7 +253,7 @@ def build_training_dag(spec: PipelineSpec) -> DAG:
         spec.training_dag_id,
         schedule=_timetable(spec.schedules.training),
         max_active_runs=1,
-        params=_override_param(),
+        params={**_window_param(spec.training.window_days, "Training window"), **_override_param()},
         **_dag_kwargs(spec, "training"),
     ) as dag:
         _training_tasks(spec, TRAIN_WINDOW_END, spec.training.window_days)
@@ -290,15 +316,18 @@ def build_monitor_dag(spec: PipelineSpec) -> DAG:
         spec.monitor_dag_id,
         schedule=_timetable(spec.schedules.drift_monitor),
         max_active_runs=4,
+        params=_window_param(None, "What to check for drift"),
         **_dag_kwargs(spec, "drift-monitor"),
     ) as dag:
         done = spec.data.completeness
         wait = PartitionCompleteSensor(
             task_id="wait_for_partition", data_uri=spec.data.uri, data_format=spec.data.format,
-            min_rows=done.min_rows, marker=done.marker, asset=done.asset, **waiting,
+            min_rows=done.min_rows, marker=done.marker, asset=done.asset, manual_window=True,
+            window_start=INTERVAL_START, window_end=INTERVAL_END, **waiting,
         )  # fmt: skip
         profile = ValidateDataOperator(
             task_id="profile_partition", pipeline=spec.name, data_uri=spec.data.uri, data_format=spec.data.format,
+            window_start=SENSED_WINDOW_START, window_end=SENSED_WINDOW_END,
             artifact_uri=spec.storage.uri, features=spec.feature_names, numeric=list(spec.features.numeric),
             target=None, constraints=spec.constraints_dict(), on_extra_columns=spec.data.on_extra_columns,
             expectations="warn",  # a day whose distribution moved is drift to report, not a gate

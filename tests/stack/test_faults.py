@@ -269,11 +269,37 @@ def test_the_mlflow_server_down_for_30_seconds_is_ridden_out(stack):
     assert len(window) == 1  # one version for the window, none duplicated by a retried registration
 
 
-def test_a_backfill_trains_its_windows_one_at_a_time(stack):
-    """A real backfill of two training windows with ``training.concurrent_windows: 1`` (the default): the
-    scheduler runs both DAG runs, but never two trainings at once (two workers were free for it)."""
+def _api(stack, method: str, path: str, body: dict | None = None) -> dict:
+    """The stack's REST API as the UI calls it: a token for the admin user (Airflow's simple auth manager,
+    its generated password), then JSON."""
+    import urllib.request
+
+    base = f"http://127.0.0.1:{stack.api_port}"
+    passwords = json.loads((Path(stack.home) / "airflow" / "simple_auth_manager_passwords.json.generated").read_text())
+
+    def call(verb: str, url: str, payload: dict | None, token: str | None = None) -> dict:
+        request = urllib.request.Request(url, method=verb, data=json.dumps(payload).encode() if payload is not None else None)
+        request.add_header("Content-Type", "application/json")
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read() or b"{}")
+
+    token = call("POST", f"{base}/auth/token", {"username": "admin", "password": passwords["admin"]})["access_token"]
+    return call(method, f"{base}{path}", body, token)
+
+
+def test_a_backfill_from_the_ui_trains_its_windows_one_at_a_time(stack):
+    """A backfill of two training windows created as the UI's backfill dialog does (POST /api/v2/backfills
+    with the dialog's defaults: 10 active runs, reprocess none) behaves as the CLI's: with
+    ``training.concurrent_windows: 1`` (the default) the scheduler runs both DAG runs, but never two trainings
+    at once (two workers were free for it)."""
     dag_id = "fault_backfill__train"  # short trainings: the point is their order, not their length
-    _backfill(stack, dag_id, "2026-01-22", "2026-01-23")
+    created = _api(stack, "POST", "/api/v2/backfills", {
+        "dag_id": dag_id, "from_date": "2026-01-22T00:00:00Z", "to_date": "2026-01-23T00:00:00Z",
+        "run_backwards": False, "dag_run_conf": {}, "reprocess_behavior": "none", "max_active_runs": 10,
+    })  # fmt: skip
+    assert created["max_active_runs"] == 10  # the DAG's own max_active_runs does not bound a backfill
     runs = _wait(  # the DAG's only runs
         "both windows to finish",
         lambda: (r := _runs(stack, dag_id)) and len(r) == 2 and all(x["state"] in ("success", "failed") for x in r) and r,
