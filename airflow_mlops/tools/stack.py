@@ -292,7 +292,17 @@ def _spawn_workers(stack: Stack, env: dict[str, str], names: list[str]) -> None:
 
 
 def restart(stack: Stack, label: str) -> None:
-    """Start one component again (after a crash): the scheduler, the API server, a worker..."""
+    """Start one component again (after a crash): the scheduler, the API server, a worker...
+
+    Whatever the crashed component left in its process group is stopped first, as a supervisor (systemd's
+    control group, a Kubernetes container restart) would: a ``kill -9`` of the scheduler alone leaves its
+    forked health-check server alive, holding its port ("Address already in use" for the new one) and a
+    copy of the database connection of the transaction it was in. The new scheduler picks runs with ``SKIP
+    LOCKED``: seen here, two backfill runs the killed scheduler was handling were not scheduled again for
+    25 min, until the leftover was gone."""
+    old = stack.pids.get(label)
+    if old is not None and _members(old):
+        _stop_group(old, 5.0)
     env = {**os.environ, **stack.env()}
     if label == "mlflow":
         _spawn_mlflow(stack)

@@ -32,8 +32,11 @@ class _TI:
     def xcom_push(self, key, value):
         self.pushed[key] = value
 
-    def xcom_pull(self, *args, **kwargs):
-        return None  # no upstream validation result in these tests
+    def xcom_pull(self, task_ids=None, key="return_value", **_):
+        """What a generated DAG's tasks read from validate_data: the window it decided (the data interval)."""
+        if (task_ids, key) == ("validate_data", "window"):
+            return {"start": "2026-01-04T00:00:00+00:00", "end": "2026-01-18T00:00:00+00:00"}
+        return None  # no other upstream result (the validation's return value) in these tests
 
 
 def _context(roots, **params):
