@@ -117,3 +117,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
+def test_pipelines(mlflow_uri: str, roots: dict[str, Path], monkeypatch: pytest.MonkeyPatch):
+    """The DAGs of the test specs (tests/dag_bundle/pipelines), with mlflow_default on this test's store."""
+    from helpers import pipelines_bag
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps({"conn_type": "mlflow", "extra": {"tracking_uri": mlflow_uri}})
+    )
+    dags = pipelines_bag()
+    assert dags.import_errors == {}
+    return dags

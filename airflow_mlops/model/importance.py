@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from airflow_mlops.model.metrics import LOWER_IS_BETTER, evaluate
+from airflow_mlops.model.metrics import drop, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ def permutation_importance(
     baseline = evaluate(model, frame).get(metric)
     if baseline is None:
         return None
-    lower = metric in LOWER_IS_BETTER
     rng = np.random.default_rng(seed)
     drops: dict[str, float] = {}
     for feature in features:
@@ -57,7 +56,7 @@ def permutation_importance(
             shuffled[feature] = frame[feature].to_numpy()[rng.permutation(len(frame))]
             value = evaluate(model, shuffled).get(metric)
             if value is not None:
-                found.append((value - baseline) if lower else (baseline - value))
+                found.append(drop(metric, baseline, value))
         drops[feature] = float(np.mean(found)) if found else 0.0
     total = sum(max(d, 0.0) for d in drops.values())
     if total <= 0:

@@ -16,6 +16,16 @@ METRICS = {
 DEFAULT_METRIC = {"classification": "roc_auc", "regression": "rmse", "language_modeling": "perplexity"}
 
 
+def drop(metric: str, reference: float, value: float) -> float:
+    """How far ``value`` fell below ``reference`` (a rise, for a metric that is better lower)."""
+    return (value - reference) if metric in LOWER_IS_BETTER else (reference - value)
+
+
+def tolerated_drop(tolerance: float | dict[str, float], metric: str, default: float = 0.05) -> float:
+    """The drop of ``metric`` a ``max_metric_drop`` setting tolerates (one value, or per metric)."""
+    return float(tolerance.get(metric, default)) if isinstance(tolerance, dict) else float(tolerance)
+
+
 def roc_auc(y_true: Any, score: Any) -> float | None:
     """Binary ROC AUC (scikit-learn); None when only one class is present, where it is undefined."""
     import numpy as np

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from airflow_mlops.model.metrics import LOWER_IS_BETTER
+from airflow_mlops.model.metrics import LOWER_IS_BETTER, drop, tolerated_drop
 
 log = logging.getLogger(__name__)
 
@@ -23,17 +23,17 @@ def judge(
     """Per metric: the estimate, its band, the tested value, the drop and whether it is drift (see module)."""
     rows: dict[str, dict[str, Any]] = {}
     for metric, est in estimates.items():
-        allowed = float(tolerance.get(metric, 0.05)) if isinstance(tolerance, dict) else float(tolerance)
+        allowed = tolerated_drop(tolerance, metric)
         ref = tested.get(metric)
         row: dict[str, Any] = {**est, "tested": ref, "tolerance": allowed}
         if ref is None:
             row.update(drop=None, drift=False, status="insufficient_data")
         else:
-            lower = metric in LOWER_IS_BETTER
-            drop = (est["estimate"] - ref) if lower else (ref - est["estimate"])
-            clear = (est["low"] > ref) if lower else (est["high"] < ref)  # the whole band on the wrong side
-            drifted = drop > allowed and clear
-            row.update(drop=drop, drift=drifted, status="drift" if drifted else "ok")
+            fell = drop(metric, ref, est["estimate"])
+            # the whole band on the wrong side: even its best end fell below the tested value
+            best = est["low"] if metric in LOWER_IS_BETTER else est["high"]
+            drifted = fell > allowed and drop(metric, ref, best) > 0
+            row.update(drop=fell, drift=drifted, status="drift" if drifted else "ok")
         rows[metric] = row
     return rows
 

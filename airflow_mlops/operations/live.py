@@ -16,7 +16,7 @@ import logging
 from typing import Any
 
 from airflow_mlops.errors import DataError
-from airflow_mlops.model.metrics import LOWER_IS_BETTER
+from airflow_mlops.model.metrics import LOWER_IS_BETTER, drop, tolerated_drop
 
 log = logging.getLogger(__name__)
 
@@ -165,16 +165,16 @@ def performance_drift(
     live = per_version.get(str(champion.version), {})
     rows: dict[str, dict[str, Any]] = {}
     for metric in metrics:
-        allowed = float(tolerance.get(metric, 0.05)) if isinstance(tolerance, dict) else float(tolerance)
+        allowed = tolerated_drop(tolerance, metric)
         tested, value = registry.tested_metric(champion, metric), live.get(metric)
         row: dict[str, Any] = {"tested": tested, "live": value, "tolerance": allowed, "rows": live.get("rows")}
         if tested is None or value is None:
             row.update(drop=None, floor=None, drift=False, status="insufficient_data")
         else:
-            drop = (value - tested) if metric in LOWER_IS_BETTER else (tested - value)
+            fell = drop(metric, tested, value)
             floor = Z_999 * float(live.get(f"se_{metric}", 0.0))
-            drifted = drop > allowed and drop > floor
-            row.update(drop=drop, floor=floor, drift=drifted, status="drift" if drifted else "ok")
+            drifted = fell > allowed and fell > floor
+            row.update(drop=fell, floor=floor, drift=drifted, status="drift" if drifted else "ok")
         rows[metric] = row
     drifted = [m for m, r in rows.items() if r["drift"]]
     measured = [m for m, r in rows.items() if r["drop"] is not None]

@@ -974,11 +974,6 @@ def _check_watched_metrics(scoring: Scoring, task: str) -> None:
         raise _fail(*out, absolute=True)
 
 
-def metric_drop(drop: float | dict[str, float], metric: str, default: float = 0.05) -> float:
-    """The tolerated drop of ``metric`` from a ``max_metric_drop`` setting (one value, or per metric)."""
-    return float(drop.get(metric, default)) if isinstance(drop, dict) else float(drop)
-
-
 # ------------------------------------------------------------------------------------------ errors, loading
 
 _BRANCH = re.compile(

@@ -8,24 +8,14 @@ the drift; the scheduled training still refuses a window whose distribution brok
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from helpers import pipelines_bag, run_dag, xcom
+from helpers import run_dag, xcom
 
 pytestmark = pytest.mark.slow  # trains a champion and runs the monitor through dag.test
 
 
-@pytest.fixture
-def bag(mlflow_uri, roots, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps({"conn_type": "mlflow", "extra": {"tracking_uri": mlflow_uri}}))
-    dags = pipelines_bag()
-    assert dags.import_errors == {}
-    return dags
-
-
-def test_the_monitor_reports_and_acts_on_a_moved_distribution_that_training_refuses(bag):
-    train, monitor = bag.dags["expect_churn__train"], bag.dags["expect_churn__drift_monitor"]
+def test_the_monitor_reports_and_acts_on_a_moved_distribution_that_training_refuses(test_pipelines):
+    train, monitor = test_pipelines.dags["expect_churn__train"], test_pipelines.dags["expect_churn__drift_monitor"]
     _, states = run_dag(train, "2026-01-11")  # a stable window: the expectations hold
     assert states["register_model"] == "success"
 

@@ -4,8 +4,6 @@ decides the window once; the tasks after it read that decision."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from helpers import pipelines_bag, run_dag, xcom
 
@@ -14,28 +12,20 @@ pytestmark = pytest.mark.slow  # runs generated DAGs' first tasks through dag.te
 LAST_DAY_END = "2026-02-01T00:00:00+00:00"  # the shared demo data ends on 2026-01-31
 
 
-@pytest.fixture
-def bag(mlflow_uri, roots, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps({"conn_type": "mlflow", "extra": {"tracking_uri": mlflow_uri}}))
-    dags = pipelines_bag()
-    assert dags.import_errors == {}
-    return dags
-
-
 def _first(dag, *task_ids):
     return dag.partial_subset(list(task_ids), include_downstream=False, include_upstream=False)
 
 
-def test_a_manual_training_run_without_a_date_reads_the_latest_partitions(bag):
-    train = bag.dags["release_churn__train"]
+def test_a_manual_training_run_without_a_date_reads_the_latest_partitions(test_pipelines):
+    train = test_pipelines.dags["release_churn__train"]
     run, states = run_dag(_first(train, "validate_data"))  # the form's default: logical date now
     assert states["validate_data"] == "success"
     window = xcom(train.dag_id, run.run_id, "validate_data")["window"]
     assert window == {"start": "2026-01-29T00:00:00+00:00", "end": LAST_DAY_END}  # training.window_days: 3
 
 
-def test_the_trigger_forms_window_end_wins_and_a_dated_manual_run_keeps_its_interval(bag):
-    train = bag.dags["release_churn__train"]
+def test_the_trigger_forms_window_end_wins_and_a_dated_manual_run_keeps_its_interval(test_pipelines):
+    train = test_pipelines.dags["release_churn__train"]
     run, _ = run_dag(_first(train, "validate_data"), "2026-01-12")  # `airflow dags test DAG 2026-01-12`
     assert xcom(train.dag_id, run.run_id, "validate_data")["window"]["end"] == "2026-01-11T00:00:00+00:00"
     # (in this order: dag.test writes a run's conf into the in-process DAG's params)
@@ -43,8 +33,8 @@ def test_the_trigger_forms_window_end_wins_and_a_dated_manual_run_keeps_its_inte
     assert xcom(train.dag_id, run.run_id, "validate_data")["window"]["end"] == "2026-01-20T00:00:00+00:00"
 
 
-def test_a_manual_monitor_run_checks_the_latest_day_and_profiles_that_day(bag):
-    monitor = bag.dags["release_churn__drift_monitor"]
+def test_a_manual_monitor_run_checks_the_latest_day_and_profiles_that_day(test_pipelines):
+    monitor = test_pipelines.dags["release_churn__drift_monitor"]
     run, states = run_dag(_first(monitor, "wait_for_partition", "profile_partition"))
     assert (states["wait_for_partition"], states["profile_partition"]) == ("success", "success")
     sensed = xcom(monitor.dag_id, run.run_id, "wait_for_partition", key="window")
