@@ -15,7 +15,7 @@ COPY --chown=airflow:root hooks /opt/airflow-mlops/hooks
 COPY --chown=airflow:root links /opt/airflow-mlops/links
 COPY --chown=airflow:root triggers /opt/airflow-mlops/triggers
 COPY --chown=airflow:root utils /opt/airflow-mlops/utils
-RUN pip install --no-cache-dir -c /opt/airflow-mlops/constraints/tested.txt "/opt/airflow-mlops[train]"
+RUN pip install --no-cache-dir -c /opt/airflow-mlops/constraints/tested.txt "/opt/airflow-mlops[train,kubernetes]"
 
 # The shipped pipeline specs; mount your own dags/ (hand-written DAGs, pipelines/ of specs) over this.
 COPY --chown=airflow:root dags /opt/airflow/dags

@@ -286,7 +286,7 @@ class EstimatePerformanceOperator(NamedOutputs, Alerting):
         super().__init__(**kwargs)
         self.model_name = model_name
         self.predictions_uri = predictions_uri
-        self.metrics = list(metrics)
+        self.metrics = metrics
         self.max_metric_drop = max_metric_drop
         self.window_start = window_start
         self.window_end = window_end

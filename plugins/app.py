@@ -203,7 +203,7 @@ def pipeline(request: Request, name: str, user: User) -> HTMLResponse:
         status = r.data.tags.get("mlops.drift_status", "")
         decisions.append([
             html.escape(r.info.run_name or ""), f"<span class='{'drift' if status == 'drift' else ''}'>{html.escape(status)}</span>",
-            html.escape(f"{r.data.metrics.get('drift_share', 0):.2f}"),
+            html.escape(_drift_measure(r.data.metrics)),
             _a(f"{root}/mlflow/runs/{r.info.run_id}/artifacts/drift/report.html", "drift report"),
         ])  # fmt: skip
     pending = [r for r in drift if r.data.tags.get("mlops.drift_status") == "drift"][:10]
@@ -216,7 +216,7 @@ def pipeline(request: Request, name: str, user: User) -> HTMLResponse:
         + "<h2>Model versions</h2>"
         + _table(["version", "data window", "tests", "test metrics", "decision", "links"], version_rows, "no version yet")
         + "<h2>Drift over time</h2>" + _charts(drift)
-        + "<h2>Drift decisions</h2>" + _table(["run", "status", "drift share", "report"], decisions, "no drift check yet")
+        + "<h2>Drift decisions</h2>" + _table(["run", "status", "what decided", "report"], decisions, "no drift check yet")
         + "<h2>Drift reports with drift</h2>"
         + _table(["run", "report"], [[html.escape(r.info.run_name or ""), _a(f"{root}/mlflow/runs/{r.info.run_id}/artifacts/drift/report.html", "open")] for r in pending], "none")
         + "<h2>Live metrics</h2>" + _table(["window", "metric (per version)", "value"], live_rows, "no labelled window yet")
@@ -242,6 +242,14 @@ def _metrics_text(raw: str | None) -> str:
     except ValueError:
         return ""
     return ", ".join(f"{k}={float(v):.3f}" for k, v in sorted(metrics.items()) if isinstance(v, (int, float)))
+
+
+def _drift_measure(metrics: dict[str, float]) -> str:
+    """What a drift decision was measured by: the drifted features' share of the champion's importance (the
+    default rule), or the share of drifted features (a champion without recorded importance)."""
+    if "drifted_importance" in metrics:
+        return f"{metrics['drifted_importance']:.1%} of the champion's importance drifted"
+    return f"share {metrics.get('drift_share', 0):.2f} of features drifted"
 
 
 def _charts(drift_runs: list[Any]) -> str:

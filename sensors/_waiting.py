@@ -34,7 +34,7 @@ _GRACE = dt.timedelta(seconds=60)
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class WaitingSensor(Alerting, BaseSensorOperator):

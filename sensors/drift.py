@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.data.drift.scores import DriftPolicy
+from airflow_mlops.data.drift.scores import DriftPolicy, summary_line
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.links.mlflow import DRIFT_REPORT, DRIFT_REPORT_URL_KEY
 from airflow_mlops.sensors._waiting import WaitingSensor
@@ -106,8 +106,7 @@ class DriftSensor(LineageMixin, NamedOutputs, WaitingSensor):
         if report.get("drift"):
             self.alert(
                 context, "drift_found",
-                f"drift in {self.model_name} vs champion v{report['champion_version']}: "
-                f"{', '.join(report.get('drifted_features') or [])} (share {report['drift_share']:.2f})\n"
+                f"drift in {self.model_name} vs champion v{report['champion_version']}: {summary_line(report)}\n"
                 "next: the monitor triggers a retraining unless cooldown or consecutive windows hold it",
                 {"drift report": url},
             )  # fmt: skip

@@ -7,14 +7,13 @@ from typing import Any
 
 
 def utc(day: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(day).replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
 
 
 def banned_imports() -> list[str]:
     """The modules no DAG file may import at parse time: ruff's banned-module-level-imports, the one list."""
-    from pathlib import Path
-
     import tomllib
+    from pathlib import Path
 
     config = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
     return config["tool"]["ruff"]["lint"]["flake8-tidy-imports"]["banned-module-level-imports"]
@@ -67,3 +66,19 @@ def versions(name: str) -> list[Any]:
     except Exception:
         return []
     return [c.get_model_version(name, v.version) for v in sorted(found, key=lambda v: int(v.version))]
+
+
+def doc_excerpts(name: str) -> dict[str, str]:
+    """Program output quoted in README.md and docs/*.md under ``<!-- excerpt: NAME -->`` (the fenced block right
+    after the marker), by file: the tests compare each with what the program prints now."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    pattern = re.compile(rf"<!-- excerpt: {re.escape(name)} -->\n```[a-z]*\n(.*?)\n```", re.S)
+    found = {}
+    for path in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        for block in pattern.findall(path.read_text()):
+            found[str(path.relative_to(root))] = block
+    assert found, f"no excerpt {name!r} in README.md or docs/"
+    return found

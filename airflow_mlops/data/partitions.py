@@ -52,9 +52,9 @@ class Window:
 def parse_time(value: Any, name: str) -> dt.datetime:
     """Accept a datetime, a date, or an ISO string as Airflow renders it ('2026-01-18 00:00:00+00:00')."""
     if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
     if value in (None, "", "None"):
         raise DataError(
             f"{name} is empty: this run has no data interval (a manual or asset-triggered run?). "
@@ -64,7 +64,7 @@ def parse_time(value: Any, name: str) -> dt.datetime:
         parsed = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
     except ValueError:
         raise DataError(f"{name}={value!r} is not an ISO date or datetime (e.g. 2026-01-18)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def make_window(start: Any = None, end: Any = None, days: int | None = None) -> Window:

@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.errors import SpecError
 from airflow_mlops.pipeline.spec import PipelineSpec
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ RETRAIN_WINDOW_END = "{{ params.window_end or dag_run.run_after.isoformat() }}"
 
 
 def _dt(d: dt.date | None) -> dt.datetime | None:
-    return dt.datetime(d.year, d.month, d.day, tzinfo=dt.timezone.utc) if d else None
+    return dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC) if d else None
 
 
 def _timetable(expression: str | None) -> Any:
@@ -77,7 +78,12 @@ def _dag_kwargs(spec: PipelineSpec, kind: str) -> dict[str, Any]:
     from airflow_mlops.utils.alerts import FailureAlert
 
     model = f"{spec.model.kind} {spec.model.task} model"
-    default_args: dict[str, Any] = {"owner": spec.owner, "retries": 1, "retry_delay": dt.timedelta(minutes=1)}
+    r = spec.retries
+    default_args: dict[str, Any] = {
+        "owner": spec.owner, "retries": r.count, "retry_delay": dt.timedelta(seconds=r.delay_seconds),
+        "retry_exponential_backoff": r.backoff,
+        **({"max_retry_delay": dt.timedelta(seconds=r.max_delay_seconds)} if r.max_delay_seconds is not None else {}),
+    }  # fmt: skip
     if spec.alerts:
         routes = [r.model_dump() for r in spec.alerts]
         default_args["alerts"] = routes  # every airflow-mlops operator and sensor takes it (utils.alerts)
@@ -140,7 +146,7 @@ def _training_tasks(
         compare_mode=spec.tests.compare.mode, relative=spec.tests.compare.relative, checks=spec.checks(),
         override_reason=OVERRIDE_REASON, reevaluate_reason=REEVALUATE_REASON,
         holdout_fraction=spec.training.holdout_fraction,
-        seed=spec.training.seed, retries=0, max_active_tis_per_dag=spec.training.concurrent_windows, **window,
+        seed=spec.training.seed, max_active_tis_per_dag=spec.training.concurrent_windows, **window,
     )  # fmt: skip
     register = RegisterModelOperator(
         task_id="register_model", model_name=spec.model_name, training=trained, tests=test.output,
@@ -226,7 +232,14 @@ def _train_operator(
         common["max_active_tis_per_dag"] = spec.training.concurrent_windows
     if spec.training.executor == "kubernetes" and spec.training.kubernetes is not None:
         # Imported only here: the provider pulls in the kubernetes client, which local pipelines never need.
-        from airflow_mlops.operators.kubernetes import KubernetesTrainModelOperator
+        try:
+            from airflow_mlops.operators.kubernetes import KubernetesTrainModelOperator
+        except ImportError as err:
+            raise SpecError(
+                [f"training.executor: found 'kubernetes', but this installation cannot build pods ({err}); "
+                 "allowed: 'local', or install the extra on the dag-processor and the workers: "
+                 "pip install 'airflow-mlops[kubernetes]'"], spec.source,
+            ) from None  # fmt: skip
 
         k = spec.training.kubernetes
         extra = {"deferrable": k.deferrable} if k.deferrable is not None else {}

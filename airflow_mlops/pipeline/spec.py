@@ -274,6 +274,20 @@ class Training(Section):
         return self
 
 
+class Retries(Section):
+    """How Airflow retries the pipelines' tasks (``retries``). Tasks whose failure a retry cannot fix (a quality
+    gate, a failed model test, a config error) fail at once whatever is set here."""
+
+    count: NonNegativeInt = Field(
+        1, description="retries of a failed task (a lost worker, a broker, database or MLflow outage)"
+    )
+    delay_seconds: Annotated[float, Field(ge=0)] = Field(60, description="wait before the first retry")
+    backoff: Annotated[float, Field(ge=0)] = Field(
+        0, description="multiply the wait by this at each further retry (0: the same wait each time; 2: doubled)"
+    )
+    max_delay_seconds: Annotated[float, Field(ge=0)] | None = Field(None, description="cap of the wait with backoff")
+
+
 class Search(Section):
     """Hyper-parameter search (``search``): trials are mapped training tasks, the best goes on."""
 
@@ -650,6 +664,8 @@ class PipelineSpec(Section):
     )
     constraints: Constraints = Field(default_factory=Constraints)
     training: Training = Field(default_factory=Training)
+    retries: Retries = Field(default_factory=Retries)
+    """how failed tasks are retried"""
     search: Search | None = None
     """hyper-parameter search: trials are mapped training tasks, the best is tested and registered"""
     tests: Tests = Field(default_factory=Tests, validate_default=True)

@@ -122,4 +122,4 @@ def record_decision(c: Any, name: str, version: str, decision: dict[str, Any], a
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -123,7 +123,7 @@ def rollback(
     if str(target) == str(current.version):
         raise IntegrityError(f"version {target} is already champion of {name}")
     c.get_model_version(name, str(target))  # raises if the version does not exist
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     record = f"{now} by {by}: {reason.strip()}"
     with promotion_lock(c, name, wait=wait) as check:
         if str(registry.get_alias(c, name, registry.CHAMPION).version) != str(current.version):

@@ -13,7 +13,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.stack == "celery":
         from airflow_mlops.tools.stack import run_stack_demo
 
-        return run_stack_demo(Path(args.home if args.home != ".demo" else ".demo-stack"))
+        return run_stack_demo(
+            Path(args.home if args.home != ".demo" else ".demo-stack"), name=args.name, redis_db=args.redis_db,
+            port_base=args.port_base, dags_folder=args.dags_folder,
+        )  # fmt: skip
     from airflow_mlops.tools.quickstart import run_demo
 
     return run_demo(Path(args.home), keep=args.keep)
@@ -22,7 +25,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_stack(args: argparse.Namespace) -> int:
     from airflow_mlops.tools.stack import main as stack_main
 
-    return stack_main([args.action, "--home", args.home, "--name", args.name])
+    argv = [args.action, "--home", args.home, "--name", args.name, "--redis-db", str(args.redis_db)]
+    argv += ["--port-base", str(args.port_base)] if args.port_base is not None else []
+    argv += ["--dags-folder", str(args.dags_folder)] if args.dags_folder is not None else []
+    argv += ["--fresh"] if args.fresh else []
+    return stack_main(argv)
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
@@ -228,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
         help="embedded: SQLite + LocalExecutor + a local MLflow store (default); celery: the production stack "
         "(PostgreSQL, CeleryExecutor with Redis, two workers, an MLflow server), started and stopped for the run",
     )  # fmt: skip
+    from airflow_mlops.tools.stack import add_options
+
+    add_options(p, "mlops_demo_stack")  # with --stack celery
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser(
@@ -235,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("action", choices=("start", "stop"))
     p.add_argument("--home", default=".stack", help="folder of the stack's state and logs")
-    p.add_argument("--name", default="mlops_stack", help="prefix of its PostgreSQL databases")
+    add_options(p, "mlops_stack")
+    p.add_argument("--fresh", action="store_true", help="start over on empty databases")
     p.set_defaults(func=_cmd_stack)
 
     p = sub.add_parser(
@@ -302,6 +313,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", help="JSON config (default: $AIRFLOW_MLOPS_TRAINER_CONFIG)")
     p.add_argument("--result", required=True)
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "merge-adapter",
+        help="fold a LoRA model's adapter into its base weights (checked against the recorded hash first)",
+    )
+    p.add_argument("model_uri", help="runs:/..., models:/NAME/VERSION or models:/NAME@ALIAS (MLFLOW_TRACKING_URI)")
+    p.add_argument("--sha256", required=True, help="the model's recorded model.json hash (tag mlops.model_sha256)")
+    p.add_argument("--out", required=True, help="folder for the merged model")
+    p.set_defaults(func=_cmd_merge_adapter)
 
     p = sub.add_parser(
         "promote", help="point an alias (default champion) at a model version (MLFLOW_TRACKING_URI)"

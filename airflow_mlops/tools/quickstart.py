@@ -29,8 +29,19 @@ FINISHED = {"success", "failed"}
 
 
 def repo_dags_folder() -> Path:
-    here = Path(__file__).resolve().parent.parent / "dags"
-    return here if here.is_dir() else Path.cwd() / "dags"
+    """The shipped DAGs folder (``dags/``: the loader and ``pipelines/*.yaml``), installed as the package
+    ``airflow_mlops.dags``: the same folder from any working directory, in an editable install or a wheel."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("airflow_mlops.dags")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    found = [Path(f) for f in folders if (Path(f) / "pipelines").is_dir()]
+    if not found:
+        raise FileNotFoundError(
+            "the shipped DAGs folder (airflow_mlops.dags, with pipelines/) is not installed: reinstall "
+            "airflow-mlops, or pass the folder explicitly (--dags-folder)"
+        )
+    return found[0].resolve()
 
 
 def free_port(preferred: int) -> int:
@@ -229,80 +240,117 @@ def _days(start: str | None, end: str | None) -> str:
     return f"{start[:10]}..{last.date().isoformat()}"
 
 
-def summary(home: Path, explore: list[str] | None = None) -> str:
-    from airflow_mlops.data.drift.scores import summary_line
-    from airflow_mlops.tables import format_table
+DEMO_DAGS = ("train", "drift_monitor", "retrain", "score", "live_metrics")
+SUMMARY_RECORD = "summary.json"  # in the demo's home: what the summary is rendered from
+
+
+def collect_summary() -> dict[str, Any]:
+    """What the demo's summary shows, as recorded by the runs themselves: each DAG run's interval, state, conf
+    and the results (XComs) the summary reads, and each model version's tags and aliases. JSON-serialisable:
+    the demo writes it beside its state, and docs/examples keeps the one the README's excerpt comes from."""
     from airflow_mlops.tracking import registry
 
-    lines = ["", "=" * 78, "airflow-mlops demo: summary", "=" * 78]
-    rows = []
-    for dag_id in (
-        f"{PIPELINE}__train", f"{PIPELINE}__drift_monitor", f"{PIPELINE}__retrain", f"{PIPELINE}__score",
-        f"{PIPELINE}__live_metrics",
-    ):  # fmt: skip
+    reads = {
+        "score": ["score_partition"], "live_metrics": ["live_metrics"],
+        "drift_monitor": ["detect_drift", "trigger_retraining"], "train": ["register_model"], "retrain": ["register_model"],
+    }  # fmt: skip
+    runs = []
+    for kind in DEMO_DAGS:
+        dag_id = f"{PIPELINE}__{kind}"
         for r in dag_runs(dag_id):
-            interval = (
-                f"{r.data_interval_start:%Y-%m-%d}..{r.data_interval_end:%Y-%m-%d}"
-                if r.data_interval_start
-                else "-"
-            )
-            if dag_id.endswith("__score"):
-                res = xcom_value(dag_id, r.run_id, "score_partition")
-                outcome = (
-                    f"{res['rows']} rows: " + ", ".join(f"{k} {v}" for k, v in res["rows_by_model"].items() if v)
-                    + f" (champion v{res['champion_version']}, challenger v{res['challenger_version']})"
-                    if res else "not scored"
-                )  # fmt: skip
-            elif dag_id.endswith("__live_metrics"):
-                res = xcom_value(dag_id, r.run_id, "live_metrics")
-                outcome = (
-                    ", ".join(f"v{v} roc_auc {m['roc_auc']:.4f}" for v, m in res["per_version"].items())
-                    + f": {res['decision']}"
-                    if res else "no live metrics"
-                )  # fmt: skip
-            elif dag_id.endswith("__drift_monitor"):
-                report = xcom_value(dag_id, r.run_id, "detect_drift")
-                outcome = summary_line(report) if report else "no report"
-                trigger = (
-                    xcom_value(dag_id, r.run_id, "trigger_retraining")
-                    if report and report.get("drift")
-                    else None
-                )
-                if trigger is not None:
-                    outcome += (
-                        f" -> retraining not triggered ({trigger['reason']}; report kept as pending)"
-                        if isinstance(trigger, dict) and trigger.get("triggered") is False
-                        else " -> retraining triggered"
-                    )  # fmt: skip
-            else:
-                reg = xcom_value(dag_id, r.run_id, "register_model")
-                if dag_id.endswith("__retrain"):
-                    interval = "window end " + str((r.conf or {}).get("window_end", "?"))[:10]
-                outcome = f"v{reg['version']} -> {reg['alias']}: {reg['reason']}" if reg else "not registered"
-                reports = (r.conf or {}).get("drift_reports") if dag_id.endswith("__retrain") else None
-                if reports:
-                    outcome = f"on {len(reports)} drift report(s): {outcome}"
-            rows.append((dag_id.split("__")[1], interval, str(r.state), outcome))
-    lines += ["Airflow runs:", format_table(rows, ("dag", "interval", "state", "outcome")), ""]
-
+            runs.append({
+                "dag": kind, "state": str(r.state), "conf": r.conf or {},
+                "interval": [r.data_interval_start.isoformat(), r.data_interval_end.isoformat()]
+                if r.data_interval_start else None,
+                "results": {task: xcom_value(dag_id, r.run_id, task) for task in reads[kind]},
+            })  # fmt: skip
     c = registry.client()
     found = c.search_model_versions(f"name = '{PIPELINE}'")
     # search results do not carry aliases: read each version
     versions = [c.get_model_version(PIPELINE, v.version) for v in sorted(found, key=lambda v: int(v.version))]
+    keep = ("mlops.window_start", "mlops.window_end", "mlops.test_metrics", "mlops.promotion_decision")
+    return {
+        "pipeline": PIPELINE,
+        "runs": runs,
+        "versions": [
+            {"version": v.version, "aliases": sorted(v.aliases), "tags": {k: v.tags[k] for k in keep if k in v.tags}}
+            for v in versions
+        ],
+    }
+
+
+def _outcome(run: dict[str, Any]) -> tuple[str, str]:
+    """A run's interval and outcome, as the summary's table shows them."""
+    from airflow_mlops.data.drift.scores import summary_line
+
+    kind, results, conf = run["dag"], run["results"], run["conf"]
+    interval = "-"
+    if run["interval"]:
+        start, end = (r[:10] for r in run["interval"])
+        interval = f"{start}..{end}"
+    if kind == "score":
+        res = results["score_partition"]
+        return interval, (
+            f"{res['rows']} rows: " + ", ".join(f"{k} {v}" for k, v in res["rows_by_model"].items() if v)
+            + f" (champion v{res['champion_version']}, challenger v{res['challenger_version']})"
+            if res else "not scored"
+        )  # fmt: skip
+    if kind == "live_metrics":
+        res = results["live_metrics"]
+        return interval, (
+            ", ".join(f"v{v} roc_auc {m['roc_auc']:.4f}" for v, m in res["per_version"].items()) + f": {res['decision']}"
+            if res else "no live metrics"
+        )  # fmt: skip
+    if kind == "drift_monitor":
+        report = results["detect_drift"]
+        outcome = summary_line(report) if report else "no report"
+        trigger = results["trigger_retraining"] if report and report.get("drift") else None
+        if trigger is not None:
+            outcome += (
+                f" -> retraining not triggered ({trigger['reason']}; report kept as pending)"
+                if isinstance(trigger, dict) and trigger.get("triggered") is False
+                else " -> retraining triggered"
+            )  # fmt: skip
+        return interval, outcome
+    reg = results["register_model"]
+    if kind == "retrain":
+        interval = "window end " + str(conf.get("window_end", "?"))[:10]
+    outcome = f"v{reg['version']} -> {reg['alias']}: {reg['reason']}" if reg else "not registered"
+    reports = conf.get("drift_reports") if kind == "retrain" else None
+    if reports:
+        outcome = f"on {len(reports)} drift report(s): {outcome}"
+    return interval, outcome
+
+
+def render_summary(record: dict[str, Any]) -> str:
+    """The tables of the demo's summary, from :func:`collect_summary`'s record."""
+    from airflow_mlops.tables import format_table
+
+    rows = [
+        (run["dag"], interval, run["state"], outcome) for run in record["runs"] for interval, outcome in [_outcome(run)]
+    ]
     vrows = [
         (
-            f"v{v.version}",
-            ", ".join(sorted(v.aliases)) or "-",
-            _days(v.tags.get("mlops.window_start"), v.tags.get("mlops.window_end")),
-            json.loads(v.tags.get("mlops.test_metrics", "{}")).get("roc_auc", "-"),
-            v.tags.get("mlops.promotion_decision", ""),
+            f"v{v['version']}", ", ".join(v["aliases"]) or "-",
+            _days(v["tags"].get("mlops.window_start"), v["tags"].get("mlops.window_end")),
+            json.loads(v["tags"].get("mlops.test_metrics", "{}")).get("roc_auc", "-"),
+            v["tags"].get("mlops.promotion_decision", ""),
         )  # fmt: skip
-        for v in versions
+        for v in record["versions"]
     ]
-    lines += [
-        f"MLflow model versions of {PIPELINE!r}:",
+    return "\n".join([
+        "Airflow runs:", format_table(rows, ("dag", "interval", "state", "outcome")), "",
+        f"MLflow model versions of {record['pipeline']!r}:",
         format_table(vrows, ("version", "aliases", "trained on", "roc_auc", "decision")),
-        "",
+    ])  # fmt: skip
+
+
+def summary(home: Path, explore: list[str] | None = None) -> str:
+    """The demo's closing summary; its record is kept as ``<home>/summary.json``."""
+    record = collect_summary()
+    (home / SUMMARY_RECORD).write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
+    lines = ["", "=" * 78, "airflow-mlops demo: summary", "=" * 78, render_summary(record), ""]
+    lines += [
         "Explore it:",
         *(explore or [
             f"  Airflow UI (shipped DAGs + plugin): airflow-mlops ui --home {home}   then open http://localhost:8080",

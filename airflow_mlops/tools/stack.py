@@ -44,11 +44,19 @@ class Stack:
     redis_db: int = 5
     api_port: int = 0
     mlflow_port: int = 0
+    # the other ports the components listen on (0: Airflow's defaults, 8974 and 8794; worker log servers
+    # take their own from 8793 up)
+    health_port: int = 0
+    trigger_log_port: int = 0
+    worker_log_ports: list[int] = field(default_factory=list)
     secrets: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
     groups: list[int] = field(default_factory=list)  # every process group started, restarts included
     dags_folder: str | None = None
     workers: list[str] = field(default_factory=lambda: list(WORKERS))
+    # more environment for every component, over the stack's own (Airflow settings such as
+    # AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT); kept in the state, so a restart applies it too
+    settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def airflow_db(self) -> str:
@@ -64,7 +72,8 @@ class Stack:
 
     def save(self) -> None:
         state = {k: getattr(self, k) for k in ("name", "pg", "redis", "redis_db", "api_port", "mlflow_port",
-                                               "secrets", "pids", "groups", "dags_folder", "workers")}  # fmt: skip
+                                               "health_port", "trigger_log_port", "worker_log_ports",
+                                               "secrets", "pids", "groups", "dags_folder", "workers", "settings")}  # fmt: skip
         path = self.home / STATE
         path.write_text(json.dumps(state, indent=2))
         path.chmod(0o600)  # it holds the stack's passwords and keys
@@ -105,6 +114,11 @@ class Stack:
             "MLFLOW_TRACKING_PASSWORD": s["mlflow_password"],
             "AIRFLOW_MLOPS_LOCK_URI": self.mlflow_db,
         })  # fmt: skip
+        if self.health_port:
+            env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT"] = str(self.health_port)
+        if self.trigger_log_port:
+            env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] = str(self.trigger_log_port)
+        env.update(self.settings)
         return env
 
 
@@ -129,11 +143,29 @@ def _recreate_databases(stack: Stack) -> None:
     conn.close()
 
 
-def _flush_redis(stack: Stack) -> None:
-    """Queued tasks of an earlier stack must not reach this one's workers."""
+REDIS_OWNER = "airflow-mlops:stack"  # the key that says which stack a Redis database belongs to
+
+
+def _claim_redis(stack: Stack) -> None:
+    """Queued tasks of an earlier stack must not reach this one's workers: empty the stack's Redis database,
+    but only one that is empty or that a stack of this name claimed before (its ``airflow-mlops:stack`` key).
+    A database holding anything else belongs to someone else: refuse, naming a free one."""
     import redis
 
-    redis.Redis.from_url(f"{stack.redis}/{stack.redis_db}").flushdb()
+    client = redis.Redis.from_url(f"{stack.redis}/{stack.redis_db}")
+    owner = client.get(REDIS_OWNER)
+    size = client.dbsize()
+    if size and (owner or b"").decode() != stack.name:
+        free = [
+            db for db in range(16) if db != stack.redis_db and not redis.Redis.from_url(f"{stack.redis}/{db}").dbsize()
+        ]  # fmt: skip
+        raise RuntimeError(
+            f"Redis database {stack.redis_db} at {stack.redis} holds {size} key(s) that no stack named "
+            f"{stack.name!r} wrote{f' (it belongs to stack {owner.decode()!r})' if owner else ''}: it is left "
+            f"as it is. Choose another with --redis-db{f' (empty now: {free[0]})' if free else ''}."
+        )
+    client.flushdb()
+    client.set(REDIS_OWNER, stack.name)
 
 
 def _auth_config(stack: Stack) -> Path:
@@ -171,12 +203,19 @@ def _spawn(stack: Stack, label: str, argv: list[str], env: dict[str, str]) -> No
     stack.save()
 
 
-def _wait_http(url: str, what: str, timeout: float, check: Any = None, auth: tuple[str, str] | None = None) -> None:
+def _wait_http(
+    url: str, what: str, timeout: float, check: Any = None, auth: tuple[str, str] | None = None, alive: Any = None,
+) -> None:  # fmt: skip
+    """Poll ``url`` until it answers (and ``check`` accepts the body); ``alive`` returns why to give up early
+    (a component that exited), or ''."""
     import base64
 
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
+        dead = alive() if alive is not None else ""
+        if dead:
+            raise RuntimeError(f"{what} did not come up at {url}: {dead}")
         request = urllib.request.Request(url)
         if auth:
             request.add_header("Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode())
@@ -201,9 +240,16 @@ def _scheduler_healthy(body: bytes) -> bool:
 
 def start(
     home: Path, *, name: str = "mlops_stack", say: Any = print, timeout: float = 240, dags_folder: Path | None = None,
-    workers: int = len(WORKERS),
+    workers: int = len(WORKERS), settings: dict[str, str] | None = None, redis_db: int = 5,
+    port_base: int | None = None,
 ) -> Stack:
-    """Fresh databases, then every component; returns when the API reports all of them healthy."""
+    """Fresh databases, then every component; returns when the API reports all of them healthy.
+
+    ``name`` prefixes the PostgreSQL databases; ``redis_db`` is the broker's Redis database (claimed, never
+    taken from another owner); ``port_base`` puts every port the stack listens on at ``port_base`` and up (API
+    server, MLflow server, scheduler health check, triggerer and worker log servers), else each is the first
+    free one from Airflow's and MLflow's usual ports. A start that fails stops everything it started and says
+    which component failed and why."""
     home = home.resolve()
     if (home / STATE).exists():
         with contextlib.suppress(Exception):
@@ -212,38 +258,88 @@ def start(
         (home / sub).mkdir(parents=True, exist_ok=True)
     from cryptography.fernet import Fernet
 
+    names = [f"w{i + 1}" for i in range(workers)]
+    if port_base is not None:
+        ports = _ports_free(port_base, 5 + workers)
+    else:
+        ports = [free_port(8280), free_port(5280), free_port(8974), free_port(8794)]
+        ports += [free_port(8793 + 10 * i) for i in range(workers)]
     stack = Stack(
-        home=home, name=name, api_port=free_port(8280), mlflow_port=free_port(5280),
-        dags_folder=str(dags_folder.resolve()) if dags_folder else None,
+        home=home, name=name, api_port=ports[0], mlflow_port=ports[1], health_port=ports[2], trigger_log_port=ports[3],
+        worker_log_ports=ports[4 : 4 + workers], redis_db=redis_db, workers=names,
+        dags_folder=str(dags_folder.resolve()) if dags_folder else None, settings=dict(settings or {}),
         secrets={"fernet_key": Fernet.generate_key().decode(), "api_secret": secrets.token_hex(16),
                  "jwt_secret": secrets.token_hex(32), "mlflow_password": secrets.token_urlsafe(16)},
     )  # fmt: skip
-    stack.save()
     say(f"PostgreSQL databases {name}_airflow and {name}_mlflow (fresh), Redis db {stack.redis_db}")
-    _recreate_databases(stack)
-    _flush_redis(stack)
-    env = {**os.environ, **stack.env()}
-    (home / "mlflow" / "artifacts").mkdir(exist_ok=True)
-    _auth_config(stack)
-    say(f"MLflow tracking server on {stack.mlflow_url} (PostgreSQL store, proxied artifacts, basic auth)")
-    _spawn_mlflow(stack)
-    os.environ.update(stack.env())
-    log = home / "logs" / "setup.log"
-    say("Airflow metadata database: migrate")
-    _airflow("db", "migrate", log=log)
-    names = stack.workers = [f"w{i + 1}" for i in range(workers)]
-    say(f"Airflow: api-server (:{stack.api_port}), scheduler, dag-processor, triggerer, workers {', '.join(names)}")
-    _spawn(stack, "api-server", [_bin("airflow"), "api-server", "--port", str(stack.api_port)], env)
-    for component in ("scheduler", "dag-processor", "triggerer"):
-        _spawn(stack, component, [_bin("airflow"), component], env)
-    _spawn_workers(stack, env, names)
-    _wait_http(
-        f"{stack.mlflow_url}/api/2.0/mlflow/experiments/search?max_results=1", "the MLflow server", timeout,
-        auth=("admin", stack.secrets["mlflow_password"]),
-    )  # fmt: skip
-    _wait_http(f"http://127.0.0.1:{stack.api_port}/api/v2/monitor/health", "Airflow", timeout, _scheduler_healthy)
+    _claim_redis(stack)  # before anything is started or recorded: a refused database leaves nothing to stop
+    stack.save()
+    try:
+        _recreate_databases(stack)
+        env = {**os.environ, **stack.env()}
+        (home / "mlflow" / "artifacts").mkdir(exist_ok=True)
+        _auth_config(stack)
+        say(f"MLflow tracking server on {stack.mlflow_url} (PostgreSQL store, proxied artifacts, basic auth)")
+        _spawn_mlflow(stack)
+        os.environ.update(stack.env())
+        log = home / "logs" / "setup.log"
+        say("Airflow metadata database: migrate")
+        _airflow("db", "migrate", log=log)
+        say(f"Airflow: api-server (:{stack.api_port}), scheduler, dag-processor, triggerer, workers {', '.join(names)}")
+        _spawn(stack, "api-server", [_bin("airflow"), "api-server", "--port", str(stack.api_port)], env)
+        for component in ("scheduler", "dag-processor", "triggerer"):
+            _spawn(stack, component, [_bin("airflow"), component], env)
+        _spawn_workers(stack, env, names)
+        _wait_up(stack, timeout)
+    except BaseException as err:
+        failed = _failed_components(stack)
+        say(f"the stack did not start ({failed or err}): stopping everything it started")
+        stop(home, say=say)
+        raise RuntimeError(
+            f"stack {name} did not start: {failed or err}. Every component it started is stopped; the logs "
+            f"are in {home / 'logs'}"
+        ) from err
     say("the stack is up")
     return stack
+
+
+def _ports_free(base: int, count: int) -> list[int]:
+    """``count`` ports from ``base``, each of them free now (a taken one is named, not skipped)."""
+    import socket
+
+    ports = list(range(base, base + count))
+    for port in ports:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                raise RuntimeError(
+                    f"port {port} (of {base}..{base + count - 1}, the stack's ports) is taken: choose another "
+                    "--port-base"
+                ) from None
+    return ports
+
+
+def _wait_up(stack: Stack, timeout: float) -> None:
+    _wait_http(
+        f"{stack.mlflow_url}/api/2.0/mlflow/experiments/search?max_results=1", "the MLflow server", timeout,
+        auth=("admin", stack.secrets["mlflow_password"]), alive=lambda: _failed_components(stack),
+    )  # fmt: skip
+    _wait_http(
+        f"http://127.0.0.1:{stack.api_port}/api/v2/monitor/health", "Airflow", timeout, _scheduler_healthy,
+        alive=lambda: _failed_components(stack),
+    )  # fmt: skip
+
+
+def _failed_components(stack: Stack) -> str:
+    """The components that exited, each with the last line of its log: '' while all of them run."""
+    dead = []
+    for label, pid in stack.pids.items():
+        if not _members(pid):
+            lines = [ln for ln in (stack.home / "logs" / f"{label}.log").read_text(errors="replace").splitlines() if ln.strip()] if (
+                stack.home / "logs" / f"{label}.log").exists() else []  # fmt: skip
+            dead.append(f"{label} exited ({lines[-1][:300] if lines else 'no log'})")
+    return "; ".join(dead)
 
 
 def resume(home: Path, *, say: Any = print, timeout: float = 240) -> Stack:
@@ -279,10 +375,8 @@ def resume(home: Path, *, say: Any = print, timeout: float = 240) -> Stack:
 
 def _spawn_workers(stack: Stack, env: dict[str, str], names: list[str]) -> None:
     for i, worker in enumerate(names):
-        worker_env = {
-            **env, "AIRFLOW_MLOPS_WORKER": worker,
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port(8793 + 10 * i)),
-        }  # fmt: skip
+        port = stack.worker_log_ports[i] if i < len(stack.worker_log_ports) else free_port(8793 + 10 * i)
+        worker_env = {**env, "AIRFLOW_MLOPS_WORKER": worker, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port)}
         pidfile = stack.home / f"worker-{worker}.pid"
         pidfile.unlink(missing_ok=True)  # a crashed worker's pid file would stop the new one from starting
         _spawn(stack, f"worker-{worker}", [
@@ -358,7 +452,10 @@ def _stop_group(group: int, grace: float) -> None:
             time.sleep(0.2)
 
 
-def run_stack_demo(home: Path, *, name: str = "mlops_demo_stack", timeout: float = 1800) -> int:
+def run_stack_demo(
+    home: Path, *, name: str = "mlops_demo_stack", timeout: float = 1800, redis_db: int = 5,
+    port_base: int | None = None, dags_folder: Path | None = None,
+) -> int:  # fmt: skip
     """``airflow-mlops demo --stack celery``: the embedded demo's story, through the production stack."""
     from airflow_mlops.tools.demo import DEMO_DRIFT_FROM, generate
     from airflow_mlops.tools.quickstart import drive_demo, summary
@@ -377,7 +474,7 @@ def run_stack_demo(home: Path, *, name: str = "mlops_demo_stack", timeout: float
     files = generate(str(home / "data"))
     say(f"generated {len(files)} daily partitions under {home / 'data'} (drift injected from {DEMO_DRIFT_FROM})")
     try:
-        stack = start(home, name=name, say=say)
+        stack = start(home, name=name, say=say, redis_db=redis_db, port_base=port_base, dags_folder=dags_folder)
         drive_demo(home / "logs" / "setup.log", timeout, say)
         text = summary(home, explore=[
             f"  Airflow UI:  http://127.0.0.1:{stack.api_port} (start it again: airflow-mlops stack start --home {home})",
@@ -391,13 +488,30 @@ def run_stack_demo(home: Path, *, name: str = "mlops_demo_stack", timeout: float
     return 0
 
 
+def add_options(parser: Any, name: str) -> None:
+    """What keeps a stack apart from its neighbours on one machine (``stack start``, ``demo --stack celery``)."""
+    parser.add_argument("--name", default=name, help=f"prefix of its PostgreSQL databases (default {name})")
+    parser.add_argument(
+        "--redis-db", type=int, default=5,
+        help="its Redis database (default 5); one that holds another owner's keys is refused, never flushed",
+    )  # fmt: skip
+    parser.add_argument(
+        "--port-base", type=int,
+        help="its ports, from this one up (API, MLflow, scheduler health, triggerer and worker log servers); "
+        "default: the first free ones from 8280, 5280, 8974, 8794 and 8793",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dags-folder", type=Path, help="the DAGs folder (default: the shipped one, from the installed package)"
+    )
+
+
 def main(argv: list[str]) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="airflow-mlops stack", description=__doc__)
     parser.add_argument("action", choices=("start", "stop"))
     parser.add_argument("--home", default=".stack")
-    parser.add_argument("--name", default="mlops_stack", help="prefix of the PostgreSQL databases")
+    add_options(parser, "mlops_stack")
     parser.add_argument(
         "--fresh", action="store_true",
         help="start over on empty databases (the default starts a stack that ran in --home again, as it was)",
@@ -409,7 +523,9 @@ def main(argv: list[str]) -> int:
             print(f"starting the stack in {home} again on its databases (--fresh starts over)")
             stack = resume(home)
         else:
-            stack = start(home, name=args.name)
+            stack = start(
+                home, name=args.name, redis_db=args.redis_db, port_base=args.port_base, dags_folder=args.dags_folder
+            )
         print(json.dumps({"airflow": f"http://127.0.0.1:{stack.api_port}", "mlflow": stack.mlflow_url,
                           "state": str(stack.home / STATE)}))  # fmt: skip
         return 0

@@ -19,7 +19,7 @@ CATEGORICAL = ["plan", "region", "payment_method"]
 with DAG(
     "handwritten_churn",
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     tags=["airflow-mlops", "example"],
 ):

@@ -11,7 +11,7 @@ from airflow.sdk import DAG, Asset, CronDataIntervalTimetable
 from airflow_mlops.sensors.partition import PartitionCompleteSensor
 
 URI = "{{ var.value.mlops_wait_root }}/date={date}/part-0.parquet"
-START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def _dag(dag_id: str, **sensor: object) -> DAG:

@@ -18,7 +18,7 @@ ROOT = "{{ var.value.mlops_artifact_root }}"
 with DAG(
     "sharded_profile",
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
 ):
     window = {"window_start": None, "window_end": "{{ data_interval_end }}", "window_days": 3}

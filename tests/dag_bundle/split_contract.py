@@ -16,7 +16,7 @@ WINDOW = {"window_start": None, "window_end": "{{ data_interval_end }}", "window
 
 with DAG(
     "split_contract", schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), catchup=False,
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), catchup=False,
 ):  # fmt: skip
     train = TrainModelOperator(
         task_id="train", pipeline="split_contract", data_uri=DATA, target="churned", numeric=NUMERIC,

@@ -19,7 +19,7 @@ OUT = "{{{{ var.value.mlops_artifact_root }}}}/sql/{engine}/date={{{{ data_inter
 with DAG(
     "sql_partitions",
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
 ):
     SqlPartitionOperator(

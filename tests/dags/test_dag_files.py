@@ -42,7 +42,6 @@ def test_every_shipped_spec_is_valid(spec):
     assert cli(["validate-spec", str(spec)]) == 0
 
 
-@pytest.mark.slow  # a fresh interpreter
 def test_shipped_spec_compiles_without_heavy_imports(tmp_path):
     """Compiled and parsed in a fresh interpreter: this test process has long imported pandas itself."""
     code = (
@@ -83,3 +82,17 @@ def test_where_the_bundle_serves_the_specs_the_dags_folder_defines_none(dagbag):
 
     assert dagbag.dag_ids  # the bundle's files
     assert DagBag(str(ROOT / "dags")).dag_ids == []
+
+
+def test_the_demo_and_the_stack_find_the_shipped_dags_from_any_folder(tmp_path):
+    """The embedded demo and the stack take their DAGs folder from the installed package, never the working
+    directory: from an empty folder (with a decoy dags/ in it) they still get the repository's."""
+    (tmp_path / "dags").mkdir()
+    code = (
+        "import json; from pathlib import Path; from airflow_mlops.tools.quickstart import demo_env;"
+        "env = demo_env(Path('home'), 8080); print(json.dumps(env['AIRFLOW__CORE__DAGS_FOLDER']))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, capture_output=True, text=True)
+    folder = Path(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert folder == (ROOT / "dags").resolve()
+    assert (folder / "pipelines" / "demo_churn.yaml").is_file()

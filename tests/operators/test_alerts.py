@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import json
+import re
 import socket
 import threading
 from email import policy
@@ -14,7 +15,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from helpers import run_dag
+from helpers import doc_excerpts, run_dag
 
 from airflow_mlops.pipeline.spec import ALERT_EVENTS
 from airflow_mlops.utils.alerts import EVENT_TITLES, send
@@ -146,6 +147,14 @@ def test_a_missing_day_skipped_by_the_sensor_reaches_a_person(alert_dags, routes
     assert "not found::" not in first
     assert post["text"].splitlines()[0] == first
     assert "not run: downstream" in post["text"]
+    # docs/operations.md quotes this block: it is the one the task logged (this test's folder aside)
+    logged = capfd.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(logged) if "SKIPPED: timed out" in line)
+    block = [re.sub(r"^.*?(SKIPPED: )", r"\1", logged[start]), *logged[start + 1 : start + 3]]
+    block[-1] = re.sub(r" \[airflow\.task[^\]]*\] loc=\S+$", "", block[-1])  # the log record's own suffix
+    for path, excerpt in doc_excerpts("sensor-skip").items():
+        quoted = re.sub(r"/\S+/incoming/", f"{tmp_path}/incoming/", excerpt)
+        assert "\n".join(block) == quoted, f"{path}: the sensor-skip excerpt is stale"
 
 
 @pytest.mark.slow

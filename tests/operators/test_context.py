@@ -10,7 +10,7 @@ from airflow.utils.types import DagRunType
 from airflow_mlops.data.partitions import make_window
 from airflow_mlops.utils.context import explain_window
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def _context(run_type: DagRunType, logical: dt.datetime | None) -> dict:

@@ -231,6 +231,36 @@ def test_spec_with_kubernetes_executor_compiles_to_a_pod(roots, k8s_conn):
     assert config["checkpoint_uri"] == f"{roots['artifacts']}/demo_churn/checkpoints/{config['run_key']}"
 
 
+def test_without_the_kubernetes_extra_a_pod_spec_is_its_own_clear_error(monkeypatch, capsys, tmp_path):
+    """cncf-kubernetes is the [kubernetes] extra: where it is not installed, a spec that trains in pods fails
+    to build with the fix named (an import error of that pipeline only), and validate-spec says the same."""
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    from airflow_mlops.errors import SpecError
+    from airflow_mlops.pipeline.factory import build_dags
+    from airflow_mlops.pipeline.spec import parse_spec
+    from airflow_mlops.tools.cli import main as cli
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "dags" / "pipelines" / "demo_churn.yaml").read_text())
+    raw["training"]["executor"] = "kubernetes"
+    raw["training"]["kubernetes"] = {"image": "registry.example.com/trainer:1.2"}
+    for name in [m for m in sys.modules if m.startswith("airflow.providers.cncf") or m == "airflow_mlops.operators.kubernetes"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "airflow.providers.cncf.kubernetes.operators.pod", None)  # not installed
+    with pytest.raises(SpecError, match=r"k8s.yaml:\n  - training.executor: found 'kubernetes'.*pip install 'airflow-mlops\[kubernetes\]'"):
+        build_dags(parse_spec(raw, "k8s.yaml"))
+    local = {**raw, "training": {**raw["training"], "executor": "local"}}
+    local["training"].pop("kubernetes")
+    assert "demo_churn__train" in build_dags(parse_spec(local, "local.yaml"))  # local training never needs it
+    spec = tmp_path / "demo_churn.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    assert cli(["validate-spec", str(spec)]) == 1
+    assert "pip install 'airflow-mlops[kubernetes]'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("block", "expected"),
     [

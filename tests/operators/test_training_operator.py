@@ -55,20 +55,6 @@ def test_on_kill_stops_the_trainer_process(tmp_path, mlflow_uri):
         os.kill(pid, 0)
 
 
-def test_constructor_is_trivial_and_templated_fields_are_declared():
-    op = TrainModelOperator(task_id="t", pipeline="p", data_uri="{{ ds }}", target="y", model={})
-    assert op.data_uri == "{{ ds }}"
-    assert set(TrainModelOperator.template_fields) == {
-        "data_uri",
-        "window_start",
-        "window_end",
-        "validation",
-        "checkpoint_root",
-        "parent_run_id",
-        "model_overrides",
-    }
-
-
 def test_model_params_of_a_run_override_the_spec_and_change_the_key(tmp_path):
     from airflow_mlops.utils.context import with_overrides
 

@@ -33,11 +33,6 @@ def test_waits_for_a_champion(tmp_path, mlflow_uri):
     assert _sensor(uri).poke({"ti": _TI()}) is False
 
 
-@pytest.mark.parametrize("field", ["model_name", "current_profile_uri"])
-def test_templated_fields(field):
-    assert field in DriftSensor.template_fields
-
-
 def _profile(tmp_path) -> str:
     import pandas as pd
 
@@ -65,7 +60,7 @@ def _drift_trigger(profile_uri: str, seconds: float, model: str = "churn"):
 
     from airflow_mlops.triggers.waiting import DriftReadyTrigger
 
-    deadline = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)).isoformat()
+    deadline = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)).isoformat()
     return DriftReadyTrigger(
         profile_uri=profile_uri, model_name=model, mlflow_conn_id="mlflow_default", poke_interval=0.05,
         deadline=deadline, deferrals=2,

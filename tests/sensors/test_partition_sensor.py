@@ -125,7 +125,7 @@ def _run_trigger(trigger):
 def _partition_trigger(root: Path, seconds: float, **kw):
     from airflow_mlops.triggers.waiting import PartitionCompleteTrigger
 
-    deadline = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)).isoformat()
+    deadline = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)).isoformat()
     return PartitionCompleteTrigger(
         data_uri=_uri(root), data_format="parquet", window_start=START, window_end=END, min_rows=100,
         marker="_SUCCESS", poke_interval=0.05, deadline=deadline, **kw,
@@ -212,6 +212,18 @@ def test_reschedule_mode_waits_too(dagbag_tests, wait_root, monkeypatch):
     assert dagbag_tests.dags["wait_reschedule"].get_task("wait").mode == "reschedule"
     assert states == {"wait": "success", "downstream": "success"}
     assert xcom("wait_reschedule", run.run_id, "wait")["rows"] == 120
+    # it gave its slot back once (a reschedule recorded, in the same try), not a failure and a retry
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        ti = session.scalar(select(TaskInstance).where(
+            TaskInstance.dag_id == "wait_reschedule", TaskInstance.run_id == run.run_id, TaskInstance.task_id == "wait",
+        ))  # fmt: skip
+        reschedules = session.scalars(select(TaskReschedule).where(TaskReschedule.ti_id == ti.id)).all()
+        assert (len(reschedules), ti.try_number) == (1, 1)
 
 
 def test_timeout_skip_skips_the_run_and_says_why(dagbag_tests, wait_root, capfd):

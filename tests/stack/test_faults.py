@@ -1,8 +1,13 @@
 """Faults on the production stack: Airflow on PostgreSQL with the CeleryExecutor (two workers), an MLflow server.
 
-One stack for the module (databases ``mlops_ci_stack_*``), the fault pipeline ``fault_churn`` (the demo
-pipeline with a training long enough to kill mid-way). Everything is driven the way an operator would: the
+One stack for the module (databases ``mlops_ci_stack_*``), the fault pipelines of ``tests/stack_dags`` (the demo
+pipeline with short trainings and short retry delays). Everything is driven the way an operator would: the
 ``airflow`` CLI against the stack, MLflow over HTTP with its password, ``kill -9`` of real processes.
+
+A fault lands while a trainer *waits* at a checkpoint, not during a long training: the test-only hold in
+``tests/stack/hold`` (a ``sitecustomize`` on the stack's ``PYTHONPATH``, unknown to the package) keeps a
+trainer after a checkpoint until the test releases it (:func:`_hold`, :func:`_held`, :func:`_release`). The
+stack's heartbeat time-out is 30 s (the default is 300 s): a lost task is retried within about 40 s.
 """
 
 from __future__ import annotations
@@ -30,14 +35,52 @@ def stack(tmp_path_factory):
 
     home = tmp_path_factory.mktemp("stack")
     generate(str(home / "data"))
-    started = stack_tools.start(home, name="mlops_ci_stack", dags_folder=ROOT / "tests" / "stack_dags", say=print)
+    (home / "hold").mkdir()
+    settings = {
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+        "PYTHONPATH": str(ROOT / "tests" / "stack" / "hold"),
+        "AIRFLOW_MLOPS_TEST_HOLD": str(home / "hold"),
+    }
+    saved = dict(os.environ)  # start() exports the stack's environment to this process
+    started = stack_tools.start(
+        home, name="mlops_ci_stack", dags_folder=ROOT / "tests" / "stack_dags", say=print, settings=settings,
+        redis_db=11, port_base=18300,
+    )
     try:
         yield started
     finally:
         groups = list(started.groups)
         stack_tools.stop(home, say=print)
+        os.environ.clear()
+        os.environ.update(saved)
         assert [g for g in groups if stack_tools._members(g)] == [], "a stack process outlived stop()"
         assert _trainers() == []
+
+
+def _hold(stack, pipeline: str, step: int = 1) -> None:
+    """Trainers of ``pipeline`` wait after the first checkpoint at ``step`` or later (until released)."""
+    gate = Path(stack.home) / "hold" / pipeline
+    gate.with_suffix(".held").unlink(missing_ok=True)
+    gate.write_text(str(step))
+
+
+def _held(stack, pipeline: str, after: int = 0) -> tuple[int, int]:
+    """Wait for a trainer of ``pipeline`` to wait at a checkpoint later than step ``after``: (pid, step)."""
+    held = Path(stack.home) / "hold" / f"{pipeline}.held"
+
+    def waiting():
+        try:
+            pid, step = (int(x) for x in held.read_text().split())
+        except (OSError, ValueError):
+            return None
+        return (pid, step) if step > after else None
+
+    return _wait(f"a trainer of {pipeline} to hold at a checkpoint", waiting, 300, every=0.5)
+
+
+def _release(stack, pipeline: str) -> None:
+    (Path(stack.home) / "hold" / pipeline).write_text(str(10**9))
 
 
 def _env(stack) -> dict[str, str]:
@@ -157,17 +200,24 @@ def test_a_killed_worker_loses_no_training(stack):
     """kill -9 of the Celery worker (and everything under it) while it trains: the task is retried on the
     other worker and resumes from the last checkpoint; one MLflow run, one model version, no orphan trainer."""
     before = _already(stack, TRAIN, "fault_churn")
+    _hold(stack, "fault_churn")
     _airflow(stack, "backfill", "create", "--dag-id", TRAIN, "--from-date", "2026-01-11", "--to-date", "2026-01-11")
-    trainer = _wait("a trainer to start", lambda: _trainers(), 240, every=1.0)[0]
-    checkpoints = Path(stack.home) / "artifacts" / "fault_churn" / "checkpoints"
-    _wait("a first checkpoint", lambda: list(checkpoints.rglob("checkpoint.json")), 240, every=1.0)
-    victim = _worker_of(stack, trainer.pid)
+    pid, step = _held(stack, "fault_churn")
+    trainer = psutil_process(pid)
+    victim = _worker_of(stack, pid)
     _kill_tree(stack.pids[victim])
     _wait("the dead worker's trainer to be gone", lambda: not trainer.is_running(), 30, every=0.5)
+    _release(stack, "fault_churn")
 
     _, run = _one_resumed_run(stack, TRAIN, "fault_churn", before)
-    assert int(run.data.tags["mlops.resumed_from_step"]) > 0  # from the dead worker's last checkpoint
+    assert int(run.data.tags["mlops.resumed_from_step"]) == step  # from the dead worker's last checkpoint
     assert _trainers() == []
+
+
+def psutil_process(pid: int):
+    import psutil
+
+    return psutil.Process(pid)
 
 
 def _backfill(stack, dag_id: str, start: str, end: str) -> None:
@@ -240,15 +290,21 @@ def test_database_connections_terminated_mid_run_do_not_fail_it(stack):
 
 
 def test_the_mlflow_server_down_for_30_seconds_is_ridden_out(stack):
-    """The tracking server killed while a trainer runs and started again 30 s later: the trainer's and the
-    registration's calls are retried with back-off; the window ends with one run and one new version."""
+    """The tracking server killed while a trainer waits at a checkpoint, the trainer released at once, the
+    server started again 30 s later: the trainer's end-of-training calls (its metrics, its model) are sent
+    during the outage and retried with back-off, then the registration; the window ends with one run and one
+    new version."""
     from airflow_mlops.tools import stack as stack_tools
 
     c = _mlflow(stack)
+    _hold(stack, "fault_churn")
     _backfill(stack, TRAIN, "2026-01-18", "2026-01-18")
-    _wait("a trainer to start", lambda: _trainers(), 300, every=1.0)
+    pid, _ = _held(stack, "fault_churn")
     _kill_tree(stack.pids["mlflow"])
+    down_at = time.time()
+    _release(stack, "fault_churn")
     time.sleep(30)  # the outage itself, not an ordering
+    up_at = time.time()
     stack_tools.restart(stack, "mlflow")
     runs = _wait(
         "the second training window to finish",
@@ -261,7 +317,12 @@ def test_the_mlflow_server_down_for_30_seconds_is_ridden_out(stack):
     found = c.search_runs([experiment.experiment_id])
     keys = [r.data.tags["mlops.run_key"] for r in found]
     assert len(keys) == len(set(keys))  # one MLflow run per window, none duplicated by a retry
-    assert [r.info.status for r in found if r.data.tags["mlops.window_end"].startswith("2026-01-25")] == ["FINISHED"]
+    (window_run,) = [r for r in found if r.data.tags["mlops.window_end"].startswith("2026-01-25")]
+    assert window_run.info.status == "FINISHED"
+    # the trainer went on during the outage: it stamped its metrics while the server was down, and they
+    # arrived (MLflow's client retried them) -- the outage was ridden out, not waited out before the call
+    (stamp,) = {m.timestamp for m in c.get_metric_history(window_run.info.run_id, "train_seconds")}
+    assert down_at * 1000 < stamp < up_at * 1000
     window = [
         v for v in c.search_model_versions("name = 'fault_churn'")
         if v.tags.get("mlops.window_end", "").startswith("2026-01-25")
@@ -315,37 +376,33 @@ def test_a_backfill_from_the_ui_trains_its_windows_one_at_a_time(stack):
     assert first[1] <= second[0], f"the two trainings overlapped: {spans}"
 
 
-def _checkpoint_step(folder: Path) -> int:
-    """The step of the newest complete checkpoint in a folder (0 before the first)."""
-    manifests = list(folder.rglob("checkpoint.json"))
-    return max((json.loads(m.read_text())["step"] for m in manifests), default=0)
-
-
 def test_the_api_server_then_the_whole_stack_restarted_mid_training_lose_nothing(stack):
-    """The API server killed mid-training and started again 15 s later: the same trainer goes on. Then every
-    component of the stack killed at once and started again (``stack start`` on its home): the orphaned task
-    is retried, the retry resumes the same MLflow run from the last checkpoint, and the window ends with one
-    FINISHED run, one version, no run left RUNNING and no trainer left behind. (Last in the module: it
-    replaces every process of the stack.)"""
+    """The API server killed while a trainer waits at a checkpoint and started again 15 s later: the same
+    trainer goes on to its next checkpoint. Then every component of the stack killed at once and started
+    again (``stack start`` on its home): the orphaned task is retried, the retry resumes the same MLflow run
+    from the last checkpoint, and the window ends with one FINISHED run, one version, no run left RUNNING
+    and no trainer left behind. (Last in the module: it replaces every process of the stack.)"""
     from airflow_mlops.tools import stack as stack_tools
 
     dag_id = "fault_restart__train"
-    checkpoints = Path(stack.home) / "artifacts" / "fault_restart" / "checkpoints"
     before = _already(stack, dag_id, "fault_restart")  # nothing yet, unless the module is run again on its stack
+    _hold(stack, "fault_restart")
     _backfill(stack, dag_id, "2026-01-20", "2026-01-20")
-    trainer = _wait("a trainer to start", lambda: _trainers(), 300, every=1.0)[0]
-    first = _wait("a first checkpoint", lambda: _checkpoint_step(checkpoints), 300, every=1.0)
+    pid, first = _held(stack, "fault_restart")
+    trainer = psutil_process(pid)
 
     _kill_tree(stack.pids["api-server"])
     time.sleep(15)  # the outage itself, not an ordering
     stack_tools.restart(stack, "api-server")
-    _wait("a later checkpoint", lambda: _checkpoint_step(checkpoints) > first, 300, every=1.0)
-    assert trainer.is_running()  # the task and its trainer rode out the API server's absence
+    _hold(stack, "fault_restart", first + 1)  # on to the next checkpoint, and wait there
+    pid_later, crashed_at = _held(stack, "fault_restart", after=first)
+    assert pid_later == pid  # the task and its trainer rode out the API server's absence
+    assert trainer.is_running()
 
-    for pid in stack.pids.values():  # the whole machine's Airflow and MLflow at once
-        _kill_tree(pid)
+    for component in stack.pids.values():  # the whole machine's Airflow and MLflow at once
+        _kill_tree(component)
     _wait("the trainer to die with its task", lambda: not _trainers(), 30, every=0.5)
-    crashed_at = _checkpoint_step(checkpoints)
+    _release(stack, "fault_restart")
     stack.__dict__.update(stack_tools.resume(Path(stack.home), say=print).__dict__)
 
     c, run = _one_resumed_run(stack, dag_id, "fault_restart", before)

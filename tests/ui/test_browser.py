@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import doc_excerpts
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -179,6 +181,12 @@ def test_a_failed_validations_log_opens_with_the_failed_check(demo, browser):
     assert any(line.startswith("next: no retry") for line in opening)
     assert any(line.startswith("fix: ") for line in opening)
     assert any(line.startswith("Validation report: http://") for line in opening)
+    # the README quotes this block: it is the one on-call reads here (this server's port aside)
+    end = _first(opening, "Validation report: ")
+    block = "\n".join(re.sub(r" \[airflow\.task[^\]]*\] loc=\S+$", "", line) for line in opening[: end + 1])
+    for path, excerpt in doc_excerpts("failure-block").items():
+        quoted = re.sub(r"http://localhost:\d+/", f"{demo['base']}/", excerpt)
+        assert block == quoted, f"{path}: the failure-block excerpt is stale"
 
 
 def _first(lines: list[str], text: str) -> int:

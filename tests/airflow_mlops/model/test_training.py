@@ -89,9 +89,12 @@ def test_lora_fine_tuning_saves_hashed_adapter_and_logs_metrics(tmp_path, mlflow
     assert np.array_equal(model.predict_proba(holdout), second)
 
     from airflow_mlops.model.artifacts import load_model
-    from airflow_mlops.model.training.text import merge_adapter
+    from airflow_mlops.tools.cli import main
 
-    merged = load_model(merge_adapter(model, tmp_path / "merged"))
+    # the CLI's merge-adapter (as docs/development.md shows it), on the logged model
+    assert main(["merge-adapter", result["model_uri"], "--sha256", result["model_sha256"],
+                 "--out", str(tmp_path / "merged")]) == 0  # fmt: skip
+    merged = load_model(tmp_path / "merged")
     assert merged.meta["kind"] == "merged_text"
     np.testing.assert_allclose(merged.predict_proba(holdout), model.predict_proba(holdout), atol=1e-5)
 
@@ -279,15 +282,35 @@ def test_killed_run_resumes_from_its_checkpoint_and_ends_as_if_never_interrupted
     assert resumed["metrics"] == fresh["metrics"]
 
 
-def test_gradient_accumulation_trains(tmp_path, mlflow_uri):
-    from airflow_mlops.model.training.trainer import run
+def test_gradient_accumulation_steps_like_the_larger_batch():
+    """``gradient_accumulation_steps: 4`` with batches of 8 takes the same optimizer steps, to the same
+    weights, as batches of 32 (the loss is averaged over the accumulated batches); without accumulation the
+    same batches of 8 end elsewhere. Read from ``model.params`` as every model family reads it."""
+    import torch
 
-    params = {"epochs": 6, "hidden_units": [16], "batch_size": 32, "gradient_accumulation_steps": 4}
-    result = run(
-        _config(tmp_path, "tabular", _tabular_frame(), numeric=["x", "z"], categorical=["k"], target="y",
-                model={"kind": "tabular", "task": "classification", "params": params})
-    )  # fmt: skip
-    assert result["metrics"]["holdout_roc_auc"] > 0.8
+    from airflow_mlops.model.training.common import fit, fit_settings
+
+    x = torch.randn(128, 3, generator=torch.Generator().manual_seed(1))
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5]]) + 0.3
+
+    def train(batch_size: int, accumulate: int):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 1)
+        params = {"epochs": 2, "batch_size": batch_size, "learning_rate": 0.05, "weight_decay": 0.0,
+                  "gradient_accumulation_steps": accumulate}  # fmt: skip
+        result = fit(
+            model, x, y, torch.nn.functional.mse_loss, named_params=dict(model.named_parameters()),
+            **fit_settings(params, 3, "cpu", None),
+        )  # fmt: skip
+        return model, result.steps
+
+    large, large_steps = train(32, 1)
+    accumulated, accumulated_steps = train(8, 4)
+    small, small_steps = train(8, 1)
+    assert (large_steps, accumulated_steps, small_steps) == (8, 8, 32)
+    torch.testing.assert_close(accumulated.weight, large.weight, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(accumulated.bias, large.bias, rtol=1e-5, atol=1e-6)
+    assert (small.weight - large.weight).abs().max() > 1e-2
 
 
 def test_qlora_on_cpu_stops_with_a_clear_message(tmp_path, mlflow_uri):

@@ -291,3 +291,23 @@ def test_reparsing_an_unchanged_spec_gives_the_same_serialized_dags(tmp_path):
         for d in (a, b):  # where each bag's generated file lives is not part of the DAG
             d["dag"].pop("fileloc", None)
         assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True), dag_id
+
+
+def test_the_spec_retries_reach_every_task():
+    """``retries`` sets every task's retries and delay, test_model included (a re-run replays its recorded
+    decision, so a retry is safe); quality gates fail without retry through their exception's class."""
+    import datetime as dt
+
+    from airflow_mlops.pipeline.factory import build_dags
+
+    raw = yaml.safe_load(_spec_text(3))
+    raw["retries"] = {"count": 4, "delay_seconds": 7, "backoff": 2, "max_delay_seconds": 90}
+    dags = build_dags(parse_spec(raw, "retries.yaml"))
+    train = dags[f"{raw['name']}__train"]
+    for task in train.tasks:
+        assert (task.task_id, task.retries, task.retry_delay) == (task.task_id, 4, dt.timedelta(seconds=7))
+        assert task.retry_exponential_backoff == 2
+        assert task.max_retry_delay == dt.timedelta(seconds=90)
+    default = build_dags(parse_spec(yaml.safe_load(_spec_text(3)), "default.yaml"))[f"{raw['name']}__train"]
+    assert {t.task_id: t.retries for t in default.tasks}["test_model"] == 1
+    assert {t.retry_delay for t in default.tasks} == {dt.timedelta(seconds=60)}

@@ -1,0 +1,1 @@
+"""The shipped pipelines folder, installed as a package so that the tools find it wherever it is installed."""
