@@ -39,7 +39,7 @@ def test_the_record_is_the_one_the_demo_writes():
     record = json.loads(RECORD.read_text())
     assert {r["dag"] for r in record["runs"]} == set(DEMO_DAGS)
     assert all(set(r) == {"dag", "state", "conf", "interval", "results"} for r in record["runs"])
-    assert [v["version"] for v in record["versions"]] == [str(i + 1) for i in range(len(record["versions"]))]
+    assert [int(v["version"]) for v in record["versions"]] == list(range(1, len(record["versions"]) + 1))
 
 
 def test_the_updater_finds_nothing_to_change():
