@@ -27,3 +27,13 @@ def fmt(value: object) -> str:
             return str(int(value))
         return f"{value:.4g}" if abs(value) >= 1e-3 else f"{value:.3e}"
     return str(value)
+
+
+CUT_AT = 80
+
+
+def cut(value: object, limit: int = CUT_AT) -> str:
+    """A value as a log line or a table cell shows it: whole up to ``limit`` characters, else its start and how
+    long it was (one row's 10,000-character value must not become a 10,000-character log line)."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.errors import DataValidationError
-from airflow_mlops.tables import fmt, format_table
+from airflow_mlops.tables import cut, fmt, format_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,8 +38,8 @@ class ValidationReport:
                 "check": check,
                 "column": column,
                 "partition": partition,
-                "expected": expected,
-                "observed": fmt(observed),
+                "expected": cut(expected),
+                "observed": cut(fmt(observed)),
                 "rows": offending,
                 "passed": passed,
                 "severity": severity,
@@ -477,10 +477,17 @@ class StreamValidator:
             report.add(check, column, expected, observed, passed, severity, **kw)
 
         if partitions:
-            empty = [p for p in partitions if not p.get("rows")]
-            shown = ", ".join(partition_label(p["uri"]) for p in empty[:3]) + (
-                ", ..." if len(empty) > 3 else ""
-            )
+            # a partition is its day: several part files (a Spark writer's part-00000, part-00001...) of which
+            # some hold no rows are a good day; it is empty only when all of its files are
+            days: dict[str, list[dict[str, Any]]] = {}
+            for p in partitions:
+                days.setdefault(p.get("partition") or partition_label(p["uri"]), []).append(p)
+            empty = [(day, files) for day, files in days.items() if not any(f.get("rows") for f in files)]
+            shown = ", ".join(
+                day if day == files[0]["uri"].rstrip("/").rsplit("/", 1)[-1]
+                else f"{day} ({', '.join(f['uri'].rstrip('/').rsplit('/', 1)[-1] for f in files)})"
+                for day, files in empty[:3]
+            ) + (", ..." if len(empty) > 3 else "")  # fmt: skip
             report.add(
                 "empty partitions", WINDOW, "0", len(empty), not empty,
                 partition=shown or WINDOW, offending=None,

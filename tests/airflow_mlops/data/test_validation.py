@@ -286,6 +286,30 @@ def test_streaming_validation_names_a_schema_change_a_corrupt_and_an_empty_file(
     ]
 
 
+def test_a_day_of_several_part_files_is_empty_only_when_all_of_them_are(tmp_path):
+    """A Spark writer's day: a full part-00000 and a 0-row part-00001 of the same schema is a good day; a day
+    whose every part file is empty fails, naming the day and its files."""
+    from airflow_mlops.data.validation import validate_and_profile
+
+    kwargs = {"features": FEATURES, "numeric": ["x"], "target": "y"}
+    good_day, empty_day = tmp_path / "date=2026-01-10", tmp_path / "date=2026-01-11"
+    good_day.mkdir()
+    empty_day.mkdir()
+    _part(0).to_parquet(good_day / "part-00000.parquet")
+    _part(0).iloc[:0].to_parquet(good_day / "part-00001.parquet")
+    _part(1).iloc[:0].to_parquet(empty_day / "part-00000.parquet")
+    _part(1).iloc[:0].to_parquet(empty_day / "part-00001.parquet")
+    good = [str(good_day / "part-00000.parquet"), str(good_day / "part-00001.parquet")]
+    report, files, _ = validate_and_profile(good, "parquet", {}, **kwargs)
+    assert report.failed == []
+    assert [f["rows"] for f in files] == [60, 0]
+    both = [*good, str(empty_day / "part-00000.parquet"), str(empty_day / "part-00001.parquet")]
+    report, _, _ = validate_and_profile(both, "parquet", {}, **kwargs)
+    assert [(r["check"], r["observed"], r["partition"]) for r in report.failed] == [
+        ("empty partitions", "1", "2026-01-11 (part-00000.parquet, part-00001.parquet)")
+    ]
+
+
 def test_inferred_constraints_hold_for_the_window_size_they_will_check():
     """Proposed from a week, checked on single days (the drift monitor): min_rows and the mean and median
     bounds are sized for a day, so every stable day passes; a drifted day breaks the expectations only, which
@@ -315,3 +339,17 @@ def test_inferred_constraints_hold_for_the_window_size_they_will_check():
     assert ("mean", "monthly_charges") in {(r["check"], r["column"]) for r in monitor.expectations if not r["passed"]}
     training = check(sized, drifted)
     assert ("mean", "monthly_charges") in {(r["check"], r["column"]) for r in training.failed}
+
+
+def test_a_long_value_is_cut_in_the_table_and_the_message():
+    """A failing row's 10,000-character value shows as its first 80 characters and its length."""
+    long_value = "x" * 10_000
+    df = pd.DataFrame({"plan": ["basic"] * 5 + [long_value]})
+    report = validate_frame(df, {"columns": {"plan": {"allowed": ["basic", "plus"]}}}, features=["plan"], numeric=[], target=None)
+    with pytest.raises(DataValidationError) as err:
+        report.raise_for_failures("a window")
+    message = str(err.value)
+    assert "x" * 60 in message
+    assert "x" * 100 not in message
+    assert "… (10,0" in message  # how long the value was
+    assert max(len(line) for line in message.splitlines()) < 400
