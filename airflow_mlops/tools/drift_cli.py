@@ -42,13 +42,20 @@ def _importance(source: str | None) -> dict[str, float] | None:
     if not source:
         return None
     if source.startswith("models:/"):
+        from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
 
         from airflow_mlops.tracking import registry
 
         name, _, ref = source[len("models:/"):].partition("@")
+        if not ref and "/" not in name:
+            raise ValueError("expected models:/NAME@ALIAS or models:/NAME/VERSION")
         c = MlflowClient()
-        version = c.get_model_version_by_alias(name, ref) if ref else c.get_model_version(*name.split("/", 1))
+        try:
+            version = c.get_model_version_by_alias(name, ref) if ref else c.get_model_version(*name.split("/", 1))
+        except MlflowException as err:  # no such model, alias or version (or no tracking server there)
+            first = str(err.message if hasattr(err, "message") else err).strip().splitlines()[0]
+            raise ValueError(f"not found in the registry at {c._registry_uri}: {first}") from None
         found = registry.feature_importance(version)
         if found is None:
             raise ValueError(f"{name} v{version.version} has no recorded {registry.IMPORTANCE_TAG}")
@@ -64,9 +71,14 @@ def cmd_drift(args: argparse.Namespace) -> int:
     from airflow_mlops.data.drift.scores import drift_table, score_drift, summary_line
 
     if args.spec:
+        from airflow_mlops.errors import SpecError
         from airflow_mlops.pipeline.spec import load_spec
 
-        spec = load_spec(args.spec)
+        try:
+            spec = load_spec(args.spec)
+        except (OSError, SpecError) as err:
+            print(f"drift: --spec {args.spec}: {str(err).splitlines()[0]}", file=sys.stderr)
+            return 2
         numeric, categorical, policy = list(spec.features.numeric), list(spec.features.categorical), spec.drift.policy()
     else:
         numeric, categorical, policy = list(args.numeric or []), list(args.categorical or []), None
@@ -78,7 +90,23 @@ def cmd_drift(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as err:
         print(f"drift: --importance {args.importance}: {err}", file=sys.stderr)
         return 2
-    reference, current = _view(args.reference, args.data_format), _view(args.current, args.data_format)
+    if importance is not None and not set(importance) & {*numeric, *categorical}:
+        print(
+            f"drift: --importance {args.importance}: names none of the monitored features "
+            f"({', '.join([*numeric, *categorical])}); it holds {', '.join(sorted(importance)) or 'nothing'}",
+            file=sys.stderr,
+        )
+        return 2
+    from airflow_mlops.errors import DataError
+
+    views = []
+    for what, source in (("reference", args.reference), ("current", args.current)):
+        try:
+            views.append(_view(source, args.data_format))
+        except (OSError, DataError, ValueError) as err:
+            print(f"drift: {what} {source}: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
+            return 2
+    reference, current = views
     report = score_drift(
         reference, current, numeric=numeric, categorical=categorical, policy=policy, importance=importance
     )

@@ -77,3 +77,31 @@ def test_drift_weighs_drifted_features_by_the_given_importance(tmp_path, capsys)
     assert set(report["drifted_features"]) >= {"monthly_charges", "support_calls"}  # reported all the same
     assert main([*args, "--importance", "[1, 2]"]) == 2
     assert "expected a JSON object" in capsys.readouterr().err
+
+
+def test_exit_codes_are_a_contract_a_bad_input_is_2_never_drift(tmp_path, capsys, mlflow_uri):
+    """0 no drift, 1 drift, 2 a usage or input error: one line, no traceback, for a model, alias, file or
+    feature that is not there. A typo never reads as drift."""
+    from mlflow.tracking import MlflowClient
+
+    args = ["drift", _day("2026-01-16"), _day("2026-01-23"), "--spec", str(SPEC)]
+    MlflowClient().create_registered_model("known")
+    capsys.readouterr()  # the store's own set-up lines
+    cases = {
+        "models:/nobody@champion": "--importance models:/nobody@champion: not found in the registry",
+        "models:/known@champion": "--importance models:/known@champion: not found in the registry",
+        "models:/known": "expected models:/NAME@ALIAS or models:/NAME/VERSION",
+        str(tmp_path / "missing.json"): "missing.json: [Errno 2]",
+        json.dumps({"not_a_feature": 1.0}): "names none of the monitored features (age, ",
+    }
+    for importance, said in cases.items():
+        assert main([*args, "--importance", importance]) == 2, importance
+        err = capsys.readouterr().err
+        assert said in err
+        assert len(err.strip().splitlines()) == 1, err  # one line, no traceback
+    assert main(["drift", str(tmp_path / "nope.parquet"), _day("2026-01-23"), "--spec", str(SPEC)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"drift: reference {tmp_path / 'nope.parquet'}: ")
+    assert len(err.strip().splitlines()) == 1
+    assert main([*args[:3], "--spec", str(tmp_path / "nope.yaml")]) == 2
+    assert "--spec" in capsys.readouterr().err
