@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 
+from airflow_mlops.links.retraining import TriggeredRetrainingLink
 from airflow_mlops.utils.alerts import Alerting
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ class TriggerRetrainingOperator(Alerting, TriggerDagRunOperator):
         its own consecutive windows.
     """
 
+    # no "Triggered DAG" button for a held report (Airflow's own would open /runs/None)
+    operator_extra_links = (TriggeredRetrainingLink(),)
     template_fields: Sequence[str] = (
         *TriggerDagRunOperator.template_fields,
         "ledger_uri",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 from airflow_mlops.links.mlflow import ALL_LINKS
+from airflow_mlops.links.retraining import TriggeredRetrainingLink
 
 
 def _app():
@@ -16,7 +17,7 @@ def _app():
 
 class AirflowMlopsPlugin(AirflowPlugin):
     name = "airflow_mlops"
-    operator_extra_links = list(ALL_LINKS)
+    operator_extra_links = [*ALL_LINKS, TriggeredRetrainingLink()]
     fastapi_apps = [{"app": _app(), "url_prefix": "/mlops", "name": "airflow-mlops"}]
     external_views = [
         {

@@ -13,7 +13,9 @@ def test_plugin_is_registered_through_the_entry_point():
     from airflow.plugins_manager import get_fastapi_plugins
 
     info = {p["name"]: p for p in get_plugin_info()}["airflow_mlops"]
-    assert len(info["operator_extra_links"]) == 5
+    # every link the package's operators use is registered: the five report links and the retraining trigger's
+    assert len(info["operator_extra_links"]) == 6
+    assert any("TriggeredRetrainingLink" in str(link) for link in info["operator_extra_links"])
     (mounted,) = [a for a in get_fastapi_plugins()[0] if a["name"] == "airflow-mlops"]
     assert mounted["url_prefix"] == "/mlops"
     assert {v["url_route"]: v["href"] for v in info["external_views"]} == {
