@@ -205,8 +205,14 @@ def read_partition(uri: str, fmt: str) -> pd.DataFrame:
     return pd.DataFrame(df)
 
 
-def read_window(uris: list[str], fmt: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Read and concatenate partitions; return the frame and, per file, its URI, sha256 and row count."""
+def read_window(
+    uris: list[str], fmt: str, needed: list[str] | None = None
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Read and concatenate partitions; return the frame and, per file, its URI, sha256 and row count.
+
+    A column that only some partitions have (a new column upstream: ``on_extra_columns: warn``, which
+    ``validate_data`` reported) is left out, named once in the log, so every task reads the same columns from
+    the same files. A column in ``needed`` that a partition lacks is an error naming that partition."""
     import pandas as pd
 
     frames, files = [], []
@@ -218,15 +224,26 @@ def read_window(uris: list[str], fmt: str) -> tuple[pd.DataFrame, list[dict[str,
         log.debug("read %s: %d rows, sha256 %s", uri, len(frame), digest[:12])
     if not frames:
         raise DataError("no partition to read")
-    first = set(map(str, frames[0].columns))
-    for uri, frame in zip(uris[1:], frames[1:], strict=False):
-        cols = set(map(str, frame.columns))
-        if cols != first:
+    columns = [set(map(str, f.columns)) for f in frames]
+    common = set.intersection(*columns)
+    for wanted in needed or []:
+        lacking = [uri for uri, cols in zip(uris, columns, strict=True) if wanted not in cols]
+        if lacking and len(lacking) < len(uris):
+            having = uris[columns.index(next(c for c in columns if wanted in c))]
             raise BadDataError(
-                f"partition {uri} differs in schema from {uris[0]}: it lacks {sorted(first - cols)} and has "
-                f"extra {sorted(cols - first)}. A column was renamed or dropped upstream: fix the partition "
-                "(or the spec, if the change is intended) and clear this task."
+                f"partition {lacking[0]} differs in schema from {having}: it lacks [{wanted!r}]"
+                + (f" (and {len(lacking) - 1} more partition(s) lack it)" if len(lacking) > 1 else "")
+                + ". A column was renamed or dropped upstream: fix the partition (or the spec, if the change is "
+                "intended) and clear this task."
             )
+    if any(cols != common for cols in columns):
+        extra = sorted(set.union(*columns) - common)
+        where = [uri for uri, cols in zip(uris, columns, strict=True) if cols - common]
+        log.warning(
+            "left out column(s) %s: only %d of %d partition(s) have them (first: %s); the spec does not use them "
+            "(on_extra_columns)", extra, len(where), len(uris), where[0],
+        )  # fmt: skip
+        frames = [f[[c for c in f.columns if str(c) in common]] for f in frames]
     return pd.concat(frames, ignore_index=True), files
 
 

@@ -85,7 +85,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
 
         check_base_tokenizer(config["model"]["params"])
     features = [*config["numeric"], *config["categorical"], *([config["text"]] if config.get("text") else [])]
-    df, files = read_window(config["data"]["uris"], config["data"]["format"])
+    df, files = read_window(config["data"]["uris"], config["data"]["format"], needed=[*features, config["target"]])
     require_columns(df, [*features, config["target"]], "training data")
     train_df, hold_df = split_holdout(df, config["target"], config["holdout_fraction"], config["seed"])
     window = {

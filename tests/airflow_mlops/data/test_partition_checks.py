@@ -149,3 +149,28 @@ def test_a_dropped_column_stays_a_hard_failure_naming_the_partition(tmp_path):
         ("column present", "tenure_months", BAD_DAY)
     ]
     assert [(r["check"], r["column"]) for r in report.warnings] == [("extra column", "tenure")]
+
+
+def test_a_column_new_in_some_partitions_is_left_out_and_a_needed_one_missing_is_named(tmp_path, caplog):
+    """on_extra_columns: warn end to end: validate_data reports a new column, and every later task reads the
+    window without it (the trainer and the model test read the same columns, so the held-out rows' fingerprint
+    matches). A column the pipeline needs that a partition lacks stops the task, naming that partition."""
+    import logging
+
+    import pandas as pd
+
+    from airflow_mlops.data.partitions import read_window
+    from airflow_mlops.errors import BadDataError
+
+    day1, day2 = tmp_path / "d1.parquet", tmp_path / "d2.parquet"
+    pd.DataFrame({"x": [1.0, 2.0], "y": [0, 1]}).to_parquet(day1)
+    pd.DataFrame({"x": [3.0], "y": [1], "surprise": ["new"]}).to_parquet(day2)
+    with caplog.at_level(logging.WARNING):
+        df, files = read_window([str(day1), str(day2)], "parquet", needed=["x", "y"])
+    assert list(df.columns) == ["x", "y"]
+    assert len(df) == 3
+    assert [f["rows"] for f in files] == [2, 1]
+    assert "left out column(s) ['surprise']: only 1 of 2 partition(s) have them" in caplog.text
+    pd.DataFrame({"y": [1]}).to_parquet(day2)
+    with pytest.raises(BadDataError, match=r"partition .*d2.parquet differs in schema from .*d1.parquet: it lacks \['x'\]"):
+        read_window([str(day1), str(day2)], "parquet", needed=["x", "y"])
