@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_mlops.errors import ConfigError
 from airflow_mlops.links.mlflow import MLFLOW_RUN, RUN_URL_KEY
+from airflow_mlops.tempfiles import owned_tempdir
 from airflow_mlops.utils.context import NamedOutputs
 from airflow_mlops.utils.failures import gate
 from airflow_mlops.utils.training import (
@@ -62,7 +62,7 @@ class TrainModelOperator(NamedOutputs, TrainingArguments):
             config["run_key"],
             len(config["data"]["uris"]),
         )
-        with tempfile.TemporaryDirectory(prefix="mlops-train-") as tmp:
+        with owned_tempdir("train") as tmp:
             config_path, result_path = Path(tmp, "config.json"), Path(tmp, "result.json")
             config_path.write_text(json.dumps(config))
             self._run_trainer(config_path, result_path)

@@ -11,6 +11,7 @@ import os
 
 from airflow_mlops.errors import IntegrityError
 from airflow_mlops.model.format import MODEL_JSON, Model, find_model_dir, verify_model_dir
+from airflow_mlops.tempfiles import owned_tempdir
 
 
 def load_model(directory: str | os.PathLike, expected_sha256: str | None = None) -> Model:
@@ -41,12 +42,11 @@ def load_model(directory: str | os.PathLike, expected_sha256: str | None = None)
 
 def load_mlflow_model(model_uri: str, expected_sha256: str | None, dst: str | None = None) -> Model:
     """Download an MLflow model (``runs:/``, ``models:/``...) and load it after checking its hashes."""
-    import tempfile
 
     import mlflow
 
     if dst:
         return load_model(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=dst), expected_sha256)
     # loaded models hold their weights in memory: the download is removed once loaded, never left behind
-    with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
+    with owned_tempdir("model") as tmp:
         return load_model(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp), expected_sha256)

@@ -22,6 +22,7 @@ import logging
 from typing import Any
 
 from airflow_mlops.errors import IntegrityError
+from airflow_mlops.tempfiles import owned_tempdir
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +74,12 @@ def recorded_report(c: Any, run_id: str) -> dict[str, Any] | None:
 
     The report must match the hash recorded on the run: a changed report is refused, not trusted.
     """
-    import tempfile
     from pathlib import Path
 
     sha = c.get_run(run_id).data.tags.get(REPORT_SHA_TAG)
     if not sha:
         return None
-    with tempfile.TemporaryDirectory(prefix="mlops-report-") as tmp:
+    with owned_tempdir("report") as tmp:
         text = Path(c.download_artifacts(run_id, REPORT_PATH, tmp)).read_text()
     if report_sha(text) != sha:
         raise IntegrityError(

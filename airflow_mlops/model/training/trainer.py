@@ -20,6 +20,7 @@ from airflow_mlops.model import require_train_extra
 from airflow_mlops.model.format import write_model_json
 from airflow_mlops.model.metrics import evaluate
 from airflow_mlops.model.training.checkpoint import Checkpointer
+from airflow_mlops.tempfiles import owned_tempdir
 from airflow_mlops.tracking import registry
 
 log = logging.getLogger("airflow_mlops.trainer")
@@ -135,7 +136,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
         def holdout_metrics(model: Any) -> dict[str, float]:
             return {f"holdout_{k}": v for k, v in evaluate(model, hold_df).items()}
 
-        with tempfile.TemporaryDirectory(prefix="mlops-train-") as tmp:
+        with owned_tempdir("train") as tmp:
             model_dir = Path(tmp) / "model_dir"
             model_dir.mkdir()
             started = time.perf_counter()
