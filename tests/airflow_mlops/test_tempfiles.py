@@ -20,7 +20,8 @@ def test_a_killed_processs_folder_goes_and_a_living_ones_stays(tmp_path, monkeyp
     other_kind.mkdir()
     assert sweep("train", str(tmp_path)) == [left]
     assert not left.exists()
-    assert mine.exists() and other_kind.exists()
+    assert mine.exists()
+    assert other_kind.exists()
 
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     import tempfile
