@@ -7,7 +7,8 @@ pipeline with short trainings and short retry delays). Everything is driven the 
 A fault lands while a trainer *waits* at a checkpoint, not during a long training: the test-only hold in
 ``tests/stack/hold`` (a ``sitecustomize`` on the stack's ``PYTHONPATH``, unknown to the package) keeps a
 trainer after a checkpoint until the test releases it (:func:`_hold`, :func:`_held`, :func:`_release`). The
-stack's heartbeat time-out is 30 s (the default is 300 s): a lost task is retried within about 40 s.
+stack's heartbeat time-out is 30 s (the default is 300 s): a lost task is retried within about 40 s; a restarted
+scheduler adopts the orphaned tasks of the one it replaced within 15 s (the default is 300 s).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def stack(tmp_path_factory):
     settings = {
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "15",  # the resumed stack adopts its orphan soon
         "PYTHONPATH": str(ROOT / "tests" / "stack" / "hold"),
         "AIRFLOW_MLOPS_TEST_HOLD": str(home / "hold"),
     }
