@@ -157,7 +157,7 @@ def test_retraining_beats_champion_and_is_promoted(dagbag, mlflow_uri, roots):
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        ("empty", "empty partitions * 2026-01-10 0 1 FAIL"),
+        ("empty", "empty partitions * 2026-01-10 (part-0.parquet) 0 1 FAIL"),  # the day and its file(s)
         # the renamed column: missing in the one partition that lacks it (its new name is only a warning)
         ("missing_column", "column present monthly_charges 2026-01-10 present missing 2000 FAIL"),
         ("all_nan", "null fraction monthly_charges 2026-01-10 (2000) <= 0.01 0.07143 2000 FAIL"),
