@@ -338,10 +338,11 @@ def _failed_components(stack: Stack) -> str:
     """The components that exited, each with the last line of its log: '' while all of them run."""
     dead = []
     for label, pid in stack.pids.items():
-        if not _members(pid):
-            lines = [ln for ln in (stack.home / "logs" / f"{label}.log").read_text(errors="replace").splitlines() if ln.strip()] if (
-                stack.home / "logs" / f"{label}.log").exists() else []  # fmt: skip
-            dead.append(f"{label} exited ({lines[-1][:300] if lines else 'no log'})")
+        if _members(pid):
+            continue
+        log = stack.home / "logs" / f"{label}.log"
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()] if log.exists() else []
+        dead.append(f"{label} exited ({lines[-1][:300] if lines else 'no log'})")
     return "; ".join(dead)
 
 
