@@ -104,8 +104,10 @@ def build(
     import torch
     from transformers import AutoConfig, BertForMaskedLM, BertModel, DataCollatorForLanguageModeling
 
+    from airflow_mlops.model.training.common import seed_everything
+
     started = time.process_time()
-    torch.manual_seed(seed)
+    seed_everything(seed)  # deterministic kernels too: a parallel embedding backward sums in any order
     arch = {**BERT, **(architecture or {})}
     texts_ = corpus(texts, seed=seed)
     tok = tokenizer(texts_)
