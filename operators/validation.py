@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_mlops.links.mlflow import REPORT_XCOM_PREFIX, VALIDATION_REPORT, VALIDATION_REPORT_URL_KEY
+from airflow_mlops.utils.alerts import Alerting
 from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START, NamedOutputs, resolve_window
 from airflow_mlops.utils.failures import gate
 from airflow_mlops.utils.lineage import LineageMixin
@@ -16,7 +15,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class ValidateDataOperator(LineageMixin, NamedOutputs, BaseOperator):
+class ValidateDataOperator(LineageMixin, NamedOutputs, Alerting):
     """Validate and profile the partitions of the run's data interval (or of a window of days ending at it).
 
     Fails without retry (a quality gate) when a constraint breaks; the error message and the first lines of
@@ -44,6 +43,12 @@ class ValidateDataOperator(LineageMixin, NamedOutputs, BaseOperator):
         ``expectations``: the drift monitor hands them to its drift report; a retraining follows drift).
     :param on_extra_columns: a column the constraints, features and target do not name: ``warn`` (logged,
         the pipeline goes on), ``fail`` or ``ignore``.
+    :param quality: the spec's ``quality`` section (see :mod:`airflow_mlops.data.quality`): each partition
+        is checked against its own history (volume, nulls, scale, stuck columns, new categories, event time);
+        its metrics are stored under ``artifact_uri`` for the partitions after it. ``None``: the defaults.
+    :param quality_severity: what a quality finding does: ``fail`` (a gate, as the contract: the training
+        path) or ``warn`` (reported, returned under ``quality`` and alerted as ``quality_anomaly``, whatever
+        the column's importance: monitoring).
     :param batch_rows: rows per record batch: validation and profiling stream the partitions batch by batch,
         so memory does not grow with the window (see :class:`~airflow_mlops.data.validation.StreamValidator`).
     """
@@ -70,16 +75,21 @@ class ValidateDataOperator(LineageMixin, NamedOutputs, BaseOperator):
         expectations: str = "fail",
         on_extra_columns: str = "warn",
         manual_window: bool = False,
+        quality: dict[str, Any] | None = None,
+        quality_severity: str = "fail",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         for name, value, allowed in (
             ("expectations", expectations, ("fail", "warn")),
+            ("quality_severity", quality_severity, ("fail", "warn")),
             ("on_extra_columns", on_extra_columns, ("warn", "fail", "ignore")),
         ):
             if value not in allowed:
                 raise ValueError(f"{self.task_id}: {name}={value!r}; use one of {', '.join(allowed)}")
         self.expectations = expectations
+        self.quality = quality
+        self.quality_severity = quality_severity
         self.on_extra_columns = on_extra_columns
         self.batch_rows = batch_rows
         self.pipeline = pipeline
@@ -101,6 +111,7 @@ class ValidateDataOperator(LineageMixin, NamedOutputs, BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.data.partitions import content_hash, partition_uris
+        from airflow_mlops.data import quality
         from airflow_mlops.data.profiling import profile_uri, save_profile
         from airflow_mlops.data.validation import validate_and_profile
 
@@ -114,11 +125,18 @@ class ValidateDataOperator(LineageMixin, NamedOutputs, BaseOperator):
                 )  # fmt: skip
                 notes.append(why)
                 uris = partition_uris(self.data_uri, window)
+                tracker = quality.QualityTracker(
+                    self.features, self.numeric or [], self.quality,
+                    quality.load_history(self.artifact_uri, self.pipeline),
+                )  # fmt: skip
                 report, files, view = validate_and_profile(
                     uris, self.data_format, self.constraints or {}, features=self.features, numeric=self.numeric or [],
                     target=self.target, window_end=window.end, batch_rows=self.batch_rows,
                     expectations=self.expectations, on_extra_columns=self.on_extra_columns,
+                    quality=tracker, quality_severity=self.quality_severity,
                 )  # fmt: skip
+                findings = [r for r in report.rows if r.get("kind") == "quality"]
+                quality.save_records(self.artifact_uri, self.pipeline, tracker.records(), findings)
                 rows = sum(f["rows"] for f in files)
                 digest = content_hash(files)
                 notes.append(
@@ -138,17 +156,35 @@ class ValidateDataOperator(LineageMixin, NamedOutputs, BaseOperator):
             for note in notes:
                 self.log.info("%s", note)
         self.log.info("profile: %s (content sha256 %s)", uri, digest)
+        anomalies = [r for r in report.warnings if r.get("kind") == "quality"]
+        if anomalies:
+            self._alert_anomalies(context, anomalies, window.label)
         return self.remember(
             {
                 "profile_uri": uri,
                 "rows": rows,
                 "warnings": report.warnings,
+                "quality": anomalies,
                 "expectations": report.expectations,
                 "content_hash": digest,
                 "inputs": files,
                 "window": window.as_dict(),
             }
         )
+
+    def _alert_anomalies(self, context: Context, anomalies: list[dict[str, Any]], label: str) -> None:
+        """Quality anomalies where they do not gate (monitoring): logged first and sent as ``quality_anomaly``;
+        the drift decision, weighed by importance, is a separate verdict."""
+        from airflow_mlops.tables import format_table
+
+        head = f"{len(anomalies)} finding(s) in {self.pipeline} {label} (the pipeline goes on)"
+        table = format_table(
+            [[r["check"], r["column"], r["partition"], r["expected"], r["observed"]] for r in anomalies],
+            ["check", "column", "day", "expected", "observed"],
+        )
+        nxt = "next: check the producer of the named column and day; quality is never weighed by importance"
+        self.log.warning("QUALITY ANOMALY: %s\n%s\n%s", head, table, nxt)
+        self.alert(context, "quality_anomaly", f"{head}\n{table}\n{nxt}")
 
     def _store_report(self, context: Context, report: Any, label: str, digest: str) -> None:
         """The report as a page beside the profiles, linked ("Validation report") through the plugin's app."""

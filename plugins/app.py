@@ -345,11 +345,31 @@ def _list_artifacts(c: Any, run_id: str, path: str | None = None, depth: int = 0
 
 _TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json", ".png": "image/png",
           ".txt": "text/plain; charset=utf-8", ".yaml": "text/plain; charset=utf-8", ".md": "text/plain; charset=utf-8"}  # fmt: skip
+# The HTML reports this project writes into MLflow runs: the only run artifacts rendered as pages.
+PROJECT_REPORTS = frozenset({"tests/report.html", "drift/report.html"})
+# A served artifact never runs script in the Airflow UI's origin: ``sandbox`` gives the page an opaque origin
+# with scripts, forms and pop-ups off (so a stored page cannot use the reader's Airflow session), and
+# ``nosniff`` stops a browser from guessing a type the header does not say.
+_ARTIFACT_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
+_INLINE = {"application/json", "image/png", "text/plain; charset=utf-8"}
 
 
 def _media_type(path: str) -> str:
     suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path else ""
     return _TYPES.get(suffix, "application/octet-stream")
+
+
+def _artifact_response(data: bytes, path: str, *, report: bool) -> Response:
+    """A stored file as the browser may safely take it: a project report renders as HTML, plain data (JSON,
+    PNG, text) shows inline, anything else (another HTML page, SVG, an unknown type) downloads."""
+    from urllib.parse import quote as quote_name
+
+    media = _media_type(path)
+    headers = dict(_ARTIFACT_HEADERS)
+    if not (report and media.startswith("text/html")) and media not in _INLINE:
+        media = "application/octet-stream"
+        headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote_name(path.rsplit('/', 1)[-1])}"
+    return Response(content=data, media_type=media, headers=headers)
 
 
 @app.get("/mlflow/runs/{run_id}/artifacts/{path:path}")
@@ -375,7 +395,7 @@ def mlflow_artifact(run_id: str, path: str, user: User) -> Response:
             raise HTTPException(status_code=404, detail=f"run {run_id} has no artifact {path}") from err
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-    return Response(content=data, media_type=_media_type(path))
+    return _artifact_response(data, path, report=path in PROJECT_REPORTS)
 
 
 @app.get("/mlflow/models/{name}/versions/{version}", response_class=HTMLResponse)
@@ -419,7 +439,7 @@ def task_report(dag_id: str, run_id: str, task_id: str, name: str, user: User) -
         data = storage.read_bytes(uri)
     except (FileNotFoundError, OSError) as err:
         raise HTTPException(status_code=404, detail=f"the {name} report of {task_id} is gone from its store") from err
-    return Response(content=data, media_type=_media_type(uri))
+    return _artifact_response(data, uri, report=True)  # its URI came from the task's own XCom
 
 
 def _report_uri(dag_id: str, run_id: str, task_id: str, name: str) -> str | None:

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 EVENT_TITLES = {
     "quality_gate_failed": "quality gate failed",
+    "quality_anomaly": "quality anomaly",
     "task_failed": "task failed",
     "sensor_timed_out": "data never came: skipped",
     "drift_found": "drift found",

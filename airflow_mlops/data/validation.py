@@ -739,6 +739,8 @@ def validate_and_profile(
     batch_rows: int = 65_536,
     expectations: str = "fail",
     on_extra_columns: str = "warn",
+    quality: Any = None,
+    quality_severity: str = "fail",
 ) -> tuple[ValidationReport, list[dict[str, Any]], Any]:
     """Validate and profile the partitions in one streaming pass: (report, files, whylogs profile view).
 
@@ -746,6 +748,8 @@ def validate_and_profile(
     URI); each file's sha256 and row count are recorded for lineage. A partition that lacks a column the spec
     needs fails the ``column present`` check naming the partition (renamed or dropped upstream); a column the
     spec does not name is what ``on_extra_columns`` says (``warn``: reported, the pipeline goes on).
+    ``quality`` (a :class:`~airflow_mlops.data.quality.QualityTracker`) sees the same batches; its findings
+    join the report as ``quality`` rows of ``quality_severity`` (``fail``: a gate; ``warn``: reported).
     """
     import logging
 
@@ -773,6 +777,8 @@ def validate_and_profile(
             for batch in iter_record_batches([uri], data_format, batch_rows):
                 df = batch.to_pandas()
                 validator.update(df, partition=label, source=uri)
+                if quality is not None:
+                    quality.update(df, label)
                 track_frame(
                     profile, df[validator.flat]
                 )  # nested values of a column the spec ignores: not profiled
@@ -786,7 +792,42 @@ def validate_and_profile(
             ) from None
         files.append({"uri": uri, "sha256": digest, "rows": rows, "partition": label})
         log.debug("read %s: %d rows, sha256 %s", uri, rows, digest[:12])
-    return validator.report(files), files, profile.view()
+    report = validator.report(files)
+    if quality is not None:
+        _add_quality(report, quality.check(), quality_severity)
+    return report, files, profile.view()
+
+
+def _add_quality(report: ValidationReport, rows: list[dict[str, Any]], severity: str) -> None:
+    """The history checks into the report: each finding on its own row (unless the contract already failed
+    that column on that day: one problem, one row), the passes one row per check."""
+    import re
+
+    failed_here = {
+        (r["column"], day) for r in report.failed + report.warnings
+        for day in [r["partition"], *re.findall(r"\d{4}-\d{2}-\d{2}", str(r["partition"]))]
+    }  # fmt: skip
+    passed: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["passed"]:
+            passed.setdefault(row["check"], []).append(row)
+        elif (row["column"], row["partition"]) not in failed_here:
+            report.add(
+                row["check"], row["column"], row["expected"], row["observed"], False, severity,
+                partition=row["partition"], offending=row["offending"], kind="quality",
+            )  # fmt: skip
+    for check, ok in passed.items():
+        days = sorted({r["partition"] for r in ok})
+        columns = sorted({r["column"] for r in ok})
+        if len(ok) == 1:
+            (r,) = ok
+            report.add(check, r["column"], r["expected"], r["observed"], True, partition=r["partition"], kind="quality")
+            continue
+        report.add(
+            check, ", ".join(columns) if len(columns) <= 3 else f"{len(columns)} columns",
+            "within its history's band", f"{len(ok)} of {len(ok)} in band", True,
+            partition=days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}", kind="quality",
+        )  # fmt: skip
 
 
 def _range_text(bounds: dict[str, float]) -> str:

@@ -118,6 +118,7 @@ def _training_tasks(
         target=spec.target, constraints=spec.constraints_dict(), on_extra_columns=spec.data.on_extra_columns,
         # distribution expectations gate the scheduled training; a retraining follows drift on purpose
         expectations="warn" if retraining else "fail", manual_window=not retraining, **window,
+        quality=spec.quality.model_dump(), quality_severity="fail",
     )  # fmt: skip
     window = validated
     if spec.search is None:
@@ -344,6 +345,7 @@ def build_monitor_dag(spec: PipelineSpec) -> DAG:
             artifact_uri=spec.storage.uri, features=spec.feature_names, numeric=list(spec.features.numeric),
             target=None, constraints=spec.constraints_dict(), on_extra_columns=spec.data.on_extra_columns,
             expectations="warn",  # a day whose distribution moved is drift to report, not a gate
+            quality=spec.quality.model_dump(), quality_severity="warn",  # reported and alerted, never weighed
         )  # fmt: skip
         sensor = DriftSensor(
             task_id="detect_drift", model_name=spec.model_name,

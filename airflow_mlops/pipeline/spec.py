@@ -288,6 +288,41 @@ class Retries(Section):
     max_delay_seconds: Annotated[float, Field(ge=0)] | None = Field(None, description="cap of the wait with backoff")
 
 
+class EventTime(Section):
+    """A time column whose values must fall inside their partition's own day (``quality.event_time``)."""
+
+    column: str = Field(min_length=1, description="the event-time column (timestamps or ISO strings)")
+    tolerance_hours: Annotated[float, Field(ge=0)] = Field(0, description="how far past the day's edges is fine")
+    max_outside_fraction: Annotated[float, Field(ge=0, le=1)] = Field(
+        0, description="the share of a day's rows that may lie outside it"
+    )
+
+
+QualityCheck = Literal["volume", "nulls", "scale", "stuck", "new_categories"]
+
+
+class Quality(Section):
+    """Data quality learned from history (``quality``): each partition against its own nearest clean days.
+    The training path gates on a finding; monitoring reports it and alerts ``quality_anomaly``."""
+
+    enabled: bool = True
+    checks: list[QualityCheck] = Field(
+        default_factory=lambda: ["volume", "nulls", "scale", "stuck", "new_categories"],
+        description="volume (rows: floor and ceiling), nulls (spikes), scale (unit changes), stuck (one value), "
+        "new_categories (a flood of values never seen)",
+    )
+    history_days: Annotated[int, Field(ge=3, le=365)] = Field(30, description="the nearest clean days compared with")
+    min_history: Annotated[int, Field(ge=3)] = Field(5, description="fewer clean days: the checks wait (reported)")
+    sigmas: Annotated[float, Field(gt=0)] = Field(4.0, description="band width in robust standard deviations")
+    volume_factor: Annotated[float, Field(ge=1)] = Field(3.0, description="rows within this factor always pass")
+    scale_factor: Annotated[float, Field(ge=1)] = Field(3.0, description="a magnitude within this factor always passes")
+    max_new_category_share: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.05, description="the share of rows with values the history never held"
+    )
+    event_time: EventTime | None = None
+    """a time column checked against each partition's own day"""
+
+
 class Search(Section):
     """Hyper-parameter search (``search``): trials are mapped training tasks, the best goes on."""
 
@@ -600,11 +635,11 @@ def check_schedule(value: str | None) -> str | None:
 # ------------------------------------------------------------------------------------------------ alerts
 
 ALERT_EVENTS = (
-    "quality_gate_failed", "task_failed", "sensor_timed_out", "drift_found", "retraining_started",
+    "quality_gate_failed", "quality_anomaly", "task_failed", "sensor_timed_out", "drift_found", "retraining_started",
     "retraining_skipped", "model_promoted", "model_rejected", "model_rolled_back", "performance_drift",
 )  # fmt: skip
 AlertEvent = Literal[
-    "quality_gate_failed", "task_failed", "sensor_timed_out", "drift_found", "retraining_started",
+    "quality_gate_failed", "quality_anomaly", "task_failed", "sensor_timed_out", "drift_found", "retraining_started",
     "retraining_skipped", "model_promoted", "model_rejected", "model_rolled_back", "performance_drift",
 ]  # fmt: skip
 
@@ -663,6 +698,8 @@ class PipelineSpec(Section):
         None, min_length=1, validate_default=True, description="the label column (a language model: its text)"
     )
     constraints: Constraints = Field(default_factory=Constraints)
+    quality: Quality = Field(default_factory=Quality)
+    """data quality learned from each partition's history"""
     training: Training = Field(default_factory=Training)
     retries: Retries = Field(default_factory=Retries)
     """how failed tasks are retried"""

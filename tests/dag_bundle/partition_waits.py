@@ -69,3 +69,17 @@ with DAG(
         task_id="validate", pipeline="alerted", data_uri=URI, artifact_uri="{{ var.value.mlops_wait_root }}/artifacts",
         features=["x"], numeric=["x"], constraints={"min_rows": 1, "columns": {"x": {"max": 5}}},
     ) >> EmptyOperator(task_id="train")
+
+# Data quality learned from history (tests/operators/test_alerts.py): the monitoring path reports and alerts a
+# day that breaks its history (quality_anomaly) and goes on; the training path gates on the same finding.
+for _dag_id, _severity in (("alert_quality_anomaly", "warn"), ("gate_quality_anomaly", "fail")):
+    with DAG(
+        _dag_id, schedule=CronDataIntervalTimetable("@daily", timezone="UTC"), start_date=START,
+        catchup=False, default_args=ALERTING,
+    ):  # fmt: skip
+        ValidateDataOperator(
+            task_id="validate", pipeline=_dag_id, data_uri=URI, window_days=1,
+            artifact_uri="{{ var.value.mlops_wait_root }}/artifacts", features=["x", "y"], numeric=["x", "y"],
+            constraints={"min_rows": 1, "columns": {"x": {"min": 0, "max": 1e6}}},  # a x1000 error is in range
+            quality={"min_history": 3}, quality_severity=_severity,
+        ) >> EmptyOperator(task_id="downstream")

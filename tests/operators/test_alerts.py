@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from helpers import doc_excerpts, run_dag
+from helpers import doc_excerpts, run_dag, xcom
 
 from airflow_mlops.pipeline.spec import ALERT_EVENTS
 from airflow_mlops.utils.alerts import EVENT_TITLES, send
@@ -190,6 +190,55 @@ def test_a_failed_quality_gate_opens_its_log_and_its_alert_with_the_failed_check
     assert "Validation report: http://" in body
     assert "/mlops/reports/alert_quality_gate/" in body
     assert post["text"] == body
+
+
+def _days(root: Path, broken: str) -> None:
+    """Five days of x ~ 50 (y ~ 10); on ``broken``, x in thousands (a unit change, inside the declared range)."""
+    import numpy as np
+
+    for i in range(16, 21):
+        day = f"2026-01-{i}"
+        rng = np.random.default_rng(i)
+        frame = pd.DataFrame({"x": rng.normal(50, 5, 500).clip(0), "y": rng.normal(10, 1, 500)})
+        if day == broken:
+            frame["x"] *= 1000
+        (root / f"date={day}").mkdir(parents=True)
+        frame.to_parquet(root / f"date={day}" / "part-0.parquet")
+
+
+@pytest.mark.slow
+def test_a_day_that_breaks_its_history_is_alerted_in_monitoring_and_gates_training(
+    alert_dags, routes, mailbox, webhook, tmp_path, monkeypatch
+):  # fmt: skip
+    """A x1000 unit change inside the declared range: the day is checked against the days before it (each run
+    stores its day's metrics), named with column, day, band and value; monitoring goes on and alerts
+    quality_anomaly, training fails on it without retry."""
+    root = tmp_path / "incoming"
+    monkeypatch.setenv("AIRFLOW_VAR_MLOPS_WAIT_ROOT", str(root))
+    _days(root, broken="2026-01-20")
+    for dag_id in ("alert_quality_anomaly", "gate_quality_anomaly"):
+        for day in ("2026-01-17", "2026-01-18", "2026-01-19", "2026-01-20"):  # the history, then the new day
+            _, states = run_dag(alert_dags.dags[dag_id], day)
+            assert states == {"validate": "success", "downstream": "success"}, (dag_id, day)
+    run, states = run_dag(alert_dags.dags["alert_quality_anomaly"], "2026-01-21")
+    assert states == {"validate": "success", "downstream": "success"}
+    (finding,) = xcom("alert_quality_anomaly", run.run_id, "validate")["quality"]
+    assert (finding["check"], finding["column"], finding["partition"]) == ("quality: scale", "x", "2026-01-20")
+    assert finding["expected"].startswith("magnitude (rms) ") and "(usual 50." in finding["expected"]
+    assert float(finding["observed"]) > 40_000
+    (mail,), ((_, post),) = mailbox[1], webhook[1]
+    body = _body(mail)
+    assert body.splitlines()[0].startswith("QUALITY ANOMALY: 1 finding(s) in alert_quality_anomaly 2026-01-20")
+    assert "quality: scale x 2026-01-20 magnitude (rms)" in " ".join(body.split())
+    assert post["text"] == body
+
+    _, states = run_dag(alert_dags.dags["gate_quality_anomaly"], "2026-01-21")
+    assert states == {"validate": "failed", "downstream": "upstream_failed"}
+    (gate_mail,) = mailbox[1][1:]
+    gate = _body(gate_mail)
+    assert gate.splitlines()[0].startswith("QUALITY GATE FAILED: data validation failed for gate_quality_anomaly")
+    assert "quality: scale" in gate
+    assert "next: no retry" in gate
 
 
 def test_a_specs_alerts_reach_every_task_of_its_dags(tmp_path):

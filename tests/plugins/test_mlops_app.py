@@ -118,6 +118,41 @@ def test_the_view_lists_versions_aliases_tests_and_a_drift_chart_per_feature(api
     assert client.get(f"/mlops/mlflow/models/{NAME}/versions/9", headers=auth).status_code == 404
 
 
+HOSTILE = "<html><body><h1>hi</h1><script>document.title = 'ran'</script></body></html>"
+
+
+def test_a_served_artifact_cannot_run_script_in_the_ui_origin(api, mlflow_uri, tmp_path):
+    """Every artifact carries ``CSP: sandbox`` and ``nosniff``; only the project's reports render as HTML, any
+    other HTML page (or SVG, or an unknown type) downloads; JSON and text show inline."""
+    from mlflow.tracking import MlflowClient
+
+    client, token = api
+    made = _models(mlflow_uri, tmp_path / "artifacts")
+    run_id = made["runs"][1]
+    c = MlflowClient()
+    c.log_text(run_id, HOSTILE, "notes/evil.html")
+    c.log_text(run_id, "<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>", "notes/evil.svg")
+    c.log_text(run_id, '{"a": 1}', "notes/data.json")
+    auth = {"Authorization": f"Bearer {token}"}
+    get = lambda path: client.get(f"/mlops/mlflow/runs/{run_id}/artifacts/{path}", headers=auth)  # noqa: E731
+
+    for path in ("tests/report.html", "notes/evil.html", "notes/evil.svg", "notes/data.json"):
+        served = get(path)
+        assert served.status_code == 200, path
+        assert served.headers["content-security-policy"] == "sandbox", path
+        assert served.headers["x-content-type-options"] == "nosniff", path
+    report = get("tests/report.html")
+    assert report.headers["content-type"].startswith("text/html")
+    assert "content-disposition" not in report.headers
+    for path, name in (("notes/evil.html", "evil.html"), ("notes/evil.svg", "evil.svg")):
+        served = get(path)
+        assert served.headers["content-type"] == "application/octet-stream", path
+        assert served.headers["content-disposition"] == f"attachment; filename*=UTF-8''{name}", path
+    data = get("notes/data.json")
+    assert data.headers["content-type"] == "application/json"
+    assert "content-disposition" not in data.headers
+
+
 def test_a_task_report_is_found_through_the_tasks_xcom_only(api, tmp_path):
     """The report route reads the URI the task stored; a run without one is a 404, never a path lookup."""
     client, token = api

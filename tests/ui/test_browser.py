@@ -234,3 +234,37 @@ def test_the_mlops_view_shows_versions_and_the_drift_chart(demo, browser):
     assert frame.locator("figure[data-feature=monthly_charges] svg polyline").count() == 1
     assert frame.get_by_text(f"{PIPELINE} drift 2026-01-23 vs v1").count() >= 1
     page.screenshot(path=str(shots / "mlops-view.png"), full_page=True)
+
+
+HOSTILE = (
+    "<html><head><title>stored</title></head><body><h1 id=h>stored page</h1>"
+    "<script>document.title = 'ran'; fetch('/api/v2/dags').then(r => r.text())"
+    ".then(t => { document.getElementById('h').textContent = 'read ' + t.length; })</script></body></html>"
+)
+
+
+def test_a_hostile_html_artifact_never_runs_script_with_the_readers_session(demo, browser):
+    """A page stored in a run (here in the place of the champion's model-test report, and under another name)
+    opens in the browser without its script running: the plugin serves it sandboxed, and a page that is not
+    one of the project's reports downloads instead of rendering."""
+    from mlflow.tracking import MlflowClient
+
+    page, shots = browser
+    client = MlflowClient(demo["env"]["MLFLOW_TRACKING_URI"])
+    run_id = client.get_model_version(PIPELINE, "1").run_id
+    client.log_text(run_id, HOSTILE, "tests/report.html")  # someone with write access to the run's artifacts
+    client.log_text(run_id, HOSTILE, "notes/evil.html")
+    base = f"{demo['base']}/mlops/mlflow/runs/{run_id}/artifacts"
+
+    page.goto(f"{base}/tests/report.html")
+    page.get_by_text("stored page").wait_for(timeout=30_000)  # rendered, and its script never ran:
+    assert page.title() == "stored"
+    assert page.locator("#h").text_content() == "stored page"
+    page.screenshot(path=str(shots / "hostile-report.png"))
+    with page.expect_download() as download:
+        try:
+            page.goto(f"{base}/notes/evil.html")
+        except Exception as err:  # chromium aborts a navigation that turns into a download
+            assert "ERR_ABORTED" in str(err) or "Download is starting" in str(err), err
+    assert download.value.suggested_filename == "evil.html"
+    assert page.title() != "ran"
