@@ -105,30 +105,36 @@ class QualityTracker:
                 continue
             s = df[name]
             c = day["cols"].setdefault(name, _ColumnDay(numeric=name in self.numeric))
-            values = s.dropna()
-            c.nulls += len(s) - len(values)
-            c.n += len(values)
             if c.numeric and t.is_numeric_dtype(s) and not t.is_bool_dtype(s):
-                arr = values.to_numpy(dtype="float64")
+                arr = s.to_numpy(dtype="float64", na_value=np.nan)
+                missing = np.isnan(arr)
+                c.nulls += int(missing.sum())
+                c.n += int(len(arr) - missing.sum())
                 arr = arr[np.isfinite(arr)]
                 if arr.size:
+                    lo, hi = float(arr.min()), float(arr.max())
                     c.total += float(arr.sum())
-                    c.squares += float(np.square(arr).sum())
-                    c.lo = float(arr.min()) if c.lo is None else min(c.lo, float(arr.min()))
-                    c.hi = float(arr.max()) if c.hi is None else max(c.hi, float(arr.max()))
+                    c.squares += float(np.dot(arr, arr))
+                    c.lo = lo if c.lo is None else min(c.lo, lo)
+                    c.hi = hi if c.hi is None else max(c.hi, hi)
                     if not c.capped and c.lo == c.hi:  # still one value: keep counting it
                         c.counts = {fmt(c.lo): c.n}
                     elif c.lo != c.hi:
                         c.counts, c.capped = {}, True  # a numeric column's distinct values: not needed
-            else:
-                c.numeric = False
-                if c.capped:
-                    continue
-                for value, k in values.astype(str).value_counts().items():
-                    c.counts[value] = c.counts.get(value, 0) + int(k)
-                if len(c.counts) > DISTINCT_CAP:
-                    c.capped = True
-                    c.counts = dict(sorted(c.counts.items(), key=lambda kv: -kv[1])[:TOP_VALUES])
+                continue
+            c.numeric = False
+            counts = s.value_counts(dropna=True)
+            present = int(counts.sum())
+            c.nulls += len(s) - present
+            c.n += present
+            if c.capped:
+                continue
+            for value, k in counts.items():
+                key = str(value)
+                c.counts[key] = c.counts.get(key, 0) + int(k)
+            if len(c.counts) > DISTINCT_CAP:
+                c.capped = True
+                c.counts = dict(sorted(c.counts.items(), key=lambda kv: -kv[1])[:TOP_VALUES])
         if self.time_column and self.time_column in df.columns and _DAY.match(partition):
             self._event_time(df[self.time_column], partition)
 
@@ -137,7 +143,10 @@ class QualityTracker:
 
         event = self.settings["event_time"]
         c = self.days[partition]["cols"].setdefault(self.time_column, _ColumnDay(numeric=False))
-        stamps = pd.to_datetime(values, utc=True, errors="coerce").dropna()
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            stamps = values.dropna().dt.tz_convert("UTC")
+        else:
+            stamps = pd.to_datetime(values, utc=True, errors="coerce").dropna()
         start = pd.Timestamp(partition, tz="UTC") - pd.Timedelta(hours=float(event.get("tolerance_hours") or 0))
         end = pd.Timestamp(partition, tz="UTC") + pd.Timedelta(days=1, hours=float(event.get("tolerance_hours") or 0))
         outside = stamps[(stamps < start) | (stamps >= end)]
