@@ -110,8 +110,8 @@ class ValidateDataOperator(LineageMixin, NamedOutputs, Alerting):
         return list(result["inputs"]), [profile]
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.data.partitions import content_hash, partition_uris
         from airflow_mlops.data import quality
+        from airflow_mlops.data.partitions import content_hash, partition_uris
         from airflow_mlops.data.profiling import profile_uri, save_profile
         from airflow_mlops.data.validation import validate_and_profile
 

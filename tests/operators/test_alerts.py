@@ -224,7 +224,8 @@ def test_a_day_that_breaks_its_history_is_alerted_in_monitoring_and_gates_traini
     assert states == {"validate": "success", "downstream": "success"}
     (finding,) = xcom("alert_quality_anomaly", run.run_id, "validate")["quality"]
     assert (finding["check"], finding["column"], finding["partition"]) == ("quality: scale", "x", "2026-01-20")
-    assert finding["expected"].startswith("magnitude (rms) ") and "(usual 50." in finding["expected"]
+    assert finding["expected"].startswith("magnitude (rms) ")
+    assert "(usual 50." in finding["expected"]
     assert float(finding["observed"]) > 40_000
     (mail,), ((_, post),) = mailbox[1], webhook[1]
     body = _body(mail)
