@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.utils.alerts import Alerting
 from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START, NamedOutputs, explain_window
@@ -18,7 +16,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class BatchScoreOperator(LineageMixin, NamedOutputs, BaseOperator):
+class BatchScoreOperator(LineageMixin, NamedOutputs, Alerting):
     """Score the partitions of the window with the ``champion`` of ``model_name``.
 
     Only model files whose hashes match the registry record are loaded, and nothing is unpickled. The
@@ -41,9 +39,21 @@ class BatchScoreOperator(LineageMixin, NamedOutputs, BaseOperator):
     :param window_start: window start (templated).
     :param window_end: window end, exclusive (templated).
     :param mlflow_conn_id: MLflow connection.
+    :param constraints: the data contract (as ``ValidateDataOperator`` takes it). Set, the partitions are
+        checked before any row is scored, with the training path's contract: a broken check is a gate (no retry,
+        no prediction file) and an unreadable file is named. ``None``: not checked.
+    :param features: the model's feature columns (the contract's "present", "not all null", numeric checks).
+    :param numeric: the numeric features.
+    :param on_bad_rows: ``fail`` (any broken check is a gate) or ``quarantine``: rows that break a row-level
+        check (type, range, allowed values, regex, nulls where not nullable) are set aside in
+        ``<output_uri>_quarantine/<window>.parquet`` with their reason, counted in the log and alerted; the
+        rest are scored. Checks of the whole partition (a missing column, an empty day) still gate.
+    :param quality: the spec's ``quality`` section: each partition against its history, reported and alerted
+        (``quality_anomaly``), never a gate here. Needs ``pipeline`` and ``artifact_uri``.
+    :param on_extra_columns: ``warn``, ``fail`` or ``ignore`` (as ``ValidateDataOperator``).
     """
 
-    template_fields: Sequence[str] = ("data_uri", "output_uri", "window_start", "window_end")
+    template_fields: Sequence[str] = ("data_uri", "output_uri", "window_start", "window_end", "artifact_uri")
     ui_color = "#e8f4fd"
 
     def __init__(
@@ -61,9 +71,27 @@ class BatchScoreOperator(LineageMixin, NamedOutputs, BaseOperator):
         window_start: str = DEFAULT_START,
         window_end: str = DEFAULT_END,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
+        constraints: dict[str, Any] | None = None,
+        features: list[str] | None = None,
+        numeric: list[str] | None = None,
+        on_bad_rows: str = "fail",
+        quality: dict[str, Any] | None = None,
+        pipeline: str | None = None,
+        artifact_uri: str | None = None,
+        on_extra_columns: str = "warn",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if on_bad_rows not in ("fail", "quarantine"):
+            raise ValueError(f"{self.task_id}: on_bad_rows={on_bad_rows!r}; use fail or quarantine")
+        self.constraints = constraints
+        self.features = features or []
+        self.numeric = numeric or []
+        self.on_bad_rows = on_bad_rows
+        self.quality = quality
+        self.pipeline = pipeline or model_name
+        self.artifact_uri = artifact_uri
+        self.on_extra_columns = on_extra_columns
         self.model_name = model_name
         self.data_uri = data_uri
         self.output_uri = output_uri
@@ -106,6 +134,7 @@ class BatchScoreOperator(LineageMixin, NamedOutputs, BaseOperator):
             window = make_window(self.window_start, self.window_end)
             self.log.info("%s", explain_window(context, window))
             uris = partition_uris(self.data_uri, window)
+            row_filter = self._contract(context, uris, window.label)
             champion = load_alias(client, self.model_name, registry.CHAMPION)
             if champion is None:
                 raise AirflowFailException(
@@ -124,7 +153,15 @@ class BatchScoreOperator(LineageMixin, NamedOutputs, BaseOperator):
                 id_column=self.id_column, chunk_rows=self.chunk_rows, salt=self.model_name,
                 shadow_uri=join(f"{base}_shadow", f"{window.label}.parquet"),
                 inputs=[{"uri": u, "sha256": sha256_file(u)} for u in uris], label_column=self.label_column,
+                row_filter=row_filter, quarantine_uri=join(f"{base}_quarantine", f"{window.label}.parquet"),
             )  # fmt: skip
+        if result.get("quarantined"):
+            head = (
+                f"{result['quarantined']} row(s) of {self.model_name} {window.label} break the data contract: "
+                f"set aside in {result['quarantine_uri']} (column quarantine_reason); {result['rows']} scored"
+            )
+            self.log.warning("QUARANTINED: %s", head)
+            self.alert(context, "quality_anomaly", head + "\nnext: fix the producer, then re-score the rows set aside")
         self.log.info(
             "%s: champion v%s%s -> %s (%s)",
             self.model_name, champion.version,
@@ -132,6 +169,40 @@ class BatchScoreOperator(LineageMixin, NamedOutputs, BaseOperator):
             result["output_uri"], "reused" if result["reused"] else f"{result['rows']} rows",
         )  # fmt: skip
         return self.remember(result)
+
+    def _contract(self, context: Context, uris: list[str], label: str) -> Any:
+        """Check the partitions before scoring (the training path's contract and the quality history). Returns
+        the row filter for a quarantine, or None; raises a gate when the partitions cannot be scored."""
+        if self.constraints is None:
+            return None
+        from airflow_mlops.data import quality
+        from airflow_mlops.data.validation import row_faults, row_level, validate_and_profile
+
+        tracker = None
+        if self.quality is not None and self.artifact_uri:
+            tracker = quality.QualityTracker(
+                self.features, self.numeric, self.quality, quality.load_history(self.artifact_uri, self.pipeline)
+            )
+        report, _, _ = validate_and_profile(
+            uris, self.data_format, self.constraints, features=self.features, numeric=self.numeric, target=None,
+            expectations="warn", on_extra_columns=self.on_extra_columns, quality=tracker, quality_severity="warn",
+            profile=False, batch_rows=self.chunk_rows,
+        )  # fmt: skip
+        if tracker is not None:
+            findings = [r for r in report.rows if r.get("kind") == "quality"]
+            quality.save_records(self.artifact_uri, self.pipeline, tracker.records(), findings)
+            anomalies = [r for r in findings if not r["passed"]]
+            if anomalies:
+                shown = "\n".join(f"  {r['check']} {r['column']} [{r['partition']}]: {r['observed']} (expected {r['expected']})" for r in anomalies)
+                self.log.warning("QUALITY ANOMALY: %d finding(s) in %s %s (scoring goes on)\n%s", len(anomalies), self.pipeline, label, shown)
+                self.alert(context, "quality_anomaly", f"{len(anomalies)} finding(s) in {self.pipeline} {label} (scoring goes on)\n{shown}")
+        rows_only = all(row_level(r, self.constraints) for r in report.failed)
+        if report.failed and not (self.on_bad_rows == "quarantine" and rows_only):
+            report.raise_for_failures(f"{self.pipeline} scoring window {label}")
+        if report.failed:
+            constraints, numeric = self.constraints, self.numeric
+            return lambda df: row_faults(df, constraints, numeric)
+        return None
 
 
 class LiveMetricsOperator(NamedOutputs, Alerting):
@@ -184,9 +255,27 @@ class LiveMetricsOperator(NamedOutputs, Alerting):
         window_start: str = DEFAULT_START,
         window_end: str = DEFAULT_END,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
+        constraints: dict[str, Any] | None = None,
+        features: list[str] | None = None,
+        numeric: list[str] | None = None,
+        on_bad_rows: str = "fail",
+        quality: dict[str, Any] | None = None,
+        pipeline: str | None = None,
+        artifact_uri: str | None = None,
+        on_extra_columns: str = "warn",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if on_bad_rows not in ("fail", "quarantine"):
+            raise ValueError(f"{self.task_id}: on_bad_rows={on_bad_rows!r}; use fail or quarantine")
+        self.constraints = constraints
+        self.features = features or []
+        self.numeric = numeric or []
+        self.on_bad_rows = on_bad_rows
+        self.quality = quality
+        self.pipeline = pipeline or model_name
+        self.artifact_uri = artifact_uri
+        self.on_extra_columns = on_extra_columns
         self.model_name = model_name
         self.predictions_uri = predictions_uri
         self.labels_uri = labels_uri
@@ -281,9 +370,27 @@ class EstimatePerformanceOperator(NamedOutputs, Alerting):
         window_start: str = DEFAULT_START,
         window_end: str = DEFAULT_END,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
+        constraints: dict[str, Any] | None = None,
+        features: list[str] | None = None,
+        numeric: list[str] | None = None,
+        on_bad_rows: str = "fail",
+        quality: dict[str, Any] | None = None,
+        pipeline: str | None = None,
+        artifact_uri: str | None = None,
+        on_extra_columns: str = "warn",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if on_bad_rows not in ("fail", "quarantine"):
+            raise ValueError(f"{self.task_id}: on_bad_rows={on_bad_rows!r}; use fail or quarantine")
+        self.constraints = constraints
+        self.features = features or []
+        self.numeric = numeric or []
+        self.on_bad_rows = on_bad_rows
+        self.quality = quality
+        self.pipeline = pipeline or model_name
+        self.artifact_uri = artifact_uri
+        self.on_extra_columns = on_extra_columns
         self.model_name = model_name
         self.predictions_uri = predictions_uri
         self.metrics = metrics

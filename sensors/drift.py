@@ -86,13 +86,14 @@ class DriftSensor(LineageMixin, NamedOutputs, WaitingSensor):
             reason = waiting_reason(client, self.model_name, self.current_profile_uri)
             if reason is not None:
                 return False, reason, None
-            expectations = None
+            expectations = quality = None
             if self.expectations_task_id:
                 expectations = context["ti"].xcom_pull(task_ids=self.expectations_task_id, key="expectations")
+                quality = context["ti"].xcom_pull(task_ids=self.expectations_task_id, key="quality")
             report = check_against_champion(
                 client, model_name=self.model_name, current_uri=self.current_profile_uri,
                 numeric=self.numeric or [], categorical=self.categorical or [], policy=self.policy,
-                artifact_root=self.hook.artifact_root, expectations=expectations,
+                artifact_root=self.hook.artifact_root, expectations=expectations, quality=quality,
             )  # fmt: skip
             if report is None:  # the champion went away between the two calls
                 return False, "the champion changed while scoring; checking again", None

@@ -82,3 +82,27 @@ def doc_excerpts(name: str) -> dict[str, str]:
             found[str(path.relative_to(root))] = block
     assert found, f"no excerpt {name!r} in README.md or docs/"
     return found
+
+
+class RecordingNotifier:
+    """An alert route of kind ``notifier`` for tests: each alert it gets (``context["mlops_alert"]``) is appended
+    to ``path`` (default: ``$MLOPS_TEST_ALERTS``) as one JSON line."""
+
+    def __init__(self, path: str | None = None) -> None:
+        import os
+
+        self.path = path or os.environ["MLOPS_TEST_ALERTS"]
+
+    def notify(self, context: dict) -> None:
+        import json
+
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(context["mlops_alert"]) + "\n")
+
+
+def recorded_alerts(path: Any) -> list[dict]:
+    import json
+    from pathlib import Path
+
+    file = Path(path)
+    return [json.loads(line) for line in file.read_text().splitlines()] if file.exists() else []

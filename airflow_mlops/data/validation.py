@@ -741,6 +741,7 @@ def validate_and_profile(
     on_extra_columns: str = "warn",
     quality: Any = None,
     quality_severity: str = "fail",
+    profile: bool = True,
 ) -> tuple[ValidationReport, list[dict[str, Any]], Any]:
     """Validate and profile the partitions in one streaming pass: (report, files, whylogs profile view).
 
@@ -750,6 +751,7 @@ def validate_and_profile(
     spec does not name is what ``on_extra_columns`` says (``warn``: reported, the pipeline goes on).
     ``quality`` (a :class:`~airflow_mlops.data.quality.QualityTracker`) sees the same batches; its findings
     join the report as ``quality`` rows of ``quality_severity`` (``fail``: a gate; ``warn``: reported).
+    ``profile=False`` (scoring) skips the whylogs profile: the view returned is None.
     """
     import logging
 
@@ -767,7 +769,7 @@ def validate_and_profile(
         constraints, features=features, numeric=numeric, target=target, window_end=window_end,
         expectations=expectations, on_extra_columns=on_extra_columns,
     )  # fmt: skip
-    profile = DatasetProfile(schema=profile_schema())
+    view = DatasetProfile(schema=profile_schema()) if profile else None
     files: list[dict[str, Any]] = []
     for uri in uris:
         digest = storage.sha256_file(uri)
@@ -779,9 +781,8 @@ def validate_and_profile(
                 validator.update(df, partition=label, source=uri)
                 if quality is not None:
                     quality.update(df, label)
-                track_frame(
-                    profile, df[validator.flat]
-                )  # nested values of a column the spec ignores: not profiled
+                if view is not None:  # nested values of a column the spec ignores: not profiled
+                    track_frame(view, df[validator.flat])
                 rows += len(df)
         except BadDataError:
             raise
@@ -795,7 +796,64 @@ def validate_and_profile(
     report = validator.report(files)
     if quality is not None:
         _add_quality(report, quality.check(), quality_severity)
-    return report, files, profile.view()
+    return report, files, view.view() if view is not None else None
+
+
+ROW_CHECKS = frozenset({"not null", "min", "max", "allowed values", "regex", "numeric dtype", "finite", "range"})
+"""The contract's checks that a single row can fail: ``scoring.on_bad_rows: quarantine`` sets such rows aside."""
+
+
+def row_level(row: dict[str, Any], constraints: dict[str, Any]) -> bool:
+    """Whether a failed check is one that single rows fail (a quarantine can set them aside): the checks in
+    :data:`ROW_CHECKS`, and a numeric ``dtype`` (a number read as text converts row by row)."""
+    if row["check"] in ROW_CHECKS:
+        return True
+    rule = ((constraints or {}).get("columns") or {}).get(row["column"]) or {}
+    return row["check"] == "dtype" and rule.get("dtype") in ("float", "number", "integer")
+
+
+def row_faults(df: pd.DataFrame, constraints: dict[str, Any], numeric: list[str]) -> pd.Series:
+    """Per row, the first contract rule it breaks (``"min amount"``), or None: what a quarantine file says.
+    A numeric column read as text (``'15,765.11'``) is converted in place; a value that is not a number is a
+    fault of its row only."""
+    import numpy as np
+    import pandas as pd
+    from pandas.api import types as t
+
+    reasons = pd.Series([None] * len(df), index=df.index, dtype=object)
+
+    def mark(mask: Any, reason: str) -> None:
+        mask = pd.Series(mask, index=df.index).fillna(False).astype(bool) & reasons.isna()
+        reasons[mask] = reason
+
+    rules = (constraints or {}).get("columns") or {}
+    numeric_rules = [
+        c for c, r in rules.items()
+        if r.get("min") is not None or r.get("max") is not None or r.get("dtype") in ("float", "number", "integer")
+    ]  # fmt: skip
+    for col in dict.fromkeys([*numeric, *numeric_rules]):
+        if col in df.columns and not (t.is_numeric_dtype(df[col]) and not t.is_bool_dtype(df[col])):
+            raw = df[col]
+            df[col] = pd.to_numeric(raw, errors="coerce")
+            mark(raw.notna() & df[col].isna(), f"numeric dtype {col}")
+    for col in numeric:
+        if col in df.columns:
+            mark(np.isinf(df[col].to_numpy(dtype="float64", na_value=np.nan)), f"finite {col}")
+    for col, rule in rules.items():
+        if col not in df.columns:
+            continue
+        values = df[col]
+        if rule.get("nullable") is False:
+            mark(values.isna(), f"not null {col}")
+        if rule.get("min") is not None and t.is_numeric_dtype(values):
+            mark(values < rule["min"], f"min {col}")
+        if rule.get("max") is not None and t.is_numeric_dtype(values):
+            mark(values > rule["max"], f"max {col}")
+        if rule.get("allowed") is not None:
+            mark(values.notna() & ~values.isin(set(rule["allowed"])), f"allowed values {col}")
+        if rule.get("regex"):
+            mark(values.notna() & ~values.astype(str).str.fullmatch(rule["regex"]), f"regex {col}")
+    return reasons
 
 
 def _add_quality(report: ValidationReport, rows: list[dict[str, Any]], severity: str) -> None:

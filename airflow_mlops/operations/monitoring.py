@@ -34,12 +34,15 @@ def check_against_champion(
     policy: DriftPolicy | dict[str, Any] | None = None,
     artifact_root: str | None = None,
     expectations: list[dict[str, Any]] | None = None,
+    quality: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any] | None:
     """Score the current profile against the champion's training profile; None while there is nothing to
     compare yet (no current profile, no champion). The report is stored as JSON beside the current profile.
 
     ``expectations`` are the validation rows of the data contract's distribution expectations on the current
     data (mean and quantile bounds): they are part of the report (and its page), never a reason to stop.
+    ``quality`` are the partition's findings against its own history (:mod:`airflow_mlops.data.quality`): the
+    second verdict, beside drift's and never weighed by importance.
     """
     from airflow_mlops import storage
     from airflow_mlops.errors import IntegrityError
@@ -70,6 +73,8 @@ def check_against_champion(
         current_profile=current_uri,
         champion_version=str(champion.version),
         expectations=list(expectations or []),
+        quality=list(quality or []),
+        quality_status="anomaly" if quality else "ok",
     )
     base = current_uri.rsplit(".", 1)[0] + f"-drift-v{champion.version}"
     png = render_png(ref_view, cur_view, report)
@@ -85,9 +90,10 @@ def check_against_champion(
     report["mlflow_run_id"] = _log_to_mlflow(c, model_name, report, page, png, artifact_root)
     broken = [e for e in report["expectations"] if not e.get("passed")]
     log.info(
-        "%s vs champion v%s\n%s%s",
+        "%s vs champion v%s; data quality: %s\n%s%s",
         summary_line(report),
         champion.version,
+        quality_line(report["quality"]),
         drift_table(report),
         "".join(
             f"\nexpectation broken: {e['check']} of {e['column']} is {e['observed']} (expected {e['expected']})"
@@ -95,6 +101,14 @@ def check_against_champion(
         ),
     )
     return report
+
+
+def quality_line(findings: list[dict[str, Any]]) -> str:
+    """The quality verdict beside drift's: ``ok`` or the findings (check, column, day)."""
+    if not findings:
+        return "ok (every check against the partition's history passed)"
+    shown = ", ".join(f"{f['check'].removeprefix('quality: ')} {f['column']} {f['partition']}" for f in findings[:3])
+    return f"{len(findings)} anomaly(ies): {shown}" + (", ..." if len(findings) > 3 else "")
 
 
 def _log_to_mlflow(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_mlops.data.partitions import PARQUET_META_KEY as META_KEY
-from airflow_mlops.errors import DataError
+from airflow_mlops.errors import BadDataError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +90,16 @@ def score_partition(
     shadow_uri: str | None = None,
     inputs: list[dict[str, str]] | None = None,
     label_column: str | None = None,
+    row_filter: Any = None,
+    quarantine_uri: str | None = None,
 ) -> dict[str, Any]:
     """Score every row of ``uris`` and write ``output_uri`` (and ``shadow_uri`` in shadow mode) atomically.
 
     ``label_column``: the scored rows carry their label; it is written beside each prediction (live metrics
     read it there, no join). Re-running with the same inputs and the same model versions reuses the file.
+    ``row_filter`` (a DataFrame -> per-row reason or None, see :func:`~airflow_mlops.data.validation.row_faults`)
+    with ``quarantine_uri``: rows with a reason are not scored but written there, as read, with the reason in
+    ``quarantine_reason`` (atomically, with the predictions).
     """
     import numpy as np
 
@@ -109,6 +114,7 @@ def score_partition(
         "champion_version": champion.version, "challenger_version": challenger.version if challenger else None,
         "mode": mode, "fraction": fraction if mode == "canary" else None, "inputs": inputs or [],
         **({"label_column": label_column} if label_column else {}),
+        **({"quarantine_uri": quarantine_uri} if row_filter is not None and quarantine_uri else {}),
     }  # fmt: skip
     existing = read_metadata(output_uri)
     if existing == metadata and (mode != "shadow" or read_metadata(shadow_uri or "") == metadata):
@@ -128,12 +134,28 @@ def score_partition(
     )
     counts = {"champion": 0, "challenger": 0, "shadow": 0}
     models = [champion, challenger or champion]
+    aside: AtomicParquet | None = None
+    quarantined = 0
     try:
         extra = [c for c in (id_column, label_column) if c]
         needed = champion.columns() + [c for c in extra if c not in champion.columns()]
         for arrow_batch in iter_record_batches(uris, data_format, chunk_rows, needed):
             batch = arrow_batch.to_pandas()
             require_columns(batch, needed, f"scoring {uris[0]}")
+            if row_filter is not None and quarantine_uri:
+                import pyarrow as pa
+
+                reasons = row_filter(batch)  # converts a numeric column read as text in place
+                bad = reasons.notna().to_numpy(dtype=bool)
+                if bad.any():
+                    aside = aside or AtomicParquet(quarantine_uri, metadata)
+                    table = pa.Table.from_batches([arrow_batch.filter(pa.array(bad))])
+                    aside.write(table.append_column("quarantine_reason", pa.array(reasons[bad].tolist(), pa.string())))
+                    quarantined += int(bad.sum())
+                    batch = batch[~bad].reset_index(drop=True)
+                    arrow_batch = arrow_batch.filter(pa.array(~bad))
+                    if batch.empty:
+                        continue
             ids = arrow_batch.column(id_column) if id_column else None  # written as read: no round trip
             labels = {label_column: arrow_batch.column(label_column)} if label_column else {}
             n = len(batch)
@@ -156,17 +178,25 @@ def score_partition(
                     _table(ids, challenger.predict(batch), np.ones(n, dtype=np.int8), models, id_column, labels)
                 )
                 counts["shadow"] += n
+        if out.rows == 0 and quarantined:
+            raise BadDataError(
+                f"all {quarantined} rows of {', '.join(uris)} break the data contract (set aside in "
+                f"{quarantine_uri}): nothing to score. Fix the upstream data, then clear this task."
+            )
         if out.rows == 0:
             raise DataError(
                 f"no rows to score in {', '.join(uris)}: the partition is empty. Check the upstream load"
             )
         out.commit()
+        if aside is not None:
+            aside.commit()
         if shadow is not None:
             shadow.commit()
     except BaseException:
         out.abort()
-        if shadow is not None:
-            shadow.abort()
+        for other in (shadow, aside):
+            if other is not None:
+                other.abort()
         raise
     log.info(
         "scored %d rows -> %s (%s)",
@@ -176,7 +206,8 @@ def score_partition(
     )
     return {
         **metadata, "output_uri": output_uri, "shadow_uri": shadow_uri if shadow else None, "reused": False,
-        "rows": out.rows, "rows_by_model": counts,
+        "rows": out.rows, "rows_by_model": counts, "quarantined": quarantined,
+        "quarantine_uri": quarantine_uri if aside is not None else None,
     }  # fmt: skip
 
 

@@ -433,6 +433,10 @@ def build_scoring_dag(spec: PipelineSpec) -> DAG:
             task_id="score_partition", model_name=spec.model_name, data_uri=sc.data, output_uri=sc.output,
             data_format=spec.data.format, id_column=sc.id_column, mode=sc.mode, fraction=sc.fraction,
             chunk_rows=sc.chunk_rows, label_column=sc.labels.column if in_rows else None,
+            # the training path's contract before any row is scored, and the quality history (alerted)
+            constraints=_scoring_constraints(spec, sc.labels.column if in_rows else None),
+            features=spec.feature_names, numeric=list(spec.features.numeric), on_bad_rows=sc.on_bad_rows, on_extra_columns=spec.data.on_extra_columns,
+            quality=spec.quality.model_dump(), pipeline=spec.name, artifact_uri=spec.storage.uri,
         )  # fmt: skip
         if spec.estimated_metrics:  # a binary classifier: estimate each window before its labels arrive
             from airflow_mlops.operators.scoring import EstimatePerformanceOperator
@@ -513,3 +517,12 @@ def build_dags(spec: PipelineSpec) -> dict[str, DAG]:
         if spec.scoring.labels is not None:
             dags.append(build_live_metrics_dag(spec))
     return {d.dag_id: d for d in dags}
+
+
+def _scoring_constraints(spec: PipelineSpec, label_column: str | None) -> dict[str, Any]:
+    """The contract as scoring checks it: rows to score carry no label, so the target's rule applies only
+    where the scored rows carry it."""
+    constraints = spec.constraints_dict()
+    if spec.target and spec.target != label_column:
+        constraints["columns"] = {k: v for k, v in constraints["columns"].items() if k != spec.target}
+    return constraints

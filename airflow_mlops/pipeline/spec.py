@@ -561,6 +561,8 @@ class Scoring(Section):
     """share of rows a canary sends to the challenger"""
     chunk_rows: Annotated[int, Field(ge=100)] = 50_000
     """rows per scoring chunk"""
+    on_bad_rows: Literal["fail", "quarantine"] = "fail"
+    """the data contract is checked before scoring: fail (a broken check is a gate, no prediction file) or quarantine (rows that break a row-level check are set aside in <output>_quarantine/ with their reason and alerted; the rest are scored)"""
     labels: Labels | None = None
     """labels for live metrics: joined on id_column, or carried by the scored rows"""
     estimation: Estimation = Field(default_factory=Estimation)

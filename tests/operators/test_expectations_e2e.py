@@ -37,3 +37,26 @@ def test_the_monitor_reports_and_acts_on_a_moved_distribution_that_training_refu
     _, states = run_dag(train, "2026-01-25")  # a window of drifted days: the expectation gates the training
     assert states["validate_data"] == "failed"
     assert states["train_model"] != "success"
+
+
+def test_a_unit_error_on_a_minor_feature_is_a_quality_anomaly_beside_the_drift_verdict(test_pipelines, own_data):
+    """Drift (does the model need retraining?) is weighed by importance; quality (is this data broken?) is
+    not: a x1000 unit error in the declared range is reported beside the drift verdict, whatever it is."""
+    import pandas as pd
+
+    train, monitor = test_pipelines.dags["expect_churn__train"], test_pipelines.dags["expect_churn__drift_monitor"]
+    _, states = run_dag(train, "2026-01-11")  # stores the metrics of 2026-01-08..10: the history
+    assert states["register_model"] == "success"
+    part = own_data / "demo_churn" / "date=2026-01-12" / "part-0.parquet"
+    frame = pd.read_parquet(part)
+    frame.assign(data_usage_gb=frame["data_usage_gb"] * 1000).to_parquet(part)
+
+    run, states = run_dag(monitor, "2026-01-13")
+    assert states["profile_partition"] == "success"  # reported, not a gate, in monitoring
+    (finding,) = xcom("expect_churn__drift_monitor", run.run_id, "profile_partition", "quality")
+    assert (finding["check"], finding["column"], finding["partition"]) == ("quality: scale", "data_usage_gb", "2026-01-12")
+    report = xcom("expect_churn__drift_monitor", run.run_id, "detect_drift")
+    assert report["quality_status"] == "anomaly"
+    assert [(f["check"], f["column"]) for f in report["quality"]] == [("quality: scale", "data_usage_gb")]
+    page = open(report["report_html"]).read()
+    assert "Data quality (against the partition's history): 1 anomaly(ies)" in page

@@ -95,7 +95,26 @@ def render_html(report: dict[str, Any], png: bytes | None, title: str) -> str:
         f"Current: {html.escape(str(report.get('current_profile', '')))}</p>{image}"
         "<h2>Per feature (sorted by score / threshold)</h2><table><tr><th>feature</th><th>type</th><th>metric</th>"
         "<th>score</th><th>threshold</th><th>psi</th><th>importance</th><th>n reference</th><th>n current</th><th>status</th></tr>"
-        f"{''.join(rows)}</table>{_expectations_html(report.get('expectations') or [])}</body></html>"
+        f"{''.join(rows)}</table>{_quality_html(report)}{_expectations_html(report.get('expectations') or [])}</body></html>"
+    )
+
+
+def _quality_html(report: dict[str, Any]) -> str:
+    """Data quality, the second verdict: the partition against its own history, whatever the importance."""
+    if "quality" not in report:
+        return ""
+    rows = report["quality"]
+    if not rows:
+        return "<h2>Data quality (against the partition's history)</h2><p>ok: every check passed</p>"
+    cells = "".join(
+        f"<tr class='FAIL'><td>{html.escape(str(r['check']))}</td><td>{html.escape(str(r['column']))}</td>"
+        f"<td>{html.escape(str(r['partition']))}</td><td>{html.escape(str(r['expected']))}</td>"
+        f"<td>{html.escape(str(r['observed']))}</td></tr>"
+        for r in rows
+    )
+    return (
+        f"<h2>Data quality (against the partition's history): {len(rows)} anomaly(ies)</h2><table><tr>"
+        f"<th>check</th><th>column</th><th>day</th><th>expected</th><th>observed</th></tr>{cells}</table>"
     )
 
 

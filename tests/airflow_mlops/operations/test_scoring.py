@@ -359,3 +359,100 @@ def test_standard_errors_match_the_spread_of_resampled_metrics():
     for metric in ("accuracy", "precision", "recall", "f1", "roc_auc"):
         spread = float(np.std([b[metric] for b in boot]))
         assert found[metric] == pytest.approx(spread, rel=0.3), metric
+
+
+# -- the data contract before scoring ------------------------------------------------------------------------
+
+DAY = "2026-01-07"
+
+
+@pytest.fixture
+def contract_dags(tmp_path, monkeypatch):
+    """The scoring DAGs of tests/dag_bundle/scoring_contract.py on this test's folder."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("AIRFLOW_VAR_MLOPS_SCORE_ROOT", str(tmp_path))
+    monkeypatch.setenv("MLOPS_TEST_ALERTS", str(tmp_path / "alerts.jsonl"))
+    bag = DagBag(str(Path(__file__).resolve().parents[2] / "dag_bundle" / "scoring_contract.py"))
+    assert bag.import_errors == {}
+    return bag.dags
+
+
+def _write_day(tmp_path, df: pd.DataFrame) -> Path:
+    path = tmp_path / "in" / f"date={DAY}" / "part-0.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(path)
+    return path
+
+
+def _as_text(df: pd.DataFrame) -> pd.DataFrame:
+    """monthly_charges as text, as a CSV-fed upstream writes it; three rows with a thousands separator."""
+    text = df["monthly_charges"].map(lambda v: f"{v:.2f}")
+    text.iloc[[3, 10, 20]] = "15,765.11"
+    return df.assign(monthly_charges=text)
+
+
+@pytest.mark.parametrize("damage", ["text_numbers", "corrupt_page", "not_allowed"])
+def test_scoring_refuses_a_partition_that_breaks_the_contract_without_retry_or_file(
+    released, contract_dags, tmp_path, damage
+):  # fmt: skip
+    from helpers import recorded_alerts, run_dag
+
+    df = pd.read_parquet(_partition(DAY))
+    if damage == "text_numbers":
+        path = _write_day(tmp_path, _as_text(df))
+        named = "monthly_charges"
+    elif damage == "not_allowed":
+        path = _write_day(tmp_path, df.assign(plan=df["plan"].where(df.index % 50 != 0, "gold")))
+        named = "allowed values  plan"
+    else:  # a damaged data page behind an intact footer: the sensor's metadata check passes it
+        path = _write_day(tmp_path, df)
+        raw = bytearray(path.read_bytes())
+        raw[200:4000] = bytes(3800)
+        path.write_bytes(bytes(raw))
+        named = str(path)
+    run, states = run_dag(contract_dags["score_contract_fail"], "2026-01-08")
+    assert states == {"score": "failed"}
+    assert [ti.try_number for ti in run.get_task_instances()] == [1]  # a gate: not retried
+    assert _no_leftovers(tmp_path / "out") == []
+    (alert,) = recorded_alerts(tmp_path / "alerts.jsonl")
+    assert alert["event"] == "quality_gate_failed"
+    assert named in alert["text"]
+    assert "next: no retry" in alert["text"]
+
+
+def test_quarantine_sets_bad_rows_aside_scores_the_rest_and_alerts(released, contract_dags, tmp_path):
+    from helpers import recorded_alerts, run_dag, xcom
+
+    df = pd.read_parquet(_partition(DAY))
+    _write_day(tmp_path, _as_text(df))
+    run, states = run_dag(contract_dags["score_contract_quarantine"], "2026-01-08")
+    assert states == {"score": "success"}
+    result = xcom(run.dag_id, run.run_id, "score")
+    assert (result["rows"], result["quarantined"]) == (len(df) - 3, 3)
+    aside = pd.read_parquet(result["quarantine_uri"])
+    assert aside["quarantine_reason"].tolist() == ["numeric dtype monthly_charges"] * 3
+    assert aside["monthly_charges"].tolist() == ["15,765.11"] * 3  # as read
+    assert len(pd.read_parquet(result["output_uri"])) == len(df) - 3
+    (alert,) = recorded_alerts(tmp_path / "alerts.jsonl")
+    assert alert["event"] == "quality_anomaly"
+    assert alert["text"].splitlines()[0].startswith(f"QUALITY ANOMALY: 3 row(s) of score {DAY} break the data contract")
+
+
+def test_a_unit_change_inside_the_range_is_scored_and_alerted_as_a_quality_anomaly(released, contract_dags, tmp_path):
+    from helpers import recorded_alerts, run_dag
+
+    from airflow_mlops.data.quality import QualityTracker, save_records
+
+    features = [*FEATURES["numeric"], *FEATURES["categorical"]]
+    tracker = QualityTracker(features, FEATURES["numeric"], None, [])
+    for day in ("2026-01-02", "2026-01-03", "2026-01-04", "2026-01-05"):  # the days scored before
+        tracker.update(pd.read_parquet(_partition(day)), day)
+    save_records(str(tmp_path / "artifacts"), "score", tracker.records(), [])
+    df = pd.read_parquet(_partition(DAY))
+    _write_day(tmp_path, df.assign(monthly_charges=df["monthly_charges"] * 1000))
+    _, states = run_dag(contract_dags["score_contract_fail"], "2026-01-08")
+    assert states == {"score": "success"}  # in the declared range (min 0): scored, never weighed away
+    (alert,) = recorded_alerts(tmp_path / "alerts.jsonl")
+    assert alert["event"] == "quality_anomaly"
+    assert f"quality: scale monthly_charges [{DAY}]" in alert["text"]
