@@ -50,7 +50,9 @@ class ModelTestOperator(LineageMixin, NamedOutputs, BaseOperator):
     :param window_days: when set, the window is the ``window_days`` days ending at ``window_end``.
     :param compare_mode: ``improvement`` or ``non_inferiority``.
     :param relative: ``min_improvement`` is a fraction of the champion's value.
-    :param checks: ``{"slices": [...], "fairness": [...], "robustness": [...], "expectations": [...]}``.
+    :param checks: ``{"slices": [...], "fairness": [...], "robustness": [...], "expectations": [...],
+        "leakage": {"max_score": 0.99, "allow": {feature: reason}}}``. Leakage is checked unless ``checks``
+        sets ``"leakage": None``: a feature that alone gives the target fails the test, named.
     :param override_reason: release even if the gate fails; at least 10 characters (templated).
     :param reevaluate_reason: test again and decide again although this run's model was already tested: why,
         at least 10 characters (templated; recorded on the report and the model version). Without it, a
@@ -107,7 +109,7 @@ class ModelTestOperator(LineageMixin, NamedOutputs, BaseOperator):
         self._window_given = window_days is not None or window_start != DEFAULT_START or window_end != DEFAULT_END
         self.compare_mode = compare_mode
         self.relative = relative
-        self.checks = checks
+        self.checks = {"leakage": {}, **(checks or {})}  # target leakage is checked unless turned off
         self.override_reason = override_reason
         self.reevaluate_reason = reevaluate_reason
         self.mlflow_conn_id = mlflow_conn_id

@@ -409,6 +409,18 @@ class ExpectationRule(Section):
     """share of rows allowed to move the wrong way"""
 
 
+class Leakage(Section):
+    """Target leakage (``tests.leakage``): a feature that alone gives the target near perfectly fails the test."""
+
+    enabled: bool = True
+    max_score: Annotated[float, Field(gt=0.5, le=1)] = Field(
+        0.99, description="a single feature's ROC AUC (classification) or |correlation| (regression) at or above this is leakage"
+    )
+    allow: dict[str, Annotated[str, Field(min_length=3)]] = Field(
+        default_factory=dict, description="feature -> the reason it may be this close to the target"
+    )
+
+
 class Tests(Section):
     """Model tests (``tests``): a failed test stops the release and says why."""
 
@@ -427,6 +439,8 @@ class Tests(Section):
     """largest metric drop under a perturbation"""
     expectations: list[ExpectationRule] = Field(default_factory=list)
     """the score must move as expected when a feature changes"""
+    leakage: Leakage = Field(default_factory=Leakage)
+    """a feature that alone gives the target (identical, |corr| or ROC AUC >= 0.99) fails the test"""
 
 
 class Promotion(Section):
@@ -984,6 +998,8 @@ class PipelineSpec(Section):
                     rule["delta"] = 1.0 if r.delta is None else r.delta
                 rules.append(rule)
             out["expectations"] = rules
+        if self.tests.leakage.enabled:
+            out["leakage"] = self.tests.leakage.model_dump(exclude={"enabled"})
         return out
 
     def constraints_dict(self) -> dict[str, Any]:

@@ -191,7 +191,7 @@ def raise_for_failures(report: TestReport, what: str) -> None:
 def run_checks(
     report: TestReport, model: Any, holdout: Any, metrics: dict[str, float], checks: dict[str, Any], seed: int
 ) -> None:
-    """The suite's slice, fairness, robustness and expectation checks (each a gate)."""
+    """The suite's slice, fairness, robustness, expectation and leakage checks (each a gate)."""
     from airflow_mlops.release import suites
 
     target = model.meta.get("target")
@@ -203,6 +203,8 @@ def run_checks(
         suites.check_robustness(report, model, holdout, checks["robustness"], metrics, seed)
     if checks.get("expectations"):
         suites.check_expectations(report, model, holdout, checks["expectations"])
+    if checks.get("leakage") is not None:
+        suites.check_leakage(report, model, holdout, checks["leakage"])
 
 
 def recorded_split(c: Any, training: dict[str, Any]) -> dict[str, Any] | None:

@@ -230,3 +230,94 @@ def check_expectations(report: Any, model: Any, df: Any, rules: list[dict[str, A
             f"expectation {feature} {change}: score {direction}", f"violations <= {fmt(rule.get('max_violations', 0.0))}",
             share, share <= float(rule.get("max_violations", 0.0)),
         )  # fmt: skip
+
+
+# -- target leakage ------------------------------------------------------------------------------------------
+
+
+def _auc(score: Any, positive: Any) -> float | None:
+    """ROC AUC of ``score`` for the boolean ``positive`` (Mann-Whitney, ties averaged); None if one class."""
+    import numpy as np
+    import pandas as pd
+
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = pd.Series(np.asarray(score, dtype="float64")).rank(method="average").to_numpy()
+    return float((ranks[np.asarray(positive, dtype=bool)].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _cross_fit(values: Any, target: Any) -> Any:
+    """A categorical feature's per-category mean of ``target``, learnt on one half and applied to the other
+    (and back): what the category alone predicts, without scoring its own rows."""
+    import numpy as np
+    import pandas as pd
+
+    keys = values.astype(str).to_numpy()
+    y = np.asarray(target, dtype="float64")
+    half = np.arange(len(keys)) % 2 == 0
+    out = np.full(len(keys), np.nan)
+    for learn, apply in ((half, ~half), (~half, half)):
+        means = pd.Series(y[learn]).groupby(keys[learn]).mean()
+        out[apply] = pd.Series(keys[apply]).map(means).to_numpy(dtype="float64")
+    return np.where(np.isnan(out), np.nanmean(y), out)
+
+
+def single_feature_score(df: Any, feature: str, target: str, task: str, categorical: bool) -> float | None:
+    """How well ``feature`` alone gives the target, 0..1: 1.0 when it equals the target; else the best
+    one-vs-rest ROC AUC (classification, folded: 0.5 is chance) or |correlation| (regression)."""
+    import numpy as np
+
+    data = df[[feature, target]].dropna()
+    if len(data) < 20:
+        return None
+    x, y = data[feature], data[target]
+    if (x.astype(str).to_numpy() == y.astype(str).to_numpy()).all():
+        return 1.0
+    if task == "classification":
+        best = None
+        for cls in y.unique()[:20]:
+            positive = (y == cls).to_numpy()
+            score = _cross_fit(x, positive) if categorical else x.to_numpy(dtype="float64")
+            auc = _auc(score, positive)
+            if auc is not None:
+                best = max(best or 0.0, auc, 1 - auc)
+        return best
+    yy = y.to_numpy(dtype="float64")
+    xx = _cross_fit(x, yy) if categorical else x.to_numpy(dtype="float64")
+    if np.std(xx) == 0 or np.std(yy) == 0:
+        return None
+    return float(abs(np.corrcoef(xx, yy)[0, 1]))
+
+
+def check_leakage(report: Any, model: Any, df: Any, rule: dict[str, Any]) -> None:
+    """Target leakage: a feature that alone gives the target near perfectly (identical, |corr| or ROC AUC at
+    or above ``max_score``) fails the model test, named, unless ``allow`` gives it a reason."""
+    meta = model.meta
+    target, task = meta.get("target"), meta.get("task")
+    if not target or target not in df.columns or task not in ("classification", "regression"):
+        return
+    limit, allow = float(rule.get("max_score", 0.99)), dict(rule.get("allow") or {})
+    scores: dict[str, float] = {}
+    categorical = set(meta.get("categorical") or [])
+    for feature in [*(meta.get("numeric") or []), *(meta.get("categorical") or [])]:
+        if feature in df.columns and feature != target:
+            value = single_feature_score(df, feature, target, task, feature in categorical)
+            if value is not None:
+                scores[feature] = value
+    report.details["leakage"] = {f: round(v, 4) for f, v in sorted(scores.items(), key=lambda kv: -kv[1])}
+    what = "ROC AUC" if task == "classification" else "|correlation|"
+    leaking = [f for f, v in scores.items() if v >= limit]
+    for feature in leaking:
+        if feature in allow:
+            report.add(f"leakage {feature}: single-feature {what}", f"allowed: {allow[feature]}", scores[feature], True)
+        else:
+            report.add(
+                f"leakage {feature}: single-feature {what}",
+                f"< {fmt(limit)} (a feature this close to the target is leakage: drop it, or allow it in "
+                "tests.leakage.allow with a reason)", scores[feature], False,
+            )  # fmt: skip
+    if scores and not leaking:
+        top = max(scores, key=scores.get)
+        report.add(f"leakage: best single feature ({top})", f"< {fmt(limit)}", scores[top], True)
