@@ -111,7 +111,7 @@ class ValidateDataOperator(LineageMixin, NamedOutputs, Alerting):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.data import quality
-        from airflow_mlops.data.partitions import content_hash, partition_uris
+        from airflow_mlops.data.partitions import content_hash
         from airflow_mlops.data.profiling import profile_uri, save_profile
         from airflow_mlops.data.validation import validate_and_profile
 
@@ -124,7 +124,7 @@ class ValidateDataOperator(LineageMixin, NamedOutputs, Alerting):
                     context, self.window_start, self.window_end, self.window_days, self.data_uri, self.manual_window
                 )  # fmt: skip
                 notes.append(why)
-                uris = partition_uris(self.data_uri, window)
+                uris = self._partitions(context, window)
                 tracker = quality.QualityTracker(
                     self.features, self.numeric or [], self.quality,
                     quality.load_history(self.artifact_uri, self.pipeline),
@@ -171,6 +171,23 @@ class ValidateDataOperator(LineageMixin, NamedOutputs, Alerting):
                 "window": window.as_dict(),
             }
         )
+
+    def _partitions(self, context: Context, window: Any) -> list[str]:
+        """The window's files. A missing day is retried on a scheduled run (late data); a manual run never
+        moves to another window on its own, so there it is a gate naming the day and how to pick another."""
+        from airflow_mlops.data.partitions import partition_uris
+        from airflow_mlops.errors import BadDataError, DataError
+        from airflow_mlops.utils.context import run_type
+
+        try:
+            return partition_uris(self.data_uri, window)
+        except DataError as err:
+            if self.manual_window and run_type(context) == "manual":
+                raise BadDataError(
+                    f"{err}\nThis manual run reads its own window and never moves to another one: load the missing "
+                    "day(s), or trigger again with window_end (the day after the last day to read) in the form."
+                ) from None
+            raise
 
     def _alert_anomalies(self, context: Context, anomalies: list[dict[str, Any]], label: str) -> None:
         """Quality anomalies where they do not gate (monitoring): logged first and sent as ``quality_anomaly``;

@@ -140,14 +140,20 @@ def manual_window(
 ) -> tuple[Window, str]:
     """A manual run's window (see :func:`manual_window_end`): ``days`` days, or as long as the run's data
     interval ``[start, end)`` (one day when that is empty), ending where :func:`manual_window_end` says."""
-    new_end, why = manual_window_end(requested, end, uri_template)
-    if days:
-        return make_window(None, new_end, days), why
     try:
         length = parse_time(end, "window_end") - parse_time(start, "window_start")
     except DataError:
         length = dt.timedelta(0)
-    return Window(new_end - (length if length > dt.timedelta(0) else dt.timedelta(days=1)), new_end), why
+    span = dt.timedelta(days=days) if days else (length if length > dt.timedelta(0) else dt.timedelta(days=1))
+    new_end, why = manual_window_end(requested, end, uri_template)
+    if requested in (None, "", "None") and end not in (None, "", "None"):
+        interval_end = parse_time(end, "window_end")
+        if new_end != interval_end and interval_end - span < new_end:
+            # the run's own window holds data and lacks a day: never a quiet move to an earlier window (the
+            # missing day is named when the partitions are listed); a window with no data at all (the trigger
+            # form's default, now) moves to the latest partition, and says so
+            new_end, why = interval_end, "the data interval of this manual run"
+    return Window(new_end - span, new_end), why
 
 
 def partition_uris(uri_template: str, window: Window) -> list[str]:

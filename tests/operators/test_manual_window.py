@@ -55,3 +55,23 @@ def test_the_tasks_after_the_first_read_its_window():
     param = train.params.get_param("window_end")
     assert (param.value, param.schema["format"]) == (None, "date")
     assert "latest partition" in param.description
+
+
+def test_a_manual_run_whose_window_lacks_a_day_is_refused_naming_it_never_moved(test_pipelines, own_data):
+    """The last day of the run's own window is missing: before, the window quietly moved to the day before
+    (an earlier window trained); now the run is refused, once, naming the day and how to pick another."""
+    import shutil
+
+    for day in range(24, 32):  # the data now ends on 2026-01-23
+        shutil.rmtree(own_data / "demo_churn" / f"date=2026-01-{day}")
+    train = test_pipelines.dags["release_churn__train"]
+    # weekly: the window is the 3 days ending 2026-01-25; its last day, 2026-01-24, is missing
+    run, states = run_dag(_first(train, "validate_data"), "2026-01-26")
+    assert states["validate_data"] == "failed"
+    (ti,) = run.get_task_instances()
+    assert ti.try_number == 1  # a gate: retrying cannot make the day appear in this run's window
+    from airflow_mlops.utils.failures import FAILURE_XCOM
+
+    block = xcom(train.dag_id, run.run_id, "validate_data", key=FAILURE_XCOM)
+    assert "date=2026-01-24" in block
+    assert "never moves to another one" in block

@@ -250,7 +250,8 @@ def test_a_hostile_html_artifact_never_runs_script_with_the_readers_session(demo
     from mlflow.tracking import MlflowClient
 
     page, shots = browser
-    client = MlflowClient(demo["env"]["MLFLOW_TRACKING_URI"])
+    uri = demo["env"]["MLFLOW_TRACKING_URI"]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # not the process-wide URIs other tests set
     run_id = client.get_model_version(PIPELINE, "1").run_id
     client.log_text(run_id, HOSTILE, "tests/report.html")  # someone with write access to the run's artifacts
     client.log_text(run_id, HOSTILE, "notes/evil.html")
