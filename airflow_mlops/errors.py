@@ -30,6 +30,16 @@ class ConfigError(MlopsError, ValueError):
         super().__init__(f"invalid {where}:\n{lines}\nFix the DAG (or the run's params), then trigger it again.")
 
 
+class RunOutsideDatesError(ConfigError):
+    """A run asks for a window outside its DAG's ``start_date``..``end_date`` (the spec's dates): a retry would
+    ask for the same window. The message is one line and the fix."""
+
+    def __init__(self, message: str) -> None:
+        self.problems = [message]
+        self.where = "run"
+        MlopsError.__init__(self, message)
+
+
 class DataError(MlopsError):
     """Input data cannot be read or is unusable (missing partition, corrupt file, empty window)."""
 

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.utils.alerts import Alerting
-from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START, NamedOutputs, explain_window
+from airflow_mlops.utils.context import (
+    DEFAULT_END,
+    DEFAULT_START,
+    NamedOutputs,
+    check_inside_dates,
+    explain_window,
+)
 from airflow_mlops.utils.failures import gate
 from airflow_mlops.utils.lineage import LineageMixin
 
@@ -132,6 +138,7 @@ class BatchScoreOperator(LineageMixin, NamedOutputs, Alerting):
 
         with gate(self, context), self.hook.configured() as client:
             window = make_window(self.window_start, self.window_end)
+            check_inside_dates(context, window)
             self.log.info("%s", explain_window(context, window))
             uris = partition_uris(self.data_uri, window)
             row_filter = self._contract(context, uris, window.label)
@@ -307,6 +314,7 @@ class LiveMetricsOperator(NamedOutputs, Alerting):
         start = parse_time(self.window_start, "window_start") - shift
         window = make_window(start, parse_time(self.window_end, "window_end") - shift)
         with gate(self, context), self.hook.configured() as client:
+            check_inside_dates(context, make_window(self.window_start, self.window_end))  # the DAG's own dates
             result = measure_live_window(
                 client, self.model_name, window=window, predictions_uri=self.predictions_uri,
                 labels_uri=self.labels_uri, data_format=self.data_format, id_column=self.id_column,

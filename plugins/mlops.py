@@ -7,6 +7,7 @@ from airflow.plugins_manager import AirflowPlugin
 
 from airflow_mlops.links.mlflow import ALL_LINKS
 from airflow_mlops.links.retraining import TriggeredRetrainingLink
+from airflow_mlops.utils.timetables import CronUntilTimetable
 
 
 def _app():
@@ -18,6 +19,7 @@ def _app():
 class AirflowMlopsPlugin(AirflowPlugin):
     name = "airflow_mlops"
     operator_extra_links = [*ALL_LINKS, TriggeredRetrainingLink()]
+    timetables = [CronUntilTimetable]  # the generated DAGs' schedule (the scheduler reads it back by name)
     fastapi_apps = [{"app": _app(), "url_prefix": "/mlops", "name": "airflow-mlops"}]
     external_views = [
         {

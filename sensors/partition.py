@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.sensors._waiting import WaitingSensor
 from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START, resolve_window
+from airflow_mlops.utils.failures import gate
 
 WINDOW_XCOM = "window"
 
@@ -94,9 +95,10 @@ class PartitionCompleteSensor(WaitingSensor):
         if kept:  # resumed after a deferral: the window decided before it
             self.window_start, self.window_end = kept["start"], kept["end"]
             return
-        window, why = resolve_window(
-            context, self.window_start, self.window_end, None, self.data_uri, self.manual_window
-        )  # fmt: skip
+        with gate(self, context):  # a window outside the DAG's dates fails at once, in one line
+            window, why = resolve_window(
+                context, self.window_start, self.window_end, None, self.data_uri, self.manual_window
+            )  # fmt: skip
         self.window_start, self.window_end = window.as_dict()["start"], window.as_dict()["end"]
         self.log.info("%s", why)
         ti.xcom_push(key=WINDOW_XCOM, value=window.as_dict())

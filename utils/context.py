@@ -112,6 +112,44 @@ def resolve_window(
     if manual_window and run_type(context) == "manual":
         requested = (context.get("params") or {}).get(WINDOW_PARAM)
         window, why = pick(start, end, days, requested, data_uri)
+        check_inside_dates(context, window, param=WINDOW_PARAM)
         return window, f"reading {window.label} ({len(window.days)} day(s)), ending at {why}"
     window = make_window(start, end, days)
+    check_inside_dates(context, window)
     return window, explain_window(context, window, days)
+
+
+def check_inside_dates(context: Context, window: Any, param: str | None = None) -> None:
+    """Refuse a run whose window's last day falls outside its DAG's ``start_date``..``end_date``.
+
+    The generated DAGs create their tasks for every run (see ``pipeline.factory``), so a manual run past
+    ``end_date`` (the trigger form's default logical date is *now*) reaches this check and fails with one
+    line, instead of Airflow's green run without a task. ``param`` names the trigger-form field that picks
+    the window, for the fix."""
+    import datetime as dt
+
+    from airflow_mlops.errors import RunOutsideDatesError
+
+    dag = context.get("dag")
+    first = getattr(dag, "start_date", None)
+    # the generated DAGs' schedule ends in their timetable (utils.timetables), a hand-written DAG's at end_date
+    last = getattr(getattr(dag, "timetable", None), "end", None) or getattr(dag, "end_date", None)
+    if (first is None and last is None) or not window.days:
+        return
+    day = window.days[-1]
+    if last is not None and day > last.date():
+        where = f"after {dag.dag_id}'s end date {last.date().isoformat()}"
+    elif first is not None and day < first.date():
+        where = f"before {dag.dag_id}'s start date {first.date().isoformat()}"
+    else:
+        return
+    lo = first.date().isoformat() if first is not None else "any day"
+    hi = (last.date() + dt.timedelta(days=1)).isoformat() if last is not None else "any day"
+    if param:
+        fix = f"Trigger it with {param} between {lo} and {hi} (the day after the last day to read)"
+    else:
+        fix = f"Trigger it with a logical date between {lo} and {last.date().isoformat() if last else 'any day'}"
+    raise RunOutsideDatesError(
+        f"this {run_type(context) or 'DAG'} run's window {window.label} ends {where}: nothing was read\n"
+        f"{fix}, or move start_date/end_date in the pipeline's spec."
+    )

@@ -36,14 +36,16 @@ def _dt(d: dt.date | None) -> dt.datetime | None:
     return dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC) if d else None
 
 
-def _timetable(expression: str | None) -> Any:
+def _timetable(expression: str | None, end: dt.datetime | None = None) -> Any:
     """A cron schedule *with data intervals*: Airflow 3's default for cron strings is a trigger timetable
-    whose runs have an empty interval, and every partition here is addressed by its data interval."""
+    whose runs have an empty interval, and every partition here is addressed by its data interval. Scheduled
+    runs stop after ``end`` (the spec's ``end_date``), which the DAG itself does not carry: see
+    :mod:`airflow_mlops.utils.timetables`."""
     if expression is None or expression == "@once":
         return expression
-    from airflow.sdk import CronDataIntervalTimetable
+    from airflow_mlops.utils.timetables import CronUntilTimetable
 
-    return CronDataIntervalTimetable(expression, timezone="UTC")
+    return CronUntilTimetable(expression, timezone="UTC", end=end)
 
 
 SCHEDULED = {
@@ -90,7 +92,9 @@ def _dag_kwargs(spec: PipelineSpec, kind: str) -> dict[str, Any]:
         default_args["on_failure_callback"] = FailureAlert(routes)
     return {
         "start_date": _dt(spec.start_date),
-        "end_date": _dt(spec.end_date),
+        # the schedule stops at the spec's end_date (_timetable); a DAG end_date would drop the tasks of a
+        # manual run past it, leaving a green run with no task
+        "end_date": None,
         "catchup": spec.catchup,
         "tags": ["airflow-mlops", spec.name, kind, *spec.tags],
         "default_args": default_args,
@@ -265,7 +269,7 @@ def build_training_dag(spec: PipelineSpec) -> DAG:
 
     with DAG(
         spec.training_dag_id,
-        schedule=_timetable(spec.schedules.training),
+        schedule=_timetable(spec.schedules.training, _dt(spec.end_date)),
         max_active_runs=1,
         params={**_window_param(spec.training.window_days, "Training window"), **_override_param()},
         **_dag_kwargs(spec, "training"),
@@ -278,9 +282,6 @@ def build_retraining_dag(spec: PipelineSpec) -> DAG:
     from airflow.sdk import DAG, Param
 
     kwargs = _dag_kwargs(spec, "retraining")
-    # Retraining is triggered, possibly long after the scheduled DAGs' end_date: tasks past a DAG's
-    # end_date are never created, so this DAG has none.
-    kwargs["end_date"] = None
     kwargs["doc_md"] += (
         f"\n\nTriggered by `{spec.monitor_dag_id}` on drift (conf: `window_end`, `drift_report`), or by hand. "
         f"Trains on the {spec.retraining.window_days} days before `window_end`; the new version must beat "
@@ -328,7 +329,7 @@ def build_monitor_dag(spec: PipelineSpec) -> DAG:
     drift_asset = Asset(name=f"{spec.name}.drift", uri=f"airflow-mlops://{spec.name}/drift")
     with DAG(
         spec.monitor_dag_id,
-        schedule=_timetable(spec.schedules.drift_monitor),
+        schedule=_timetable(spec.schedules.drift_monitor, _dt(spec.end_date)),
         max_active_runs=4,
         params=_window_param(None, "What to check for drift"),
         **_dag_kwargs(spec, "drift-monitor"),
@@ -388,7 +389,6 @@ def build_rollback_dag(spec: PipelineSpec) -> DAG:
     from airflow_mlops.operators.registry import RollbackOperator
 
     kwargs = _dag_kwargs(spec, "rollback")
-    kwargs["end_date"] = None
     kwargs["doc_md"] += (
         "\n\nTrigger with a `reason` to move the `champion` alias back to the version it replaced (or to "
         "`to_version`). Who and why are recorded on both versions."
@@ -425,7 +425,7 @@ def build_scoring_dag(spec: PipelineSpec) -> DAG:
     in_rows = sc.labels is not None and sc.labels.uri is None  # the scored rows carry their label
     with DAG(
         spec.scoring_dag_id,
-        schedule=_timetable(sc.schedule),
+        schedule=_timetable(sc.schedule, _dt(spec.end_date)),
         max_active_runs=4,
         **_dag_kwargs(spec, "scoring"),
     ) as dag:
@@ -488,9 +488,10 @@ def build_live_metrics_dag(spec: PipelineSpec) -> DAG:
         raise ValueError(f"{spec.source}: live metrics need scoring.labels")
     labels = sc.labels
     kwargs = _dag_kwargs(spec, "live-metrics")
-    if kwargs["end_date"] is not None and labels.delay_days:  # labels of the last window come later
-        kwargs["end_date"] += dt.timedelta(days=labels.delay_days)
-    with DAG(spec.live_metrics_dag_id, schedule=_timetable(sc.schedule), max_active_runs=1, **kwargs) as dag:
+    end = _dt(spec.end_date)
+    if end is not None and labels.delay_days:  # labels of the last window come later
+        end += dt.timedelta(days=labels.delay_days)
+    with DAG(spec.live_metrics_dag_id, schedule=_timetable(sc.schedule, end), max_active_runs=1, **kwargs) as dag:
         live = LiveMetricsOperator(
             task_id="live_metrics", model_name=spec.model_name, predictions_uri=sc.output,
             labels_uri=labels.uri, id_column=sc.id_column, label_column=labels.column or spec.target,

@@ -14,6 +14,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 MANIFEST = ".airflow-mlops-stubs.json"
@@ -100,15 +101,42 @@ def scan(root: str | Path, previous: dict | None = None) -> Fleet:
         spec.text = spec.read()
         spec.name = _quick_name(spec.text) if spec.text is not None else None
         files.append(spec)
-    claims: dict[str, list[str]] = {}
-    for f in files:
-        if f.name is not None:
-            claims.setdefault(f.name, []).append(f.rel)
-    owner = {}
-    for name, rels in claims.items():
-        prev = previous.get("owner", {}).get(name)
-        owner[name] = prev if prev in rels else rels[0]
+    owner = decide_owners([(f.name, f.rel) for f in files], previous.get("owner", {}))
     return Fleet(root=root, files=files, owner=owner)
+
+
+def decide_owners(claims: list[tuple[str | None, str]], deployed: dict[str, str]) -> dict[str, str]:
+    """Which file owns each pipeline name: the one rule of the bundle and of ``validate-spec``.
+
+    ``claims`` are (name, path relative to the spec folder) in path order; ``deployed`` is the owner map of
+    the last compile (the manifest). A name keeps its deployed owner while that file still claims it: a
+    newcomer that copies a running pipeline's name is the mistake, whatever its path. A name with no deployed
+    owner (a fresh deployment, or the owner's file gone) goes to the first file in path order."""
+    by_name: dict[str, list[str]] = {}
+    for name, rel in claims:
+        if name is not None:
+            by_name.setdefault(name, []).append(rel)
+    return {
+        name: deployed.get(name) if deployed.get(name) in rels else rels[0] for name, rels in by_name.items()
+    }
+
+
+def deployed_owners(path: str | Path) -> dict[str, str]:
+    """The owner map a running bundle decided (its manifest), for ``validate-spec --deployed``: ``path`` is
+    the manifest file or the folder the bundle compiles into (``<bundle storage>/compiled``)."""
+    path = Path(path)
+    manifest = path / MANIFEST if path.is_dir() else path
+    try:
+        data = json.loads(manifest.read_text())
+    except (OSError, ValueError) as err:
+        raise FileNotFoundError(
+            f"no deployed manifest at {manifest} ({type(err).__name__}): pass the folder the bundle compiles "
+            f"into, or its {MANIFEST}"
+        ) from None
+    owner = data.get("owner") if isinstance(data, dict) else None
+    if not isinstance(owner, dict):
+        raise FileNotFoundError(f"{manifest} is not an airflow-mlops bundle manifest (no 'owner' map)")
+    return {str(k): str(v) for k, v in owner.items()}
 
 
 # ------------------------------------------------------------------------------------------------- stubs
@@ -247,38 +275,45 @@ def duplicate_problem(name: str, owner: str) -> str:
     )
 
 
-def check(paths: list[str | Path]) -> list[Report]:
+def check(paths: list[str | Path], deployed: dict[str, str] | None = None) -> list[Report]:
     """Check spec files and folders exactly as parsing would: the typed spec, duplicate names across
-    everything given (the first file in path order owns a name), and building and validating the DAGs."""
+    everything given, and building and validating the DAGs.
+
+    Duplicate names follow the bundle's rule (:func:`decide_owners`): with ``deployed`` (the running bundle's
+    owner map, ``--deployed``) a name stays with the file that owns it there, so the newcomer is blamed;
+    without it, as on a fresh deployment, the first file in path order owns the name. A folder's files are
+    matched to the manifest by their path inside that folder, as the bundle records them."""
     from airflow_mlops.errors import SpecError
     from airflow_mlops.pipeline.factory import build_dags
     from airflow_mlops.pipeline.spec import load_spec
 
-    files: list[tuple[Path, str]] = []
+    files: list[tuple[Path, str, str]] = []  # (path, as shown, path inside the spec folder)
     for p in map(Path, paths):
-        if p.is_dir():
-            files += [(f, str(f)) for f in find_specs(p)]
-        else:
-            files.append((p, str(p)))
+        found = [(f, f.relative_to(p).as_posix()) for f in find_specs(p)] if p.is_dir() else [(p, p.name)]
+        taken = {rel for _f, _s, rel in files}
+        files += [(f, str(f), rel if rel not in taken else str(f)) for f, rel in found]
     reports: list[Report] = []
-    owner: dict[str, str] = {}
-    for path, shown in files:
+    specs: list[Any] = []
+    for path, shown, _rel in files:
         report = Report(file=shown)
         reports.append(report)
         try:
-            spec = load_spec(path, shown)
+            specs.append(load_spec(path, shown))
         except SpecError as err:
+            specs.append(None)
             report.problems = list(err.problems)
             if path.is_file():
                 report.name = _quick_name(path.read_text(encoding="utf-8", errors="replace"))
-            if report.name is not None:
-                owner.setdefault(report.name, shown)
             continue
-        report.name = spec.name
-        if spec.name in owner:
-            report.problems.append(duplicate_problem(spec.name, owner[spec.name]))
+        report.name = specs[-1].name
+    owner = decide_owners([(r.name, rel) for r, (_p, _s, rel) in zip(reports, files, strict=True)], deployed or {})
+    shown_of = {rel: shown for _p, shown, rel in files}
+    for report, spec, (_path, _shown, rel) in zip(reports, specs, files, strict=True):
+        if report.name is not None and owner.get(report.name) != rel:
+            report.problems.append(duplicate_problem(report.name, shown_of[owner[report.name]]))
             continue
-        owner[spec.name] = shown
+        if spec is None:
+            continue
         try:
             dags = build_dags(spec)
             for dag in dags.values():

@@ -50,6 +50,7 @@ def preload() -> None:
     from airflow.timetables.interval import CronDataIntervalTimetable  # noqa: F401
 
     import airflow_mlops.sensors.partition  # noqa: F401
+    import airflow_mlops.utils.timetables  # noqa: F401
 
 
 class SpecWarning(UserWarning):

@@ -90,7 +90,16 @@ def _cmd_validate_spec(args: argparse.Namespace) -> int:
     if missing:
         print(f"validate-spec: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return 2
-    reports = check(args.paths)
+    deployed = None
+    if args.deployed:
+        from airflow_mlops.pipeline.fleet import deployed_owners
+
+        try:
+            deployed = deployed_owners(args.deployed)
+        except FileNotFoundError as err:
+            print(f"validate-spec: {err}", file=sys.stderr)
+            return 2
+    reports = check(args.paths, deployed)
     if not reports:
         print(f"validate-spec: no *.yaml / *.yml spec under {', '.join(args.paths)}", file=sys.stderr)
         return 2
@@ -274,6 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("paths", nargs="+", help="spec files, or folders searched for *.yaml / *.yml")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--deployed", metavar="PATH",
+        help="the running bundle's manifest (the folder it compiles into, or its .airflow-mlops-stubs.json): "
+        "a name stays with the file that owns it there, so a newcomer copying it is the one blamed",
+    )  # fmt: skip
     p.set_defaults(func=_cmd_validate_spec)
 
     p = sub.add_parser("spec-schema", help="print the spec's JSON Schema (or, --markdown, its reference)")

@@ -75,3 +75,42 @@ def test_a_manual_run_whose_window_lacks_a_day_is_refused_naming_it_never_moved(
     block = xcom(train.dag_id, run.run_id, "validate_data", key=FAILURE_XCOM)
     assert "date=2026-01-24" in block
     assert "never moves to another one" in block
+
+
+AFTER_END = "2026-12-01"  # the trigger form's default logical date is now, long after the spec's end_date
+
+
+def test_a_manual_run_after_end_date_gets_its_tasks_and_reads_the_window_it_asks_for(test_pipelines):
+    """Airflow creates no task for a run whose logical date is past a task's end_date: the run was green and
+    empty. The generated tasks carry no dates of their own, so the run reads the form's window."""
+    train = test_pipelines.dags["release_churn__train"]
+    run, states = run_dag(_first(train, "validate_data"), AFTER_END, conf={"window_end": "2026-01-20"})
+    assert states == {"validate_data": "success"}
+    assert xcom(train.dag_id, run.run_id, "validate_data")["window"]["end"] == "2026-01-20T00:00:00+00:00"
+
+
+def test_a_manual_window_outside_the_specs_dates_is_refused_in_one_line(test_pipelines):
+    from airflow_mlops.utils.failures import FAILURE_XCOM
+
+    train = test_pipelines.dags["release_churn__train"]
+    run, states = run_dag(_first(train, "validate_data"), AFTER_END, conf={"window_end": "2026-03-01"})
+    assert states == {"validate_data": "failed"}
+    (ti,) = run.get_task_instances()
+    assert ti.try_number == 1  # no retry: the same window would be asked for again
+    block = xcom(train.dag_id, run.run_id, "validate_data", key=FAILURE_XCOM)
+    assert "window 2026-02-26--2026-02-28 ends after release_churn__train's end date 2026-01-31" in block
+    assert "window_end between 2026-01-01 and 2026-02-01" in block
+
+
+@pytest.mark.parametrize(
+    ("dag", "task"), [("release_churn__score", "score_partition"), ("release_churn__live_metrics", "live_metrics")]
+)
+def test_a_manual_scoring_or_live_run_past_end_date_is_refused_not_green(test_pipelines, dag, task):
+    from airflow_mlops.utils.failures import FAILURE_XCOM
+
+    built = test_pipelines.dags[dag]
+    run, states = run_dag(_first(built, task), AFTER_END)
+    assert states == {task: "failed"}
+    block = xcom(dag, run.run_id, task, key=FAILURE_XCOM)
+    assert f"ends after {dag}'s end date" in block
+    assert "Trigger it with a logical date between 2026-01-01 and" in block

@@ -181,14 +181,19 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
             # recorded before logging: MLflow loads the model to validate its input example, and the loader
             # checks model.json against this tag
             mlflow.set_tag(registry.MODEL_SHA_TAG, model_sha)
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                loader_module="airflow_mlops.model.pyfunc",  # a reference to installed code, never stored code
-                data_path=str(model_dir),
-                pip_requirements=[f"airflow-mlops=={__version__}"],
-                signature=signature,
-                input_example=example,
-            )
+            discard_unfinished_models(c, exp_id, run_id)  # a killed try's half-upload
+            try:
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    loader_module="airflow_mlops.model.pyfunc",  # a reference to installed code, never stored code
+                    data_path=str(model_dir),
+                    pip_requirements=[f"airflow-mlops=={__version__}"],
+                    signature=signature,
+                    input_example=example,
+                )
+            except BaseException:
+                discard_unfinished_models(c, exp_id, run_id)  # e.g. the artifact store is full: no FAILED model stays
+                raise
             mlflow.set_tags({registry.MODEL_SHA_TAG: model_sha, registry.MODEL_URI_TAG: info.model_uri})
             log.info("logged model %s (model.json sha256 %s)", info.model_uri, model_sha)
         checkpointer.clear()
@@ -197,6 +202,28 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     result = _result(c.get_run(run_id), reused=False)
     result["resumed_from_step"] = fitted.resumed_from_step
     return result
+
+
+def discard_unfinished_models(c: Any, experiment_id: str, run_id: str) -> list[str]:
+    """Delete the run's logged models that never became READY: an upload that failed (a full artifact store
+    leaves a FAILED one) or was killed (PENDING). Only a READY model is ever registered (its URI is tagged
+    after ``log_model`` returns); this keeps the run's model list to what can be loaded. Best effort: a
+    tracking server that cannot be reached now leaves them for the next try."""
+    from mlflow.entities import LoggedModelStatus
+
+    gone: list[str] = []
+    try:
+        found = c.search_logged_models(experiment_ids=[experiment_id], filter_string=f"source_run_id = '{run_id}'")
+        for model in found:
+            if model.status != LoggedModelStatus.READY:
+                c.delete_logged_model(model.model_id)
+                gone.append(model.model_id)
+    except Exception as err:  # never hide the failure that brought us here
+        log.warning("could not clear unfinished logged models of run %s: %s: %s", run_id, type(err).__name__, err)
+        return gone
+    if gone:
+        log.info("deleted %d logged model(s) of run %s that never finished uploading: %s", len(gone), run_id, gone)
+    return gone
 
 
 def _signature(config: dict[str, Any], train_df: Any, model_dir: Any, model_sha: str) -> tuple[Any, Any]:

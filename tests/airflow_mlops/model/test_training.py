@@ -580,3 +580,36 @@ def test_mlflows_own_loader_checks_the_recorded_hash_and_runs_no_stored_code(tmp
     before = set(Path(tempfile.gettempdir()).glob("mlops-model-*"))
     load_mlflow_model(result["model_uri"], result["model_sha256"])
     assert set(Path(tempfile.gettempdir()).glob("mlops-model-*")) == before  # no download left behind
+
+
+def test_a_failed_upload_leaves_no_failed_logged_model_and_the_retry_logs_one(tmp_path, mlflow_uri, monkeypatch):
+    """A full artifact store fails log_model; MLflow then keeps a FAILED logged model on the run. The
+    trainer deletes it, and the retry (the same MLflow run, resumed) logs exactly one READY model."""
+    from mlflow.entities import LoggedModelStatus
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+    from mlflow.tracking import MlflowClient
+
+    from airflow_mlops.model.training.trainer import run
+
+    config = _config(tmp_path, "tabular", _tabular_frame(600), numeric=["x", "z"], categorical=["k"], target="y",
+                     model={"kind": "tabular", "task": "classification", "params": {"epochs": 1}})  # fmt: skip
+    real = LocalArtifactRepository.log_artifacts
+
+    def full(self, local_dir, artifact_path=None):
+        if "/models/" in self.artifact_dir:  # the logged model's files, not the run's other artifacts
+            raise OSError(28, "No space left on device")
+        return real(self, local_dir, artifact_path)
+
+    monkeypatch.setattr(LocalArtifactRepository, "log_artifacts", full)
+    with pytest.raises(OSError, match="No space left"):
+        run(config)
+    c = MlflowClient()
+    (experiment,) = [e for e in c.search_experiments() if e.name != "Default"]
+    (failed_run,) = c.search_runs([experiment.experiment_id])
+    assert list(c.search_logged_models([experiment.experiment_id])) == []
+
+    monkeypatch.setattr(LocalArtifactRepository, "log_artifacts", real)
+    result = run(config)
+    assert result["run_id"] == failed_run.info.run_id  # the retry resumed the same run
+    models = list(c.search_logged_models([experiment.experiment_id]))
+    assert [m.status for m in models] == [LoggedModelStatus.READY]

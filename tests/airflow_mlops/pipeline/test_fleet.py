@@ -157,6 +157,39 @@ def test_a_copied_name_never_takes_the_dags_of_the_pipeline_that_had_them(tmp_pa
     assert not (out / "b_team").exists()
 
 
+def test_validate_spec_blames_the_file_the_running_bundle_blames(tmp_path, capsys):
+    """One ownership rule: with --deployed (the bundle's manifest) validate-spec fails the newcomer that
+    copied a running pipeline's name, as the bundle refuses it, never the file that had the name."""
+    from airflow_mlops.tools.cli import main as cli
+
+    specs, out = tmp_path / "specs", tmp_path / "out"
+    (specs / "b_team").mkdir(parents=True)
+    (specs / "b_team" / "churn.yaml").write_text(_spec_text(0, name="churn"))
+    compile_stubs(specs, out)  # deployed: b_team owns churn
+    (specs / "a_team").mkdir()
+    (specs / "a_team" / "churn.yaml").write_text(_spec_text(3, name="churn"))  # sorts first, came later
+    compile_stubs(specs, out)
+    assert "duplicate_name(" in (out / "a_team" / "churn.py").read_text()  # the bundle refuses the newcomer
+    capsys.readouterr()
+    assert cli(["validate-spec", "--format", "json", "--deployed", str(out), str(specs)]) == 1
+    files = {f["file"]: f for f in json.loads(capsys.readouterr().out)["files"]}
+    newcomer, owner = files[str(specs / "a_team" / "churn.yaml")], files[str(specs / "b_team" / "churn.yaml")]
+    assert (newcomer["ok"], owner["ok"]) == (False, True)
+    assert newcomer["problems"] == [
+        f"name: found 'churn', which {specs / 'b_team' / 'churn.yaml'} already uses; allowed: a name no other "
+        "spec uses (rename this pipeline, or delete one of the two files)"
+    ]
+    # a fresh deployment (no manifest): the first file in path order owns the name, in both
+    assert cli(["validate-spec", "--format", "json", str(specs)]) == 1
+    files = {f["file"]: f["ok"] for f in json.loads(capsys.readouterr().out)["files"]}
+    assert files == {str(specs / "a_team" / "churn.yaml"): True, str(specs / "b_team" / "churn.yaml"): False}
+    compile_stubs(specs, tmp_path / "fresh")
+    assert "duplicate_name(" in (tmp_path / "fresh" / "b_team" / "churn.py").read_text()
+    # a manifest that is not there is a usage error, not a verdict
+    assert cli(["validate-spec", "--deployed", str(tmp_path / "nowhere"), str(specs)]) == 2
+    assert "no deployed manifest at" in capsys.readouterr().err
+
+
 def test_a_missing_spec_folder_removes_nothing(tmp_path):
     specs, out = tmp_path / "specs", tmp_path / "out"
     specs.mkdir()
