@@ -40,13 +40,27 @@ def load_model(directory: str | os.PathLike, expected_sha256: str | None = None)
     raise IntegrityError(f"unknown model kind {meta['kind']!r} in {directory / MODEL_JSON}")
 
 
-def load_mlflow_model(model_uri: str, expected_sha256: str | None, dst: str | None = None) -> Model:
-    """Download an MLflow model (``runs:/``, ``models:/``...) and load it after checking its hashes."""
+def load_mlflow_model(
+    model_uri: str, expected_sha256: str | None, dst: str | None = None, *,
+    files: dict[str, str] | None = None, what: str | None = None,
+) -> Model:
+    """Download an MLflow model (``runs:/``, ``models:/``...) and load it after checking its hashes.
+
+    ``files`` (the registry version's ``mlops.model_files``, for the version asked for) checks every file of
+    the download, ``MLmodel`` included, before ``model.json`` and the weights are checked and read;
+    ``what`` names that version in the message."""
 
     import mlflow
 
+    def _load(root: str) -> Model:
+        if files is not None:
+            from airflow_mlops.model.format import verify_tree
+
+            verify_tree(root, files, what or model_uri)
+        return load_model(root, expected_sha256)
+
     if dst:
-        return load_model(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=dst), expected_sha256)
+        return _load(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=dst))
     # loaded models hold their weights in memory: the download is removed once loaded, never left behind
     with owned_tempdir("model") as tmp:
-        return load_model(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp), expected_sha256)
+        return _load(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))

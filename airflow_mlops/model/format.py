@@ -66,3 +66,40 @@ def verify_model_dir(directory: str | os.PathLike, expected_sha256: str | None) 
         if sha256_file(str(path)) != digest:
             raise IntegrityError(f"model file {path} does not match its recorded sha256; refusing to load it")
     return meta
+
+
+# Files MLflow itself adds on the caller's side when it downloads a registered model (never stored).
+DOWNLOAD_ONLY = frozenset({"registered_model_meta"})
+
+
+def hash_tree(root: str | os.PathLike) -> dict[str, str]:
+    """The sha256 of every file of a logged MLflow model, by its path inside the model (``MLmodel``
+    included): what the registry version records (tag ``mlops.model_files``) and every loader checks."""
+    root = Path(root)
+    return {
+        p.relative_to(root).as_posix(): sha256_file(str(p))
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.relative_to(root).as_posix() not in DOWNLOAD_ONLY
+    }
+
+
+def verify_tree(root: str | os.PathLike, expected: dict[str, str], what: str) -> None:
+    """Refuse a downloaded model whose files are not exactly those ``what`` (e.g. ``churn version 3``)
+    recorded: a file changed (an edited ``MLmodel``, another version's weights), missing, or added (a
+    ``code/`` folder). Checked before MLflow reads ``MLmodel`` or anything is imported or deserialised."""
+    actual = hash_tree(root)
+    changed = sorted(f for f in expected.keys() & actual.keys() if expected[f] != actual[f])
+    missing = sorted(expected.keys() - actual.keys())
+    added = sorted(actual.keys() - expected.keys())
+    if not (changed or missing or added):
+        return
+    found = "; ".join(
+        f"{label}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+        for label, names in (("changed", changed), ("missing", missing), ("not recorded", added))
+        if names
+    )
+    raise IntegrityError(
+        f"the model files at {root} are not those {what} recorded ({found}); refusing to load them\n"
+        "Nothing was imported or deserialised. Find out who changed the artifact store; restore the files, or "
+        "register a new version."
+    )

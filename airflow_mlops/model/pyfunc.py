@@ -13,7 +13,12 @@ logged as code, or as a pickle, runs whatever the artifact store holds).
   (``MLFLOW_TRACKING_URI``); where it cannot be reached the load fails, saying so, unless
   ``AIRFLOW_MLOPS_VERIFY=local`` accepts the weights-against-``model.json`` check alone (an offline copy).
 
-Not protected: an attacker who can change both the artifact store and the run's tags on the tracking server.
+A registered model loaded by its ``models:/`` URI is checked before this module is even imported: the
+``models`` artifact repository (:mod:`airflow_mlops.model.verified`) compares every downloaded file,
+``MLmodel`` included, with the hashes recorded on the version asked for. A folder loaded by path is only as
+trusted as the folder: MLflow reads its ``MLmodel`` (which names the module to import) before calling this.
+
+Not protected: an attacker who can change both the artifact store and the tags on the tracking server.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ VERIFY_ENV = "AIRFLOW_MLOPS_VERIFY"
 
 
 def recorded_sha256(model_root: Path) -> str | None:
-    """The model.json sha256 recorded on the run that logged the model (None: accepted as local-only)."""
+    """The model.json sha256 recorded on the run that logged the model (None: accepted as local-only); where
+    that run also records every file's hash (``mlops.model_files``), the whole folder is checked too."""
     import yaml
 
     from airflow_mlops.errors import IntegrityError
@@ -52,6 +58,12 @@ def recorded_sha256(model_root: Path) -> str | None:
         ) from err
     if not tags.get(MODEL_SHA_TAG):
         raise IntegrityError(f"MLflow run {run_id} records no {MODEL_SHA_TAG}: not an airflow-mlops model run")
+    from airflow_mlops.model.format import verify_tree
+    from airflow_mlops.tracking.registry import model_files
+
+    files = model_files(tags)
+    if files is not None:
+        verify_tree(model_root, files, f"MLflow run {run_id}")
     return tags[MODEL_SHA_TAG]
 
 

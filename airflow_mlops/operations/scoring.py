@@ -251,4 +251,7 @@ def load_alias(c: Any, name: str, alias: str) -> Scorer | None:
             f"{name} version {version.version} ({alias}) has no recorded {registry.MODEL_SHA_TAG}: refusing to "
             "load a model whose files cannot be verified. Register it through airflow-mlops."
         )
-    return Scorer(load_mlflow_model(version.source, sha), str(version.version), alias)
+    model = load_mlflow_model(
+        version.source, sha, files=registry.model_files(version.tags), what=f"{name} version {version.version}"
+    )
+    return Scorer(model, str(version.version), alias)

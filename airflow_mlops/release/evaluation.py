@@ -286,7 +286,10 @@ def test_model(
     from airflow_mlops.model.artifacts import load_mlflow_model
     from airflow_mlops.tracking import registry
 
-    candidate = load_mlflow_model(training["model_uri"], training["model_sha256"])
+    candidate = load_mlflow_model(
+        training["model_uri"], training["model_sha256"], files=training.get("model_files"),
+        what=f"MLflow run {training['run_id']}",
+    )  # fmt: skip
     metrics = evaluate(candidate, holdout)
     log.info("candidate (run %s) on %d held-out rows: %s", training["run_id"], len(holdout), _short(metrics))
     report = TestReport()
@@ -296,7 +299,10 @@ def test_model(
     champion_metrics = None
     is_champion = champion is not None and champion.run_id == training["run_id"]
     if champion is not None and not is_champion:
-        model = load_mlflow_model(champion.source, champion.tags.get(registry.MODEL_SHA_TAG))
+        model = load_mlflow_model(
+            champion.source, champion.tags.get(registry.MODEL_SHA_TAG), files=registry.model_files(champion.tags),
+            what=f"{model_name} version {champion.version}",
+        )  # fmt: skip
         champion_metrics = evaluate(model, holdout)
         log.info(
             "champion %s v%s on the same rows: %s", model_name, champion.version, _short(champion_metrics)

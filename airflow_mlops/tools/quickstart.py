@@ -89,6 +89,18 @@ def demo_env(
         "AIRFLOW__API__BASE_URL": f"http://localhost:{api_port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{api_port}/execution/",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        # After a crash of the whole Airflow (standalone starts its parts at once), the scheduler queues the
+        # retry of a killed task before the API server listens again: the task's first call to the execution
+        # API was refused and the try failed (default: 5 attempts over about 31 s). These let a task wait for
+        # an API server that is still starting, for several minutes.
+        "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "20",
+        "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MIN": "1",
+        "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MAX": "20",
+        # a task whose process died with the rest (kill -9, a crash) is failed, and retried, after this long
+        # without a heartbeat (default 300 s), and a restarted scheduler adopts or resets the tasks of the
+        # executor it replaced at this interval (default 300 s)
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "60",
         "AIRFLOW_VAR_MLOPS_DATA_ROOT": str(home / "data"),
         "AIRFLOW_VAR_MLOPS_ARTIFACT_ROOT": str(home / "artifacts"),
         "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps(

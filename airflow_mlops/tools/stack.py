@@ -102,11 +102,8 @@ class Stack:
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.api_port}",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.api_port}/execution/",
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "airflow_mlops.tools.stack.hostname",
-            # a lost worker's task is retried elsewhere after this long without a heartbeat (default 300 s)
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
-            # a restarted scheduler adopts (or resets) the tasks of the executor it replaced at this interval
-            # (default 300 s: measured here, a resumed stack's orphaned training waited 5 min for it)
-            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "60",
+            # (the heartbeat time-out, orphan adoption and execution-API retries come from demo_env: measured
+            # here, Airflow's 300 s defaults held a resumed stack's orphaned training for 5 min)
             "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({
                 "conn_type": "mlflow", "host": "127.0.0.1", "port": self.mlflow_port, "schema": "http",
                 "login": "admin", "password": s["mlflow_password"],

@@ -11,6 +11,9 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 RUN_KEY_TAG = "mlops.run_key"
 MODEL_SHA_TAG = "mlops.model_sha256"
+# the sha256 of every file of the logged model, MLmodel included (JSON {path: sha256}); on the run, and
+# copied onto the registry version, which is what loaders check against
+MODEL_FILES_TAG = "mlops.model_files"
 SPLIT_TAG = "mlops.split"  # the held-out split a run trained with: seed, fraction, window, fingerprint
 MODEL_URI_TAG = "mlops.model_uri"
 PROFILE_TAG = "mlops.profile_uri"
@@ -310,3 +313,15 @@ def calibration(version: Any) -> dict[str, Any] | None:
     """The calibration of the version's scores on its held-out rows (None if not measured)."""
     value = _json_tag(version, CALIBRATION_TAG)
     return value if isinstance(value, dict) and value.get("x") else None
+
+
+def model_files(tags: dict[str, str]) -> dict[str, str] | None:
+    """The recorded file hashes (:data:`MODEL_FILES_TAG`) of a run's or a version's tags, or None where
+    none were recorded (a version registered before they were)."""
+    import json
+
+    raw = tags.get(MODEL_FILES_TAG)
+    if not raw:
+        return None
+    files = json.loads(raw)
+    return files if isinstance(files, dict) else None

@@ -42,6 +42,7 @@ def _result(run: Any, reused: bool) -> dict[str, Any]:
         "experiment_id": run.info.experiment_id,
         "model_uri": tags.get(registry.MODEL_URI_TAG),
         "model_sha256": tags.get(registry.MODEL_SHA_TAG),
+        "model_files": registry.model_files(tags),
         "run_key": tags.get(registry.RUN_KEY_TAG),
         "metrics": {k: v for k, v in run.data.metrics.items() if k.startswith("holdout_")},
         # the held-out split, for the model tests to evaluate on exactly these rows (None: an older run)
@@ -194,7 +195,11 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
             except BaseException:
                 discard_unfinished_models(c, exp_id, run_id)  # e.g. the artifact store is full: no FAILED model stays
                 raise
-            mlflow.set_tags({registry.MODEL_SHA_TAG: model_sha, registry.MODEL_URI_TAG: info.model_uri})
+            files = _logged_files(info.model_uri)
+            mlflow.set_tags({
+                registry.MODEL_SHA_TAG: model_sha, registry.MODEL_FILES_TAG: json.dumps(files, sort_keys=True),
+                registry.MODEL_URI_TAG: info.model_uri,
+            })  # fmt: skip
             log.info("logged model %s (model.json sha256 %s)", info.model_uri, model_sha)
         checkpointer.clear()
         final = {k: v for k, v in history[-1].items() if k.startswith("holdout_")}
@@ -202,6 +207,18 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     result = _result(c.get_run(run_id), reused=False)
     result["resumed_from_step"] = fitted.resumed_from_step
     return result
+
+
+def _logged_files(model_uri: str) -> dict[str, str]:
+    """The sha256 of every file of the model as MLflow stored it (``MLmodel`` included), read back from the
+    artifact store: the registry version records them, and every loader checks them."""
+    import mlflow
+
+    from airflow_mlops.model.format import hash_tree
+    from airflow_mlops.tempfiles import owned_tempdir
+
+    with owned_tempdir("model") as tmp:
+        return hash_tree(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
 
 
 def discard_unfinished_models(c: Any, experiment_id: str, run_id: str) -> list[str]:

@@ -573,7 +573,7 @@ def test_mlflows_own_loader_checks_the_recorded_hash_and_runs_no_stored_code(tmp
     weights.write_bytes(weights.read_bytes()[:-8] + b"\x00" * 8)
     meta = json.loads((model_dir / MODEL_JSON).read_text())
     write_model_json(model_dir, {k: v for k, v in meta.items() if k not in ("files", "format_version")})
-    with pytest.raises(IntegrityError, match="sha256"):
+    with pytest.raises(IntegrityError, match=r"not those MLflow run \w+ recorded \(changed: data/model_dir/model"):
         mlflow.pyfunc.load_model(str(local))
 
     shutil.rmtree(local)
@@ -613,3 +613,80 @@ def test_a_failed_upload_leaves_no_failed_logged_model_and_the_retry_logs_one(tm
     assert result["run_id"] == failed_run.info.run_id  # the retry resumed the same run
     models = list(c.search_logged_models([experiment.experiment_id]))
     assert [m.status for m in models] == [LoggedModelStatus.READY]
+
+
+def _registered(tmp_path, name: str, key: str, seed: int = 3) -> tuple[dict, object]:
+    """Train a small model and register it as the release step does (the run's mlops.* tags on the version)."""
+    from mlflow.tracking import MlflowClient
+
+    from airflow_mlops.model.training.trainer import run
+
+    result = run(
+        _config(tmp_path, "tabular", _tabular_frame(600), numeric=["x", "z"], categorical=["k"], target="y",
+                run_key=key, seed=seed, model={"kind": "tabular", "task": "classification", "params": {"epochs": 1}})
+    )  # fmt: skip
+    c = MlflowClient()
+    lineage = {k: v for k, v in c.get_run(result["run_id"]).data.tags.items() if k.startswith("mlops.")}
+    version, _ = registry.register_version(
+        c, name=name, model_uri=result["model_uri"], run_id=result["run_id"], run_key=key, tags=lineage
+    )
+    return result, version
+
+
+def _stored(model_uri: str) -> Path:
+    """Where the artifact store keeps a logged model's files (a local store here)."""
+    from mlflow.tracking import MlflowClient
+
+    location = MlflowClient().get_logged_model(model_uri[len("models:/") :]).artifact_location
+    return Path(location.removeprefix("file://"))
+
+
+def test_mlflows_own_loader_refuses_an_edited_mlmodel_before_importing_its_code(tmp_path, mlflow_uri):
+    """MLmodel rewritten to name a loader module shipped in the model's code/ folder: MLflow would import it.
+    The models:/ repository checks every file against the version's record first, so nothing runs."""
+    import mlflow
+    import yaml
+
+    from airflow_mlops.errors import IntegrityError
+
+    result, version = _registered(tmp_path, "tamper", "key-a")
+    assert json.loads(version.tags[registry.MODEL_FILES_TAG])["MLmodel"]  # MLmodel itself is recorded
+    assert mlflow.pyfunc.load_model("models:/tamper/1") is not None
+    stored = _stored(result["model_uri"])
+    marker = tmp_path / "stored-code-ran"
+    (stored / "code").mkdir()
+    (stored / "code" / "evil_loader.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\ndef _load_pyfunc(path):\n    return None\n"
+    )
+    mlmodel = yaml.safe_load((stored / "MLmodel").read_text())
+    mlmodel["flavors"]["python_function"].update(loader_module="evil_loader", code="code")
+    (stored / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+    with pytest.raises(IntegrityError, match=r"not those tamper version 1 recorded \(changed: MLmodel; not recorded"):
+        mlflow.pyfunc.load_model("models:/tamper/1")
+    assert not marker.exists()  # the stored module was never imported
+
+
+def test_another_versions_files_in_the_champions_place_are_refused_by_every_loader(tmp_path, mlflow_uri):
+    """Version 2's files copied over version 1's: their MLmodel names version 2's run, whose own hash they
+    match. Every loader checks the version it was asked for, so both MLflow's and the project's refuse."""
+    import shutil
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from airflow_mlops.errors import IntegrityError
+    from airflow_mlops.operations.scoring import load_alias
+
+    first, _ = _registered(tmp_path, "swap", "key-1", seed=3)
+    second, _ = _registered(tmp_path, "swap", "key-2", seed=4)
+    c = MlflowClient()
+    c.set_registered_model_alias("swap", registry.CHAMPION, "1")
+    assert load_alias(c, "swap", registry.CHAMPION).version == "1"
+    target = _stored(first["model_uri"])
+    shutil.rmtree(target)
+    shutil.copytree(_stored(second["model_uri"]), target)
+    with pytest.raises(IntegrityError, match="not those swap version 1 recorded"):
+        mlflow.pyfunc.load_model("models:/swap@champion")
+    with pytest.raises(IntegrityError, match="not those"):
+        load_alias(c, "swap", registry.CHAMPION)
+    assert mlflow.pyfunc.load_model("models:/swap/2") is not None  # the untouched version still loads

@@ -1,0 +1,134 @@
+"""The embedded default (``airflow standalone``, LocalExecutor, SQLite), as the quick start and many users run
+it, crashed whole and started again mid-training: the run finishes.
+
+Every process of ``airflow standalone`` is killed with ``-9`` while the trainer waits at a checkpoint (the
+test-only hold of ``tests/stack/hold``), then standalone is started again. Standalone starts its parts at once,
+so the scheduler may queue the retry before the API server listens; with ``demo_env``'s execution-API retries
+the task waits for it instead of failing. The retry resumes the same MLflow run from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+ROOT = Path(__file__).resolve().parents[2]
+PIPELINE = "fault_restart"
+DAG_ID = f"{PIPELINE}__train"
+
+
+def _wait(what: str, condition, timeout: float, every: float = 2.0):
+    """Poll ``condition`` until it returns something truthy (a state to reach, not an ordering of threads)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _trainers() -> list:
+    import psutil
+
+    return [
+        p for p in psutil.process_iter(["pid", "cmdline"])
+        if "airflow_mlops.model.training" in " ".join(p.info.get("cmdline") or [])
+    ]  # fmt: skip
+
+
+def _airflow(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("airflow")), *args], env=env, capture_output=True, text=True, timeout=300
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    return done.stdout
+
+
+def _runs(env: dict[str, str]) -> list[dict]:
+    out = _airflow(env, "dags", "list-runs", DAG_ID, "-o", "json")
+    line = next((x for x in reversed(out.strip().splitlines()) if x.startswith(("[{", "[]"))), "[]")
+    return json.loads(line)
+
+
+def _standalone(env: dict[str, str], home: Path, port: int) -> subprocess.Popen:
+    log = (home / "standalone.log").open("a")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("airflow")), "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    log.close()
+
+    def healthy() -> bool:
+        assert proc.poll() is None, (home / "standalone.log").read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5) as resp:
+                return json.load(resp).get("scheduler", {}).get("status") == "healthy"
+        except (OSError, ValueError):
+            return False
+
+    _wait("airflow standalone to be healthy", healthy, 300)
+    return proc
+
+
+def test_a_crash_of_the_whole_embedded_airflow_mid_training_finishes_the_run(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from airflow_mlops.tools.demo import generate
+    from airflow_mlops.tools.quickstart import demo_env, free_port, stop_process_tree
+
+    home, hold = tmp_path, tmp_path / "hold"
+    hold.mkdir()
+    (home / "airflow").mkdir()
+    (home / "mlflow").mkdir()
+    generate(str(home / "data"))
+    port = free_port(18480)
+    env = {
+        **os.environ, **demo_env(home, port, dags_folder=ROOT / "tests" / "stack_dags"),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        # what the fault needs to be quick; the crash recovery itself is demo_env's
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "15",
+        "PYTHONPATH": str(ROOT / "tests" / "stack" / "hold"),
+        "AIRFLOW_MLOPS_TEST_HOLD": str(hold),
+    }  # fmt: skip
+    _airflow(env, "db", "migrate")
+    _airflow(env, "dags", "reserialize")
+    (hold / PIPELINE).write_text("1")  # the trainer waits after its first checkpoint
+    proc = _standalone(env, home, port)
+    try:
+        _airflow(env, "backfill", "create", "--dag-id", DAG_ID, "--from-date", "2026-01-20", "--to-date", "2026-01-20")
+        pid, step = _wait(
+            "the trainer to hold at a checkpoint",
+            lambda: tuple(int(x) for x in (hold / f"{PIPELINE}.held").read_text().split())
+            if (hold / f"{PIPELINE}.held").exists() else None,
+            600, every=0.5,
+        )  # fmt: skip
+        os.killpg(proc.pid, signal.SIGKILL)  # every standalone process at once: the machine's Airflow crashed
+        proc.wait(30)
+        _wait("the trainer to die with its task", lambda: not _trainers(), 30, every=0.5)
+        (hold / PIPELINE).write_text(str(10**9))  # the retry trains on
+        proc = _standalone(env, home, port)
+        (run,) = _wait(
+            "the training run to finish", lambda: [r for r in _runs(env) if r["state"] in ("success", "failed")], 900
+        )
+        assert run["state"] == "success", (home / "standalone.log").read_text()[-3000:]
+    finally:
+        stop_process_tree(proc)
+    c = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    (experiment,) = [e for e in c.search_experiments() if e.name == f"airflow-mlops/{PIPELINE}"]
+    (mlflow_run,) = c.search_runs([experiment.experiment_id])  # the retry resumed the same MLflow run
+    assert mlflow_run.info.status == "FINISHED"
+    assert int(mlflow_run.data.tags["mlops.resumed_from_step"]) == step
+    assert len(c.search_model_versions(f"name = '{PIPELINE}'")) == 1
+    assert _trainers() == []
