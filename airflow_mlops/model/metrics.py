@@ -129,3 +129,60 @@ def standard_errors(y_true: Any, output: Any, task: str, metrics: dict[str, floa
         var = float(np.var(y))
         out["r2"] = se_mse / var if var > 0 else 0.0
     return out
+
+
+def per_class_metrics(y_true: Any, proba: Any, classes: list[Any]) -> dict[str, float]:
+    """Each class's precision, recall and f1 (one class against the rest, on the predicted class), named
+    ``<metric>_class_<class>``: what a macro average hides."""
+    import numpy as np
+    from sklearn.metrics import precision_recall_fscore_support
+
+    idx = {c: i for i, c in enumerate(classes)}
+    y_idx = np.array([idx.get(v, -1) for v in np.asarray(y_true)])
+    pred = np.asarray(proba).argmax(axis=1)
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y_idx, pred, labels=list(range(len(classes))), average=None, zero_division=0
+    )
+    out: dict[str, float] = {}
+    for i, c in enumerate(classes):
+        out.update({f"precision_class_{c}": float(precision[i]), f"recall_class_{c}": float(recall[i]),
+                    f"f1_class_{c}": float(f1[i])})  # fmt: skip
+    return out
+
+
+def multiclass_standard_errors(
+    y_true: Any, proba: Any, classes: list[Any], metrics: dict[str, float]
+) -> dict[str, float]:
+    """The sampling standard errors of a multiclass model's metrics: accuracy's binomial error, and for the
+    macro averages (precision, recall, f1, one-vs-rest ROC AUC) each class's error as :func:`standard_errors`
+    gives it for one class against the rest, combined as the error of a mean of K independent terms."""
+    import numpy as np
+
+    idx = {c: i for i, c in enumerate(classes)}
+    y_idx = np.array([idx.get(v, -1) for v in np.asarray(y_true)])
+    proba = np.asarray(proba, dtype=float)
+    pred = proba.argmax(axis=1)
+    out: dict[str, float] = {}
+    if "accuracy" in metrics:
+        a = metrics["accuracy"]
+        out["accuracy"] = float(np.sqrt(max(a * (1 - a), 0.0) / max(len(y_idx), 1)))
+    per: dict[str, list[float]] = {"precision": [], "recall": [], "f1": [], "roc_auc": []}
+    for k in range(len(classes)):
+        yk, pk = y_idx == k, pred == k
+        tp, pp, n1 = int((yk & pk).sum()), int(pk.sum()), int(yk.sum())
+        one = {"precision": tp / pp if pp else 0.0, "recall": tp / n1 if n1 else 0.0}
+        one["f1"] = 2 * tp / max(pp + n1, 1)
+        auc = roc_auc(yk, proba[:, k])
+        if auc is not None:
+            one["roc_auc"] = auc
+        # standard_errors' binary formulas on this class against the rest (its prediction: argmax == k)
+        errors = standard_errors(yk, pk.astype(float), "classification", one)
+        if "roc_auc" in one:
+            errors["roc_auc"] = standard_errors(yk, proba[:, k], "classification", {"roc_auc": auc})["roc_auc"]
+        for metric in per:
+            if metric in errors:
+                per[metric].append(errors[metric])
+    for metric, values in per.items():
+        if metric in metrics and values:
+            out[metric] = float(np.sqrt(np.sum(np.square(values))) / len(values))
+    return out

@@ -66,6 +66,16 @@ def estimate_window(
     calibration = registry.calibration(champion) if champion is not None else None
     if calibration is None:
         why = "no champion" if champion is None else f"v{champion.version} has no recorded {registry.CALIBRATION_TAG}"
+        if champion is not None:
+            from airflow_mlops.operations.scoring import PROBA_PREFIX
+
+            frame = window_predictions(predictions_uri, window_label, None)
+            classes = [c[len(PROBA_PREFIX) :] for c in frame.columns if str(c).startswith(PROBA_PREFIX)]
+            if len(classes) > 2:
+                why = (
+                    f"v{champion.version} is a {len(classes)}-class model ({', '.join(classes)}), and estimation "
+                    "before labels covers binary classifiers only"
+                )
         out.update(status="not_measured", reason=f"{why}: performance is not estimated (live metrics still apply)")
         return out
     frame = window_predictions(predictions_uri, window_label, None)

@@ -31,7 +31,13 @@ def version_metrics(
     ``predictions`` that have a label: joined from ``labels`` on ``id_column``, or (``labels`` None) carried
     by the predictions themselves in ``label_column``."""
     from airflow_mlops.data.partitions import require_columns
-    from airflow_mlops.model.metrics import classification_metrics, regression_metrics, standard_errors
+    from airflow_mlops.model.metrics import (
+        classification_metrics,
+        multiclass_standard_errors,
+        per_class_metrics,
+        regression_metrics,
+        standard_errors,
+    )
 
     if labels is None:
         require_columns(predictions, [label_column], "predictions (labels in the scored rows)")
@@ -53,20 +59,45 @@ def version_metrics(
     for version, rows in joined.groupby("model_version", sort=True):
         y = rows[label_column].to_numpy()
         if task == "classification":
-            import numpy as np
-
-            classes = sorted(set(joined[label_column].tolist()))
-            if len(classes) != 2:
-                raise DataError(f"live metrics need binary labels for a classifier; found classes {classes}")
-            score = rows["score"].to_numpy(dtype=float)
-            metrics = classification_metrics(y, np.column_stack([1 - score, score]), classes)
-            errors = standard_errors(y == classes[1], score, task, metrics)
+            classes, proba = _class_probabilities(rows, joined[label_column])
+            metrics = classification_metrics(y, proba, classes)
+            if len(classes) == 2:
+                errors = standard_errors(y == classes[1], proba[:, 1], task, metrics)
+            else:
+                metrics.update(per_class_metrics(y, proba, classes))
+                errors = multiclass_standard_errors(y, proba, classes, metrics)
         else:
             prediction = rows["prediction"].to_numpy(dtype=float)
             metrics = regression_metrics(y, prediction)
             errors = standard_errors(y, prediction, task, metrics)
         out[str(version)] = {**metrics, **{f"se_{k}": v for k, v in errors.items()}, "rows": float(len(rows))}
     return out
+
+
+def _class_probabilities(rows: Any, labels: Any) -> tuple[list[Any], Any]:
+    """The classes and the (rows x classes) probabilities of the scored rows: from the prediction file's
+    ``proba_<class>`` columns (any number of classes), or, in files written before they existed, from the
+    binary ``score``. A class is matched to its column by its text, so labels read as 2 find ``proba_2``."""
+    import numpy as np
+
+    from airflow_mlops.operations.scoring import PROBA_PREFIX
+
+    columns = [c for c in rows.columns if str(c).startswith(PROBA_PREFIX)]
+    if columns:
+        seen = {str(v): v for v in set(labels.tolist())}
+        names = [str(c)[len(PROBA_PREFIX) :] for c in columns]
+        classes = [seen.get(n, n) for n in names]
+        return classes, rows[columns].to_numpy(dtype=float)
+    if "score" not in rows.columns:
+        raise DataError("the predictions hold no class probabilities (score or proba_<class> columns)")
+    classes = sorted(set(labels.tolist()))
+    if len(classes) != 2:
+        raise DataError(
+            f"these predictions carry one binary score, and the labels hold classes {classes}: score the window "
+            "again (the prediction file now has a proba_<class> column per class)"
+        )
+    score = rows["score"].to_numpy(dtype=float)
+    return classes, np.column_stack([1 - score, score])
 
 
 def _beats(challenger: float, champion: float, metric: str, min_improvement: float) -> bool:
@@ -271,7 +302,8 @@ def measure_live_window(
 
     predictions = window_predictions(predictions_uri, window.label, id_column)
     labels = read_window(partition_uris(labels_uri, window), data_format)[0] if labels_uri else None
-    task = "classification" if "score" in predictions.columns else "regression"
+    classifier = "score" in predictions.columns or "probability" in predictions.columns
+    task = "classification" if classifier else "regression"
     per_version = version_metrics(
         predictions, labels, id_column=id_column, label_column=label_column, task=task
     )

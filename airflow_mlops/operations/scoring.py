@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 BUCKETS = 1_000_000
 
 
+PROBA_PREFIX = "proba_"  # one prediction-file column per class: proba_<class>
+
+
 def canary_mask(ids: Any, fraction: float, salt: str) -> Any:
     """True for the rows whose id hashes into the first ``fraction`` of the buckets (deterministic)."""
     import numpy as np
@@ -49,16 +52,32 @@ class Scorer:
             *([meta["text"]] if meta.get("text") else []),
         ]
 
-    def predict(self, df: Any) -> dict[str, Any]:
-        """``prediction`` (label or value) and, for a classifier, ``score`` = P(last class)."""
+    def predict(self, df: Any, classes: list[Any] | None = None) -> dict[str, Any]:
+        """The prediction file's columns for these rows (docs/operations.md, "Prediction files"):
+
+        - ``prediction``: the predicted class, or the value;
+        - classifiers: ``probability``, that of the predicted class, and ``proba_<class>`` for every class
+          (``classes``: the champion's, so that a challenger's rows line up; a class this model never saw
+          gets 0);
+        - binary classifiers: ``score``, the probability of the positive (last) class, as estimation reads it.
+        """
         import numpy as np
 
         meta = self.model.meta
-        if meta["task"] == "classification":
-            proba = np.asarray(self.model.predict_proba(df))
-            classes = np.array(meta["classes"])  # typed (int, float or str), not object: cheap to write
-            return {"prediction": classes[proba.argmax(axis=1)], "score": proba[:, -1].astype(np.float64)}
-        return {"prediction": np.asarray(self.model.predict(df), dtype=np.float64).reshape(-1)}
+        if meta["task"] != "classification":
+            return {"prediction": np.asarray(self.model.predict(df), dtype=np.float64).reshape(-1)}
+        proba = np.asarray(self.model.predict_proba(df), dtype=np.float64)
+        own = list(meta["classes"])
+        typed = np.array(own)  # typed (int, float or str), not object: cheap to write
+        best = proba.argmax(axis=1)
+        out: dict[str, Any] = {"prediction": typed[best], "probability": proba[np.arange(len(proba)), best]}
+        if len(own) == 2:
+            out["score"] = proba[:, -1].copy()
+        index = {str(c): i for i, c in enumerate(own)}
+        for c in classes if classes is not None else own:
+            i = index.get(str(c))
+            out[f"{PROBA_PREFIX}{c}"] = proba[:, i].copy() if i is not None else np.zeros(len(proba))
+        return out
 
 
 def read_metadata(uri: str) -> dict[str, Any] | None:
@@ -166,16 +185,19 @@ def score_partition(
                 mask = canary_mask(batch[id_column], fraction, salt)
                 routed = int(mask.sum())
                 if routed:
-                    canary = challenger.predict(batch[mask])
-                    for k in preds:
-                        preds[k][mask] = canary[k]
+                    canary = challenger.predict(batch[mask], classes=champion.model.meta.get("classes"))
+                    for k in preds:  # (a column the challenger has no value for: NaN)
+                        preds[k][mask] = canary[k] if k in canary else np.nan
                     who[mask] = 1
             counts["champion"] += n - routed
             counts["challenger"] += routed
             out.write(_table(ids, preds, who, models, id_column, labels))
             if shadow is not None:
                 shadow.write(
-                    _table(ids, challenger.predict(batch), np.ones(n, dtype=np.int8), models, id_column, labels)
+                    _table(
+                        ids, challenger.predict(batch, classes=champion.model.meta.get("classes")),
+                        np.ones(n, dtype=np.int8), models, id_column, labels,
+                    )  # fmt: skip
                 )
                 counts["shadow"] += n
         if out.rows == 0 and quarantined:
@@ -228,8 +250,9 @@ def _table(
         columns[id_column] = ids
     prediction = preds["prediction"]
     columns["prediction"] = pa.array(prediction.tolist() if prediction.dtype == object else prediction)
-    if "score" in preds:
-        columns["score"] = pa.array(np.asarray(preds["score"], dtype="float64"))
+    for key, values in preds.items():  # probability, score, proba_<class>: all float64
+        if key != "prediction":
+            columns[key] = pa.array(np.asarray(values, dtype="float64"))
     columns["model_version"] = per_row([m.version for m in models])
     columns["model_alias"] = per_row([m.alias for m in models])
     columns.update(carried or {})

@@ -229,6 +229,50 @@ def test_scorer_output_columns_for_a_regressor():
     assert out["prediction"].tolist() == [2.0, 4.0]
 
 
+class _ThreeClasses:
+    """A 3-class classifier on x: class k where x is nearest k (softmax of -distance)."""
+
+    meta = {"task": "classification", "numeric": ["x"], "categorical": [], "classes": [0, 1, 2]}
+
+    def predict_proba(self, df):
+        d = -4 * np.abs(df["x"].to_numpy()[:, None] - np.array([0.0, 1.0, 2.0]))
+        return np.exp(d) / np.exp(d).sum(axis=1, keepdims=True)
+
+
+def test_a_multiclass_prediction_file_carries_every_class_and_live_metrics_measure_it():
+    """A 3-class model's prediction file: the predicted class, its probability and one proba_<class> column
+    per class (no binary score, which read as P(last class) before). Live metrics read them: macro averages,
+    per-class metrics and their standard errors, where they failed with 'need binary labels'."""
+    from airflow_mlops.operations.live import version_metrics
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-0.5, 2.5, 3000)
+    out = Scorer(_ThreeClasses(), "7", "champion").predict(pd.DataFrame({"x": x}))
+    assert list(out) == ["prediction", "probability", "proba_0", "proba_1", "proba_2"]
+    assert np.allclose(out["proba_0"] + out["proba_1"] + out["proba_2"], 1.0)
+    first = out["prediction"] == 0
+    assert np.allclose(out["probability"][first], out["proba_0"][first])
+    truth = np.clip(np.rint(x + rng.normal(0, 0.3, len(x))), 0, 2).astype(int)
+    predictions = pd.DataFrame({**out, "model_version": "7", "label": truth})
+    found = version_metrics(predictions, None, id_column=None, label_column="label", task="classification")["7"]
+    assert found["accuracy"] == pytest.approx(float(np.mean(out["prediction"] == truth)))
+    assert 0.5 < found["roc_auc"] <= 1.0
+    assert {"recall_class_0", "recall_class_1", "recall_class_2", "f1_class_2"} <= set(found)
+    assert all(found[f"se_{m}"] > 0 for m in ("accuracy", "precision", "recall", "f1", "roc_auc"))
+
+
+def test_a_challenger_with_other_classes_lines_up_with_the_champions_columns():
+    class TwoOfThree(_ThreeClasses):
+        meta = {**_ThreeClasses.meta, "classes": [0, 2]}
+
+        def predict_proba(self, df):
+            return super().predict_proba(df)[:, [0, 2]] / super().predict_proba(df)[:, [0, 2]].sum(axis=1)[:, None]
+
+    out = Scorer(TwoOfThree(), "8", "challenger").predict(pd.DataFrame({"x": [0.0, 2.0]}), classes=[0, 1, 2])
+    assert out["proba_1"].tolist() == [0.0, 0.0]  # a class it never saw
+    assert out["prediction"].tolist() == [0, 2]
+
+
 def test_predictions_file_is_complete_parquet_with_the_versions(released, tmp_path):
     champion = load_alias(released, "score", registry.CHAMPION)
     out = tmp_path / "p.parquet"
@@ -237,7 +281,9 @@ def test_predictions_file_is_complete_parquet_with_the_versions(released, tmp_pa
     )
     f = pq.ParquetFile(out)
     assert f.metadata.num_row_groups > 1  # written chunk by chunk
-    assert f.schema_arrow.names == ["prediction", "score", "model_version", "model_alias"]
+    assert f.schema_arrow.names == [
+        "prediction", "probability", "score", "proba_0", "proba_1", "model_version", "model_alias"
+    ]
     assert _no_leftovers(tmp_path).count("p.parquet") == 1
     assert not [n for n in _no_leftovers(tmp_path) if ".tmp-" in n]
 
@@ -356,6 +402,29 @@ def test_standard_errors_match_the_spread_of_resampled_metrics():
 
     found = standard_errors(y == 1, score, "classification", metrics(np.arange(4000)))
     boot = [metrics(rng.integers(0, 4000, 4000)) for _ in range(200)]
+    for metric in ("accuracy", "precision", "recall", "f1", "roc_auc"):
+        spread = float(np.std([b[metric] for b in boot]))
+        assert found[metric] == pytest.approx(spread, rel=0.3), metric
+
+
+def test_multiclass_standard_errors_match_the_spread_of_resampled_metrics():
+    """Macro precision, recall, f1 and one-vs-rest ROC AUC of a 3-class model: each class's error against the
+    rest, combined, is within 30% of the spread of 200 bootstrap resamples (accuracy's binomial error too)."""
+    import numpy as np
+
+    from airflow_mlops.model.metrics import classification_metrics, multiclass_standard_errors
+
+    rng = np.random.default_rng(4)
+    n, classes = 4000, [0, 1, 2]
+    logits = rng.normal(size=(n, 3))
+    proba = np.exp(1.2 * logits) / np.exp(1.2 * logits).sum(axis=1, keepdims=True)
+    y = np.array([rng.choice(3, p=p) for p in proba])
+
+    def metrics(idx):
+        return classification_metrics(y[idx], proba[idx], classes)
+
+    found = multiclass_standard_errors(y, proba, classes, metrics(np.arange(n)))
+    boot = [metrics(rng.integers(0, n, n)) for _ in range(200)]
     for metric in ("accuracy", "precision", "recall", "f1", "roc_auc"):
         spread = float(np.std([b[metric] for b in boot]))
         assert found[metric] == pytest.approx(spread, rel=0.3), metric
