@@ -21,9 +21,26 @@ def drop(metric: str, reference: float, value: float) -> float:
     return (value - reference) if metric in LOWER_IS_BETTER else (reference - value)
 
 
-def tolerated_drop(tolerance: float | dict[str, float], metric: str, default: float = 0.05) -> float:
-    """The drop of ``metric`` a ``max_metric_drop`` setting tolerates (one value, or per metric)."""
-    return float(tolerance.get(metric, default)) if isinstance(tolerance, dict) else float(tolerance)
+# Metrics in the target's units: a drop of 0.05 means nothing on an RMSE of 49, so their default is relative.
+DEFAULT_DROP: dict[str, float | str] = {"rmse": "5%", "mae": "5%", "perplexity": "5%", "loss": "5%"}
+BOUNDED_ABOVE = {"accuracy": 1.0, "precision": 1.0, "recall": 1.0, "f1": 1.0, "roc_auc": 1.0, "r2": 1.0}
+
+
+def tolerated_drop(
+    tolerance: float | str | dict[str, float | str] | None, metric: str, reference: float | None = None
+) -> float | None:
+    """The drop of ``metric`` a ``max_metric_drop`` setting tolerates: one value or per metric, each absolute
+    (``0.05``) or relative to the tested ``reference`` (``"5%"``). Unset (None, or a metric the mapping does
+    not name): 5% of the reference for metrics in the target's units (rmse, mae), 0.05 for the bounded ones.
+    None where a relative tolerance has no reference to be relative to."""
+    value = tolerance.get(metric) if isinstance(tolerance, dict) else tolerance
+    if value is None:
+        value = DEFAULT_DROP.get(metric, 0.05)
+    if isinstance(value, str):
+        if reference is None:
+            return None
+        return abs(float(reference)) * float(value.strip().rstrip("%")) / 100.0
+    return float(value)
 
 
 def roc_auc(y_true: Any, score: Any) -> float | None:

@@ -18,13 +18,13 @@ log = logging.getLogger(__name__)
 
 
 def judge(
-    estimates: dict[str, dict[str, float]], tested: dict[str, float | None], tolerance: float | dict[str, float]
+    estimates: dict[str, dict[str, float]], tested: dict[str, float | None], tolerance: Any
 ) -> dict[str, dict[str, Any]]:
     """Per metric: the estimate, its band, the tested value, the drop and whether it is drift (see module)."""
     rows: dict[str, dict[str, Any]] = {}
     for metric, est in estimates.items():
-        allowed = tolerated_drop(tolerance, metric)
         ref = tested.get(metric)
+        allowed = tolerated_drop(tolerance, metric, ref)
         row: dict[str, Any] = {**est, "tested": ref, "tolerance": allowed}
         if ref is None:
             row.update(drop=None, drift=False, status="insufficient_data")
@@ -32,7 +32,7 @@ def judge(
             fell = drop(metric, ref, est["estimate"])
             # the whole band on the wrong side: even its best end fell below the tested value
             best = est["low"] if metric in LOWER_IS_BETTER else est["high"]
-            drifted = fell > allowed and drop(metric, ref, best) > 0
+            drifted = allowed is not None and fell > allowed and drop(metric, ref, best) > 0
             row.update(drop=fell, drift=drifted, status="drift" if drifted else "ok")
         rows[metric] = row
     return rows
@@ -45,7 +45,7 @@ def estimate_window(
     predictions_uri: str,
     window_label: str,
     metrics: list[str],
-    max_metric_drop: float | dict[str, float],
+    max_metric_drop: float | str | dict[str, float | str] | None,
     artifact_root: str | None = None,
 ) -> dict[str, Any]:
     """Estimate the champion's metrics on a scored window (no labels) and decide estimated performance drift.

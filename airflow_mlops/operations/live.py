@@ -183,7 +183,7 @@ def performance_drift(
     per_version: dict[str, dict[str, float]],
     *,
     metrics: list[str],
-    tolerance: float | dict[str, float],
+    tolerance: Any,
 ) -> dict[str, Any]:
     """Performance (concept) drift: the champion's live value of each watched metric against the value its
     model tests measured (tag ``mlops.test_metrics``). A metric drifts when its drop exceeds both its
@@ -196,15 +196,15 @@ def performance_drift(
     live = per_version.get(str(champion.version), {})
     rows: dict[str, dict[str, Any]] = {}
     for metric in metrics:
-        allowed = tolerated_drop(tolerance, metric)
         tested, value = registry.tested_metric(champion, metric), live.get(metric)
+        allowed = tolerated_drop(tolerance, metric, tested)
         row: dict[str, Any] = {"tested": tested, "live": value, "tolerance": allowed, "rows": live.get("rows")}
         if tested is None or value is None:
             row.update(drop=None, floor=None, drift=False, status="insufficient_data")
         else:
             fell = drop(metric, tested, value)
             floor = Z_999 * float(live.get(f"se_{metric}", 0.0))
-            drifted = fell > allowed and fell > floor
+            drifted = allowed is not None and fell > allowed and fell > floor
             row.update(drop=fell, floor=floor, drift=drifted, status="drift" if drifted else "ok")
         rows[metric] = row
     drifted = [m for m, r in rows.items() if r["drift"]]
@@ -287,7 +287,7 @@ def measure_live_window(
     min_improvement: float,
     promote_after: int,
     promotion_mode: str,
-    max_metric_drop: float | dict[str, float],
+    max_metric_drop: float | str | dict[str, float | str] | None,
     metrics: list[str] | None = None,
     artifact_root: str | None = None,
 ) -> dict[str, Any]:

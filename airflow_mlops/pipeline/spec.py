@@ -530,7 +530,9 @@ class Retraining(Section):
 Schedule = str | None
 
 
-MetricDrop = Annotated[float, Field(ge=0)] | dict[str, Annotated[float, Field(ge=0)]]
+# a tolerated drop: absolute (0.05) or relative to the tested value ("5%")
+Drop = Annotated[float, Field(ge=0)] | Annotated[str, Field(pattern=r"^\d+(\.\d+)?%$")]
+MetricDrop = Drop | dict[str, Drop] | None
 
 
 class Labels(Section):
@@ -545,8 +547,8 @@ class Labels(Section):
     """a challenger is promoted (or proposed) after this many winning windows in a row"""
     metrics: list[str] | None = None
     """metrics watched for performance drift; default: every metric the tests declare (thresholds and compare)"""
-    max_metric_drop: MetricDrop = 0.05
-    """performance drift: the champion's live metric this far below its tested value (one value, or per metric); a drop must also exceed the sample-size floor"""
+    max_metric_drop: MetricDrop = None
+    """performance drift: the champion's live metric this far below its tested value: one value or per metric, absolute (0.05) or relative to the tested value ("5%"); unset: 5% for rmse and mae (the target's units), 0.05 for the others. A drop must also exceed the sample-size floor"""
 
 
 class Estimation(Section):
@@ -556,8 +558,8 @@ class Estimation(Section):
     """estimate each scoring window's metrics (and branch into retraining on an estimated drop)"""
     metrics: list[str] | None = None
     """default: the monitored metrics that can be estimated (accuracy, precision, recall, f1, roc_auc)"""
-    max_metric_drop: MetricDrop = 0.05
-    """an estimated drop beyond this (and beyond the estimate's 95% band) is performance drift"""
+    max_metric_drop: MetricDrop = None
+    """an estimated drop beyond this (and beyond the estimate's 95% band) is performance drift: one value or per metric, absolute (0.05) or relative ("5%"); unset: 0.05"""
 
 
 class Scoring(Section):

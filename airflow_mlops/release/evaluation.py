@@ -135,6 +135,7 @@ def run_tests(
     else:
         ref = champion_metrics.get(compare_metric)
         lower = compare_metric in LOWER_IS_BETTER
+        required = None
         if value is None or ref is None:
             beats, expected = False, f"{compare_metric} available for both models"
         else:
@@ -147,7 +148,7 @@ def run_tests(
             f"{compare_metric} {fmt(value)} vs champion v{champion_version}: meets the {rule} rule ({expected})"
             if beats
             else f"{compare_metric} {fmt(value)} vs champion v{champion_version}: does not meet the {rule} rule "
-            f"({expected}); champion stays"
+            f"({expected}); champion stays{_unreachable(compare_metric, required if ref is not None else None)}"
         )
     if not report.passed:
         report.promote = False
@@ -156,6 +157,24 @@ def run_tests(
             f"{r['test']} {r['observed']} (expected {r['expected']})" for r in failed
         )
     return report
+
+
+def _unreachable(metric: str, required: float | None) -> str:
+    """Why no candidate can ever meet the rule, where that is so: an absolute improvement on a champion at the
+    top of a bounded metric (accuracy 1.0 needs 1.005)."""
+    from airflow_mlops.model.metrics import BOUNDED_ABOVE
+
+    if required is None:
+        return ""
+    top, lower = BOUNDED_ABOVE.get(metric), metric in LOWER_IS_BETTER
+    if (top is not None and not lower and required > top) or (lower and required < 0):
+        bound = f"above {fmt(top)}" if not lower else "below 0"
+        return (
+            f". No model can reach {fmt(required)}: {metric} cannot be {bound}. While the champion is this "
+            "good, use tests.compare.mode: non_inferiority (promote a candidate no worse than the champion by "
+            "min_improvement), or relative: true"
+        )
+    return ""
 
 
 def apply_override(report: TestReport, reason: str | None, by: str | None) -> None:

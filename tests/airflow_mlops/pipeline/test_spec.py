@@ -202,3 +202,12 @@ def test_partition_checks_are_on_by_default_and_can_be_tuned():
     assert parse_spec(_with("data.on_extra_columns", "ignore")).data.on_extra_columns == "ignore"
     with pytest.raises(SpecError, match=r"data.on_extra_columns: found 'drop'"):
         parse_spec(_with("data.on_extra_columns", "drop"))
+
+
+def test_a_tolerated_drop_is_a_number_or_a_percentage():
+    from airflow_mlops.pipeline.spec import parse_spec
+
+    spec = parse_spec(_with("scoring.labels.max_metric_drop", {"roc_auc": "5%", "accuracy": 0.02}))
+    assert spec.scoring.labels.max_metric_drop == {"roc_auc": "5%", "accuracy": 0.02}
+    with pytest.raises(SpecError, match=r"scoring.labels.max_metric_drop"):
+        parse_spec(_with("scoring.labels.max_metric_drop", "5 percent"))

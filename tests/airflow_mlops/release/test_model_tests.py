@@ -239,6 +239,35 @@ def test_compare_modes_absolute_relative_and_non_inferiority():
     assert any("first-run policy" in r["expected"] for r in first.rows)
 
 
+def test_an_improvement_no_model_can_reach_says_so_and_names_non_inferiority():
+    """accuracy 1.0 + 0.005 = 1.005: the absolute rule can never be met; the reason says so and what to use.
+    A reachable rule says nothing of the kind."""
+    saturated = run_tests(
+        {"accuracy": 1.0}, thresholds={}, compare_metric="accuracy", min_improvement=0.005,
+        champion_metrics={"accuracy": 1.0}, champion_version="4",
+    )  # fmt: skip
+    assert not saturated.promote
+    assert "No model can reach 1.005: accuracy cannot be above 1" in saturated.reason
+    assert "tests.compare.mode: non_inferiority" in saturated.reason
+    reachable = run_tests(
+        {"accuracy": 0.9}, thresholds={}, compare_metric="accuracy", min_improvement=0.005,
+        champion_metrics={"accuracy": 0.95}, champion_version="4",
+    )  # fmt: skip
+    assert not reachable.promote
+    assert "No model can reach" not in reachable.reason
+
+
+def test_tolerated_drops_are_absolute_or_relative_and_default_by_metric():
+    from airflow_mlops.model.metrics import tolerated_drop
+
+    assert tolerated_drop(None, "rmse", 49.0) == pytest.approx(2.45)  # 5% of an RMSE in the target's units
+    assert tolerated_drop(None, "roc_auc", 0.8) == 0.05
+    assert tolerated_drop("10%", "accuracy", 0.9) == pytest.approx(0.09)
+    assert tolerated_drop({"mae": "2%", "r2": 0.1}, "mae", 50.0) == pytest.approx(1.0)
+    assert tolerated_drop({"mae": "2%"}, "r2", 0.7) == 0.05  # a metric the mapping does not name
+    assert tolerated_drop("5%", "rmse", None) is None  # relative to nothing: not judged
+
+
 def test_failed_gate_stops_with_a_table_unless_a_person_overrides_with_a_reason(holdout):
     def unfair(df):
         s = good(df)
