@@ -217,9 +217,11 @@ class LiveMetricsOperator(NamedOutputs, Alerting):
 
     Joins the window's predictions (and shadow predictions) with the labels by ``id_column`` (or reads the
     label the scored rows carried, when ``labels_uri`` is unset), logs the per-version metrics to MLflow (experiment ``airflow-mlops/<model>/live``, one run per window, re-runs
-    update it), and records the comparison on the challenger. A challenger that beats the champion by
-    ``min_improvement`` in ``promote_after`` windows in a row is promoted (``promotion_mode="auto"``) or
-    proposed for approval (tag ``mlops.live_proposal``).
+    update it), and records the comparison on the challenger. A challenger is promoted
+    (``promotion_mode="auto"``) or proposed for approval (tag ``mlops.live_proposal``) once its difference
+    from the champion over its windows, with an always-valid confidence sequence at error rate
+    ``promotion_alpha`` (it may be looked at after every window), lies above ``min_improvement``, with at
+    least ``promote_after`` windows and ``promotion_min_rows`` labelled challenger rows behind it.
 
     :param model_name: registered model name.
     :param predictions_uri: the scoring output folder (templated).
@@ -230,7 +232,9 @@ class LiveMetricsOperator(NamedOutputs, Alerting):
     :param metric: metric compared (challenger vs champion) and watched for performance drift.
     :param metrics: further metrics watched for performance drift (the spec: every metric its tests declare).
     :param min_improvement: margin the challenger must win by.
-    :param promote_after: consecutive winning windows before promotion.
+    :param promote_after: the fewest windows a promotion rests on.
+    :param promotion_alpha: the declared chance of promoting a challenger that is not better.
+    :param promotion_min_rows: the fewest labelled challenger rows a promotion rests on.
     :param promotion_mode: ``auto`` promotes; ``manual``/``approval`` propose.
     :param labels_delay_days: labels for a window arrive this many days after it: measure the window that
         ended that many days before this run's interval.
@@ -256,6 +260,8 @@ class LiveMetricsOperator(NamedOutputs, Alerting):
         min_improvement: float = 0.0,
         promote_after: int = 3,
         promotion_mode: str = "auto",
+        promotion_alpha: float = 0.05,
+        promotion_min_rows: int = 0,
         labels_delay_days: int = 0,
         max_metric_drop: float | str | dict[str, float | str] | None = None,
         data_format: str = "parquet",
@@ -293,6 +299,8 @@ class LiveMetricsOperator(NamedOutputs, Alerting):
         self.min_improvement = min_improvement
         self.promote_after = promote_after
         self.promotion_mode = promotion_mode
+        self.promotion_alpha = promotion_alpha
+        self.promotion_min_rows = promotion_min_rows
         self.labels_delay_days = labels_delay_days
         self.max_metric_drop = max_metric_drop
         self.data_format = data_format
@@ -320,6 +328,7 @@ class LiveMetricsOperator(NamedOutputs, Alerting):
                 labels_uri=self.labels_uri, data_format=self.data_format, id_column=self.id_column,
                 label_column=self.label_column, metric=self.metric, min_improvement=self.min_improvement,
                 promote_after=self.promote_after, promotion_mode=self.promotion_mode,
+                alpha=self.promotion_alpha, min_rows=self.promotion_min_rows,
                 max_metric_drop=self.max_metric_drop, metrics=self.metrics, artifact_root=self.hook.artifact_root,
             )  # fmt: skip
         from airflow_mlops.operations.live import performance_table

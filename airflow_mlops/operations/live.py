@@ -106,6 +106,59 @@ def _beats(challenger: float, champion: float, metric: str, min_improvement: flo
     return challenger >= champion + min_improvement
 
 
+PROMOTION_ALPHA = 0.05  # the declared chance of promoting a challenger that is not better (peeking included)
+
+
+def mixing_scale(metric: str, champion_value: float | None) -> float:
+    """The effect size the sequential test is tuned to find (its mixing scale, fixed before any data): 0.02
+    on a bounded metric, 2% of the champion's value on one in the target's units."""
+    if metric in LOWER_IS_BETTER and champion_value:
+        return max(abs(float(champion_value)) * 0.02, 1e-9)
+    return 0.02
+
+
+def sequential_evidence(
+    history: list[dict[str, Any]], *, metric: str, min_improvement: float, alpha: float = PROMOTION_ALPHA,
+    tau: float = 0.02,
+) -> dict[str, Any]:
+    """How much better the challenger is than the champion on ``metric`` over its live windows, with an
+    always-valid (1 - ``alpha``) confidence sequence, so it may be looked at after every window.
+
+    Each window gives the difference of the two live values (sign-turned so that positive is better) and
+    its standard error from the two values' own (``sqrt(se_challenger² + se_champion²)``: conservative for
+    the shadow mode's shared rows). The windows pool by inverse variance into ``difference`` and its
+    ``se``. The interval is the normal mixture confidence sequence (Robbins; Johari et al. 2017, mixing
+    scale ``tau``): its error rate holds however many windows are looked at. The challenger is better when
+    the interval's low end exceeds ``min_improvement``."""
+    import math
+
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    weights = diffs = 0.0
+    windows = rows = 0
+    for w in history:
+        ch, champ = w.get(metric), w.get(f"champion_{metric}")
+        se_ch, se_champ = w.get("se"), w.get("champion_se")
+        if None in (ch, champ, se_ch, se_champ):
+            continue  # a window recorded before standard errors were kept: not evidence here
+        var = float(se_ch) ** 2 + float(se_champ) ** 2
+        if var <= 0:
+            continue
+        weights += 1.0 / var
+        diffs += sign * (float(ch) - float(champ)) / var
+        windows += 1
+        rows += int(w.get("rows") or 0)
+    if not windows:
+        return {"windows": 0, "rows": 0, "difference": None, "se": None, "low": None, "high": None, "better": False}
+    difference, v = diffs / weights, 1.0 / weights
+    t2 = tau * tau
+    radius = math.sqrt(v * (v + t2) / t2 * (2 * math.log(1 / alpha) + math.log((v + t2) / v)))
+    low, high = difference - radius, difference + radius
+    return {
+        "windows": windows, "rows": rows, "difference": difference, "se": math.sqrt(v), "low": low, "high": high,
+        "alpha": alpha, "better": low > min_improvement,
+    }
+
+
 def record_window(
     c: Any,
     name: str,
@@ -118,8 +171,12 @@ def record_window(
     min_improvement: float,
     promote_after: int,
     promotion_mode: str,
+    alpha: float = PROMOTION_ALPHA,
+    min_rows: int = 0,
 ) -> dict[str, Any]:
-    """Record one window's comparison on the challenger; promote or propose it after enough wins in a row."""
+    """Record one window's comparison on the challenger; promote (or propose) it once the evidence over its
+    windows against this champion says it is better (:func:`sequential_evidence`, error rate ``alpha``),
+    with at least ``promote_after`` windows and ``min_rows`` labelled challenger rows behind it."""
     from airflow_mlops.release import promotion
     from airflow_mlops.tracking import registry
 
@@ -139,26 +196,45 @@ def record_window(
     won = value is not None and _beats(value, champ, metric, min_improvement)
     version = c.get_model_version(name, challenger)
     history = [w for w in json.loads(version.tags.get(WINDOWS_TAG) or "[]") if w["window"] != window]
-    history.append(
-        {"window": window, "champion": champion, "won": won, metric: value, f"champion_{metric}": champ}
-    )
+
+    def rounded(x: Any) -> Any:
+        return round(float(x), 6) if x is not None else None
+
+    history.append({
+        "window": window, "champion": champion, "won": won, metric: rounded(value), f"champion_{metric}": rounded(champ),
+        "se": rounded(per_version[challenger].get(f"se_{metric}")),
+        "champion_se": rounded(per_version[champion].get(f"se_{metric}")),
+        "rows": int(per_version[challenger].get("rows") or 0),
+    })  # fmt: skip
     history.sort(key=lambda w: w["window"])
-    history = history[-50:]
+    history = history[-30:]
     c.set_model_version_tag(name, challenger, WINDOWS_TAG, json.dumps(history)[: registry.MAX_TAG])
     streak = 0
     for w in reversed(history):  # consecutive wins against the current champion, latest first
         if not w["won"] or w["champion"] != champion:
             break
         streak += 1
-    result.update(won=won, streak=streak)
-    if streak < promote_after:
-        result["decision"] = (
-            f"challenger v{challenger} {'won' if won else 'lost'}: {streak}/{promote_after} wins in a row"
-        )
+    against = [w for w in history if w["champion"] == champion]
+    evidence = sequential_evidence(
+        against, metric=metric, min_improvement=min_improvement, alpha=alpha,
+        tau=mixing_scale(metric, champ),
+    )  # fmt: skip
+    result.update(won=won, streak=streak, evidence=evidence)
+    shown = (
+        f"{evidence['difference']:+.4f} [{evidence['low']:+.4f}, {evidence['high']:+.4f}] over "
+        f"{evidence['windows']} window(s)"
+        if evidence["difference"] is not None
+        else "no window with standard errors yet"
+    )
+    result["interval"] = shown
+    enough = evidence["windows"] >= promote_after and evidence["rows"] >= min_rows
+    if not (evidence["better"] and enough):
+        need = f"> {min_improvement:g}" if not evidence["better"] else f"{promote_after} windows, {min_rows} rows"
+        result["decision"] = f"v{challenger} - v{champion}: {shown}; not promoted (needs {need})"
         return result
     reason = (
-        f"won {streak} consecutive live windows against champion v{champion} on {metric} "
-        f"(latest {value:.4f} vs {champ:.4f})"
+        f"better than champion v{champion} on live {metric}: difference {shown}, {100 * (1 - alpha):g}% "
+        f"interval (latest {value:.4f} vs {champ:.4f})"
     )
     rolled_back = version.tags.get("mlops.rolled_back")
     if promotion_mode == "auto" and not rolled_back:
@@ -290,6 +366,8 @@ def measure_live_window(
     max_metric_drop: float | str | dict[str, float | str] | None,
     metrics: list[str] | None = None,
     artifact_root: str | None = None,
+    alpha: float = PROMOTION_ALPHA,
+    min_rows: int = 0,
 ) -> dict[str, Any]:
     """One labelled window, start to end: each version's live metrics (logged to MLflow), the challenger's
     record and promotion decision (:func:`record_window`), and the champion's performance drift.
@@ -319,6 +397,7 @@ def measure_live_window(
         c, model_name, window=window.label, per_version=per_version, champion=str(champion.version),
         challenger=str(challenger.version) if challenger else None, metric=metric,
         min_improvement=min_improvement, promote_after=promote_after, promotion_mode=promotion_mode,
+        alpha=alpha, min_rows=min_rows,
     )  # fmt: skip
     watched = list(dict.fromkeys([metric, *(metrics or [])]))
     performance = performance_drift(champion, per_version, metrics=watched, tolerance=max_metric_drop)

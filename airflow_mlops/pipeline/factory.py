@@ -497,6 +497,7 @@ def build_live_metrics_dag(spec: PipelineSpec) -> DAG:
             labels_uri=labels.uri, id_column=sc.id_column, label_column=labels.column or spec.target,
             metric=spec.compare_metric, metrics=spec.live_metrics, min_improvement=spec.tests.compare.min_improvement,
             promote_after=labels.promote_after_windows, promotion_mode=spec.promotion.mode,
+            promotion_alpha=labels.promotion_alpha, promotion_min_rows=labels.promotion_min_rows,
             labels_delay_days=labels.delay_days, data_format=spec.data.format,
             max_metric_drop=labels.max_metric_drop,
         )  # fmt: skip

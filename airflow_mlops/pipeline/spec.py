@@ -544,7 +544,11 @@ class Labels(Section):
     delay_days: NonNegativeInt = 0
     """labels of a day land this many days later"""
     promote_after_windows: PositiveInt = 3
-    """a challenger is promoted (or proposed) after this many winning windows in a row"""
+    """the fewest live windows a promotion rests on"""
+    promotion_alpha: Annotated[float, Field(gt=0, lt=0.5)] = 0.05
+    """live promotion: the declared chance of promoting a challenger that is not better; it holds however many windows are looked at (an always-valid confidence sequence on the pooled difference)"""
+    promotion_min_rows: NonNegativeInt = 500
+    """the fewest labelled challenger rows a live promotion rests on"""
     metrics: list[str] | None = None
     """metrics watched for performance drift; default: every metric the tests declare (thresholds and compare)"""
     max_metric_drop: MetricDrop = None

@@ -332,6 +332,52 @@ def test_live_metrics_promote_a_challenger_that_keeps_winning(released, tmp_path
     assert [w["window"] for w in history] == ["2026-01-07", "2026-01-08"]  # the re-run replaced its entry
 
 
+def _simulated_windows(rng, accuracy: float, champion_accuracy: float, windows: int, rows: int) -> list[dict]:
+    """Live windows as record_window keeps them: both models' accuracy on the same rows, and its error."""
+    out = []
+    for w in range(windows):
+        ch, champ = rng.binomial(rows, accuracy) / rows, rng.binomial(rows, champion_accuracy) / rows
+        out.append({
+            "window": f"w{w:03d}", "champion": "1", "accuracy": ch, "champion_accuracy": champ, "rows": rows,
+            "se": float(np.sqrt(ch * (1 - ch) / rows)), "champion_se": float(np.sqrt(champ * (1 - champ) / rows)),
+        })  # fmt: skip
+    return out
+
+
+def test_a_challenger_that_is_no_better_is_promoted_no_more_often_than_the_declared_error_rate():
+    """100 simulated challengers exactly as good as the champion, each looked at after every one of 20
+    windows (peeking, as the DAG does): promotions stay within the declared 5% (binomial 99% bound: 11).
+    "Two wins in a row" promoted about half of them."""
+    from airflow_mlops.operations.live import sequential_evidence
+
+    rng = np.random.default_rng(11)
+    promoted = lucky = 0
+    for _ in range(100):
+        history = _simulated_windows(rng, 0.80, 0.80, 20, 400)
+        if any(
+            sequential_evidence(history[: k + 1], metric="accuracy", min_improvement=0.0, alpha=0.05)["better"]
+            for k in range(len(history))
+        ):
+            promoted += 1
+        wins = [w["accuracy"] > w["champion_accuracy"] for w in history]
+        lucky += any(a and b for a, b in zip(wins, wins[1:], strict=False))
+    assert promoted <= 11
+    assert lucky > 50  # what the old rule did with the same windows
+
+
+def test_a_clearly_better_challenger_is_found_better_with_its_interval():
+    from airflow_mlops.operations.live import sequential_evidence
+
+    rng = np.random.default_rng(12)
+    found = sequential_evidence(
+        _simulated_windows(rng, 0.86, 0.80, 5, 1000), metric="accuracy", min_improvement=0.0, alpha=0.05
+    )
+    assert found["better"]
+    assert found["low"] < 0.06 < found["high"]  # the interval covers the true difference
+    assert found["windows"] == 5
+    assert found["rows"] == 5000
+
+
 def _alias_version(c, alias: str) -> str:
     return str(c.get_model_version_by_alias("score", alias).version)
 
