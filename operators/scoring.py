@@ -12,6 +12,7 @@ from airflow_mlops.utils.context import (
     DEFAULT_END,
     DEFAULT_START,
     NamedOutputs,
+    airflow_ids,
     check_inside_dates,
     explain_window,
 )
@@ -161,6 +162,7 @@ class BatchScoreOperator(LineageMixin, NamedOutputs, Alerting):
                 shadow_uri=join(f"{base}_shadow", f"{window.label}.parquet"),
                 inputs=[{"uri": u, "sha256": sha256_file(u)} for u in uris], label_column=self.label_column,
                 row_filter=row_filter, quarantine_uri=join(f"{base}_quarantine", f"{window.label}.parquet"),
+                written_by=airflow_ids(context),
             )  # fmt: skip
         if result.get("quarantined"):
             head = (

@@ -111,8 +111,12 @@ def score_partition(
     label_column: str | None = None,
     row_filter: Any = None,
     quarantine_uri: str | None = None,
+    written_by: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Score every row of ``uris`` and write ``output_uri`` (and ``shadow_uri`` in shadow mode) atomically.
+
+    ``written_by`` (the Airflow dag, run, task and try) is kept in the file's metadata beside the versions
+    and inputs, so a prediction can be traced to the run that wrote it; it does not decide reuse.
 
     ``label_column``: the scored rows carry their label; it is written beside each prediction (live metrics
     read it there, no join). Re-running with the same inputs and the same model versions reuses the file.
@@ -135,8 +139,11 @@ def score_partition(
         **({"label_column": label_column} if label_column else {}),
         **({"quarantine_uri": quarantine_uri} if row_filter is not None and quarantine_uri else {}),
     }  # fmt: skip
+    def same(found: dict[str, Any] | None) -> bool:
+        return found is not None and {k: v for k, v in found.items() if k not in ("written_by", "shadow")} == metadata
+
     existing = read_metadata(output_uri)
-    if existing == metadata and (mode != "shadow" or read_metadata(shadow_uri or "") == metadata):
+    if same(existing) and (mode != "shadow" or same(read_metadata(shadow_uri or ""))):
         log.info(
             "%s already holds these predictions (same inputs and model versions): reusing it", output_uri
         )
@@ -147,9 +154,10 @@ def score_partition(
             "reused": True,
         }
 
-    out = AtomicParquet(output_uri, metadata)
+    stored = {**metadata, **({"written_by": written_by} if written_by else {})}
+    out = AtomicParquet(output_uri, stored)
     shadow = (
-        AtomicParquet(shadow_uri, {**metadata, "shadow": True}) if mode == "shadow" and shadow_uri else None
+        AtomicParquet(shadow_uri, {**stored, "shadow": True}) if mode == "shadow" and shadow_uri else None
     )
     counts = {"champion": 0, "challenger": 0, "shadow": 0}
     models = [champion, challenger or champion]
@@ -167,7 +175,7 @@ def score_partition(
                 reasons = row_filter(batch)  # converts a numeric column read as text in place
                 bad = reasons.notna().to_numpy(dtype=bool)
                 if bad.any():
-                    aside = aside or AtomicParquet(quarantine_uri, metadata)
+                    aside = aside or AtomicParquet(quarantine_uri, stored)
                     table = pa.Table.from_batches([arrow_batch.filter(pa.array(bad))])
                     aside.write(table.append_column("quarantine_reason", pa.array(reasons[bad].tolist(), pa.string())))
                     quarantined += int(bad.sum())

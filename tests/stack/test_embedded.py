@@ -40,10 +40,23 @@ def _wait(what: str, condition, timeout: float, every: float = 2.0):
 def _trainers() -> list:
     import psutil
 
-    return [
-        p for p in psutil.process_iter(["pid", "cmdline"])
+    return [  # (a killed trainer whose parent died too can linger as a zombie until init reaps it)
+        p for p in psutil.process_iter(["pid", "cmdline", "status"])
         if "airflow_mlops.model.training" in " ".join(p.info.get("cmdline") or [])
+        and p.info.get("status") != psutil.STATUS_ZOMBIE
     ]  # fmt: skip
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a process and every descendant, whatever session or group they moved to: a crash."""
+    import psutil
+
+    root = psutil.Process(pid)
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            p.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
 
 
 def _airflow(env: dict[str, str], *args: str) -> str:
@@ -114,7 +127,7 @@ def test_a_crash_of_the_whole_embedded_airflow_mid_training_finishes_the_run(tmp
             if (hold / f"{PIPELINE}.held").exists() else None,
             600, every=0.5,
         )  # fmt: skip
-        os.killpg(proc.pid, signal.SIGKILL)  # every standalone process at once: the machine's Airflow crashed
+        _kill_tree(proc.pid)  # every standalone process at once (tasks run in sessions of their own)
         proc.wait(30)
         _wait("the trainer to die with its task", lambda: not _trainers(), 30, every=0.5)
         (hold / PIPELINE).write_text(str(10**9))  # the retry trains on

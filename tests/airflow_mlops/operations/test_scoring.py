@@ -128,6 +128,11 @@ def test_rescoring_the_same_inputs_and_models_reuses_the_file(released, tmp_path
     )
     assert (first["reused"], again["reused"]) == (False, True)
     assert out.stat().st_mtime_ns == mtime
+    by_another_run = score_partition(
+        [_partition(DAYS[0])], data_format="parquet", output_uri=str(out), champion=champion, inputs=inputs,
+        written_by={"dag_id": "score", "run_id": "manual__again"},
+    )  # fmt: skip
+    assert by_another_run["reused"]  # who asks does not change the predictions
     changed = [{"uri": _partition(DAYS[0]), "sha256": "def"}]  # new data in the partition: scored again
     assert not score_partition(
         [_partition(DAYS[0])], data_format="parquet", output_uri=str(out), champion=champion, inputs=changed
@@ -549,6 +554,8 @@ def test_quarantine_sets_bad_rows_aside_scores_the_rest_and_alerts(released, con
     assert aside["quarantine_reason"].tolist() == ["numeric dtype monthly_charges"] * 3
     assert aside["monthly_charges"].tolist() == ["15,765.11"] * 3  # as read
     assert len(pd.read_parquet(result["output_uri"])) == len(df) - 3
+    written_by = read_metadata(result["output_uri"])["written_by"]  # the run that wrote the predictions
+    assert (written_by["dag_id"], written_by["run_id"], written_by["task_id"]) == (run.dag_id, run.run_id, "score")
     (alert,) = recorded_alerts(tmp_path / "alerts.jsonl")
     assert alert["event"] == "quality_anomaly"
     assert alert["text"].splitlines()[0].startswith(f"QUALITY ANOMALY: 3 row(s) of score {DAY} break the data contract")
