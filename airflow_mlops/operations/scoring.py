@@ -139,6 +139,7 @@ def score_partition(
         **({"label_column": label_column} if label_column else {}),
         **({"quarantine_uri": quarantine_uri} if row_filter is not None and quarantine_uri else {}),
     }  # fmt: skip
+
     def same(found: dict[str, Any] | None) -> bool:
         return found is not None and {k: v for k, v in found.items() if k not in ("written_by", "shadow")} == metadata
 
