@@ -7,6 +7,10 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow_mlops.pipeline.spec import PipelineSpec
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -226,6 +230,54 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    """Exit 0 with the chain, 2 when a record it needs is missing (one line, no traceback)."""
+    import os
+
+    from airflow_mlops.errors import SpecError
+    from airflow_mlops.tools.audit import AuditError, audit, render, render_uri
+
+    if args.home:
+        from airflow_mlops.tools.quickstart import demo_env
+
+        env = demo_env(Path(args.home).resolve(), 8080)
+        os.environ.update({k: v for k, v in env.items() if k.startswith(("MLFLOW_", "AIRFLOW_VAR_"))})
+    try:
+        predictions, storage_uri = args.predictions, args.storage
+        if predictions is None or storage_uri is None:
+            spec = _spec_named(args.model, args.spec)
+            if predictions is None:
+                if spec.scoring is None:
+                    raise AuditError(f"{spec.source} has no scoring section: pass --predictions")
+                predictions = render_uri(spec.scoring.output)
+            storage_uri = storage_uri or render_uri(spec.storage.uri)
+        from airflow_mlops.tracking import registry
+
+        record = audit(registry.client(), args.model, args.day, predictions=predictions, storage_uri=storage_uri)
+    except (AuditError, SpecError) as err:
+        print(f"audit: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(record, indent=2, default=str) if args.format == "json" else render(record))
+    return 0
+
+
+def _spec_named(name: str, path: str | None) -> PipelineSpec:
+    """The spec of pipeline ``name``: ``path``, or the one named so in the shipped dags folder's pipelines."""
+    from airflow_mlops.pipeline.fleet import find_specs
+    from airflow_mlops.pipeline.spec import load_spec
+    from airflow_mlops.tools.audit import AuditError
+    from airflow_mlops.tools.quickstart import repo_dags_folder
+
+    if path:
+        return load_spec(Path(path))
+    folder = repo_dags_folder() / "pipelines"
+    for found in find_specs(folder):
+        spec = load_spec(found)
+        if spec.name == name:
+            return spec
+    raise AuditError(f"no spec named {name!r} under {folder}: pass --spec FILE (or --predictions and --storage)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="airflow-mlops", description="The ML lifecycle on Apache Airflow 3."
@@ -289,6 +341,20 @@ def main(argv: list[str] | None = None) -> int:
         "a name stays with the file that owns it there, so a newcomer copying it is the one blamed",
     )  # fmt: skip
     p.set_defaults(func=_cmd_validate_spec)
+
+    p = sub.add_parser(
+        "audit",
+        help="from a day's predictions to their origin: version and alias, training data and params, tests, "
+        "who released it, the day's drift and quality (exit 2: a record is missing)",
+    )
+    p.add_argument("model", help="the pipeline (registered model) name")
+    p.add_argument("--day", required=True, help="the scored day, YYYY-MM-DD")
+    p.add_argument("--predictions", help="the prediction file, or the scoring output folder (default: the spec's)")
+    p.add_argument("--storage", help="the pipeline's storage, for the quality record (default: the spec's)")
+    p.add_argument("--spec", help="the pipeline's spec file (default: found by name in the dags folder)")
+    p.add_argument("--home", help="the demo's folder (.demo): its MLflow store and Variables")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=_cmd_audit)
 
     p = sub.add_parser("spec-schema", help="print the spec's JSON Schema (or, --markdown, its reference)")
     p.add_argument("--markdown", action="store_true", help="the spec reference in Markdown instead")

@@ -578,3 +578,51 @@ def test_a_unit_change_inside_the_range_is_scored_and_alerted_as_a_quality_anoma
     (alert,) = recorded_alerts(tmp_path / "alerts.jsonl")
     assert alert["event"] == "quality_anomaly"
     assert f"quality: scale monthly_charges [{DAY}]" in alert["text"]
+
+
+def test_audit_traces_a_days_predictions_to_versions_runs_tests_and_the_days_verdicts(released, tmp_path):
+    """airflow-mlops audit: which version scored the day under which alias (canary: both), the run that
+    wrote the file, each version's training run, window, params and release decision as the registry holds
+    them, and the day's quality record; a day never scored is an error naming the file (exit 2)."""
+    from airflow_mlops import storage
+    from airflow_mlops.tools.audit import AuditError, audit, render
+    from airflow_mlops.tools.cli import main as cli
+
+    c = released
+    champion, challenger = load_alias(c, "score", registry.CHAMPION), load_alias(c, "score", registry.CHALLENGER)
+    day = DAYS[0]
+    c.set_model_version_tag("score", champion.version, "mlops.window_start", "2025-12-29T00:00:00+00:00")
+    c.set_model_version_tag("score", champion.version, "mlops.promotion_decision", "first run: thresholds decide")
+    score_partition(
+        [_partition(day)], data_format="parquet", output_uri=str(tmp_path / "out" / f"{day}.parquet"),
+        champion=champion, challenger=challenger, mode="canary", fraction=0.2, id_column="customer_id", salt="score",
+        inputs=[{"uri": _partition(day), "sha256": "f" * 64}],
+        written_by={"dag_id": "score__score", "run_id": "scheduled__2026-01-05", "task_id": "score_partition", "try_number": 1},
+    )  # fmt: skip
+    storage.write_json_atomic(
+        str(tmp_path / "store" / "score" / "quality" / f"{day}.json"),
+        {"day": day, "rows": 100, "anomalies": [{"check": "quality: scale", "column": "data_usage_gb",
+                                                 "observed": 1000.0, "expected": "1.2 .. 9.8"}]},
+    )  # fmt: skip
+    record = audit(c, "score", day, predictions=str(tmp_path / "out"), storage_uri=str(tmp_path / "store"))
+    served = {(s["version"], s["alias"]) for s in record["predictions"]["served"]}
+    assert served == {(champion.version, "champion"), (challenger.version, "challenger")}
+    assert sum(s["rows"] for s in record["predictions"]["served"]) == record["predictions"]["rows"]
+    assert record["predictions"]["written_by"]["run_id"] == "scheduled__2026-01-05"
+    first = record["versions"][0]
+    registered = c.get_model_version("score", champion.version)
+    assert (first["version"], first["run_id"], first["aliases_now"]) == (champion.version, registered.run_id, ["champion"])
+    assert first["trained_on"]["start"] == "2025-12-29T00:00:00+00:00"
+    assert first["params"] == c.get_run(registered.run_id).data.params
+    assert first["release_decision"] == "first run: thresholds decide"
+    assert record["quality"]["status"] == "anomalies"
+    assert record["drift"]["status"] == "not recorded"
+    text = render(record)
+    assert f"version {champion.version} (aliases now: champion; MLflow run {registered.run_id})" in text
+    assert "written by score__score run scheduled__2026-01-05 task score_partition try 1" in text
+    with pytest.raises(AuditError, match=f"no predictions for 2026-01-09 at {tmp_path / 'out'}/2026-01-09.parquet"):
+        audit(c, "score", "2026-01-09", predictions=str(tmp_path / "out"))
+    args = ["audit", "score", "--day", day, "--predictions", str(tmp_path / "out"), "--storage", str(tmp_path / "store")]
+    assert cli([*args, "--format", "json"]) == 0
+    assert cli(["audit", "score", "--day", "2026-01-09", "--predictions", str(tmp_path / "out"),
+                "--storage", str(tmp_path)]) == 2  # fmt: skip
