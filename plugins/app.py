@@ -29,6 +29,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
 from airflow_mlops.links.mlflow import REPORT_XCOM_PREFIX
+from airflow_mlops.release.card import CARD_MD
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +194,7 @@ def pipeline(request: Request, name: str, user: User) -> HTMLResponse:
             links += [
                 _a(f"{root}/mlflow/runs/{v.run_id}", "run"),
                 _a(f"{root}/mlflow/runs/{v.run_id}/artifacts/tests/report.html", "test report"),
+                _a(f"{root}/mlflow/runs/{v.run_id}/artifacts/{CARD_MD}", "model card"),
             ]
         version_rows.append([
             f"v{v.version} {badges}", html.escape(_window(tags)), verdict, html.escape(metrics),
@@ -412,7 +414,8 @@ def mlflow_version(request: Request, name: str, version: str, user: User) -> HTM
     links = [_a(f"{root}/pipelines/{quote(name)}", "pipeline")]
     if v.run_id:
         links += [_a(f"{root}/mlflow/runs/{v.run_id}", "training run"),
-                  _a(f"{root}/mlflow/runs/{v.run_id}/artifacts/tests/report.html", "model test report")]  # fmt: skip
+                  _a(f"{root}/mlflow/runs/{v.run_id}/artifacts/tests/report.html", "model test report"),
+                  _a(f"{root}/mlflow/runs/{v.run_id}/artifacts/{CARD_MD}", "model card")]  # fmt: skip
     tags = [[html.escape(k), html.escape(str(val))] for k, val in sorted((v.tags or {}).items())]
     body = (
         f"<h1>{html.escape(name)} version {html.escape(str(version))} {badges}</h1>"

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable, Generator
 from typing import Any
 
-from airflow_mlops.release import decisions
+from airflow_mlops.release import card, decisions
 from airflow_mlops.tracking import registry
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,9 @@ def promote(
         c.set_model_version_tag(name, version, f"mlops.{alias}_reason", reason[: registry.MAX_TAG])
     c.set_registered_model_alias(name, alias, version)
     log.info("alias %r of %s: version %s -> %s", alias, name, prev_version, version)
+    card.publish(c, name, version)
+    if prev_version is not None:
+        card.publish(c, name, prev_version)  # its aliases changed too
     return prev_version
 
 
@@ -142,6 +145,8 @@ def rollback(
             None,
         )  # fmt: skip
     log.warning("ROLLBACK of %s: champion version %s -> %s (%s)", name, current.version, target, record)
+    card.publish(c, name, str(current.version))
+    card.publish(c, name, str(target))
     return {
         "name": name,
         "from_version": str(current.version),
@@ -238,6 +243,7 @@ def register_and_promote(
             name, version.version, decisions.REEVALUATED_TAG,
             f"{ev['at']} by {ev['by']}: {ev['reason']}"[: registry.MAX_TAG],
         )  # fmt: skip
+    card.publish(c, name, str(version.version))  # registered: its card, whatever was decided
     return {**result, **decision, "reproduced": None}
 
 
@@ -317,6 +323,7 @@ def promote_approved(
         }  # fmt: skip
         check()
         decisions.record_decision(c, name, str(version), decision, airflow)
+    card.publish(c, name, str(version))
     return {"version": str(version), "promoted": promoted, "approved_by": str(by), "previous_champion": previous,
             "reproduced": None}  # fmt: skip
 

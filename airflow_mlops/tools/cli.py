@@ -261,6 +261,26 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_model_card(args: argparse.Namespace) -> int:
+    from airflow_mlops.release import card
+
+    if args.schema:
+        print(json.dumps(card.schema(), indent=2))
+        return 0
+    if not (args.model and args.version):
+        print("model-card: give MODEL and VERSION (or --schema)", file=sys.stderr)
+        return 2
+    from airflow_mlops.tracking import registry
+
+    try:
+        built = card.build(registry.client(), args.model, args.version)
+    except Exception as err:  # a missing model or version: one line
+        print(f"model-card: {args.model} version {args.version}: {type(err).__name__}: {err}", file=sys.stderr)
+        return 2
+    print(built.model_dump_json(indent=2) if args.format == "json" else card.markdown(built))
+    return 0
+
+
 def _spec_named(name: str, path: str | None) -> PipelineSpec:
     """The spec of pipeline ``name``: ``path``, or the one named so in the shipped dags folder's pipelines."""
     from airflow_mlops.pipeline.fleet import find_specs
@@ -341,6 +361,15 @@ def main(argv: list[str] | None = None) -> int:
         "a name stays with the file that owns it there, so a newcomer copying it is the one blamed",
     )  # fmt: skip
     p.set_defaults(func=_cmd_validate_spec)
+
+    p = sub.add_parser(
+        "model-card", help="a version's model card as the pipeline keeps it (Markdown, JSON, or --schema)"
+    )
+    p.add_argument("model", nargs="?")
+    p.add_argument("version", nargs="?")
+    p.add_argument("--format", choices=("md", "json"), default="md")
+    p.add_argument("--schema", action="store_true", help="print the card's JSON Schema instead")
+    p.set_defaults(func=_cmd_model_card)
 
     p = sub.add_parser(
         "audit",

@@ -94,6 +94,10 @@ class Stack:
             "AIRFLOW__CELERY__BROKER_URL": f"{self.redis}/{self.redis_db}",
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.airflow_db,
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+            # a send into a stalled broker times out (operation_timeout, 1 s) and is sent again on the next
+            # scheduler loop this many times before the task is failed: Airflow's 3 gave up after about 7 s,
+            # failing a task that a 30-s Redis pause had only delayed
+            "AIRFLOW__CELERY__TASK_PUBLISH_MAX_RETRIES": "60",
             "AIRFLOW__CORE__PARALLELISM": "8",
             "AIRFLOW__CORE__FERNET_KEY": s["fernet_key"],
             "AIRFLOW__API__SECRET_KEY": s["api_secret"],

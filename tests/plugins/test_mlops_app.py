@@ -58,6 +58,9 @@ def _models(mlflow_uri: str, artifacts) -> dict:
         runs.append(run.info.run_id)
     c.set_registered_model_alias(NAME, registry.CHAMPION, "1")
     c.set_registered_model_alias(NAME, registry.CHALLENGER, "2")
+    from airflow_mlops.release import card
+
+    card.publish(c, NAME, "1")
     drift_runs = []
     for day, score in (("2026-01-20", 0.03), ("2026-01-21", 0.04), ("2026-01-22", 0.31)):
         report = {
@@ -105,6 +108,12 @@ def test_the_view_lists_versions_aliases_tests_and_a_drift_chart_per_feature(api
     tests = client.get(f"/mlops/mlflow/runs/{made['runs'][1]}/artifacts/tests/report.html", headers=auth)
     assert tests.status_code == 200
     assert "Model tests v2" in tests.text
+    # the model card is one click away: linked from the version's row, and it opens as text
+    card_link = f"/mlops/mlflow/runs/{made['runs'][0]}/artifacts/model_card/card.md"
+    assert card_link in page.text
+    card = client.get(card_link, headers=auth)
+    assert (card.status_code, card.headers["content-type"]) == (200, "text/plain; charset=utf-8")
+    assert card.text.startswith(f"# Model card: {NAME} version 1")
     run = client.get(f"/mlops/mlflow/runs/{made['runs'][1]}", headers=auth)
     assert run.status_code == 200
     assert "roc_auc" in run.text

@@ -332,6 +332,40 @@ def test_the_mlflow_server_down_for_30_seconds_is_ridden_out(stack):
     assert len(window) == 1  # one version for the window, none duplicated by a retried registration
 
 
+def test_a_30_second_broker_pause_as_test_model_is_queued_loses_no_window(stack):
+    """Redis paused for 30 s (CLIENT PAUSE, every command) as the trainer is released: train_model ends and
+    the scheduler sends test_model into the paused broker. Each send times out and is sent again (the stack's
+    celery task_publish_max_retries; Airflow's default gave up after about 7 s and failed the task), so the
+    window ends in success, test_model in its first try, with one new version."""
+    import redis
+
+    before = _already(stack, TRAIN, "fault_churn")
+    _hold(stack, "fault_churn")
+    _backfill(stack, TRAIN, "2026-01-25", "2026-01-25")
+    _held(stack, "fault_churn")
+    broker = redis.Redis.from_url(stack.redis)
+    broker.execute_command("CLIENT", "PAUSE", 30000, "ALL")
+    paused_at = time.time()
+    _release(stack, "fault_churn")
+    (run,) = _wait(
+        "the window to finish",
+        lambda: [
+            r for r in _runs(stack, TRAIN)
+            if r["run_id"] not in before["dag_runs"] and r["state"] in ("success", "failed")
+        ],
+        900,
+    )  # fmt: skip
+    assert time.time() - paused_at > 30  # the run lived through the whole pause
+    assert run["state"] == "success"
+    import urllib.parse
+
+    test_model = _api(stack, "GET", f"/api/v2/dags/{TRAIN}/dagRuns/{urllib.parse.quote(run['run_id'])}/taskInstances/test_model")
+    assert (test_model["state"], test_model["try_number"]) == ("success", 1)  # sent again, never failed
+    c = _mlflow(stack)
+    new = [v for v in c.search_model_versions("name = 'fault_churn'") if v.version not in before["versions"]]
+    assert len(new) == 1
+
+
 def _api(stack, method: str, path: str, body: dict | None = None) -> dict:
     """The stack's REST API as the UI calls it: a token for the admin user (Airflow's simple auth manager,
     its generated password), then JSON."""

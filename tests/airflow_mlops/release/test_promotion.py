@@ -238,3 +238,40 @@ def test_a_recorded_failure_is_decided_again_only_by_an_override_or_a_reevaluati
     )
     assert recorded is None
     assert again["reason"] == "labels were fixed upstream"
+
+
+def test_every_version_has_a_model_card_kept_current_by_its_releases_and_rollbacks(mlflow_uri, tmp_path):
+    """Registration writes the card (Markdown and JSON, with the training run); a promotion and a rollback
+    write it again. Every field is what the registry holds, and the JSON follows the published schema."""
+    import jsonschema
+    import mlflow
+
+    from airflow_mlops.release import card
+
+    c = registry.client()
+    c.create_registered_model("reg", description="Churn risk of a customer in the next 30 days.")
+    t1 = _trained(c, tmp_path, "a")
+    promotion.register_and_promote(c, name="reg", training=t1, tests=_tests(0.75))
+    promotion.register_and_promote(c, name="reg", training=_trained(c, tmp_path, "b"), tests=_tests(0.8, champion="1"))
+    promotion.rollback(c, "reg", reason="v2 doubles false positives in prod", by="bob")
+
+    def stored(version: str) -> dict:
+        v = c.get_model_version("reg", version)
+        return json.loads(mlflow.artifacts.load_text(f"runs:/{v.run_id}/{card.CARD_JSON}"))
+
+    one, two = stored("1"), stored("2")
+    jsonschema.validate(one, json.loads((card.ROOT / "docs" / "model-card.schema.json").read_text()))
+    v1 = c.get_model_version("reg", "1")
+    assert (one["name"], one["version"], one["aliases"]) == ("reg", "1", ["champion"])  # after the rollback
+    assert one["description"] == "Churn risk of a customer in the next 30 days."
+    assert one["training"]["run_id"] == v1.run_id
+    assert one["training"]["model_sha256"] == v1.tags[registry.MODEL_SHA_TAG]
+    assert one["training_data"]["window_start"] == v1.tags["mlops.window_start"] == "2026-01-01"
+    assert one["evaluation"]["metrics"] == json.loads(v1.tags["mlops.test_metrics"]) == {"roc_auc": 0.75}
+    assert [e["event"] for e in one["release"]] == ["decision", "champion", "rollback"]
+    assert "by bob: v2 doubles false positives in prod" in one["release"][-1]["detail"]
+    assert two["aliases"] == []
+    assert two["release"][-1]["detail"].startswith("rolled back from: ")
+    page = mlflow.artifacts.load_text(f"runs:/{v1.run_id}/{card.CARD_MD}")
+    assert page.startswith("# Model card: reg version 1\n\nChurn risk of a customer in the next 30 days.")
+    assert "- **Aliases now:** champion" in page
