@@ -209,10 +209,7 @@ def pipeline(request: Request, name: str, user: User) -> HTMLResponse:
             _a(f"{root}/mlflow/runs/{r.info.run_id}/artifacts/drift/report.html", "drift report"),
         ])  # fmt: skip
     pending = [r for r in drift if r.data.tags.get("mlops.drift_status") == "drift"][:10]
-    live_rows = []
-    for r in live[:30]:
-        for key, value in sorted(r.data.metrics.items()):
-            live_rows.append([html.escape(r.info.run_name or ""), html.escape(key), f"{value:.4f}"])
+    live_rows = [_live_row(r) for r in live[:30]]
     body = (
         f"<p>{_a(root + '/', '← MLOps')}</p><h1>{html.escape(name)}</h1>"
         + "<h2>Model versions</h2>"
@@ -221,9 +218,63 @@ def pipeline(request: Request, name: str, user: User) -> HTMLResponse:
         + "<h2>Drift decisions</h2>" + _table(["run", "status", "what decided", "report"], decisions, "no drift check yet")
         + "<h2>Drift reports with drift</h2>"
         + _table(["run", "report"], [[html.escape(r.info.run_name or ""), _a(f"{root}/mlflow/runs/{r.info.run_id}/artifacts/drift/report.html", "open")] for r in pending], "none")
-        + "<h2>Live metrics</h2>" + _table(["window", "metric (per version)", "value"], live_rows, "no labelled window yet")
+        + "<h2>Live metrics</h2>"
+        + _table(["window", "metric", "champion", "challenger", "rows", "champion vs challenger", "performance"], live_rows,
+                 "no labelled window yet")
+        + "<h2>Failed runs</h2>" + _table(["DAG", "run", "ended", "log"], _failed_runs(root, name), "none in the last 30 days")
     )  # fmt: skip
     return _page(f"MLOps: {name}", body)
+
+
+def _live_row(run: Any) -> list[str]:
+    """One labelled window: the compare metric of the champion and the challenger on their own rows, the
+    difference with its interval and the promotion verdict, and the champion's performance verdict."""
+    tags, metrics = run.data.tags, run.data.metrics
+    metric = tags.get("mlops.live_metric", "")
+    champion, challenger = tags.get("mlops.live_champion"), tags.get("mlops.live_challenger")
+
+    def cell(version: str | None) -> str:
+        value = metrics.get(f"v{version}_{metric}") if version else None
+        return f"v{version} {value:.4f}" if value is not None else (f"v{version}" if version else "—")
+
+    rows = metrics.get(f"v{champion}_rows") if champion else None
+    status = tags.get("mlops.performance_status", "")
+    return [
+        html.escape((run.info.run_name or "").rsplit(" ", 1)[-1]), html.escape(metric), html.escape(cell(champion)),
+        html.escape(cell(challenger)), f"{int(rows)}" if rows is not None else "",
+        html.escape(tags.get("mlops.live_decision", "")[:300]),
+        f"<span class='{'drift' if status == 'drift' else ''}'>{html.escape(status)}</span>",
+    ]  # fmt: skip
+
+
+def _failed_runs(root: str, name: str) -> list[list[str]]:
+    """The pipeline's failed DAG runs of the last 30 days, newest first, each with a link to its grid."""
+    import datetime as dt
+
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from sqlalchemy import select
+
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+    try:
+        with create_session() as session:
+            found = session.execute(
+                select(DagRun.dag_id, DagRun.run_id, DagRun.end_date)
+                .where(DagRun.dag_id.like(name.replace("_", "\\_") + "\\_\\_%", escape="\\"), DagRun.state == DagRunState.FAILED)
+                .where(DagRun.end_date >= since)
+                .order_by(DagRun.end_date.desc())
+                .limit(30)
+            ).all()
+    except Exception as err:  # the view still shows the rest
+        log.warning("failed runs of %s could not be listed: %s", name, err)
+        return []
+    base = root.removesuffix("/mlops")
+    return [
+        [html.escape(dag_id), html.escape(run_id), html.escape(end.isoformat(timespec="seconds") if end else ""),
+         _a(f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}", "open the run")]
+        for dag_id, run_id, end in found
+    ]  # fmt: skip
 
 
 def _runs(c: Any, experiment: str, limit: int) -> list[Any]:
@@ -288,6 +339,7 @@ def _charts(drift_runs: list[Any]) -> str:
             _, ty = xy(0, threshold)
             limit = (f"<line x1='{pad}' x2='{w - pad}' y1='{ty:.1f}' y2='{ty:.1f}' stroke='#dd6b20' stroke-dasharray='4 3'>"
                      f"<title>threshold {threshold}</title></line>")  # fmt: skip
+        limit += _axes(runs, top, w, h, pad, xy)
         figures.append(
             f"<figure data-feature='{html.escape(feature, quote=True)}'><svg width='{w}' height='{h}' role='img' "
             f"aria-label='drift of {html.escape(feature, quote=True)}'>{limit}"
@@ -296,6 +348,35 @@ def _charts(drift_runs: list[Any]) -> str:
             f"{f', threshold {threshold}' if threshold else ''}</figcaption></figure>"
         )
     return f"<div class='charts'>{''.join(figures)}</div>"
+
+
+def _day_and_champion(run: Any) -> tuple[str, str]:
+    """A drift run's day and the champion it compared with, from its name (``<name> drift <day> vs v<N>``)."""
+    name = run.info.run_name or ""
+    head, _, champion = name.rpartition(" vs ")
+    return head.rsplit(" ", 1)[-1], champion
+
+
+def _axes(runs: list[Any], top: float, w: int, h: int, pad: int, xy: Any) -> str:
+    """A chart's axes: the score scale (0 and its top), the first and last day checked, and a mark where the
+    champion changed (a promotion or a retraining that took over: the scores after it compare another model)."""
+    days = [_day_and_champion(r) for r in runs]
+    text = "font-size='9' fill='#555'"
+    out = (
+        f"<line x1='{pad}' x2='{pad}' y1='{pad}' y2='{h - pad}' stroke='#bbb'/>"
+        f"<line x1='{pad}' x2='{w - pad}' y1='{h - pad}' y2='{h - pad}' stroke='#bbb'/>"
+        f"<text x='{pad - 2}' y='{pad + 3}' text-anchor='end' {text}>{top / 1.15:.2f}</text>"
+        f"<text x='{pad - 2}' y='{h - pad}' text-anchor='end' {text}>0</text>"
+        f"<text x='{pad}' y='{h - 6}' {text}>{html.escape(days[0][0])}</text>"
+    )
+    if len(days) > 1:
+        out += f"<text x='{w - pad}' y='{h - 6}' text-anchor='end' {text}>{html.escape(days[-1][0])}</text>"
+    for i in range(1, len(days)):
+        if days[i][1] and days[i][1] != days[i - 1][1]:
+            x, _ = xy(i, 0)
+            out += (f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{pad}' y2='{h - pad}' stroke='#38a169' stroke-dasharray='2 2' "
+                    f"data-mark='champion'><title>champion {html.escape(days[i][1])} from {html.escape(days[i][0])}</title></line>")  # fmt: skip
+    return out
 
 
 # -- MLflow pages for a store without an MLflow UI ---------------------------------------------------------

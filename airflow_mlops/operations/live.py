@@ -385,7 +385,7 @@ def measure_live_window(
     per_version = version_metrics(
         predictions, labels, id_column=id_column, label_column=label_column, task=task
     )
-    log_window(c, model_name, window.label, per_version, artifact_root)
+    live_run = log_window(c, model_name, window.label, per_version, artifact_root)
     champion = registry.get_alias(c, model_name, registry.CHAMPION)
     if champion is None:
         raise DataError(
@@ -401,6 +401,13 @@ def measure_live_window(
     )  # fmt: skip
     watched = list(dict.fromkeys([metric, *(metrics or [])]))
     performance = performance_drift(champion, per_version, metrics=watched, tolerance=max_metric_drop)
+    # the window's verdicts on its run, for the MLOps view's one row per window
+    c.set_tag(live_run, "mlops.live_metric", metric)
+    c.set_tag(live_run, "mlops.live_champion", str(champion.version))
+    if challenger is not None:
+        c.set_tag(live_run, "mlops.live_challenger", str(challenger.version))
+    c.set_tag(live_run, "mlops.live_decision", str(result.get("decision", ""))[: registry.MAX_TAG])
+    c.set_tag(live_run, "mlops.performance_status", str(performance.get("status", "")))
     summary = [
         f"v{v}: " + ", ".join(f"{k}={m[k]:.4f}" for k in watched if k in m) + f" on {int(m['rows'])} rows"
         for v, m in per_version.items()

@@ -167,3 +167,54 @@ def test_a_task_report_is_found_through_the_tasks_xcom_only(api, tmp_path):
     client, token = api
     auth = {"Authorization": f"Bearer {token}"}
     assert client.get("/mlops/reports/some_dag/run1/validate/validation", headers=auth).status_code == 404
+
+
+def test_the_pipeline_page_gives_on_call_axes_champion_marks_live_verdicts_and_failed_runs(api, mlflow_uri, tmp_path):
+    """Drift charts carry their scale, first and last day and a mark where the champion changed; live metrics
+    are one row per window (champion vs challenger, the decision with its interval, the performance verdict);
+    the pipeline's failed DAG runs are listed with a link to each."""
+    import datetime as dt
+
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunType
+    from mlflow.tracking import MlflowClient
+
+    from airflow_mlops.operations.monitoring import _log_to_mlflow
+    from airflow_mlops.tracking import registry
+
+    client, token = api
+    auth = {"Authorization": f"Bearer {token}"}
+    _models(mlflow_uri, tmp_path / "artifacts")
+    c = MlflowClient(mlflow_uri, mlflow_uri)
+    report = {
+        "status": "no_drift", "drift_share": 0.0, "current_profile": f"/artifacts/{NAME}/profiles/2026-01-23/x.bin",
+        "champion_version": "2", "features": [{"feature": "age", "score": 0.02, "threshold": 0.1}],
+    }  # fmt: skip
+    _log_to_mlflow(c, NAME, report, "<html></html>", None, str(tmp_path / "artifacts"))
+    live = registry.ensure_experiment(c, f"{registry.experiment_name(NAME)}/live", str(tmp_path / "artifacts"))
+    run = c.create_run(live, run_name=f"{NAME} live 2026-01-26")
+    for key, value in (("v1_roc_auc", 0.8133), ("v2_roc_auc", 0.8384), ("v1_rows", 1804.0)):
+        c.log_metric(run.info.run_id, key, value)
+    for key, value in (("mlops.live_metric", "roc_auc"), ("mlops.live_champion", "1"), ("mlops.live_challenger", "2"),
+                       ("mlops.live_decision", "v2 - v1: +0.0251 [-0.1157, +0.1660] over 1 window(s); not promoted"),
+                       ("mlops.performance_status", "ok")):  # fmt: skip
+        c.set_tag(run.info.run_id, key, value)
+    ended = dt.datetime.now(dt.UTC)
+    with create_session() as session:
+        session.add(DagRun(dag_id=f"{NAME}__train", run_id="manual__broken", run_type=DagRunType.MANUAL,
+                           state=DagRunState.FAILED, start_date=ended, logical_date=ended))  # fmt: skip
+        session.add(DagRun(dag_id=f"{NAME}x__train", run_id="manual__other", run_type=DagRunType.MANUAL,
+                           state=DagRunState.FAILED, start_date=ended, logical_date=ended))  # fmt: skip
+    with create_session() as session:
+        for r in session.query(DagRun).filter(DagRun.run_id.in_(["manual__broken", "manual__other"])):
+            r.end_date = ended
+
+    page = client.get(f"/mlops/pipelines/{NAME}", headers=auth).text
+    assert ">2026-01-20</text>" in page and ">2026-01-23</text>" in page  # the first and last day checked
+    assert "<title>champion v2 from 2026-01-23</title>" in page
+    assert "<td>2026-01-26</td><td>roc_auc</td><td>v1 0.8133</td><td>v2 0.8384</td><td>1804</td>" in page
+    assert "+0.0251 [-0.1157, +0.1660] over 1 window(s); not promoted" in page
+    assert f"/dags/{NAME}__train/runs/manual__broken" in page
+    assert "manual__other" not in page  # another pipeline's run
