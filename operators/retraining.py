@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
+RETRAINING_TAG = "mlops.retraining"  # on a drift report's MLflow run: triggered, or held and why
+
+
 class TriggerRetrainingOperator(Alerting, TriggerDagRunOperator):
     """Trigger the retraining DAG on drift, unless a retraining is already queued or running, or the last
     one was triggered less than ``cooldown`` ago (in data time: the windows' ends).
@@ -96,6 +99,10 @@ class TriggerRetrainingOperator(Alerting, TriggerDagRunOperator):
             retraining=self.trigger_dag_id, trigger_run_id=str(self.trigger_run_id),
         )  # fmt: skip
         write_json_atomic(self.ledger_uri, decision.ledger)
+        if decision.trigger:
+            self._mark_report(report, f"triggered: {self.trigger_dag_id} run {self.trigger_run_id}")
+        else:
+            self._mark_report(report, f"held: {decision.reason} ({len(decision.pending)} report(s) pending)")
         if not decision.trigger:
             self.log.warning(
                 "drift detected (%s) but no retraining triggered: %s. The report is kept as pending (%d pending): "
@@ -126,6 +133,22 @@ class TriggerRetrainingOperator(Alerting, TriggerDagRunOperator):
             {"drift report": report.get("report_url") or ""},
         )  # fmt: skip
         return super().execute(context)
+
+    def _mark_report(self, report: dict[str, Any], outcome: str) -> None:
+        """The outcome on the drift report's MLflow run (tag ``mlops.retraining``), so the MLOps view can say
+        of every decision whether it triggered a retraining, was held and why, or is still pending. A
+        courtesy: the decision stands whether or not it can be written."""
+        run_id = report.get("mlflow_run_id")
+        if not run_id:
+            return
+        try:
+            from airflow_mlops.hooks.mlflow import MlflowHook
+            from airflow_mlops.tracking import registry
+
+            with MlflowHook().configured() as client:
+                client.set_tag(run_id, RETRAINING_TAG, outcome[: registry.MAX_TAG])
+        except Exception as err:
+            self.log.warning("could not record the retraining outcome on MLflow run %s: %s", run_id, err)
 
     def _emit_asset_event(self, context: Context, entry: dict[str, Any]) -> None:
         events = context.get("outlet_events")

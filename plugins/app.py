@@ -205,7 +205,7 @@ def pipeline(request: Request, name: str, user: User) -> HTMLResponse:
         status = r.data.tags.get("mlops.drift_status", "")
         decisions.append([
             html.escape(r.info.run_name or ""), f"<span class='{'drift' if status == 'drift' else ''}'>{html.escape(status)}</span>",
-            html.escape(_drift_measure(r.data.metrics)),
+            html.escape(_drift_measure(r.data.metrics)), _retraining_cell(root, status, r.data.tags.get("mlops.retraining")),
             _a(f"{root}/mlflow/runs/{r.info.run_id}/artifacts/drift/report.html", "drift report"),
         ])  # fmt: skip
     pending = [r for r in drift if r.data.tags.get("mlops.drift_status") == "drift"][:10]
@@ -215,7 +215,7 @@ def pipeline(request: Request, name: str, user: User) -> HTMLResponse:
         + "<h2>Model versions</h2>"
         + _table(["version", "data window", "tests", "test metrics", "decision", "links"], version_rows, "no version yet")
         + "<h2>Drift over time</h2>" + _charts(drift)
-        + "<h2>Drift decisions</h2>" + _table(["run", "status", "what decided", "report"], decisions, "no drift check yet")
+        + "<h2>Drift decisions</h2>" + _table(["run", "status", "what decided", "retraining", "report"], decisions, "no drift check yet")
         + "<h2>Drift reports with drift</h2>"
         + _table(["run", "report"], [[html.escape(r.info.run_name or ""), _a(f"{root}/mlflow/runs/{r.info.run_id}/artifacts/drift/report.html", "open")] for r in pending], "none")
         + "<h2>Live metrics</h2>"
@@ -224,6 +224,20 @@ def pipeline(request: Request, name: str, user: User) -> HTMLResponse:
         + "<h2>Failed runs</h2>" + _table(["DAG", "run", "ended", "log"], _failed_runs(root, name), "none in the last 30 days")
     )  # fmt: skip
     return _page(f"MLOps: {name}", body)
+
+
+def _retraining_cell(root: str, status: str, outcome: str | None) -> str:
+    """What a drift decision led to: a triggered retraining (linked to its run), held (and why), or pending
+    (drift found, the trigger has not decided yet); nothing for no drift."""
+    if status != "drift":
+        return ""
+    if not outcome:
+        return "<span class='muted'>pending</span>"
+    if outcome.startswith("triggered: "):
+        dag_id, _, run_id = outcome.removeprefix("triggered: ").partition(" run ")
+        base = root.removesuffix("/mlops")
+        return _a(f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}", f"triggered {dag_id}")
+    return html.escape(outcome)
 
 
 def _live_row(run: Any) -> list[str]:

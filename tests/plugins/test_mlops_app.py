@@ -186,13 +186,15 @@ def test_the_pipeline_page_gives_on_call_axes_champion_marks_live_verdicts_and_f
 
     client, token = api
     auth = {"Authorization": f"Bearer {token}"}
-    _models(mlflow_uri, tmp_path / "artifacts")
+    made = _models(mlflow_uri, tmp_path / "artifacts")
     c = MlflowClient(mlflow_uri, mlflow_uri)
     report = {
-        "status": "no_drift", "drift_share": 0.0, "current_profile": f"/artifacts/{NAME}/profiles/2026-01-23/x.bin",
-        "champion_version": "2", "features": [{"feature": "age", "score": 0.02, "threshold": 0.1}],
+        "status": "drift", "drift_share": 0.5, "current_profile": f"/artifacts/{NAME}/profiles/2026-01-23/x.bin",
+        "champion_version": "2", "features": [{"feature": "age", "score": 0.32, "threshold": 0.1}],
     }  # fmt: skip
-    _log_to_mlflow(c, NAME, report, "<html></html>", None, str(tmp_path / "artifacts"))
+    held = _log_to_mlflow(c, NAME, report, "<html></html>", None, str(tmp_path / "artifacts"))
+    c.set_tag(made["drift_runs"][-1], "mlops.retraining", f"triggered: {NAME}__retrain run drift__scheduled__2026-01-22")
+    c.set_tag(held, "mlops.retraining", "held: a retraining is already queued or running (2 report(s) pending)")
     live = registry.ensure_experiment(c, f"{registry.experiment_name(NAME)}/live", str(tmp_path / "artifacts"))
     run = c.create_run(live, run_name=f"{NAME} live 2026-01-26")
     for key, value in (("v1_roc_auc", 0.8133), ("v2_roc_auc", 0.8384), ("v1_rows", 1804.0)):
@@ -218,4 +220,7 @@ def test_the_pipeline_page_gives_on_call_axes_champion_marks_live_verdicts_and_f
     assert "<td>2026-01-26</td><td>roc_auc</td><td>v1 0.8133</td><td>v2 0.8384</td><td>1804</td>" in page
     assert "+0.0251 [-0.1157, +0.1660] over 1 window(s); not promoted" in page
     assert f"/dags/{NAME}__train/runs/manual__broken" in page
+    # every drift decision says what it led to: triggered (linked to the run), held and why
+    assert f"href='/dags/{NAME}__retrain/runs/drift__scheduled__2026-01-22'" in page
+    assert "held: a retraining is already queued or running (2 report(s) pending)" in page
     assert "manual__other" not in page  # another pipeline's run

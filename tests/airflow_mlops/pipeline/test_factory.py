@@ -222,6 +222,18 @@ def test_drifted_partitions_in_a_row_start_one_retraining_and_lose_no_report(dag
     assert [r.run_id for r in new] == [f"drift__{results[0][0].run_id}"]  # one retraining, not three
     assert [res["triggered"] for _, res in results[1:]] == [False, False]
     assert "already queued or running" in results[1][1]["reason"]
+    # each drift report's MLflow run says what it led to (the MLOps view shows it beside the decision)
+    import mlflow
+
+    outcomes = [
+        mlflow.MlflowClient().get_run(xcom(monitor.dag_id, r.run_id, "detect_drift")["mlflow_run_id"]).data.tags.get(
+            "mlops.retraining"
+        )
+        for r, _ in results
+    ]  # fmt: skip
+    assert outcomes[0] == f"triggered: {NAME}__retrain run drift__{results[0][0].run_id}"
+    assert outcomes[1].startswith("held: ")
+    assert "already queued or running" in outcomes[1]
 
     ledger = json.loads((roots["artifacts"] / NAME / "retraining" / "ledger.json").read_text())
     assert [p["monitor_run_id"] for p in ledger["pending"]] == [results[1][0].run_id, results[2][0].run_id]
