@@ -38,6 +38,9 @@ class PartitionCompleteSensor(WaitingSensor):
         (then at the day after it). The window waited for is pushed as XCom ``window`` (``start``, ``end``)
         for the tasks downstream; it is decided once per try (kept across deferrals). The generated monitor
         DAGs set it.
+    :param verify_pages: once the partition looks complete, read every data page of its Parquet files (in the
+        worker, never the triggerer; bounded memory): a file whose footer is intact but whose data is damaged
+        fails the task at once, naming it, instead of passing the day on.
     """
 
     template_fields: Sequence[str] = ("data_uri", "window_start", "window_end", "marker")
@@ -55,6 +58,7 @@ class PartitionCompleteSensor(WaitingSensor):
         marker: str | None = None,
         asset: str | None = None,
         manual_window: bool = False,
+        verify_pages: bool = True,
         **kwargs: Any,
     ) -> None:
         if asset:
@@ -63,6 +67,7 @@ class PartitionCompleteSensor(WaitingSensor):
             kwargs["inlets"] = [*(kwargs.get("inlets") or []), Asset(name=asset)]
         super().__init__(**kwargs)
         self.manual_window = manual_window
+        self.verify_pages = verify_pages
         self._settled = False
         self.data_uri = data_uri
         self.data_format = data_format
@@ -114,6 +119,11 @@ class PartitionCompleteSensor(WaitingSensor):
         )  # fmt: skip
         if not state.complete:
             return False, state.reason, None
+        if self.verify_pages:
+            from airflow_mlops.data.completeness import verify_pages
+
+            with gate(self, context):  # damaged, not late: waiting cannot help
+                verify_pages(state.files, self.data_format)
         reason = state.reason
         if self.asset:
             ready, why = self._asset_ready(context)

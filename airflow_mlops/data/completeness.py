@@ -70,6 +70,31 @@ def count_rows(uri: str, data_format: str) -> int:
         return max(lines - 1, 0)
 
 
+def verify_pages(files: list[str], data_format: str, batch_rows: int = 65_536) -> None:
+    """Read every data page of ``files`` (Parquet; bounded memory, nothing kept) and raise
+    :class:`~airflow_mlops.errors.BadDataError` naming the first file whose footer is intact but whose data
+    cannot be read: a damaged file, not one still being written (that one has no footer yet). CSV files were
+    read whole by the row count already."""
+    if data_format != "parquet":
+        return
+    import pyarrow.parquet as pq
+
+    from airflow_mlops.errors import BadDataError
+    from airflow_mlops.storage import _fs
+
+    for uri in files:
+        fs, path = _fs(uri)
+        try:
+            with fs.open(path, "rb") as fh:
+                for _ in pq.ParquetFile(fh).iter_batches(batch_size=batch_rows):
+                    pass
+        except Exception as err:
+            raise BadDataError(
+                f"{uri}: its footer is intact but a data page cannot be read ({type(err).__name__}: {err}): the "
+                "file is damaged, not still being written\nWrite the partition again upstream, then clear this task."
+            ) from None
+
+
 def check_storage(
     data_uri: str,
     data_format: str,

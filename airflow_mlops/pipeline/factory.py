@@ -338,6 +338,7 @@ def build_monitor_dag(spec: PipelineSpec) -> DAG:
         wait = PartitionCompleteSensor(
             task_id="wait_for_partition", data_uri=spec.data.uri, data_format=spec.data.format,
             min_rows=done.min_rows, marker=done.marker, asset=done.asset, manual_window=True,
+            verify_pages=done.verify_pages,
             window_start=INTERVAL_START, window_end=INTERVAL_END, **waiting,
         )  # fmt: skip
         profile = ValidateDataOperator(

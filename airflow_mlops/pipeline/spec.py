@@ -68,6 +68,9 @@ class Completeness(Section):
     asset: str | None = Field(
         None, min_length=1, description="an upstream Asset (by name) that must have an event for the interval"
     )
+    verify_pages: bool = Field(
+        True, description="once complete, read every Parquet data page: a damaged file fails the wait, named"
+    )
 
 
 class Data(Section):

@@ -322,3 +322,22 @@ def test_deferrable_follows_airflows_default_deferrable(setting, expected):
     env = {**os.environ, "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": setting}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [expected, expected, not expected]
+
+
+def test_a_damaged_page_behind_an_intact_footer_fails_the_wait_at_once_naming_the_file(dagbag_tests, wait_root):
+    """The footer reads (rows, marker: complete), but a data page is damaged: before, the sensor passed the
+    day on; now it reads the pages in the worker and fails without a retry, naming the file."""
+    from airflow_mlops.utils.failures import FAILURE_XCOM
+
+    part = _write(wait_root, 20_000)
+    (wait_root / f"date={DAY}" / "_SUCCESS").touch()
+    assert check_storage(str(wait_root) + "/date={date}/part-0.parquet", "parquet", START, END, min_rows=100).complete
+    raw = bytearray(part.read_bytes())
+    raw[200:4000] = bytes(3800)
+    part.write_bytes(bytes(raw))
+    assert count_rows(str(part), "parquet") == 20_000  # the footer still reads
+    run, states = run_dag(dagbag_tests.dags["wait_deferrable"], "2026-01-21")
+    assert states == {"wait": "failed", "downstream": "upstream_failed"}
+    assert [ti.try_number for ti in run.get_task_instances() if ti.task_id == "wait"] == [1]
+    block = xcom("wait_deferrable", run.run_id, "wait", key=FAILURE_XCOM)
+    assert f"{part}: its footer is intact but a data page cannot be read" in block
