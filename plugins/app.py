@@ -91,6 +91,8 @@ th { color: var(--muted); font-weight: 600; background: var(--panel); }
 .badge { display: inline-block; padding: 0 8px; border-radius: 10px; font-size: 12px; border: 1px solid var(--line); }
 .champion { background: #c6f6d5; color: #22543d; } .challenger { background: #fefcbf; color: #744210; }
 .pass { color: var(--ok); } .fail { color: var(--bad); } .drift { color: var(--warn); font-weight: 600; }
+.state { display: inline-block; padding: 0 6px; border-radius: 4px; font-size: 12px; border: 1px solid var(--line); }
+.state.failing { color: var(--bad); } .state.drifting { color: var(--warn); } .state.awaiting-approval { font-weight: 600; }
 .muted { color: var(--muted); } .charts { display: flex; flex-wrap: wrap; gap: 16px; }
 figure { margin: 0; padding: 8px; border: 1px solid var(--line); border-radius: 6px; background: var(--panel); }
 figcaption { font-size: 12px; color: var(--muted); }
@@ -127,32 +129,108 @@ def _base(request: Request) -> str:
 # -- the MLOps view ---------------------------------------------------------------------------------------
 
 
+STATES = ("failing", "drifting", "awaiting approval", "no champion")
+
+
 @app.get("/", response_class=HTMLResponse)
-def index(request: Request, user: User) -> HTMLResponse:
+def index(request: Request, user: User, state: str = "", sort: str = "name", page: int = 1, per_page: int = 100) -> HTMLResponse:
+    """Every pipeline the user may read, with its state: failing (its DAGs' latest run failed), drifting (its
+    latest drift check found drift), awaiting approval (a version waits for a person), no champion. Filter by
+    state, sort by name or state, one page at a time. One MLflow search and one metadata-DB query, whatever
+    the fleet's size (the states are tags of the registered models)."""
     from airflow_mlops.tracking import registry
 
     root = _base(request)
-    rows = []
+    per_page = min(max(per_page, 1), 500)
     with _mlflow() as c:
-        models = c.search_registered_models(max_results=1000)
-    for m in sorted(models, key=lambda m: m.name):
+        models = _all_models(c)
+    failing = _failing_pipelines()
+    listed = []
+    for m in models:
         if not _can_read_dag(user, _pipeline_dag(m.name)):
             continue
         aliases = dict(getattr(m, "aliases", {}) or {})
+        tags = dict(getattr(m, "tags", {}) or {})
+        states = [s for s, on in (
+            ("failing", m.name in failing), ("drifting", tags.get(registry.DRIFT_STATE_TAG) == "drift"),
+            ("awaiting approval", bool(tags.get(registry.AWAITING_TAG))), ("no champion", registry.CHAMPION not in aliases),
+        ) if on]  # fmt: skip
+        listed.append((m, aliases, tags, states))
+    counts = {s: sum(s in states for *_, states in listed) for s in STATES}
+    if state in STATES:
+        listed = [row for row in listed if state in row[3]]
+    if sort == "state":
+        listed.sort(key=lambda row: (min((STATES.index(s) for s in row[3]), default=len(STATES)), row[0].name))
+    else:
+        listed.sort(key=lambda row: row[0].name)
+    pages = max((len(listed) + per_page - 1) // per_page, 1)
+    page = min(max(page, 1), pages)
+    rows = []
+    for m, aliases, tags, states in listed[(page - 1) * per_page : page * per_page]:
         latest = max((int(v.version) for v in (m.latest_versions or [])), default=None)
+        drift = tags.get(registry.DRIFT_STATE_TAG)
         rows.append([
             _a(f"{root}/pipelines/{quote(m.name)}", m.name),
+            " ".join(f"<span class='state {s.replace(' ', '-')}'>{html.escape(s)}</span>" for s in states) or "<span class='muted'>ok</span>",
             _version_cell(root, m.name, aliases.get(registry.CHAMPION)),
             _version_cell(root, m.name, aliases.get(registry.CHALLENGER)),
             html.escape(f"v{latest}" if latest else "–"),
+            html.escape(f"{drift} ({tags.get(registry.DRIFT_DAY_TAG, '?')})" if drift else "–"),
             html.escape((m.description or "").splitlines()[0] if m.description else ""),
         ])  # fmt: skip
+
+    def link(label: str, **params: Any) -> str:
+        query = {"state": state, "sort": sort, "per_page": per_page, "page": 1, **params}
+        return _a(f"{root}/?" + "&".join(f"{k}={quote(str(v))}" for k, v in query.items() if v not in ("", None)), label)
+
+    filters = " · ".join(
+        [link("all", state="")] + [link(f"{s} ({counts[s]})", state=s) for s in STATES]
+    )  # fmt: skip
+    nav = f"page {page} of {pages}"
+    if page > 1:
+        nav = link("← previous", page=page - 1) + " · " + nav
+    if page < pages:
+        nav += " · " + link("next →", page=page + 1)
     body = (
         "<h1>MLOps</h1><p class='muted'>Registered models of the pipelines you can read. Open one for its "
         "versions, model tests, drift decisions and live metrics.</p>"
-        + _table(["pipeline", "champion", "challenger", "latest", "description"], rows, "no registered model yet")
-    )
+        f"<p>show: {filters} · sort by {link('name', sort='name')} | {link('state', sort='state')}</p>"
+        + _table(["pipeline", "state", "champion", "challenger", "latest", "drift", "description"], rows,
+                 "no registered model yet" if not state else f"no pipeline is {state}")
+        + f"<p class='muted'>{nav} ({len(listed)} pipeline(s))</p>"
+    )  # fmt: skip
     return _page("MLOps", body)
+
+
+def _all_models(c: Any) -> list[Any]:
+    """Every registered model (all pages of the search)."""
+    out: list[Any] = []
+    token = None
+    while True:
+        found = c.search_registered_models(max_results=1000, page_token=token)
+        out += list(found)
+        token = getattr(found, "token", None)
+        if not token:
+            return out
+
+
+def _failing_pipelines() -> set[str]:
+    """Pipelines whose DAGs' latest run (any of them) failed: one query over the metadata DB."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from sqlalchemy import func, select
+
+    try:
+        with create_session() as session:
+            latest = select(func.max(DagRun.id).label("id")).group_by(DagRun.dag_id).subquery()
+            found = session.execute(
+                select(DagRun.dag_id).join(latest, DagRun.id == latest.c.id).where(DagRun.state == DagRunState.FAILED)
+            ).scalars().all()
+    except Exception as err:
+        log.warning("failed DAG runs could not be listed: %s", err)
+        return set()
+    return {dag_id.rsplit("__", 1)[0] for dag_id in found if "__" in dag_id}
 
 
 def _version_cell(root: str, name: str, version: Any) -> str:

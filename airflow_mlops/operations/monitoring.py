@@ -126,6 +126,13 @@ def _log_to_mlflow(
     exp = registry.ensure_experiment(c, f"{registry.experiment_name(model_name)}/drift", artifact_root)
     key = f"drift:{report['current_profile']}:v{report['champion_version']}"
     found = registry.find_run(c, exp, key)
+    day = partition_label(report["current_profile"])
+    try:  # the model's drift state follows its latest day checked (a backfill of older days leaves it)
+        latest = c.get_registered_model(model_name).tags.get(registry.DRIFT_DAY_TAG)
+    except Exception:
+        latest = None
+    if latest is None or day >= latest:
+        registry.set_model_state(c, model_name, {registry.DRIFT_STATE_TAG: report["status"], registry.DRIFT_DAY_TAG: day})
     if found is not None:
         return found.info.run_id
     run = c.create_run(

@@ -243,6 +243,8 @@ def register_and_promote(
             name, version.version, decisions.REEVALUATED_TAG,
             f"{ev['at']} by {ev['by']}: {ev['reason']}"[: registry.MAX_TAG],
         )  # fmt: skip
+    if decision.get("awaiting_approval"):
+        registry.set_model_state(c, name, {registry.AWAITING_TAG: str(version.version)})
     card.publish(c, name, str(version.version))  # registered: its card, whatever was decided
     return {**result, **decision, "reproduced": None}
 
@@ -323,6 +325,12 @@ def promote_approved(
         }  # fmt: skip
         check()
         decisions.record_decision(c, name, str(version), decision, airflow)
+    try:
+        waiting = c.get_registered_model(name).tags.get(registry.AWAITING_TAG)
+    except Exception:
+        waiting = None
+    if waiting == str(version):
+        registry.set_model_state(c, name, {registry.AWAITING_TAG: None})
     card.publish(c, name, str(version))
     return {"version": str(version), "promoted": promoted, "approved_by": str(by), "previous_champion": previous,
             "reproduced": None}  # fmt: skip

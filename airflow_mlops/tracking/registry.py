@@ -325,3 +325,22 @@ def model_files(tags: dict[str, str]) -> dict[str, str] | None:
         return None
     files = json.loads(raw)
     return files if isinstance(files, dict) else None
+
+
+# Pipeline states on the registered model itself, so that one search lists a whole fleet with them.
+DRIFT_STATE_TAG = "mlops.drift_status"  # the latest drift check's status ("drift" | "no_drift" | ...)
+DRIFT_DAY_TAG = "mlops.drift_day"  # the day that check looked at
+AWAITING_TAG = "mlops.awaiting_approval"  # the version that waits for a person's approval
+
+
+def set_model_state(c: Any, name: str, tags: dict[str, str | None]) -> None:
+    """Set (or, for None, remove) pipeline-state tags on the registered model. A courtesy for the fleet
+    index: never fails the step that calls it."""
+    for key, value in tags.items():
+        try:
+            if value is None:
+                c.delete_registered_model_tag(name, key)
+            else:
+                c.set_registered_model_tag(name, key, str(value)[:MAX_TAG])
+        except Exception as err:
+            log.debug("could not set %s on %s: %s", key, name, err)

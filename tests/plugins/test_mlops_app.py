@@ -224,3 +224,60 @@ def test_the_pipeline_page_gives_on_call_axes_champion_marks_live_verdicts_and_f
     assert f"href='/dags/{NAME}__retrain/runs/drift__scheduled__2026-01-22'" in page
     assert "held: a retraining is already queued or running (2 report(s) pending)" in page
     assert "manual__other" not in page  # another pipeline's run
+
+
+def test_the_fleet_index_filters_by_state_sorts_and_pages(api, mlflow_uri, tmp_path):
+    """States come from the registered models' tags and one metadata-DB query: failing (the latest run of one
+    of its DAGs failed), drifting (its latest drift check), awaiting approval, no champion."""
+    import datetime as dt
+
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunType
+    from mlflow.tracking import MlflowClient
+
+    from airflow_mlops.operations.monitoring import _log_to_mlflow
+    from airflow_mlops.tracking import registry
+
+    client, token = api
+    auth = {"Authorization": f"Bearer {token}"}
+    c = MlflowClient(mlflow_uri, mlflow_uri)
+    for name in ("fa", "fb", "fc", "fd", "fe"):
+        c.create_registered_model(name)
+        exp = registry.ensure_experiment(c, registry.experiment_name(name), str(tmp_path / "artifacts"))
+        run = c.create_run(exp)
+        c.create_model_version(name, f"{run.info.artifact_uri}/model", run.info.run_id)
+        if name != "fd":
+            c.set_registered_model_alias(name, registry.CHAMPION, "1")
+    report = {"status": "drift", "drift_share": 0.5, "current_profile": "/p/fb/2026-01-22.bin", "champion_version": "1",
+              "features": [{"feature": "x", "score": 0.3, "threshold": 0.1}]}  # fmt: skip
+    _log_to_mlflow(c, "fb", report, "<html></html>", None, str(tmp_path / "artifacts"))
+    older = {**report, "status": "no_drift", "current_profile": "/p/fb/2026-01-20.bin"}
+    _log_to_mlflow(c, "fb", older, "<html></html>", None, str(tmp_path / "artifacts"))  # a backfilled older day
+    registry.set_model_state(c, "fc", {registry.AWAITING_TAG: "1"})
+    now = dt.datetime.now(dt.UTC)
+    with create_session() as session:
+        for i, (dag_id, state) in enumerate((("fa__train", DagRunState.SUCCESS), ("fa__train", DagRunState.FAILED),
+                                             ("fe__score", DagRunState.FAILED), ("fe__score", DagRunState.SUCCESS))):  # fmt: skip
+            session.add(DagRun(dag_id=dag_id, run_id=f"manual__{i}", run_type=DagRunType.MANUAL, state=state,
+                               logical_date=now + dt.timedelta(minutes=i)))  # fmt: skip
+
+    def names(**params):
+        query = "&".join(f"{k}={v}" for k, v in params.items())
+        page = client.get(f"/mlops/?{query}", headers=auth)
+        assert page.status_code == 200
+        return [n for n in ("fa", "fb", "fc", "fd", "fe") if f">{n}</a>" in page.text], page.text
+
+    assert names(state="failing")[0] == ["fa"]  # fe failed once, then succeeded
+    assert names(state="drifting")[0] == ["fb"]  # its latest day drifted; the older backfilled day did not move it
+    assert names(state="awaiting%20approval")[0] == ["fc"]
+    assert names(state="no%20champion")[0] == ["fd"]
+    listed, text = names()
+    assert listed == ["fa", "fb", "fc", "fd", "fe"]
+    assert "failing (1)" in text
+    assert "drift (2026-01-22)" in text
+    first, text = names(sort="state", per_page=2)
+    assert first == ["fa", "fb"]  # failing first, then drifting
+    assert "page 1 of 3" in text
+    assert names(sort="state", per_page=2, page=3)[0] == ["fe"]

@@ -275,3 +275,19 @@ def test_every_version_has_a_model_card_kept_current_by_its_releases_and_rollbac
     page = mlflow.artifacts.load_text(f"runs:/{v1.run_id}/{card.CARD_MD}")
     assert page.startswith("# Model card: reg version 1\n\nChurn risk of a customer in the next 30 days.")
     assert "- **Aliases now:** champion" in page
+
+
+def test_a_version_awaiting_approval_marks_its_model_until_approved(mlflow_uri, tmp_path):
+    """The fleet index lists "awaiting approval" from a tag of the registered model: set by a release that
+    waits for a person, removed by the approval."""
+    c = registry.client()
+    promotion.register_and_promote(c, name="reg", training=_trained(c, tmp_path, "a"), tests=_tests(0.75))
+    promotion.register_and_promote(
+        c, name="reg", training=_trained(c, tmp_path, "b"), tests=_tests(0.8, champion="1"), promotion_mode="approval"
+    )
+    assert c.get_registered_model("reg").tags.get(registry.AWAITING_TAG) == "2"
+    promotion.promote_approved(
+        c, "reg", "2", by="alice", at="2026-01-20T10:00:00+00:00", metric="roc_auc", tested_against="1", reason="ok"
+    )
+    assert registry.AWAITING_TAG not in c.get_registered_model("reg").tags
+    assert _champion(c) == "2"
