@@ -134,7 +134,10 @@ def test_release_cycle_end_to_end(bag, roots, capfd, tmp_path):
     assert (live["won"], live["streak"], live["proposed"]) == (True, 2, True)
     assert "proposed v3 for promotion, a person decides (it was rolled back" in live["decision"]
     assert _champion("release_churn") == "1"  # the rolled-back v3 is proposed, never promoted again by itself
-    assert "won 2 consecutive live windows" in versions("release_churn")[2].tags["mlops.live_proposal"]
+    proposal = versions("release_churn")[2].tags["mlops.live_proposal"]
+    assert "better than champion v1 on live roc_auc: difference +" in proposal  # the test, not a count of wins
+    assert live["evidence"]["low"] > 0  # the interval lies above no improvement
+    assert live["evidence"]["windows"] == 2
     live_runs = mlflow.search_runs(
         experiment_names=["airflow-mlops/release_churn/live"], output_format="list"
     )
