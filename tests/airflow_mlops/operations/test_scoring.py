@@ -352,7 +352,7 @@ def _simulated_windows(rng, accuracy: float, champion_accuracy: float, windows: 
 def test_a_challenger_that_is_no_better_is_promoted_no_more_often_than_the_declared_error_rate():
     """100 simulated challengers exactly as good as the champion, each looked at after every one of 20
     windows (peeking, as the DAG does): promotions stay within the declared 5% (binomial 99% bound: 11).
-    "Two wins in a row" promoted about half of them."""
+    "Two wins in a row" promoted nearly every one of them (96 of 100 with these windows)."""
     from airflow_mlops.operations.live import sequential_evidence
 
     rng = np.random.default_rng(11)
