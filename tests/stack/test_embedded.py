@@ -37,13 +37,21 @@ def _wait(what: str, condition, timeout: float, every: float = 2.0):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def _trainers() -> list:
+def _trainers(home: Path) -> list:
+    """This test's trainer processes (by their AIRFLOW_HOME: other tests on the machine train too); a killed
+    trainer whose parent died too can linger as a zombie until init reaps it, and does not count."""
     import psutil
 
-    return [  # (a killed trainer whose parent died too can linger as a zombie until init reaps it)
+    def ours(p: psutil.Process) -> bool:
+        try:
+            return p.environ().get("AIRFLOW_HOME") == str(home / "airflow")
+        except psutil.Error:
+            return False
+
+    return [
         p for p in psutil.process_iter(["pid", "cmdline", "status"])
         if "airflow_mlops.model.training" in " ".join(p.info.get("cmdline") or [])
-        and p.info.get("status") != psutil.STATUS_ZOMBIE
+        and p.info.get("status") != psutil.STATUS_ZOMBIE and ours(p)
     ]  # fmt: skip
 
 
@@ -127,9 +135,10 @@ def test_a_crash_of_the_whole_embedded_airflow_mid_training_finishes_the_run(tmp
             if (hold / f"{PIPELINE}.held").exists() else None,
             600, every=0.5,
         )  # fmt: skip
+        assert [p.pid for p in _trainers(home)] == [pid]  # the held trainer is this test's, and found
         _kill_tree(proc.pid)  # every standalone process at once (tasks run in sessions of their own)
         proc.wait(30)
-        _wait("the trainer to die with its task", lambda: not _trainers(), 30, every=0.5)
+        _wait("the trainer to die with its task", lambda: not _trainers(home), 30, every=0.5)
         (hold / PIPELINE).write_text(str(10**9))  # the retry trains on
         proc = _standalone(env, home, port)
         (run,) = _wait(
@@ -144,4 +153,4 @@ def test_a_crash_of_the_whole_embedded_airflow_mid_training_finishes_the_run(tmp
     assert mlflow_run.info.status == "FINISHED"
     assert int(mlflow_run.data.tags["mlops.resumed_from_step"]) == step
     assert len(c.search_model_versions(f"name = '{PIPELINE}'")) == 1
-    assert _trainers() == []
+    assert _trainers(home) == []
