@@ -9,7 +9,7 @@ then times, in one Airflow API app (SimpleAuthManager, logged in):
   challenger, out of all of them) and ``GET /mlops/?state=drifting&per_page=100`` (filtered by state)
 - ``GET /mlops/pipelines/<name>`` (one pipeline: versions, drift charts, decisions, live metrics)
 
-Run: ``.venv/bin/python benchmarks/mlops_view.py [--pipelines 100] [--repeat 20]``. Prints median ms and the
+Run: ``.venv/bin/python benchmarks/mlops_view.py [--pipelines 100] [--repeat 20] [--checks 10]``. Prints median ms and the
 ratio to the baseline.
 """
 
@@ -30,6 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pipelines", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--checks", type=int, default=10, help="drift checks logged per pipeline")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="mlops-view-bench-"))
@@ -73,9 +74,9 @@ def main() -> None:
                                    tags={"mlops.tests": "passed", "mlops.test_metrics": json.dumps({"roc_auc": 0.8 + v / 100})})  # fmt: skip
         c.set_registered_model_alias(name, registry.CHAMPION, "2")
         c.set_registered_model_alias(name, registry.CHALLENGER, "3")
-        for day in range(10):
+        for day in range(args.checks):
             features = [{"feature": f"f{k}", "score": 0.01 * (k + day), "threshold": 0.1} for k in range(8)]
-            status = "drift" if i % 10 == 0 and day == 9 else "no_drift"
+            status = "drift" if i % 10 == 0 and day == args.checks - 1 else "no_drift"
             report = {"status": status, "drift_share": 0.0, "current_profile": f"/p/{name}/2026-01-{day + 1:02d}.bin",
                       "champion_version": "2", "features": features}  # fmt: skip
             _log_to_mlflow(c, name, report, "<html></html>", None, str(home / "artifacts"))
