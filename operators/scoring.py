@@ -43,6 +43,8 @@ class BatchScoreOperator(LineageMixin, NamedOutputs, Alerting):
     :param chunk_rows: rows per chunk (bounds memory).
     :param label_column: the scored rows carry their label in this column: it is written beside each
         prediction, where live metrics read it (no labels file, no id join).
+    :param carry: further input columns written beside each prediction as read (the business value's
+        per-row amount, ``scoring.labels.value.column``).
     :param window_start: window start (templated).
     :param window_end: window end, exclusive (templated).
     :param mlflow_conn_id: MLflow connection.
@@ -75,6 +77,7 @@ class BatchScoreOperator(LineageMixin, NamedOutputs, Alerting):
         fraction: float = 0.1,
         chunk_rows: int = 50_000,
         label_column: str | None = None,
+        carry: list[str] | None = None,
         window_start: str = DEFAULT_START,
         window_end: str = DEFAULT_END,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
@@ -108,6 +111,7 @@ class BatchScoreOperator(LineageMixin, NamedOutputs, Alerting):
         self.fraction = fraction
         self.chunk_rows = chunk_rows
         self.label_column = label_column
+        self.carry = list(carry or [])
         self.window_start = window_start
         self.window_end = window_end
         self.mlflow_conn_id = mlflow_conn_id
@@ -161,7 +165,7 @@ class BatchScoreOperator(LineageMixin, NamedOutputs, Alerting):
                 id_column=self.id_column, chunk_rows=self.chunk_rows, salt=self.model_name,
                 shadow_uri=join(f"{base}_shadow", f"{window.label}.parquet"),
                 inputs=[{"uri": u, "sha256": sha256_file(u)} for u in uris], label_column=self.label_column,
-                row_filter=row_filter, quarantine_uri=join(f"{base}_quarantine", f"{window.label}.parquet"),
+                carry=self.carry, row_filter=row_filter, quarantine_uri=join(f"{base}_quarantine", f"{window.label}.parquet"),
                 written_by=airflow_ids(context),
             )  # fmt: skip
         if result.get("quarantined"):
@@ -237,6 +241,9 @@ class LiveMetricsOperator(NamedOutputs, Alerting):
     :param promote_after: the fewest windows a promotion rests on.
     :param promotion_alpha: the declared chance of promoting a challenger that is not better.
     :param promotion_min_rows: the fewest labelled challenger rows a promotion rests on.
+    :param value: business value of a binary classifier's decisions: ``{"tp", "fp", "fn", "tn"}`` worths and
+        an optional per-row amount ``column``; reported as the live metric ``value`` (mean per labelled row).
+    :param promote_on: the live metric promotion follows (default ``metric``; ``value`` with ``value``).
     :param promotion_mode: ``auto`` promotes; ``manual``/``approval`` propose.
     :param labels_delay_days: labels for a window arrive this many days after it: measure the window that
         ended that many days before this run's interval.
@@ -264,6 +271,8 @@ class LiveMetricsOperator(NamedOutputs, Alerting):
         promotion_mode: str = "auto",
         promotion_alpha: float = 0.05,
         promotion_min_rows: int = 0,
+        value: dict[str, Any] | None = None,
+        promote_on: str | None = None,
         labels_delay_days: int = 0,
         max_metric_drop: float | str | dict[str, float | str] | None = None,
         data_format: str = "parquet",
@@ -303,6 +312,8 @@ class LiveMetricsOperator(NamedOutputs, Alerting):
         self.promotion_mode = promotion_mode
         self.promotion_alpha = promotion_alpha
         self.promotion_min_rows = promotion_min_rows
+        self.value = value
+        self.promote_on = promote_on
         self.labels_delay_days = labels_delay_days
         self.max_metric_drop = max_metric_drop
         self.data_format = data_format
@@ -330,7 +341,8 @@ class LiveMetricsOperator(NamedOutputs, Alerting):
                 labels_uri=self.labels_uri, data_format=self.data_format, id_column=self.id_column,
                 label_column=self.label_column, metric=self.metric, min_improvement=self.min_improvement,
                 promote_after=self.promote_after, promotion_mode=self.promotion_mode,
-                alpha=self.promotion_alpha, min_rows=self.promotion_min_rows,
+                alpha=self.promotion_alpha, min_rows=self.promotion_min_rows, value=self.value,
+                promote_on=self.promote_on,
                 max_metric_drop=self.max_metric_drop, metrics=self.metrics, artifact_root=self.hook.artifact_root,
             )  # fmt: skip
         from airflow_mlops.operations.live import performance_table

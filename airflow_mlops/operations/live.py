@@ -25,7 +25,8 @@ PROPOSAL_TAG = "mlops.live_proposal"
 
 
 def version_metrics(
-    predictions: Any, labels: Any | None, *, id_column: str | None, label_column: str, task: str
+    predictions: Any, labels: Any | None, *, id_column: str | None, label_column: str, task: str,
+    value: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, float]]:
     """``{version: {metric: value, "se_<metric>": its standard error, "rows": n}}`` for the rows of
     ``predictions`` that have a label: joined from ``labels`` on ``id_column``, or (``labels`` None) carried
@@ -44,9 +45,10 @@ def version_metrics(
         joined = predictions[predictions[label_column].notna()]
         where = f"the scored rows' {label_column!r}"
     else:
-        require_columns(labels, [id_column, label_column], "labels")
-        joined = predictions.drop(columns=[label_column], errors="ignore").merge(
-            labels[[id_column, label_column]], on=id_column, how="inner"
+        extra = [value["column"]] if value and value.get("column") else []
+        require_columns(labels, [id_column, label_column, *extra], "labels")
+        joined = predictions.drop(columns=[label_column, *extra], errors="ignore").merge(
+            labels[[id_column, label_column, *extra]], on=id_column, how="inner"
         )
         joined = joined[joined[label_column].notna()]
         where = f"{len(labels)} labels joined on {id_column!r}"
@@ -63,7 +65,15 @@ def version_metrics(
             metrics = classification_metrics(y, proba, classes)
             if len(classes) == 2:
                 errors = standard_errors(y == classes[1], proba[:, 1], task, metrics)
+                if value:
+                    worth = row_values(rows, y == classes[1], proba[:, 1] > 0.5, value)
+                    metrics["value"], errors["value"] = float(worth.mean()), float(worth.std() / max(len(worth), 1) ** 0.5)
             else:
+                if value:
+                    raise DataError(
+                        f"scoring.labels.value is a cost matrix of a binary classifier's decisions, and these labels hold "
+                        f"{len(classes)} classes {classes}: remove the value section or score a binary model"
+                    )
                 metrics.update(per_class_metrics(y, proba, classes))
                 errors = multiclass_standard_errors(y, proba, classes, metrics)
         else:
@@ -72,6 +82,23 @@ def version_metrics(
             errors = standard_errors(y, prediction, task, metrics)
         out[str(version)] = {**metrics, **{f"se_{k}": v for k, v in errors.items()}, "rows": float(len(rows))}
     return out
+
+
+def row_values(rows: Any, actual: Any, predicted: Any, value: dict[str, Any]) -> Any:
+    """Each labelled row's worth: its outcome's entry of the cost matrix (``tp``, ``fp``, ``fn``, ``tn``),
+    times the row's amount (``value["column"]``) when one is given."""
+    import numpy as np
+
+    actual, predicted = np.asarray(actual, dtype=bool), np.asarray(predicted, dtype=bool)
+    worth = np.select(
+        [actual & predicted, ~actual & predicted, actual & ~predicted],
+        [float(value.get("tp", 0)), float(value.get("fp", 0)), float(value.get("fn", 0))],
+        default=float(value.get("tn", 0)),
+    )
+    if value.get("column"):
+        amount = rows[value["column"]].to_numpy(dtype=float)
+        worth = worth * np.nan_to_num(amount, nan=0.0)
+    return worth
 
 
 def _class_probabilities(rows: Any, labels: Any) -> tuple[list[Any], Any]:
@@ -111,8 +138,8 @@ PROMOTION_ALPHA = 0.05  # the declared chance of promoting a challenger that is 
 
 def mixing_scale(metric: str, champion_value: float | None) -> float:
     """The effect size the sequential test is tuned to find (its mixing scale, fixed before any data): 0.02
-    on a bounded metric, 2% of the champion's value on one in the target's units."""
-    if metric in LOWER_IS_BETTER and champion_value:
+    on a bounded metric, 2% of the champion's value on one in the target's or money's units."""
+    if (metric in LOWER_IS_BETTER or metric == "value") and champion_value:
         return max(abs(float(champion_value)) * 0.02, 1e-9)
     return 0.02
 
@@ -368,6 +395,8 @@ def measure_live_window(
     artifact_root: str | None = None,
     alpha: float = PROMOTION_ALPHA,
     min_rows: int = 0,
+    value: dict[str, Any] | None = None,
+    promote_on: str | None = None,
 ) -> dict[str, Any]:
     """One labelled window, start to end: each version's live metrics (logged to MLflow), the challenger's
     record and promotion decision (:func:`record_window`), and the champion's performance drift.
@@ -383,7 +412,7 @@ def measure_live_window(
     classifier = "score" in predictions.columns or "probability" in predictions.columns
     task = "classification" if classifier else "regression"
     per_version = version_metrics(
-        predictions, labels, id_column=id_column, label_column=label_column, task=task
+        predictions, labels, id_column=id_column, label_column=label_column, task=task, value=value
     )
     live_run = log_window(c, model_name, window.label, per_version, artifact_root)
     champion = registry.get_alias(c, model_name, registry.CHAMPION)
@@ -395,7 +424,7 @@ def measure_live_window(
     challenger = registry.get_alias(c, model_name, registry.CHALLENGER)
     result = record_window(
         c, model_name, window=window.label, per_version=per_version, champion=str(champion.version),
-        challenger=str(challenger.version) if challenger else None, metric=metric,
+        challenger=str(challenger.version) if challenger else None, metric=promote_on or metric,
         min_improvement=min_improvement, promote_after=promote_after, promotion_mode=promotion_mode,
         alpha=alpha, min_rows=min_rows,
     )  # fmt: skip

@@ -109,6 +109,7 @@ def score_partition(
     shadow_uri: str | None = None,
     inputs: list[dict[str, str]] | None = None,
     label_column: str | None = None,
+    carry: list[str] | None = None,
     row_filter: Any = None,
     quarantine_uri: str | None = None,
     written_by: dict[str, Any] | None = None,
@@ -119,7 +120,7 @@ def score_partition(
     and inputs, so a prediction can be traced to the run that wrote it; it does not decide reuse.
 
     ``label_column``: the scored rows carry their label; it is written beside each prediction (live metrics
-    read it there, no join). Re-running with the same inputs and the same model versions reuses the file.
+    read it there, no join), with the ``carry`` columns (the business value's per-row amount). Re-running with the same inputs and the same model versions reuses the file.
     ``row_filter`` (a DataFrame -> per-row reason or None, see :func:`~airflow_mlops.data.validation.row_faults`)
     with ``quarantine_uri``: rows with a reason are not scored but written there, as read, with the reason in
     ``quarantine_reason`` (atomically, with the predictions).
@@ -137,6 +138,7 @@ def score_partition(
         "champion_version": champion.version, "challenger_version": challenger.version if challenger else None,
         "mode": mode, "fraction": fraction if mode == "canary" else None, "inputs": inputs or [],
         **({"label_column": label_column} if label_column else {}),
+        **({"carried": list(carry)} if carry else {}),
         **({"quarantine_uri": quarantine_uri} if row_filter is not None and quarantine_uri else {}),
     }  # fmt: skip
 
@@ -165,7 +167,7 @@ def score_partition(
     aside: AtomicParquet | None = None
     quarantined = 0
     try:
-        extra = [c for c in (id_column, label_column) if c]
+        extra = [c for c in (id_column, label_column, *(carry or [])) if c]
         needed = champion.columns() + [c for c in extra if c not in champion.columns()]
         for arrow_batch in iter_record_batches(uris, data_format, chunk_rows, needed):
             batch = arrow_batch.to_pandas()
@@ -185,7 +187,7 @@ def score_partition(
                     if batch.empty:
                         continue
             ids = arrow_batch.column(id_column) if id_column else None  # written as read: no round trip
-            labels = {label_column: arrow_batch.column(label_column)} if label_column else {}
+            labels = {c: arrow_batch.column(c) for c in (label_column, *(carry or [])) if c}
             n = len(batch)
             preds = champion.predict(batch)
             who = np.zeros(n, dtype=np.int8)  # 0: champion, 1: challenger (indices into ``models``)

@@ -434,6 +434,7 @@ def build_scoring_dag(spec: PipelineSpec) -> DAG:
             task_id="score_partition", model_name=spec.model_name, data_uri=sc.data, output_uri=sc.output,
             data_format=spec.data.format, id_column=sc.id_column, mode=sc.mode, fraction=sc.fraction,
             chunk_rows=sc.chunk_rows, label_column=sc.labels.column if in_rows else None,
+            carry=[sc.labels.value.column] if in_rows and sc.labels.value and sc.labels.value.column else None,
             # the training path's contract before any row is scored, and the quality history (alerted)
             constraints=_scoring_constraints(spec, sc.labels.column if in_rows else None),
             features=spec.feature_names, numeric=list(spec.features.numeric), on_bad_rows=sc.on_bad_rows, on_extra_columns=spec.data.on_extra_columns,
@@ -499,6 +500,7 @@ def build_live_metrics_dag(spec: PipelineSpec) -> DAG:
             metric=spec.compare_metric, metrics=spec.live_metrics, min_improvement=spec.tests.compare.min_improvement,
             promote_after=labels.promote_after_windows, promotion_mode=spec.promotion.mode,
             promotion_alpha=labels.promotion_alpha, promotion_min_rows=labels.promotion_min_rows,
+            value=labels.value.model_dump() if labels.value else None, promote_on=labels.promote_on,
             labels_delay_days=labels.delay_days, data_format=spec.data.format,
             max_metric_drop=labels.max_metric_drop,
         )  # fmt: skip

@@ -538,6 +538,18 @@ Drop = Annotated[float, Field(ge=0)] | Annotated[str, Field(pattern=r"^\d+(\.\d+
 MetricDrop = Drop | dict[str, Drop] | None
 
 
+class Value(Section):
+    """Business value of a binary classifier's decisions (``scoring.labels.value``): each labelled row is worth
+    its outcome's amount, times the row's ``column`` when given (revenue at stake, say); live metrics report
+    the mean value per row as the metric ``value``, and ``promote_on: value`` promotes on it."""
+
+    column: str | None = Field(None, min_length=1, description="per-row amount (in the labels, or the scored rows); unset: 1 per row")
+    tp: float = Field(0.0, description="worth of a true positive (a positive caught), per amount")
+    fp: float = Field(0.0, description="worth of a false positive (a needless action), usually negative")
+    fn: float = Field(0.0, description="worth of a false negative (a positive missed), usually negative")
+    tn: float = Field(0.0, description="worth of a true negative")
+
+
 class Labels(Section):
     uri: str | None = Field(
         None, min_length=1,
@@ -552,6 +564,10 @@ class Labels(Section):
     """live promotion: the declared chance of promoting a challenger that is not better; it holds however many windows are looked at (an always-valid confidence sequence on the pooled difference)"""
     promotion_min_rows: NonNegativeInt = 500
     """the fewest labelled challenger rows a live promotion rests on"""
+    value: Value | None = None
+    """business value: the worth of each decision's outcome (a cost matrix, optionally times a per-row amount); live metrics report it as `value`"""
+    promote_on: str | None = None
+    """the live metric a challenger is promoted on: default the compare metric; `value` with a value section"""
     metrics: list[str] | None = None
     """metrics watched for performance drift; default: every metric the tests declare (thresholds and compare)"""
     max_metric_drop: MetricDrop = None
@@ -1042,6 +1058,13 @@ def _check_watched_metrics(scoring: Scoring, task: str) -> None:
     groups = [("estimation", scoring.estimation, ESTIMATED_METRICS if task == "classification" else ())]
     if scoring.labels is not None:
         groups.insert(0, ("labels", scoring.labels, ok))
+        promote_on = scoring.labels.promote_on
+        allowed_on = [*ok, *(["value"] if scoring.labels.value is not None else [])]
+        if promote_on is not None and promote_on not in allowed_on:
+            out.append(problem("scoring.labels.promote_on", promote_on, " | ".join(allowed_on)
+                               + ("" if scoring.labels.value else " (value needs scoring.labels.value)")))  # fmt: skip
+        if scoring.labels.value is not None and task != "classification":
+            out.append(problem("scoring.labels.value", "a value section", "only with task: classification (a cost matrix of its decisions)"))
     for name, section, allowed in groups:
         for metric in section.metrics or []:
             if metric not in allowed:

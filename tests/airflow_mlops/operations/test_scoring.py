@@ -626,3 +626,39 @@ def test_audit_traces_a_days_predictions_to_versions_runs_tests_and_the_days_ver
     assert cli([*args, "--format", "json"]) == 0
     assert cli(["audit", "score", "--day", "2026-01-09", "--predictions", str(tmp_path / "out"),
                 "--storage", str(tmp_path)]) == 2  # fmt: skip
+
+
+def test_business_value_is_a_live_metric_with_its_error_and_promotion_can_follow_it():
+    """A cost matrix times a per-row amount (revenue at stake): a caught churner saves 80% of its revenue, a
+    needless offer costs 5, a missed churner loses it all. Each version's value per labelled row, and its
+    standard error; the sequential test promotes on it like on any metric."""
+    from airflow_mlops.operations.live import sequential_evidence, version_metrics
+
+    value = {"column": "revenue", "tp": 0.8, "fp": -5.0 / 100, "fn": -1.0, "tn": 0.0}
+    predictions = pd.DataFrame({
+        "model_version": ["1", "1", "1", "1"], "score": [0.9, 0.8, 0.2, 0.1], "prediction": [1, 1, 0, 0],
+        "churned": [1, 0, 1, 0], "revenue": [100.0, 100.0, 50.0, 10.0],
+    })  # fmt: skip
+    found = version_metrics(predictions, None, id_column=None, label_column="churned", task="classification", value=value)
+    worth = [0.8 * 100, -0.05 * 100, -1.0 * 50, 0.0]
+    assert found["1"]["value"] == pytest.approx(np.mean(worth))
+    assert found["1"]["se_value"] == pytest.approx(np.std(worth) / 2)
+    history = [
+        {"window": f"w{i}", "champion": "1", "value": 12.0, "champion_value": 5.0, "se": 1.0, "champion_se": 1.0,
+         "rows": 2000} for i in range(3)
+    ]  # fmt: skip
+    assert sequential_evidence(history, metric="value", min_improvement=0.0, tau=0.5)["better"]
+
+
+def test_promote_on_value_needs_a_value_section():
+    from airflow_mlops.errors import SpecError
+    from airflow_mlops.pipeline.spec import load_spec, parse_spec
+
+    raw = load_spec(Path(__file__).resolve().parents[3] / "tests" / "dag_bundle" / "pipelines" / "release_churn.yaml")
+    base = raw.model_dump(mode="json", exclude_none=True)
+    base["scoring"]["labels"]["promote_on"] = "value"
+    base.pop("source", None)
+    with pytest.raises(SpecError, match="scoring.labels.promote_on: found 'value'"):
+        parse_spec(base)
+    base["scoring"]["labels"]["value"] = {"tp": 1.0, "fp": -0.1}
+    assert parse_spec(base).scoring.labels.promote_on == "value"
