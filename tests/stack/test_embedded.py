@@ -147,7 +147,7 @@ def test_a_crash_of_the_whole_embedded_airflow_mid_training_finishes_the_run(tmp
         assert run["state"] == "success", (home / "standalone.log").read_text()[-3000:]
     finally:
         stop_process_tree(proc)
-    c = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    c = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])  # not the process-wide one
     (experiment,) = [e for e in c.search_experiments() if e.name == f"airflow-mlops/{PIPELINE}"]
     (mlflow_run,) = c.search_runs([experiment.experiment_id])  # the retry resumed the same MLflow run
     assert mlflow_run.info.status == "FINISHED"

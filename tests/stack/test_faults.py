@@ -198,9 +198,17 @@ def _one_resumed_run(stack, dag_id: str, pipeline: str, before: dict[str, set]):
     return c, runs[0]
 
 
-def test_a_killed_worker_loses_no_training(stack):
+def test_a_killed_worker_then_a_stalled_broker_lose_no_training(stack):
     """kill -9 of the Celery worker (and everything under it) while it trains: the task is retried on the
-    other worker and resumes from the last checkpoint; one MLflow run, one model version, no orphan trainer."""
+    other worker and resumes from the last checkpoint. Then Redis is paused for 30 s (CLIENT PAUSE, every
+    command) as the resumed trainer finishes, so the scheduler sends test_model into the stalled broker: each
+    send times out and is sent again (the stack's celery task_publish_max_retries; Airflow's default gave up
+    after about 7 s and failed the task), so test_model runs in its first try. One MLflow run, one model
+    version, no orphan trainer."""
+    import urllib.parse
+
+    import redis
+
     before = _already(stack, TRAIN, "fault_churn")
     _hold(stack, "fault_churn")
     _airflow(stack, "backfill", "create", "--dag-id", TRAIN, "--from-date", "2026-01-11", "--to-date", "2026-01-11")
@@ -209,10 +217,18 @@ def test_a_killed_worker_loses_no_training(stack):
     victim = _worker_of(stack, pid)
     _kill_tree(stack.pids[victim])
     _wait("the dead worker's trainer to be gone", lambda: not trainer.is_running(), 30, every=0.5)
+    _hold(stack, "fault_churn", step + 1)  # the retry resumes, and waits at its next checkpoint
+    _held(stack, "fault_churn", after=step)
+    redis.Redis.from_url(stack.redis).execute_command("CLIENT", "PAUSE", 30000, "ALL")
+    paused_at = time.time()
     _release(stack, "fault_churn")
 
     _, run = _one_resumed_run(stack, TRAIN, "fault_churn", before)
+    assert time.time() - paused_at > 30  # the window lived through the whole pause
     assert int(run.data.tags["mlops.resumed_from_step"]) == step  # from the dead worker's last checkpoint
+    (dag_run,) = [r for r in _runs(stack, TRAIN) if r["run_id"] not in before["dag_runs"]]
+    test_model = _api(stack, "GET", f"/api/v2/dags/{TRAIN}/dagRuns/{urllib.parse.quote(dag_run['run_id'])}/taskInstances/test_model")
+    assert (test_model["state"], test_model["try_number"]) == ("success", 1)  # sent again, never failed
     assert _trainers() == []
 
 
@@ -330,40 +346,6 @@ def test_the_mlflow_server_down_for_30_seconds_is_ridden_out(stack):
         if v.tags.get("mlops.window_end", "").startswith("2026-01-25")
     ]  # fmt: skip
     assert len(window) == 1  # one version for the window, none duplicated by a retried registration
-
-
-def test_a_30_second_broker_pause_as_test_model_is_queued_loses_no_window(stack):
-    """Redis paused for 30 s (CLIENT PAUSE, every command) as the trainer is released: train_model ends and
-    the scheduler sends test_model into the paused broker. Each send times out and is sent again (the stack's
-    celery task_publish_max_retries; Airflow's default gave up after about 7 s and failed the task), so the
-    window ends in success, test_model in its first try, with one new version."""
-    import redis
-
-    before = _already(stack, TRAIN, "fault_churn")
-    _hold(stack, "fault_churn")
-    _backfill(stack, TRAIN, "2026-01-25", "2026-01-25")
-    _held(stack, "fault_churn")
-    broker = redis.Redis.from_url(stack.redis)
-    broker.execute_command("CLIENT", "PAUSE", 30000, "ALL")
-    paused_at = time.time()
-    _release(stack, "fault_churn")
-    (run,) = _wait(
-        "the window to finish",
-        lambda: [
-            r for r in _runs(stack, TRAIN)
-            if r["run_id"] not in before["dag_runs"] and r["state"] in ("success", "failed")
-        ],
-        900,
-    )  # fmt: skip
-    assert time.time() - paused_at > 30  # the run lived through the whole pause
-    assert run["state"] == "success"
-    import urllib.parse
-
-    test_model = _api(stack, "GET", f"/api/v2/dags/{TRAIN}/dagRuns/{urllib.parse.quote(run['run_id'])}/taskInstances/test_model")
-    assert (test_model["state"], test_model["try_number"]) == ("success", 1)  # sent again, never failed
-    c = _mlflow(stack)
-    new = [v for v in c.search_model_versions("name = 'fault_churn'") if v.version not in before["versions"]]
-    assert len(new) == 1
 
 
 def _api(stack, method: str, path: str, body: dict | None = None) -> dict:
