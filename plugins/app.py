@@ -22,6 +22,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import threading
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -202,8 +203,23 @@ def index(request: Request, user: User, state: str = "", sort: str = "name", pag
     return _page("MLOps", body)
 
 
+FLEET_TTL = 15.0  # seconds the index reuses the fleet's listing: one MLflow search serves many readers
+_fleet: dict[str, Any] = {"key": None, "at": 0.0, "models": []}
+_fleet_lock = threading.Lock()
+
+
 def _all_models(c: Any) -> list[Any]:
-    """Every registered model (all pages of the search)."""
+    """Every registered model (all pages of the search), with its aliases and state tags.
+
+    Listing 1,000 models from MLflow costs about 200 ms (benchmarks/mlops_view.py), so the API server keeps
+    the listing for :data:`FLEET_TTL` seconds: the index shows states at most that old, and each reader's
+    request only filters, authorizes and renders. A pipeline's own page always reads MLflow afresh."""
+    import time
+
+    key = (getattr(c, "tracking_uri", None), getattr(c, "_registry_uri", None))
+    with _fleet_lock:
+        if _fleet["key"] == key and time.monotonic() - _fleet["at"] < FLEET_TTL:
+            return _fleet["models"]
     out: list[Any] = []
     token = None
     while True:
@@ -211,7 +227,10 @@ def _all_models(c: Any) -> list[Any]:
         out += list(found)
         token = getattr(found, "token", None)
         if not token:
-            return out
+            break
+    with _fleet_lock:
+        _fleet.update(key=key, at=time.monotonic(), models=out)
+    return out
 
 
 def _failing_pipelines() -> set[str]:
