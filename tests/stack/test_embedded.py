@@ -117,9 +117,9 @@ def test_a_crash_of_the_whole_embedded_airflow_mid_training_finishes_the_run(tmp
         **os.environ, **demo_env(home, port, dags_folder=ROOT / "tests" / "stack_dags"),
         "AIRFLOW__API__HOST": "127.0.0.1",
         # what the fault needs to be quick; the crash recovery itself is demo_env's
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
-        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "15",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "5",
         "PYTHONPATH": str(ROOT / "tests" / "stack" / "hold"),
         "AIRFLOW_MLOPS_TEST_HOLD": str(hold),
     }  # fmt: skip

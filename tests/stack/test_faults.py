@@ -39,8 +39,8 @@ def stack(tmp_path_factory):
     (home / "hold").mkdir()
     settings = {
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
-        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "15",  # the resumed stack adopts its orphan soon
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "5",  # the resumed stack adopts its orphan soon
         "PYTHONPATH": str(ROOT / "tests" / "stack" / "hold"),
         "AIRFLOW_MLOPS_TEST_HOLD": str(home / "hold"),
     }
