@@ -6,6 +6,19 @@ import datetime as dt
 from typing import Any
 
 
+def wait_for(what: str, condition: Any, timeout: float, every: float = 2.0) -> Any:
+    """Poll ``condition`` until it returns something truthy (a state to reach, not an ordering of threads)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
 def utc(day: str) -> dt.datetime:
     return dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
 

@@ -35,33 +35,30 @@ def predictions_file(predictions: str, day: str) -> str:
 
 
 def _version(c: Any, name: str, version: str) -> dict[str, Any]:
-    from airflow_mlops.tracking import registry
+    """One version's part of the chain, read from its model card (the registry and its training run)."""
+    from airflow_mlops.release import card
 
     try:
-        v = c.get_model_version(name, version)
+        built = card.build(c, name, version)
     except Exception as err:
         raise AuditError(f"{name} version {version}, named by the prediction file, is not in the registry: {err}") from None
-    tags = dict(v.tags)
-    try:
-        run = c.get_run(v.run_id)
-        params, run_tags = dict(run.data.params), dict(run.data.tags)
-    except Exception:
-        params, run_tags = {}, {}
-    aliases = sorted(getattr(v, "aliases", []) or [])
+    d, t, e = built.training_data, built.training, built.evaluation
+    events: dict[str, Any] = {}
+    for event in built.release:  # the last of each kind
+        events[event.event] = event
+    rolled = next((r.detail.removeprefix("rolled back from: ") for r in built.release if r.detail.startswith("rolled back from: ")), None)
     return {
-        "version": str(v.version), "aliases_now": aliases, "run_id": v.run_id,
-        "trained_on": {"start": tags.get("mlops.window_start"), "end": tags.get("mlops.window_end")},
-        "data_sha256": tags.get("mlops.data_sha256"), "input_uris": (tags.get("mlops.input_uris") or "").split(",") if tags.get("mlops.input_uris") else [],
-        "input_rows": tags.get("mlops.input_rows"), "params_hash": tags.get("mlops.params_hash"),
-        "params": params, "code_version": tags.get("mlops.code_version") or run_tags.get("mlops.code_version"),
-        "model_sha256": tags.get(registry.MODEL_SHA_TAG),
-        "trained_by": {k.removeprefix("airflow."): v for k, v in tags.items() if k in ("airflow.dag_id", "airflow.run_id")},
-        "tests": tags.get("mlops.tests"), "test_metrics": json.loads(tags["mlops.test_metrics"]) if tags.get("mlops.test_metrics") else {},
-        "release_decision": tags.get("mlops.promotion_decision"),
-        "champion_reason": tags.get("mlops.champion_reason"),
-        "approved_by": tags.get("mlops.approved_by"), "approved_at": tags.get("mlops.approved_at"),
-        "override": {"reason": tags["mlops.override_reason"], "by": tags.get("mlops.override_by")} if tags.get("mlops.override_reason") else None,
-        "rolled_back": tags.get("mlops.rolled_back"),
+        "version": built.version, "aliases_now": built.aliases, "run_id": t.run_id,
+        "trained_on": {"start": d.window_start, "end": d.window_end}, "data_sha256": d.data_sha256,
+        "input_uris": d.input_uris, "input_rows": d.rows, "params_hash": t.params_hash, "params": t.params,
+        "code_version": t.code_version, "model_sha256": t.model_sha256, "trained_by": t.airflow,
+        "tests": e.status, "test_metrics": e.metrics,
+        "release_decision": events["decision"].detail if "decision" in events else None,
+        "champion_reason": events["champion"].detail if "champion" in events else None,
+        "approved_by": events["approval"].by if "approval" in events else None,
+        "approved_at": events["approval"].at if "approval" in events else None,
+        "override": {"reason": events["override"].detail, "by": events["override"].by} if "override" in events else None,
+        "rolled_back": rolled,
     }  # fmt: skip
 
 

@@ -14,27 +14,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import wait_for as _wait
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = "fault_restart"
 DAG_ID = f"{PIPELINE}__train"
-
-
-def _wait(what: str, condition, timeout: float, every: float = 2.0):
-    """Poll ``condition`` until it returns something truthy (a state to reach, not an ordering of threads)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def _trainers(home: Path) -> list:

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import wait_for as _wait
 
 # each test waits up to 15 min for the stack (two trainings, a restart): longer than the suite's 600 s default
 pytestmark = [pytest.mark.slow, pytest.mark.stack, pytest.mark.timeout(1800)]
@@ -109,17 +110,6 @@ def _json_out(text: str):
 
 def _runs(stack, dag_id: str) -> list[dict]:
     return _json_out(_airflow(stack, "dags", "list-runs", dag_id, "-o", "json"))
-
-
-def _wait(what: str, condition, timeout: float, every: float = 2.0):
-    """Poll ``condition`` until it returns something truthy (a state to reach, not an ordering of threads)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def _trainers() -> list:

@@ -14,13 +14,12 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import doc_excerpts
+from helpers import doc_excerpts, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -49,13 +48,7 @@ def _runs(env: dict[str, str], dag_id: str) -> list[dict]:
 
 
 def _wait(what: str, condition, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(3)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    return wait_for(what, condition, timeout, every=3)
 
 
 def _finished(env: dict[str, str], dag_id: str, n: int) -> list[dict]:
