@@ -2,7 +2,7 @@
 
 Tests and ``benchmarks/lora_pretrained.py`` need a *pretrained* transformer with its own tokenizer to show
 that LoRA fine-tuning uses what the base learned. This module ships the text (a generated corpus of short
-reviews), trains a WordPiece tokenizer on it with the ``tokenizers`` library, pre-trains a small BERT on it
+reviews), builds a WordPiece tokenizer for it with the ``tokenizers`` library, pre-trains a small BERT on it
 with masked-language modelling, and saves both with ``save_pretrained`` into one directory, as a real
 pretrained base is shipped.
 
@@ -75,15 +75,27 @@ def labelled(n: int, *, seen: bool, seed: int) -> Any:
 
 
 def tokenizer(texts: list[str], vocab_size: int = 300) -> Any:
-    """A WordPiece tokenizer trained on ``texts``, as a transformers fast tokenizer."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    """A WordPiece tokenizer for ``texts``, as a transformers fast tokenizer.
+
+    The vocabulary is built here, not by ``tokenizers``' WordPiece trainer: its merges break ties in hash
+    order, so two builds on the same texts gave different ids (and, now and then, a different vocabulary and a
+    pre-training that did not transfer). Here it is the special tokens, every character alone and as a
+    continuation (``##x``, so an unknown word still splits), then the most frequent words (ties by spelling):
+    the same texts always give the same ids."""
+    from collections import Counter
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertTokenizerFast
 
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special))
+    normalizer, splitter = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    words = Counter(w for t in texts for w, _ in splitter.pre_tokenize_str(normalizer.normalize_str(t)))
+    chars = sorted({c for w in words for c in w})
+    vocab = special + chars + [f"##{c}" for c in chars]
+    vocab += [w for w, _ in sorted(words.items(), key=lambda kv: (-kv[1], kv[0])) if w not in vocab]
+    vocab = vocab[:vocab_size]
+    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.normalizer, tok.pre_tokenizer = normalizer, splitter
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
