@@ -14,8 +14,10 @@ demo-cluster: bootstrap
 stack-stop: bootstrap
 	.venv/bin/airflow-mlops stack stop --home .stack
 
+# two workers (pytest-xdist): the stack's and the embedded Airflow's waits overlap the rest; one test file is one
+# unit of work (tests/conftest.py); PYTEST_WORKERS=0 runs it in one process
 test: bootstrap
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest -n $${PYTEST_WORKERS:-2} --dist loadfile
 
 # the edit loop: no DAG runs, no training, no Airflow processes (tests marked slow are left out)
 test-fast: bootstrap

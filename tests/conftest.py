@@ -1,6 +1,13 @@
 """Test set-up: a real Airflow metadata DB (SQLite) and a real MLflow sqlite store per test.
 
 Every ``AIRFLOW__*`` variable is set here, before anything imports Airflow.
+
+``make test`` runs the suite on two pytest-xdist workers (``-n 2 --dist loadfile``). Each worker is a process
+with its own session folder, metadata DB and temporary directory (``TMPDIR``: trainers' checkpoints and
+temporary folders live there, so two workers never share one). A test file is one unit of work, so its module
+fixtures are built once; the two files that run ``airflow standalone`` (Airflow's default log-server ports)
+are one unit; the longest units (the production stack's faults, then the embedded Airflow) are handed out
+first (:func:`pytest_xdist_make_scheduler`).
 """
 
 from __future__ import annotations
@@ -19,6 +26,10 @@ from airflow_mlops.pipeline import bundle_config
 
 ROOT = Path(__file__).resolve().parent.parent
 _SESSION = Path(tempfile.mkdtemp(prefix="mlops-tests-"))
+if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker: its own temporary directory, for it and its children
+    (_SESSION / "tmp").mkdir()
+    os.environ["TMPDIR"] = str(_SESSION / "tmp")
+    tempfile.tempdir = None
 BUNDLES = [
     {
         "name": "dags-folder",
@@ -53,7 +64,14 @@ DATA = _SESSION / "data"
 os.environ["MLOPS_TEST_DATA"] = str(DATA)  # for test modules: conftest is not imported as a module twice
 
 
+def _xdist_controller(config: pytest.Config) -> bool:
+    """This process hands tests to xdist workers and runs none itself."""
+    return not os.environ.get("PYTEST_XDIST_WORKER") and config.getoption("dist", "no") != "no"
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
+    if _xdist_controller(session.config):
+        return
     subprocess.run(
         [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -111,12 +129,43 @@ def dagbag():
 
 
 SLOW_FIXTURES = {"dagbag_tests", "bag"}  # the test runs DAGs through dag.test()
+# Units of work for xdist that are not one file each, longest first: they start before everything else.
+# `airflow standalone` takes Airflow's default log-server ports (8793, 8794): one such file at a time.
+UNITS = {
+    "tests/stack/test_faults.py": "stack-faults",
+    "tests/stack/test_embedded.py": "standalone",
+    "tests/ui/test_browser.py": "standalone",
+}
+FIRST = ["stack-faults", "standalone"]
+
+
+def _unit(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    return UNITS.get(path, path)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    rank = {unit: i for i, unit in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(_unit(item.nodeid), len(rank)))  # stable: files keep their order
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of xdist: unknown when it is not loaded (-p no:xdist)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadfile`` with the units above, handed out in collection order (the longest first).
+    (xdist's ``loadgroup`` reads groups from node ids that pytest 9 no longer lets a plugin rename.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Units(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit(nodeid)
+
+    config.option.loadscopereorder = False
+    return Units(config, log)
 
 
 @pytest.fixture

@@ -19,6 +19,25 @@ def wait_for(what: str, condition: Any, timeout: float, every: float = 2.0) -> A
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def trainers(variable: str, value: str) -> list:
+    """The live trainer processes whose environment has ``variable`` set to ``value``: one test's own (the
+    suite runs on two workers, and other tests train too). A killed trainer whose parent died too can linger
+    as a zombie until init reaps it, and does not count."""
+    import psutil
+
+    def ours(p: psutil.Process) -> bool:
+        try:
+            return p.environ().get(variable) == value
+        except psutil.Error:
+            return False
+
+    return [
+        p for p in psutil.process_iter(["pid", "cmdline", "status"])
+        if "airflow_mlops.model.training" in " ".join(p.info.get("cmdline") or [])
+        and p.info.get("status") != psutil.STATUS_ZOMBIE and ours(p)
+    ]  # fmt: skip
+
+
 def utc(day: str) -> dt.datetime:
     return dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
 

@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import trainers
 from helpers import wait_for as _wait
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -27,21 +28,8 @@ DAG_ID = f"{PIPELINE}__train"
 
 
 def _trainers(home: Path) -> list:
-    """This test's trainer processes (by their AIRFLOW_HOME: other tests on the machine train too); a killed
-    trainer whose parent died too can linger as a zombie until init reaps it, and does not count."""
-    import psutil
-
-    def ours(p: psutil.Process) -> bool:
-        try:
-            return p.environ().get("AIRFLOW_HOME") == str(home / "airflow")
-        except psutil.Error:
-            return False
-
-    return [
-        p for p in psutil.process_iter(["pid", "cmdline", "status"])
-        if "airflow_mlops.model.training" in " ".join(p.info.get("cmdline") or [])
-        and p.info.get("status") != psutil.STATUS_ZOMBIE and ours(p)
-    ]  # fmt: skip
+    """This test's trainer processes, by their AIRFLOW_HOME."""
+    return trainers("AIRFLOW_HOME", str(home / "airflow"))
 
 
 def _kill_tree(pid: int) -> None:

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import trainers
 from helpers import wait_for as _wait
 
 # each test waits up to 15 min for the stack (two trainings, a restart): longer than the suite's 600 s default
@@ -58,7 +59,7 @@ def stack(tmp_path_factory):
         os.environ.clear()
         os.environ.update(saved)
         assert [g for g in groups if stack_tools._members(g)] == [], "a stack process outlived stop()"
-        assert _trainers() == []
+        assert _trainers(started) == []
 
 
 def _hold(stack, pipeline: str, step: int = 1) -> None:
@@ -112,13 +113,9 @@ def _runs(stack, dag_id: str) -> list[dict]:
     return _json_out(_airflow(stack, "dags", "list-runs", dag_id, "-o", "json"))
 
 
-def _trainers() -> list:
-    import psutil
-
-    return [
-        p for p in psutil.process_iter(["pid", "cmdline"])
-        if "airflow_mlops.model.training" in " ".join(p.info.get("cmdline") or [])
-    ]  # fmt: skip
+def _trainers(stack) -> list:
+    """The stack's trainer processes (by the hold folder in their environment), orphans included."""
+    return trainers("AIRFLOW_MLOPS_TEST_HOLD", str(Path(stack.home) / "hold"))
 
 
 def _worker_of(stack, pid: int) -> str:
@@ -219,7 +216,7 @@ def test_a_killed_worker_then_a_stalled_broker_lose_no_training(stack):
     (dag_run,) = [r for r in _runs(stack, TRAIN) if r["run_id"] not in before["dag_runs"]]
     test_model = _api(stack, "GET", f"/api/v2/dags/{TRAIN}/dagRuns/{urllib.parse.quote(dag_run['run_id'])}/taskInstances/test_model")
     assert (test_model["state"], test_model["try_number"]) == ("success", 1)  # sent again, never failed
-    assert _trainers() == []
+    assert _trainers(stack) == []
 
 
 def psutil_process(pid: int):
@@ -409,7 +406,7 @@ def test_the_api_server_then_the_whole_stack_restarted_mid_training_lose_nothing
 
     for component in stack.pids.values():  # the whole machine's Airflow and MLflow at once
         _kill_tree(component)
-    _wait("the trainer to die with its task", lambda: not _trainers(), 30, every=0.5)
+    _wait("the trainer to die with its task", lambda: not _trainers(stack), 30, every=0.5)
     _release(stack, "fault_restart")
     stack.__dict__.update(stack_tools.resume(Path(stack.home), say=print).__dict__)
 
@@ -417,4 +414,4 @@ def test_the_api_server_then_the_whole_stack_restarted_mid_training_lose_nothing
     assert int(run.data.tags["mlops.resumed_from_step"]) == crashed_at > first
     everything = c.search_runs([e.experiment_id for e in c.search_experiments()])
     assert [r.info.run_name for r in everything if r.info.status == "RUNNING"] == []
-    assert _trainers() == []
+    assert _trainers(stack) == []
