@@ -279,27 +279,9 @@ class LiveMetricsOperator(NamedOutputs, Alerting):
         window_start: str = DEFAULT_START,
         window_end: str = DEFAULT_END,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
-        constraints: dict[str, Any] | None = None,
-        features: list[str] | None = None,
-        numeric: list[str] | None = None,
-        on_bad_rows: str = "fail",
-        quality: dict[str, Any] | None = None,
-        pipeline: str | None = None,
-        artifact_uri: str | None = None,
-        on_extra_columns: str = "warn",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if on_bad_rows not in ("fail", "quarantine"):
-            raise ValueError(f"{self.task_id}: on_bad_rows={on_bad_rows!r}; use fail or quarantine")
-        self.constraints = constraints
-        self.features = features or []
-        self.numeric = numeric or []
-        self.on_bad_rows = on_bad_rows
-        self.quality = quality
-        self.pipeline = pipeline or model_name
-        self.artifact_uri = artifact_uri
-        self.on_extra_columns = on_extra_columns
         self.model_name = model_name
         self.predictions_uri = predictions_uri
         self.labels_uri = labels_uri
@@ -401,27 +383,9 @@ class EstimatePerformanceOperator(NamedOutputs, Alerting):
         window_start: str = DEFAULT_START,
         window_end: str = DEFAULT_END,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
-        constraints: dict[str, Any] | None = None,
-        features: list[str] | None = None,
-        numeric: list[str] | None = None,
-        on_bad_rows: str = "fail",
-        quality: dict[str, Any] | None = None,
-        pipeline: str | None = None,
-        artifact_uri: str | None = None,
-        on_extra_columns: str = "warn",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if on_bad_rows not in ("fail", "quarantine"):
-            raise ValueError(f"{self.task_id}: on_bad_rows={on_bad_rows!r}; use fail or quarantine")
-        self.constraints = constraints
-        self.features = features or []
-        self.numeric = numeric or []
-        self.on_bad_rows = on_bad_rows
-        self.quality = quality
-        self.pipeline = pipeline or model_name
-        self.artifact_uri = artifact_uri
-        self.on_extra_columns = on_extra_columns
         self.model_name = model_name
         self.predictions_uri = predictions_uri
         self.metrics = metrics

@@ -15,11 +15,12 @@ import json
 import logging
 from typing import Any
 
-from airflow_mlops.errors import DataError
+from airflow_mlops.errors import BadDataError, DataError
 from airflow_mlops.model.metrics import LOWER_IS_BETTER, drop, tolerated_drop
 
 log = logging.getLogger(__name__)
 
+LABELS_FILE = "__labels_file__"  # which labels partition a row came from (read_labels), for the messages
 WINDOWS_TAG = "mlops.live_windows"
 PROPOSAL_TAG = "mlops.live_proposal"
 
@@ -47,8 +48,10 @@ def version_metrics(
     else:
         extra = [value["column"]] if value and value.get("column") else []
         require_columns(labels, [id_column, label_column, *extra], "labels")
+        labels = _unique_labels(_conform_ids(labels, predictions, id_column), id_column, label_column)
+        keep = [id_column, label_column, *extra, *([LABELS_FILE] if LABELS_FILE in labels.columns else [])]
         joined = predictions.drop(columns=[label_column, *extra], errors="ignore").merge(
-            labels[[id_column, label_column, *extra]], on=id_column, how="inner"
+            labels[keep], on=id_column, how="inner"
         )
         joined = joined[joined[label_column].notna()]
         where = f"{len(labels)} labels joined on {id_column!r}"
@@ -57,6 +60,8 @@ def version_metrics(
             f"no predicted row has a label yet: {len(predictions)} predictions, {where}. Wait for the labels "
             "(scoring.labels.delay_days) or check the id and label columns"
         )
+    otherwise = "in the scored rows" if labels is None else "given"
+    joined = joined.assign(**{label_column: _conform_labels(joined, predictions, label_column, task, otherwise)})
     out: dict[str, dict[str, float]] = {}
     for version, rows in joined.groupby("model_version", sort=True):
         y = rows[label_column].to_numpy()
@@ -82,6 +87,117 @@ def version_metrics(
             errors = standard_errors(y, prediction, task, metrics)
         out[str(version)] = {**metrics, **{f"se_{k}": v for k, v in errors.items()}, "rows": float(len(rows))}
     return out
+
+
+def read_labels(uris: list[str], fmt: str, columns: list[str]) -> Any:
+    """The labels of a window's partitions, each row marked with its file (for the messages)."""
+    import pandas as pd
+
+    from airflow_mlops.data.partitions import read_partition, require_columns
+
+    frames = []
+    for uri in uris:
+        frame = read_partition(uri, fmt)
+        require_columns(frame, columns, f"labels {uri}")
+        frames.append(frame[columns].assign(**{LABELS_FILE: uri}))
+    if not frames:
+        raise DataError("no labels partition to read")
+    return pd.concat(frames, ignore_index=True)
+
+
+def _where(rows: Any, otherwise: str = "given") -> str:
+    """The labels files that ``rows`` came from (:func:`read_labels`), else ``otherwise``."""
+    files = sorted(set(rows[LABELS_FILE])) if LABELS_FILE in rows.columns else []
+    if not files:
+        return otherwise
+    return f"in {files[0]}" + (f" (and {len(files) - 1} more file(s))" if len(files) > 1 else "")
+
+
+def _examples(values: Any, n: int = 5) -> str:
+    from airflow_mlops.tables import cut
+
+    shown = list(dict.fromkeys(values.tolist()))
+    return ", ".join(cut(repr(v), 40) for v in shown[:n]) + (f" and {len(shown) - n} more" if len(shown) > n else "")
+
+
+def _conform_ids(labels: Any, predictions: Any, id_column: str) -> Any:
+    """The labels' ids as the predictions' type (ids written as text, or as floats, still join); ids that
+    cannot be are a gate naming the file: a join on them would silently find no row."""
+    import pandas as pd
+
+    theirs, ours = labels[id_column], predictions[id_column]
+    if theirs.dtype == ours.dtype:
+        return labels
+    if pd.api.types.is_numeric_dtype(ours):
+        converted = pd.to_numeric(theirs, errors="coerce")
+        bad = theirs.notna() & (converted.isna() | (converted % 1 != 0 if ours.dtype.kind in "iu" else False))
+        if bad.any():
+            raise BadDataError(
+                f"labels {_where(labels[bad])}: {int(bad.sum())} row(s) of {id_column!r} hold "
+                f"{_examples(theirs[bad])}, and the predictions' ids are numbers ({ours.dtype}): fix the labels' ids "
+                "and clear this task"
+            )
+        if ours.dtype.kind in "iu" and converted.notna().all():
+            converted = converted.astype(ours.dtype)
+        return labels.assign(**{id_column: converted})
+    as_text = theirs.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+    return labels.assign(**{id_column: as_text.where(theirs.notna(), None)})
+
+
+def _unique_labels(labels: Any, id_column: str, label_column: str) -> Any:
+    """One label per id: a row delivered twice counts once (logged); two different labels for one id are a
+    gate naming the ids and files (which one is true cannot be known, and a join would count the row twice)."""
+    same = labels.duplicated([id_column, label_column])
+    if same.any():
+        log.warning("labels: %d row(s) repeat an id with the same label; each id counts once", int(same.sum()))
+        labels = labels[~same]
+    twice = labels.duplicated([id_column], keep=False)
+    if twice.any():
+        ids = labels.loc[twice, id_column]
+        raise BadDataError(
+            f"labels {_where(labels[twice])}: {ids.nunique()} id(s) of {id_column!r} have different labels "
+            f"({_examples(ids)}): which one is true cannot be known. Fix the labels (one row per id) and clear "
+            "this task"
+        )
+    return labels
+
+
+def _class_key(value: Any) -> str:
+    """A label as the class name in the prediction file's ``proba_<class>`` columns: 1, 1.0 and "1" are 1."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _conform_labels(rows: Any, predictions: Any, label_column: str, task: str, otherwise: str) -> Any:
+    """The label column as the metrics read it, or a gate naming the values, the file and what was expected:
+    a classifier's labels as its classes (labels read as floats, 1.0, or as text, "1", are its class 1; a
+    value that is none of its classes would silently count as a wrong prediction); a regressor's as numbers."""
+    import pandas as pd
+
+    from airflow_mlops.operations.scoring import PROBA_PREFIX
+
+    y = rows[label_column]
+    if task != "classification":
+        number = pd.to_numeric(y, errors="coerce")
+        bad = number.isna()
+        if bad.any():
+            raise BadDataError(
+                f"labels {_where(rows[bad], otherwise)}: {int(bad.sum())} row(s) of {label_column!r} are not numbers "
+                f"({_examples(y[bad])}) and the model is a regressor: fix the labels and clear this task"
+            )
+        return number.astype(float)
+    keys = y.map(_class_key)
+    names = [str(c)[len(PROBA_PREFIX) :] for c in predictions.columns if str(c).startswith(PROBA_PREFIX)]
+    if names:
+        bad = ~keys.isin(names)
+        if bad.any():
+            raise BadDataError(
+                f"labels {_where(rows[bad], otherwise)}: {int(bad.sum())} row(s) of {label_column!r} hold "
+                f"{_examples(y[bad])}, which are not classes of the model (its classes: {', '.join(names)}): fix "
+                "the labels (their values or their type) and clear this task"
+            )
+    return keys
 
 
 def row_values(rows: Any, actual: Any, predicted: Any, value: dict[str, Any]) -> Any:
@@ -404,11 +520,15 @@ def measure_live_window(
     Returns the decision with the performance verdict on top (``drift``, ``status``, ``drifted_features``:
     the shape of a data drift report, so it feeds the same branch) and one ``summary`` line per version.
     """
-    from airflow_mlops.data.partitions import partition_uris, read_window
+    from airflow_mlops.data.partitions import partition_uris
     from airflow_mlops.tracking import registry
 
     predictions = window_predictions(predictions_uri, window.label, id_column)
-    labels = read_window(partition_uris(labels_uri, window), data_format)[0] if labels_uri else None
+    extra = [value["column"]] if value and value.get("column") else []
+    labels = (
+        read_labels(partition_uris(labels_uri, window), data_format, [id_column, label_column, *extra])
+        if labels_uri else None
+    )  # fmt: skip
     classifier = "score" in predictions.columns or "probability" in predictions.columns
     task = "classification" if classifier else "regression"
     per_version = version_metrics(
