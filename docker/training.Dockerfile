@@ -22,7 +22,7 @@ RUN pip install --no-cache-dir "$TORCH_SPEC"
 RUN pip install --no-cache-dir -c /tmp/tested.txt \
         peft transformers safetensors \
         mlflow whylogs whylogs-sketching pandas pyarrow numpy fsspec pendulum pyyaml pydantic \
-        scikit-learn scipy matplotlib psutil tenacity psycopg2-binary \
+        scikit-learn scipy matplotlib psutil tenacity psycopg2-binary jinja2 \
         bitsandbytes s3fs
 
 # The trainer needs the core only, not Airflow: install the package without its Airflow dependencies.

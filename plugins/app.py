@@ -19,7 +19,6 @@ index costs one MLflow search; a pipeline page a handful.
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import threading
@@ -75,51 +74,19 @@ def _mlflow() -> Any:
     return MlflowHook().configured()
 
 
-# -- page chrome ------------------------------------------------------------------------------------------
-
-_CSS = """
-:root { color-scheme: light dark; --fg:#1a202c; --muted:#4a5568; --bg:#ffffff; --panel:#f7fafc; --line:#e2e8f0;
-  --accent:#017cee; --ok:#38a169; --bad:#e53e3e; --warn:#dd6b20; }
-@media (prefers-color-scheme: dark) { :root { --fg:#e2e8f0; --muted:#a0aec0; --bg:#1a202c; --panel:#2d3748;
-  --line:#4a5568; --accent:#63b3ed; } }
-body { font: 14px/1.45 Inter, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg);
-  background: var(--bg); margin: 0; padding: 16px 24px; }
-h1 { font-size: 20px; margin: 0 0 12px; } h2 { font-size: 16px; margin: 24px 0 8px; }
-a { color: var(--accent); text-decoration: none; } a:hover { text-decoration: underline; }
-table { border-collapse: collapse; width: 100%; margin: 4px 0 12px; }
-th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }
-th { color: var(--muted); font-weight: 600; background: var(--panel); }
-.badge { display: inline-block; padding: 0 8px; border-radius: 10px; font-size: 12px; border: 1px solid var(--line); }
-.champion { background: #c6f6d5; color: #22543d; } .challenger { background: #fefcbf; color: #744210; }
-.pass { color: var(--ok); } .fail { color: var(--bad); } .drift { color: var(--warn); font-weight: 600; }
-.state { display: inline-block; padding: 0 6px; border-radius: 4px; font-size: 12px; border: 1px solid var(--line); }
-.state.failing { color: var(--bad); } .state.drifting { color: var(--warn); } .state.awaiting-approval { font-weight: 600; }
-.muted { color: var(--muted); } .charts { display: flex; flex-wrap: wrap; gap: 16px; }
-figure { margin: 0; padding: 8px; border: 1px solid var(--line); border-radius: 6px; background: var(--panel); }
-figcaption { font-size: 12px; color: var(--muted); }
-pre { background: var(--panel); padding: 8px; overflow-x: auto; }
-"""
+# -- pages: templates/mlops_*.html, on the shared base layout (airflow_mlops/pages.py) ----------------------
 
 
-def _page(title: str, body: str) -> HTMLResponse:
-    return HTMLResponse(
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{_CSS}</style></head><body>{body}</body></html>"
-    )
+def _page(template: str, title: str, **context: Any) -> HTMLResponse:
+    from airflow_mlops.pages import render
+
+    return HTMLResponse(render(template, title=title, **context))
 
 
-def _table(header: list[str], rows: list[list[str]], empty: str = "none yet") -> str:
-    if not rows:
-        return f"<p class='muted'>{html.escape(empty)}</p>"
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _a(href: str, text: str) -> Any:
+    from airflow_mlops.pages import Link
 
-
-def _a(href: str, text: str) -> str:
-    """A link: the app's own pages open in place (inside the UI's frame), other sites in a new tab."""
-    target = " target='_blank' rel='noopener'" if href.startswith(("http://", "https://")) else ""
-    return f"<a href='{html.escape(href, quote=True)}'{target}>{html.escape(text)}</a>"
+    return Link(href, text)
 
 
 def _base(request: Request) -> str:
@@ -166,41 +133,37 @@ def index(request: Request, user: User, state: str = "", sort: str = "name", pag
         listed.sort(key=lambda row: row[0].name)
     pages = max((len(listed) + per_page - 1) // per_page, 1)
     page = min(max(page, 1), pages)
+    from airflow_mlops.pages import Group, Tag
+
     rows = []
     for m, aliases, tags, states in listed[(page - 1) * per_page : page * per_page]:
         latest = max((int(v.version) for v in (m.latest_versions or [])), default=None)
         drift = tags.get(registry.DRIFT_STATE_TAG)
         rows.append([
             _a(f"{root}/pipelines/{quote(m.name)}", m.name),
-            " ".join(f"<span class='state {s.replace(' ', '-')}'>{html.escape(s)}</span>" for s in states) or "<span class='muted'>ok</span>",
+            Group(tuple(Tag(s, f"state {s.replace(' ', '-')}") for s in states)) if states else Tag("ok", "muted"),
             _version_cell(root, m.name, aliases.get(registry.CHAMPION)),
             _version_cell(root, m.name, aliases.get(registry.CHALLENGER)),
-            html.escape(f"v{latest}" if latest else "–"),
-            html.escape(f"{drift} ({tags.get(registry.DRIFT_DAY_TAG, '?')})" if drift else "–"),
-            html.escape((m.description or "").splitlines()[0] if m.description else ""),
+            f"v{latest}" if latest else "–",
+            f"{drift} ({tags.get(registry.DRIFT_DAY_TAG, '?')})" if drift else "–",
+            (m.description or "").splitlines()[0] if m.description else "",
         ])  # fmt: skip
 
-    def link(label: str, **params: Any) -> str:
+    def link(label: str, **params: Any) -> Any:
         query = {"state": state, "sort": sort, "per_page": per_page, "page": 1, **params}
         return _a(f"{root}/?" + "&".join(f"{k}={quote(str(v))}" for k, v in query.items() if v not in ("", None)), label)
 
-    filters = " · ".join(
-        [link("all", state="")] + [link(f"{s} ({counts[s]})", state=s) for s in STATES]
-    )  # fmt: skip
-    nav = f"page {page} of {pages}"
+    filters = Group((link("all", state=""), *(link(f"{s} ({counts[s]})", state=s) for s in STATES)), " · ")
+    nav: list[Any] = [f"page {page} of {pages}"]
     if page > 1:
-        nav = link("← previous", page=page - 1) + " · " + nav
+        nav.insert(0, link("← previous", page=page - 1))
     if page < pages:
-        nav += " · " + link("next →", page=page + 1)
-    body = (
-        "<h1>MLOps</h1><p class='muted'>Registered models of the pipelines you can read. Open one for its "
-        "versions, model tests, drift decisions and live metrics.</p>"
-        f"<p>show: {filters} · sort by {link('name', sort='name')} | {link('state', sort='state')}</p>"
-        + _table(["pipeline", "state", "champion", "challenger", "latest", "drift", "description"], rows,
-                 "no registered model yet" if not state else f"no pipeline is {state}")
-        + f"<p class='muted'>{nav} ({len(listed)} pipeline(s))</p>"
+        nav.append(link("next →", page=page + 1))
+    return _page(
+        "mlops_index.html", "MLOps", rows=rows, filters=filters, total=len(listed), nav=Group(tuple(nav), " · "),
+        sorts=Group((link("name", sort="name"), link("state", sort="state")), " | "),
+        empty="no registered model yet" if not state else f"no pipeline is {state}",
     )  # fmt: skip
-    return _page("MLOps", body)
 
 
 FLEET_TTL = 15.0  # seconds the index reuses the fleet's listing: one MLflow search serves many readers
@@ -252,9 +215,11 @@ def _failing_pipelines() -> set[str]:
     return {dag_id.rsplit("__", 1)[0] for dag_id in found if "__" in dag_id}
 
 
-def _version_cell(root: str, name: str, version: Any) -> str:
+def _version_cell(root: str, name: str, version: Any) -> Any:
+    from airflow_mlops.pages import Tag
+
     if not version:
-        return "<span class='muted'>–</span>"
+        return Tag("–", "muted")
     return _a(f"{root}/mlflow/models/{quote(name)}/versions/{version}", f"v{version}")
 
 
@@ -279,13 +244,13 @@ def pipeline(request: Request, name: str, user: User) -> HTMLResponse:
             pass
         drift = _runs(c, f"{registry.experiment_name(name)}/drift", 90)
         live = _runs(c, f"{registry.experiment_name(name)}/live", 30)
+    from airflow_mlops.pages import Group, Tag
+
     version_rows = []
     for v in versions:
         tags = v.tags or {}
-        badges = "".join(f"<span class='badge {a}'>{html.escape(a)}</span> " for a in aliases.get(str(v.version), []))
+        badges = tuple(Tag(a, f"badge {a}") for a in aliases.get(str(v.version), []))
         tests = tags.get("mlops.tests", "")
-        verdict = f"<span class='{'pass' if tests == 'passed' else 'fail'}'>{html.escape(tests)}</span>" if tests else ""
-        metrics = _metrics_text(tags.get("mlops.test_metrics"))
         links = [_a(f"{root}/mlflow/models/{quote(name)}/versions/{v.version}", "version")]
         if v.run_id:
             links += [
@@ -294,47 +259,43 @@ def pipeline(request: Request, name: str, user: User) -> HTMLResponse:
                 _a(f"{root}/mlflow/runs/{v.run_id}/artifacts/{CARD_MD}", "model card"),
             ]
         version_rows.append([
-            f"v{v.version} {badges}", html.escape(_window(tags)), verdict, html.escape(metrics),
-            html.escape(tags.get("mlops.promotion_decision", "")[:200]), " · ".join(links),
+            Group((f"v{v.version}", *badges)), _window(tags), Tag(tests, "pass" if tests == "passed" else "fail") if tests else "",
+            _metrics_text(tags.get("mlops.test_metrics")), tags.get("mlops.promotion_decision", "")[:200],
+            Group(tuple(links), " · "),
         ])  # fmt: skip
     decisions = []
     for r in drift[:30]:
         status = r.data.tags.get("mlops.drift_status", "")
         decisions.append([
-            html.escape(r.info.run_name or ""), f"<span class='{'drift' if status == 'drift' else ''}'>{html.escape(status)}</span>",
-            html.escape(_drift_measure(r.data.metrics)), _retraining_cell(root, status, r.data.tags.get("mlops.retraining")),
+            r.info.run_name or "", Tag(status, "drift" if status == "drift" else ""),
+            _drift_measure(r.data.metrics), _retraining_cell(root, status, r.data.tags.get("mlops.retraining")),
             _a(f"{root}/mlflow/runs/{r.info.run_id}/artifacts/drift/report.html", "drift report"),
         ])  # fmt: skip
-    pending = [r for r in drift if r.data.tags.get("mlops.drift_status") == "drift"][:10]
-    live_rows = [_live_row(r) for r in live[:30]]
-    body = (
-        f"<p>{_a(root + '/', '← MLOps')}</p><h1>{html.escape(name)}</h1>"
-        + "<h2>Model versions</h2>"
-        + _table(["version", "data window", "tests", "test metrics", "decision", "links"], version_rows, "no version yet")
-        + "<h2>Drift over time</h2>" + _charts(drift)
-        + "<h2>Drift decisions</h2>" + _table(["run", "status", "what decided", "retraining", "report"], decisions, "no drift check yet")
-        + "<h2>Drift reports with drift</h2>"
-        + _table(["run", "report"], [[html.escape(r.info.run_name or ""), _a(f"{root}/mlflow/runs/{r.info.run_id}/artifacts/drift/report.html", "open")] for r in pending], "none")
-        + "<h2>Live metrics</h2>"
-        + _table(["window", "metric", "champion", "challenger", "rows", "champion vs challenger", "performance"], live_rows,
-                 "no labelled window yet")
-        + "<h2>Failed runs</h2>" + _table(["DAG", "run", "ended", "log"], _failed_runs(root, name), "none in the last 30 days")
+    pending = [
+        [r.info.run_name or "", _a(f"{root}/mlflow/runs/{r.info.run_id}/artifacts/drift/report.html", "open")]
+        for r in drift if r.data.tags.get("mlops.drift_status") == "drift"
+    ][:10]  # fmt: skip
+    return _page(
+        "mlops_pipeline.html", f"MLOps: {name}", name=name, back=_a(root + "/", "← MLOps"), versions=version_rows,
+        charts=_charts(drift), decisions=decisions, pending=pending, live=[_live_row(r) for r in live[:30]],
+        failed=_failed_runs(root, name),
     )  # fmt: skip
-    return _page(f"MLOps: {name}", body)
 
 
-def _retraining_cell(root: str, status: str, outcome: str | None) -> str:
+def _retraining_cell(root: str, status: str, outcome: str | None) -> Any:
     """What a drift decision led to: a triggered retraining (linked to its run), held (and why), or pending
     (drift found, the trigger has not decided yet); nothing for no drift."""
+    from airflow_mlops.pages import Tag
+
     if status != "drift":
         return ""
     if not outcome:
-        return "<span class='muted'>pending</span>"
+        return Tag("pending", "muted")
     if outcome.startswith("triggered: "):
         dag_id, _, run_id = outcome.removeprefix("triggered: ").partition(" run ")
         base = root.removesuffix("/mlops")
         return _a(f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}", f"triggered {dag_id}")
-    return html.escape(outcome)
+    return outcome
 
 
 def _live_row(run: Any) -> list[str]:
@@ -348,13 +309,14 @@ def _live_row(run: Any) -> list[str]:
         value = metrics.get(f"v{version}_{metric}") if version else None
         return f"v{version} {value:.4f}" if value is not None else (f"v{version}" if version else "—")
 
+    from airflow_mlops.pages import Tag
+
     rows = metrics.get(f"v{champion}_rows") if champion else None
     status = tags.get("mlops.performance_status", "")
     return [
-        html.escape((run.info.run_name or "").rsplit(" ", 1)[-1]), html.escape(metric), html.escape(cell(champion)),
-        html.escape(cell(challenger)), f"{int(rows)}" if rows is not None else "",
-        html.escape(tags.get("mlops.live_decision", "")[:300]),
-        f"<span class='{'drift' if status == 'drift' else ''}'>{html.escape(status)}</span>",
+        (run.info.run_name or "").rsplit(" ", 1)[-1], metric, cell(champion), cell(challenger),
+        f"{int(rows)}" if rows is not None else "", tags.get("mlops.live_decision", "")[:300],
+        Tag(status, "drift" if status == "drift" else ""),
     ]  # fmt: skip
 
 
@@ -382,7 +344,7 @@ def _failed_runs(root: str, name: str) -> list[list[str]]:
         return []
     base = root.removesuffix("/mlops")
     return [
-        [html.escape(dag_id), html.escape(run_id), html.escape(end.isoformat(timespec="seconds") if end else ""),
+        [dag_id, run_id, end.isoformat(timespec="seconds") if end else "",
          _a(f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}", "open the run")]
         for dag_id, run_id, end in found
     ]  # fmt: skip
@@ -416,11 +378,14 @@ def _drift_measure(metrics: dict[str, float]) -> str:
     return f"share {metrics.get('drift_share', 0):.2f} of features drifted"
 
 
-def _charts(drift_runs: list[Any]) -> str:
-    """One small SVG line chart per feature: its drift score per check (oldest left) and its threshold."""
+def _charts(drift_runs: list[Any]) -> list[dict[str, Any]]:
+    """One small SVG line chart per feature (drawn by ``mlops_pipeline.html``): its drift score per check
+    (oldest left) and its threshold; the axes show the score scale (0 and its top), the first and last day
+    checked, and a mark where the champion changed (a promotion or a retraining that took over: the scores
+    after it compare another model)."""
     runs = list(reversed(drift_runs))
     if not runs:
-        return "<p class='muted'>no drift check yet</p>"
+        return []
     features = sorted({k[len("score_"):] for r in runs for k in r.data.metrics if k.startswith("score_")})
     thresholds = {}
     for r in runs:
@@ -428,37 +393,30 @@ def _charts(drift_runs: list[Any]) -> str:
             thresholds.update(json.loads(r.data.tags.get("mlops.drift_thresholds") or "{}"))
         except ValueError:
             pass
-    figures = []
+    days = [_day_and_champion(r) for r in runs]
     w, h, pad = 260, 110, 24
+    charts = []
     for feature in features:
         points = [(i, r.data.metrics.get(f"score_{feature}")) for i, r in enumerate(runs)]
         values = [v for _, v in points if v is not None]
-        threshold = thresholds.get(feature)
+        threshold = thresholds.get(feature) or None
         top = max(values + ([threshold] if threshold else []) + [1e-9]) * 1.15
 
-        def xy(i: int, v: float, top: float = top) -> tuple[float, float]:
+        def xy(i: int, v: float, top: float = top) -> tuple[str, str]:
             x = pad + (w - 2 * pad) * (i / max(len(runs) - 1, 1))
-            return x, h - pad - (h - 2 * pad) * (v / top)
-        line = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(i, v) for i, v in points if v is not None))
-        dots = "".join(
-            f"<circle cx='{x:.1f}' cy='{y:.1f}' r='2.5' fill='{'#e53e3e' if threshold and v > threshold else '#017cee'}'>"
-            f"<title>{html.escape(runs[i].info.run_name or '')}: {v:.3f}</title></circle>"
-            for i, v in points if v is not None for x, y in [xy(i, v)]
-        )  # fmt: skip
-        limit = ""
-        if threshold:
-            _, ty = xy(0, threshold)
-            limit = (f"<line x1='{pad}' x2='{w - pad}' y1='{ty:.1f}' y2='{ty:.1f}' stroke='#dd6b20' stroke-dasharray='4 3'>"
-                     f"<title>threshold {threshold}</title></line>")  # fmt: skip
-        limit += _axes(runs, top, w, h, pad, xy)
-        figures.append(
-            f"<figure data-feature='{html.escape(feature, quote=True)}'><svg width='{w}' height='{h}' role='img' "
-            f"aria-label='drift of {html.escape(feature, quote=True)}'>{limit}"
-            f"<polyline points='{line}' fill='none' stroke='#017cee' stroke-width='1.5'/>{dots}</svg>"
-            f"<figcaption>{html.escape(feature)}: score per check"
-            f"{f', threshold {threshold}' if threshold else ''}</figcaption></figure>"
-        )
-    return f"<div class='charts'>{''.join(figures)}</div>"
+            return f"{x:.1f}", f"{h - pad - (h - 2 * pad) * (v / top):.1f}"
+
+        charts.append({
+            "feature": feature, "w": w, "h": h, "pad": pad, "top": f"{top / 1.15:.2f}", "threshold": threshold,
+            "threshold_y": xy(0, threshold)[1] if threshold else None,
+            "line": " ".join(",".join(xy(i, v)) for i, v in points if v is not None),
+            "dots": [{"x": xy(i, v)[0], "y": xy(i, v)[1], "over": bool(threshold and v > threshold),
+                      "title": f"{runs[i].info.run_name or ''}: {v:.3f}"} for i, v in points if v is not None],
+            "first_day": days[0][0], "last_day": days[-1][0] if len(days) > 1 else "",
+            "marks": [{"x": xy(i, 0)[0], "champion": days[i][1], "day": days[i][0]}
+                      for i in range(1, len(days)) if days[i][1] and days[i][1] != days[i - 1][1]],
+        })  # fmt: skip
+    return charts
 
 
 def _day_and_champion(run: Any) -> tuple[str, str]:
@@ -466,28 +424,6 @@ def _day_and_champion(run: Any) -> tuple[str, str]:
     name = run.info.run_name or ""
     head, _, champion = name.rpartition(" vs ")
     return head.rsplit(" ", 1)[-1], champion
-
-
-def _axes(runs: list[Any], top: float, w: int, h: int, pad: int, xy: Any) -> str:
-    """A chart's axes: the score scale (0 and its top), the first and last day checked, and a mark where the
-    champion changed (a promotion or a retraining that took over: the scores after it compare another model)."""
-    days = [_day_and_champion(r) for r in runs]
-    text = "font-size='9' fill='#555'"
-    out = (
-        f"<line x1='{pad}' x2='{pad}' y1='{pad}' y2='{h - pad}' stroke='#bbb'/>"
-        f"<line x1='{pad}' x2='{w - pad}' y1='{h - pad}' y2='{h - pad}' stroke='#bbb'/>"
-        f"<text x='{pad - 2}' y='{pad + 3}' text-anchor='end' {text}>{top / 1.15:.2f}</text>"
-        f"<text x='{pad - 2}' y='{h - pad}' text-anchor='end' {text}>0</text>"
-        f"<text x='{pad}' y='{h - 6}' {text}>{html.escape(days[0][0])}</text>"
-    )
-    if len(days) > 1:
-        out += f"<text x='{w - pad}' y='{h - 6}' text-anchor='end' {text}>{html.escape(days[-1][0])}</text>"
-    for i in range(1, len(days)):
-        if days[i][1] and days[i][1] != days[i - 1][1]:
-            x, _ = xy(i, 0)
-            out += (f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{pad}' y2='{h - pad}' stroke='#38a169' stroke-dasharray='2 2' "
-                    f"data-mark='champion'><title>champion {html.escape(days[i][1])} from {html.escape(days[i][0])}</title></line>")  # fmt: skip
-    return out
 
 
 # -- MLflow pages for a store without an MLflow UI ---------------------------------------------------------
@@ -507,17 +443,16 @@ def mlflow_run(request: Request, run_id: str, user: User) -> HTMLResponse:
         run = _get_run(c, run_id)
         _require_pipeline(user, _run_pipeline(c, run))
         artifacts = _list_artifacts(c, run_id)
-    rows = lambda d: [[html.escape(k), html.escape(str(v))] for k, v in sorted(d.items())]  # noqa: E731
+
+    def rows(d: dict[str, Any]) -> list[list[str]]:
+        return [[k, str(v)] for k, v in sorted(d.items())]
+
     files = [[_a(f"{root}/mlflow/runs/{run_id}/artifacts/{quote(p)}", p), str(size or "")] for p, size in artifacts]
-    body = (
-        f"<h1>MLflow run {html.escape(run.info.run_name or run_id)}</h1>"
-        f"<p class='muted'>run {html.escape(run_id)} · status {html.escape(run.info.status)}</p>"
-        "<h2>Metrics</h2>" + _table(["metric", "value"], rows(run.data.metrics))
-        + "<h2>Parameters</h2>" + _table(["parameter", "value"], rows(run.data.params))
-        + "<h2>Artifacts</h2>" + _table(["file", "bytes"], files)
-        + "<h2>Tags</h2>" + _table(["tag", "value"], rows({k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.log-model")}))
+    return _page(
+        "mlops_run.html", f"MLflow run {run_id}", run_name=run.info.run_name or run_id, run_id=run_id,
+        status=run.info.status, metrics=rows(run.data.metrics), params=rows(run.data.params), files=files,
+        tags=rows({k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.log-model")}),
     )  # fmt: skip
-    return _page(f"MLflow run {run_id}", body)
 
 
 def _get_run(c: Any, run_id: str) -> Any:
@@ -602,19 +537,18 @@ def mlflow_version(request: Request, name: str, version: str, user: User) -> HTM
             aliases = [a for a, n in (c.get_registered_model(name).aliases or {}).items() if str(n) == str(version)]
         except Exception as err:
             raise HTTPException(status_code=404, detail=f"no version {version} of model {name}") from err
-    badges = "".join(f"<span class='badge {a}'>{html.escape(a)}</span> " for a in aliases)
+    from airflow_mlops.pages import Group, Tag
+
     links = [_a(f"{root}/pipelines/{quote(name)}", "pipeline")]
     if v.run_id:
         links += [_a(f"{root}/mlflow/runs/{v.run_id}", "training run"),
                   _a(f"{root}/mlflow/runs/{v.run_id}/artifacts/tests/report.html", "model test report"),
                   _a(f"{root}/mlflow/runs/{v.run_id}/artifacts/{CARD_MD}", "model card")]  # fmt: skip
-    tags = [[html.escape(k), html.escape(str(val))] for k, val in sorted((v.tags or {}).items())]
-    body = (
-        f"<h1>{html.escape(name)} version {html.escape(str(version))} {badges}</h1>"
-        f"<p class='muted'>status {html.escape(str(v.status))} · {' · '.join(links)}</p>"
-        "<h2>Tags</h2>" + _table(["tag", "value"], tags)
-    )
-    return _page(f"{name} v{version}", body)
+    return _page(
+        "mlops_version.html", f"{name} v{version}", name=name, version=str(version), status=str(v.status),
+        badges=Group(tuple(Tag(a, f"badge {a}") for a in aliases)), links=Group(tuple(links), " · "),
+        tags=[[k, str(val)] for k, val in sorted((v.tags or {}).items())],
+    )  # fmt: skip
 
 
 # -- reports stored by tasks ---------------------------------------------------------------------------------

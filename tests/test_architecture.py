@@ -23,7 +23,7 @@ FOLDERS = {
 }
 # The core's floors, lowest first: each imports only its own floor and the ones below it.
 FLOORS = ["errors", "storage", "tables", "tempfiles", "data", "tracking", "model", "release", "operations"]
-BASE = {"errors", "schema", "storage", "tables", "tempfiles", "__init__"}  # the foundation every floor may use
+BASE = {"errors", "schema", "storage", "tables", "tempfiles", "pages", "__init__"}  # the foundation every floor may use
 SHARED = ("hooks", "links", "triggers", "utils")  # what operators and sensors both use, as in a provider
 ADAPTERS = ("operators", "sensors", "plugins", *SHARED)
 COMPOSITION = ("pipeline", "tools")

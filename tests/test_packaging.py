@@ -70,3 +70,16 @@ def test_the_scheduler_side_does_without_the_kubernetes_provider_and_promotion_h
     extras = project["optional-dependencies"]
     assert {_name(r) for r in extras["kubernetes"]} == {"apache-airflow-providers-cncf-kubernetes"}
     assert "psycopg2-binary" in core
+
+
+def test_every_template_ships_in_the_wheel():
+    """Each page and report template (airflow_mlops/templates) matches a package-data pattern: a template left
+    out of the wheel renders in the repository and raises TemplateNotFound on an installed scheduler."""
+    import fnmatch
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["airflow_mlops"]
+    folder = ROOT / "airflow_mlops" / "templates"
+    shipped = sorted(p.name for p in folder.iterdir() if p.is_file())
+    assert shipped, "no templates found"
+    left_out = [n for n in shipped if not any(fnmatch.fnmatch(f"templates/{n}", pat) for pat in patterns)]
+    assert left_out == []

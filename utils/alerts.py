@@ -15,7 +15,6 @@ DAG, run and task with a link to the task in the Airflow UI. Routes: ``smtp`` (t
 
 from __future__ import annotations
 
-import html
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -85,7 +84,9 @@ def _notifier(route: dict[str, Any], subject: str, text: str) -> Any:
     if kind == "smtp":
         from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
-        body = "<pre style='font: 13px monospace'>" + html.escape(text) + "</pre>"
+        from airflow_mlops.pages import render
+
+        body = render("alert_mail.html", title=subject, text=text)
         return SmtpNotifier(
             to=list(route.get("to") or []), from_email=route.get("from_email"), subject=subject, html_content=body,
             smtp_conn_id=route.get("conn_id") or "smtp_default",

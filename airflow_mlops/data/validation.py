@@ -79,31 +79,21 @@ class ValidationReport:
         )  # fmt: skip
 
     def html(self, title: str) -> str:
-        """The report as a page: failed checks first, then every check."""
-        import html
+        """The report as a page (``templates/validation_report.html``): failed checks first, then every check."""
+        from airflow_mlops.pages import Row, render
 
-        def table(rows: list[dict[str, Any]]) -> str:
-            head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
-            body = "".join(
-                f"<tr class='{_verdict(r).lower()}'>" + "".join(
-                    f"<td>{html.escape(str(c))}</td>" for c in (
-                        r["check"], r["column"], r.get("partition", WINDOW), r["expected"], r["observed"],
-                        "" if r.get("rows") is None else r["rows"], _verdict(r),
-                    )
-                ) + "</tr>"
-                for r in rows
-            )  # fmt: skip
-            return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        def rows(found: list[dict[str, Any]]) -> list[Row]:
+            return [
+                Row((r["check"], r["column"], r.get("partition", WINDOW), r["expected"], r["observed"],
+                     "" if r.get("rows") is None else r["rows"], _verdict(r)), "" if r["passed"] else _verdict(r).lower())
+                for r in found
+            ]  # fmt: skip
 
         verdict = "passed" if self.passed else f"failed: {len(self.failed)} of {len(self.rows)} checks"
-        failed = f"<h2>Failed checks</h2>{table(self.failed + self.warnings)}" if self.failed or self.warnings else ""
-        return (
-            "<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title><style>"
-            "body{font:14px sans-serif;margin:16px 24px}table{border-collapse:collapse}td,th{padding:4px 10px;"
-            "border-bottom:1px solid #ddd;text-align:left}.fail td{color:#c53030}.warn td{color:#c05621}</style>"
-            f"</head><body><h1>{html.escape(title)}</h1><p>Validation {html.escape(verdict)}.</p>{failed}"
-            f"<h2>Every check</h2>{table(self.rows)}</body></html>"
-        )
+        return render(
+            "validation_report.html", title=title, verdict=verdict, header=HEADER,
+            failed=rows(self.failed + self.warnings), rows=rows(self.rows),
+        )  # fmt: skip
 
     def raise_for_failures(self, what: str) -> None:
         if self.passed:

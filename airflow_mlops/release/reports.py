@@ -1,18 +1,11 @@
-"""Self-contained HTML reports: tables and inline SVG charts (matplotlib), no external asset to fetch."""
+"""Self-contained HTML reports: tables and inline SVG charts (matplotlib), no external asset to fetch; the page
+itself is a template (``airflow_mlops/templates``)."""
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 from airflow_mlops.tables import fmt
-
-_STYLE = """
-body{font-family:system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0 20px}
-td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;font-size:14px}th{background:#f3f3f3}
-.PASS{color:#1a7f37;font-weight:600}.FAIL{color:#cf222e;font-weight:600}.note{color:#666;font-size:13px}
-h2{margin-top:28px}
-"""
 
 
 def bar_chart(title: str, bars: dict[str, float], *, reference: float | None = None, width: int = 560) -> str:
@@ -53,76 +46,50 @@ def bar_chart(title: str, bars: dict[str, float], *, reference: float | None = N
     return svg[svg.index("<svg") :]
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
-    out = ["<table><tr><th>test</th><th>expected</th><th>observed</th><th>result</th></tr>"]
-    for r in rows:
-        verdict = "PASS" if r["passed"] else "FAIL"
-        kind = "" if r.get("gate", True) else " (promotion)"
-        out.append(
-            f"<tr><td>{html.escape(r['test'])}</td><td>{html.escape(r['expected'])}</td>"
-            f"<td>{html.escape(str(r['observed']))}</td><td class='{verdict}'>{verdict}{kind}</td></tr>"
-        )
-    out.append("</table>")
-    return "".join(out)
-
-
 def model_test_html(report: dict[str, Any], title: str) -> str:
-    """The model test report: verdict, the table of tests, and a chart per kind of check."""
+    """The model test report (``templates/model_test.html``): verdict, the table of tests, a chart per kind of
+    check."""
+    from airflow_mlops.pages import Row, Tag, render, trusted
+
     d = report.get("details") or {}
     verdict = (
         "PASSED"
         if report["passed"]
         else ("FAILED, RELEASED BY OVERRIDE" if report.get("override") else "FAILED")
     )
-    body = [
-        f"<h1>{html.escape(title)}</h1>",
-        f"<p>Verdict: <b>{verdict}</b>. {html.escape(report.get('reason', ''))}</p>",
-    ]
-    if report.get("override"):
-        o = report["override"]
-        body.append(f"<p class='FAIL'>Override by {html.escape(o['by'])}: {html.escape(o['reason'])}</p>")
-    body += ["<h2>Tests</h2>", _table(report["tests"])]
-    metrics = report.get("metrics") or {}
+    tests = []
+    for r in report["tests"]:
+        result = "PASS" if r["passed"] else "FAIL"
+        kind = "" if r.get("gate", True) else " (promotion)"
+        cls = result.lower()
+        tests.append(Row((r["test"], r["expected"], str(r["observed"]), Tag(result + kind, cls)), cls))
+    sections: list[dict[str, Any]] = []
+
+    def chart(heading: str | None, *args: Any, note: str = "") -> None:
+        sections.append({"heading": heading, "chart": trusted(bar_chart(*args)), "note": note})
+
     champion = report.get("champion_metrics") or {}
-    body.append("<h2>Metrics on the held-out rows</h2>")
-    held = report.get("holdout")
-    if held:
-        body.append(
-            f"<p>{html.escape(held['statement'])}. Full sha256 {html.escape(held['sha256'])}; window "
-            f"{html.escape(str(held.get('window_start')))} .. {html.escape(str(held.get('window_end')))}, seed "
-            f"{held['seed']}, fraction {held['fraction']}.</p>"
-        )
-    body.append(bar_chart("candidate", metrics))
+    chart(None, "candidate", report.get("metrics") or {})
     if champion:
-        body.append(bar_chart(f"champion v{report.get('champion_version')}", champion))
+        chart(None, f"champion v{report.get('champion_version')}", champion)
     for s in d.get("slices", []):
-        body.append(f"<h2>Slices by {html.escape(s['column'])}</h2>")
-        body.append(bar_chart(f"{s['metric']} per segment", s["values"]))
-        if s["skipped"]:
-            body.append(
-                f"<p class='note'>Too few rows to measure: {html.escape(', '.join(s['skipped']))}</p>"
-            )
+        skipped = f"Too few rows to measure: {', '.join(s['skipped'])}" if s["skipped"] else ""
+        chart(f"Slices by {s['column']}", f"{s['metric']} per segment", s["values"], note=skipped)
     for f in d.get("fairness", []):
-        body.append(f"<h2>Fairness across {html.escape(f['group'])}: {html.escape(f['metric'])}</h2>")
-        body.append(bar_chart(f"gap {fmt(f['gap'])} (max {fmt(f['max'])})", f["rates"]))
+        chart(f"Fairness across {f['group']}: {f['metric']}", f"gap {fmt(f['gap'])} (max {fmt(f['max'])})", f["rates"])
     if d.get("robustness"):
-        body.append("<h2>Robustness</h2>")
-        body.append(
-            bar_chart(
-                "metric drop under perturbation",
-                {f"{r['perturbation']} {r['metric']}": r["drop"] for r in d["robustness"]},
-            )
-        )
+        drops = {f"{r['perturbation']} {r['metric']}": r["drop"] for r in d["robustness"]}
+        chart("Robustness", "metric drop under perturbation", drops)
     if d.get("importance"):
         imp = d["importance"]
-        body.append("<h2>Permutation importance (what drift decisions weigh features by)</h2>")
-        body.append(bar_chart(f"share of the {imp['metric']} drop when shuffled", imp["share"]))
+        chart(
+            "Permutation importance (what drift decisions weigh features by)",
+            f"share of the {imp['metric']} drop when shuffled", imp["share"],
+        )  # fmt: skip
     if d.get("expectations"):
-        body.append("<h2>Behavioural expectations</h2>")
-        body.append(
-            bar_chart(
-                "share of rows violating",
-                {f"{e['feature']} {e['direction']}": e["violations"] for e in d["expectations"]},
-            )
-        )
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>{''.join(body)}</body></html>"
+        violations = {f"{e['feature']} {e['direction']}": e["violations"] for e in d["expectations"]}
+        chart("Behavioural expectations", "share of rows violating", violations)
+    return render(
+        "model_test.html", title=title, verdict=verdict, report=report, tests=tests,
+        holdout=report.get("holdout"), sections=sections,
+    )  # fmt: skip

@@ -221,9 +221,50 @@ def test_the_pipeline_page_gives_on_call_axes_champion_marks_live_verdicts_and_f
     assert "+0.0251 [-0.1157, +0.1660] over 1 window(s); not promoted" in page
     assert f"/dags/{NAME}__train/runs/manual__broken" in page
     # every drift decision says what it led to: triggered (linked to the run), held and why
-    assert f"href='/dags/{NAME}__retrain/runs/drift__scheduled__2026-01-22'" in page
+    assert f'href="/dags/{NAME}__retrain/runs/drift__scheduled__2026-01-22"' in page
     assert "held: a retraining is already queued or running (2 report(s) pending)" in page
     assert "manual__other" not in page  # another pipeline's run
+
+
+HOSTILE_NAME = "<script>alert('x')</script>\"'"
+ESCAPED_NAME = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&#34;&#39;"
+
+
+def test_every_page_shows_hostile_names_as_text(api, mlflow_uri, tmp_path):
+    """Names and values that come from users (a description, a run's name, params and tags, a version's tags,
+    a drift run's held reason and day, a live decision) are escaped by the templates on every page."""
+    from mlflow.tracking import MlflowClient
+
+    from airflow_mlops.tracking import registry
+
+    client, token = api
+    auth = {"Authorization": f"Bearer {token}"}
+    made = _models(mlflow_uri, tmp_path / "artifacts")
+    c = MlflowClient(mlflow_uri, mlflow_uri)
+    c.update_registered_model(NAME, description=HOSTILE_NAME)
+    c.set_model_version_tag(NAME, "1", "mlops.promotion_decision", HOSTILE_NAME)
+    c.set_model_version_tag(NAME, "1", "note", HOSTILE_NAME)
+    train = made["runs"][0]
+    c.set_tag(train, "mlflow.runName", HOSTILE_NAME)
+    c.log_param(train, "comment", HOSTILE_NAME)
+    drifted = made["drift_runs"][-1]
+    c.set_tag(drifted, "mlops.retraining", f"held: {HOSTILE_NAME}")
+    c.set_tag(drifted, "mlflow.runName", f"{NAME} drift {HOSTILE_NAME} vs v{HOSTILE_NAME}")
+    live = registry.ensure_experiment(c, f"{registry.experiment_name(NAME)}/live", str(tmp_path / "artifacts"))
+    run = c.create_run(live, run_name=f"{NAME} live {HOSTILE_NAME}")
+    c.set_tag(run.info.run_id, "mlops.live_decision", HOSTILE_NAME)
+
+    pages = {
+        "index": (client.get("/mlops/", headers=auth).text, 1),  # the description
+        # decision, held reason, drift run's name (decision row, pending row, two dots' titles), its day on the
+        # axis and in the champion mark, the champion mark, the live window and decision
+        "pipeline": (client.get(f"/mlops/pipelines/{NAME}", headers=auth).text, 10),
+        "run": (client.get(f"/mlops/mlflow/runs/{train}", headers=auth).text, 3),  # name, param, tag
+        "version": (client.get(f"/mlops/mlflow/models/{NAME}/versions/1", headers=auth).text, 2),  # two tags
+    }
+    for name, (page, times) in pages.items():
+        assert "<script" not in page, name
+        assert page.count(ESCAPED_NAME) >= times, (name, page.count(ESCAPED_NAME))
 
 
 def test_the_fleet_index_filters_by_state_sorts_and_pages(api, mlflow_uri, tmp_path):

@@ -4,7 +4,6 @@ features (reference vs current distributions), drawn from the two profiles' sket
 from __future__ import annotations
 
 import base64
-import html
 import math
 from typing import Any
 
@@ -68,67 +67,33 @@ def render_png(reference: Any, current: Any, report: dict[str, Any]) -> bytes | 
 
 
 def render_html(report: dict[str, Any], png: bytes | None, title: str) -> str:
+    """The drift report page (``templates/drift_report.html``): the verdict, the chart of the most drifted
+    features, the per-feature table, and the data-quality and expectation sections."""
     from airflow_mlops.data.drift.scores import summary_line
+    from airflow_mlops.pages import Row, render
 
-    rows = []
+    features = []
     for r in report["features"]:
         status = r["status"].upper() if r.get("drifted") else r["status"]
-        cls = "FAIL" if r.get("drifted") else ""
         weight = "-" if r.get("importance") is None else f"{r['importance'] * 100:.1f}%"
-        rows.append(
-            f"<tr class='{cls}'><td>{html.escape(r['feature'])}</td><td>{r['type']}</td><td>{r.get('metric') or '-'}</td>"
-            f"<td>{fmt(r.get('score'))}</td><td>{fmt(r.get('threshold'))}</td><td>{fmt(r.get('psi'))}</td>"
-            f"<td>{weight}</td>"
-            f"<td>{r['n_reference']}</td><td>{r['n_current']}</td><td>{html.escape(status)}</td></tr>"
-        )
-    image = (
-        f"<img alt='reference vs current, most drifted features' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
-        if png
-        else "<p>No feature could be scored.</p>"
-    )
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
-        "body{font-family:system-ui,sans-serif;margin:24px}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-        "padding:3px 8px;font-size:14px}th{background:#f3f3f3}tr.FAIL td{color:#cf222e;font-weight:600}img{max-width:100%}"
-        f"</style></head><body><h1>{html.escape(title)}</h1><p><b>{html.escape(summary_line(report))}</b></p>"
-        f"<p>Reference: {html.escape(str(report.get('reference_profile', '')))}<br>"
-        f"Current: {html.escape(str(report.get('current_profile', '')))}</p>{image}"
-        "<h2>Per feature (sorted by score / threshold)</h2><table><tr><th>feature</th><th>type</th><th>metric</th>"
-        "<th>score</th><th>threshold</th><th>psi</th><th>importance</th><th>n reference</th><th>n current</th><th>status</th></tr>"
-        f"{''.join(rows)}</table>{_quality_html(report)}{_expectations_html(report.get('expectations') or [])}</body></html>"
-    )
-
-
-def _quality_html(report: dict[str, Any]) -> str:
-    """Data quality, the second verdict: the partition against its own history, whatever the importance."""
-    if "quality" not in report:
-        return ""
-    rows = report["quality"]
-    if not rows:
-        return "<h2>Data quality (against the partition's history)</h2><p>ok: every check passed</p>"
-    cells = "".join(
-        f"<tr class='FAIL'><td>{html.escape(str(r['check']))}</td><td>{html.escape(str(r['column']))}</td>"
-        f"<td>{html.escape(str(r['partition']))}</td><td>{html.escape(str(r['expected']))}</td>"
-        f"<td>{html.escape(str(r['observed']))}</td></tr>"
-        for r in rows
-    )
-    return (
-        f"<h2>Data quality (against the partition's history): {len(rows)} anomaly(ies)</h2><table><tr>"
-        f"<th>check</th><th>column</th><th>day</th><th>expected</th><th>observed</th></tr>{cells}</table>"
-    )
-
-
-def _expectations_html(rows: list[dict[str, Any]]) -> str:
-    """The data contract's distribution expectations on the current data: reported here, not a gate."""
-    if not rows:
-        return ""
-    cells = "".join(
-        f"<tr class='{'' if r.get('passed') else 'FAIL'}'><td>{html.escape(str(r['column']))}</td>"
-        f"<td>{html.escape(str(r['check']))}</td><td>{html.escape(str(r['expected']))}</td>"
-        f"<td>{html.escape(str(r['observed']))}</td><td>{'held' if r.get('passed') else 'broken'}</td></tr>"
-        for r in rows
-    )
-    return (
-        "<h2>Distribution expectations (the spec's mean and quantile bounds)</h2><table><tr><th>column</th>"
-        f"<th>check</th><th>expected</th><th>observed</th><th>result</th></tr>{cells}</table>"
-    )
+        cells = (
+            r["feature"], r["type"], r.get("metric") or "-", fmt(r.get("score")), fmt(r.get("threshold")),
+            fmt(r.get("psi")), weight, r["n_reference"], r["n_current"], status,
+        )  # fmt: skip
+        features.append(Row(cells, "fail" if r.get("drifted") else ""))
+    quality = None
+    if "quality" in report:  # data quality, the second verdict: the partition against its own history
+        quality = [
+            Row((r["check"], r["column"], r["partition"], r["expected"], r["observed"]), "fail")
+            for r in report["quality"]
+        ]
+    # the data contract's distribution expectations on the current data: reported here, not a gate
+    expectations = [
+        Row((r["column"], r["check"], r["expected"], r["observed"], "held" if r.get("passed") else "broken"),
+            "" if r.get("passed") else "fail")
+        for r in report.get("expectations") or []
+    ]  # fmt: skip
+    return render(
+        "drift_report.html", title=title, report=report, summary=summary_line(report), features=features,
+        png=base64.b64encode(png).decode() if png else None, quality=quality, expectations=expectations,
+    )  # fmt: skip
