@@ -15,6 +15,7 @@ and parsing processes (SQLite metadata DB): DAGs in the database, import errors,
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import random
@@ -252,6 +253,100 @@ def handwritten_source(spec) -> str:
     return "\n".join(lines) + "\n"
 
 
+STOCK_HEAD = '''"""Stock-operator twin of a generated pipeline (benchmarks/fleet.py): the same DAGs, task ids, dependencies,
+schedules, retries and templated arguments, written with Airflow's own operators. Each task's callable names the
+project step it stands for and imports the project only when it runs (no project import at parse time, as a
+careful hand-writer does). A parse-cost baseline: the benchmark parses these files, it does not run them."""
+import datetime as dt
+from airflow.sdk import DAG, Asset, Param
+from airflow.timetables.interval import CronDataIntervalTimetable
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
+from airflow.providers.standard.sensors.python import PythonSensor
+
+
+def step(kind, arguments):
+    """Run the project step ``kind`` (module:class) with the task's templated arguments, imported here."""
+    import importlib
+
+    from airflow.sdk import get_current_context
+
+    module, _, name = kind.partition(":")
+    context = get_current_context()
+    return getattr(importlib.import_module(module), name)(task_id=context["ti"].task_id, **arguments).execute(context)
+
+'''
+
+
+def stock_source(spec) -> str:
+    """A DAG file with stock Airflow operators (PythonOperator, BranchPythonOperator, PythonSensor,
+    EmptyOperator) that builds the DAGs ``spec`` compiles to: every DAG's id, schedule, dates, params, default
+    arguments and tags, and every task's id, upstream tasks, retries, concurrency, outlets, sensor timing and
+    templated arguments (an upstream task's output as ``{{ ti.xcom_pull(...) }}``)."""
+    from airflow.sdk import BaseSensorOperator
+    from airflow.sdk.definitions.xcom_arg import XComArg
+
+    from airflow_mlops.pipeline.factory import build_dags
+
+    r = repr
+
+    def literal(value):
+        if isinstance(value, XComArg):
+            return r("{{ ti.xcom_pull(task_ids=" + repr(value.operator.task_id) + ") }}")
+        if isinstance(value, (str, int, float, bool, type(None))):
+            return r(value)
+        if isinstance(value, (list, tuple)):
+            return "[" + ", ".join(literal(v) for v in value) + "]"
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{r(str(k))}: {literal(v)}" for k, v in value.items()) + "}"
+        if isinstance(value, dt.timedelta):
+            return f"dt.timedelta(seconds={value.total_seconds()!r})"
+        return None  # not a plain value (ArgNotSet and the like): left out
+
+    lines = [STOCK_HEAD]
+    for dag_id, dag in build_dags(spec).items():
+        expression = getattr(dag.timetable, "_expression", None)
+        schedule = f"CronDataIntervalTimetable({expression!r}, timezone='UTC')" if expression else "None"
+        params = ", ".join(
+            f"{r(k)}: Param({literal(p.value)}, type={literal(p.schema.get('type'))})"
+            for k, p in ((k, dag.params.get_param(k)) for k in dag.params.keys())
+        )  # fmt: skip
+        default_args = ", ".join(f"{r(k)}: {literal(v)}" for k, v in dag.default_args.items() if literal(v) is not None)
+        lines += [
+            f"with DAG({r(dag_id)}, schedule={schedule}, start_date=dt.datetime.fromisoformat({r(dag.start_date.isoformat())}), "
+            f"end_date={'dt.datetime.fromisoformat(' + r(dag.end_date.isoformat()) + ')' if dag.end_date else 'None'}, "
+            f"catchup={dag.catchup!r}, max_active_runs={dag.max_active_runs}, tags={sorted(dag.tags)!r}, "
+            f"description={r(dag.description)}, params={{{params}}}, default_args={{{default_args}}}):",
+            "    t = {}",
+        ]
+        for task in dag.topological_sort():
+            kind = type(task).__name__
+            args = {
+                f: literal(getattr(task, f)) for f in task.template_fields
+                if not f.startswith("_") and literal(getattr(task, f)) is not None
+            }  # fmt: skip
+            kwargs = ", ".join(f"{r(k)}: {v}" for k, v in args.items())
+            common = f"task_id={r(task.task_id)}, retries={task.retries}"
+            if task.max_active_tis_per_dag is not None:
+                common += f", max_active_tis_per_dag={task.max_active_tis_per_dag}"
+            if task.outlets:
+                common += ", outlets=[" + ", ".join(f"Asset(name={a.name!r}, uri={a.uri!r})" for a in task.outlets) + "]"
+            core = f"{type(task).__module__}:{kind}"
+            if kind == "EmptyOperator":
+                op = f"EmptyOperator({common})"
+            elif isinstance(task, BaseSensorOperator):
+                op = (f"PythonSensor({common}, python_callable=step, op_kwargs={{'kind': {core!r}, 'arguments': {{{kwargs}}}}}, "
+                      f"poke_interval={task.poke_interval!r}, timeout={task.timeout!r}, mode={task.mode!r})")  # fmt: skip
+            elif "Branch" in kind:
+                op = f"BranchPythonOperator({common}, python_callable=step, op_kwargs={{'kind': {core!r}, 'arguments': {{{kwargs}}}}})"
+            else:
+                op = f"PythonOperator({common}, python_callable=step, op_kwargs={{'kind': {core!r}, 'arguments': {{{kwargs}}}}})"
+            lines.append(f"    t[{r(task.task_id)}] = {op}")
+            for up in sorted(task.upstream_task_ids):
+                lines.append(f"    t[{r(up)}] >> t[{r(task.task_id)}]")
+    return "\n".join(lines) + "\n"
+
+
 def _schedule_src(expression: str | None) -> str:
     if expression is None or expression == "@once":
         return repr(expression)
@@ -259,7 +354,8 @@ def _schedule_src(expression: str | None) -> str:
 
 
 def write_fleet(n: int, folder: Path, twin_shapes_only: bool) -> tuple[Path, Path]:
-    """``folder/specs/team_k/*.yaml`` (teams own sub-folders), and ``folder/hand/*.py`` when twins are asked."""
+    """``folder/specs/team_k/*.yaml`` (teams own sub-folders); when twins are asked, ``folder/hand/*.py`` (this
+    project's operators) and ``folder/stock/*.py`` (Airflow's stock operators)."""
     import yaml
 
     from airflow_mlops.pipeline.spec import parse_spec
@@ -274,6 +370,8 @@ def write_fleet(n: int, folder: Path, twin_shapes_only: bool) -> tuple[Path, Pat
             hand.mkdir(parents=True, exist_ok=True)
             spec = parse_spec(raw, path.relative_to(specs).as_posix())
             (hand / f"{raw['name']}.py").write_text(handwritten_source(spec))
+            (folder / "stock").mkdir(exist_ok=True)
+            (folder / "stock" / f"{raw['name']}.py").write_text(stock_source(spec))
     return specs, hand
 
 
@@ -307,14 +405,16 @@ def compare(n: int) -> dict:
         compile_stubs(specs, stubs)
         gen_files = sorted(stubs.rglob("*.py"))
         hand_files = sorted(hand.glob("*.py"))
-        bags = {k: DagBag(str(Path(tmp) / "empty"), collect_dags=False) for k in ("gen", "hand")}
-        # warm-up (imports, both kinds use the same operator modules): not measured
+        stock_files = sorted((Path(tmp) / "stock").glob("*.py"))
+        bags = {k: DagBag(str(Path(tmp) / "empty"), collect_dags=False) for k in ("gen", "hand", "stock")}
+        # warm-up (imports, as the dag-processor's manager has them before it forks): not measured
         _parse_and_serialise(bags["gen"], gen_files[0])
         _parse_and_serialise(bags["hand"], hand_files[0])
+        _parse_and_serialise(bags["stock"], stock_files[0])
         totals = {k: [0.0, 0.0, 0, 0] for k in bags}
         walls = []
-        for g, h in zip(gen_files, hand_files, strict=True):  # interleaved
-            for kind, path in (("gen", g), ("hand", h)):
+        for g, h, st in zip(gen_files, hand_files, stock_files, strict=True):  # interleaved
+            for kind, path in (("gen", g), ("hand", h), ("stock", st)):
                 p, s, b, d, w = _parse_and_serialise(bags[kind], path)
                 t = totals[kind]
                 t[0] += p
@@ -333,6 +433,9 @@ def compare(n: int) -> dict:
     )
     out["ratio_bytes_per_dag"] = g["bytes_per_dag"] / h["bytes_per_dag"]
     out["ratio_per_pipeline"] = g["parse_serialise_ms_per_pipeline"] / h["parse_serialise_ms_per_pipeline"]
+    out["ratio_per_pipeline_vs_stock"] = (
+        g["parse_serialise_ms_per_pipeline"] / out["stock"]["parse_serialise_ms_per_pipeline"]
+    )
     out["max_file_parse_s"] = max(walls)
     out["median_file_parse_s"] = statistics.median(walls)
     return out
@@ -372,17 +475,16 @@ def processor_env(tmp: Path, bundles: list[dict]) -> dict[str, str]:
     }
 
 
-def real_dag_processor(
-    n: int, handwritten: bool = False, twin_shapes_only: bool = False, timeout: float = 3600
-) -> dict:
-    """Run ``airflow dag-processor`` once over ``n`` specs (or their hand-written twins) with Airflow's default
+def real_dag_processor(n: int, files: str = "specs", twin_shapes_only: bool = False, timeout: float = 3600) -> dict:
+    """Run ``airflow dag-processor`` once over ``n`` specs (``files="specs"``), or their twins written with this
+    project's operators (``"hand"``) or with Airflow's stock operators (``"stock"``), with Airflow's default
     time-outs and parsing processes."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        specs, hand = write_fleet(n, tmp / "fleet", twin_shapes_only=handwritten or twin_shapes_only)
-        if handwritten:
+        specs, _ = write_fleet(n, tmp / "fleet", twin_shapes_only=files != "specs" or twin_shapes_only)
+        if files != "specs":
             bundles = [{"name": "fleet", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-                        "kwargs": {"path": str(hand)}}]  # fmt: skip
+                        "kwargs": {"path": str(tmp / "fleet" / files)}}]  # fmt: skip
         else:
             bundles = [{"name": "fleet", "classpath": "airflow_mlops.pipeline.bundle.PipelineSpecBundle",
                         "kwargs": {"path": str(specs)}}]  # fmt: skip
@@ -418,7 +520,7 @@ with create_session() as s:
         text = (tmp / "processor.log").read_text()
         durations = _file_durations(text)
         return {
-            "files": "hand-written" if handwritten else "specs", "n": n, "exit_code": done.returncode,
+            "files": files, "n": n, "exit_code": done.returncode,
             "wall_s": wall, **counts,
             "files_timed": len(durations), "max_file_s": max(durations, default=float("nan")),
             "median_file_s": statistics.median(durations) if durations else float("nan"),
@@ -455,14 +557,18 @@ def main() -> None:
     parser.add_argument("--no-processor", action="store_true")
     parser.add_argument("--no-compare", action="store_true", help="only the real dag-processor run")
     parser.add_argument("--processor-n", type=int, default=1000)
-    parser.add_argument("--processor-baseline", action="store_true", help="also the hand-written twins")
+    parser.add_argument(
+        "--processor-baseline", action="store_true",
+        help="also the twins: this project's operators, and Airflow's stock operators (the ratio's baseline)",
+    )  # fmt: skip
     args = parser.parse_args()
     from airflow.configuration import conf
 
     timeout = conf.getfloat("core", "dagbag_import_timeout")
     print(f"dagbag_import_timeout {timeout:.0f} s: 10% is {timeout / 10:.1f} s")
     print(f"{'N':>5} {'DAGs gen/hand':>14} {'parse ms/DAG':>14} {'serialise ms/DAG':>17} {'bytes/DAG':>13} "
-          f"{'x parse+ser/DAG':>15} {'x bytes':>8} {'x /pipeline':>11} {'max file s':>10}")  # fmt: skip
+          f"{'x parse+ser/DAG':>15} {'x bytes':>8} {'x /pipeline':>11} {'x /pipeline vs stock':>20} "
+          f"{'max file s':>10}")  # fmt: skip
     for n in args.sizes if not args.no_compare else []:
         r = compare(n)
         g, h = r["gen"], r["hand"]
@@ -470,16 +576,25 @@ def main() -> None:
             f"{n:>5} {g['dags']:>6}/{h['dags']:<7} {g['parse_ms_per_dag']:>6.2f}/{h['parse_ms_per_dag']:<7.2f} "
             f"{g['serialise_ms_per_dag']:>8.2f}/{h['serialise_ms_per_dag']:<8.2f} "
             f"{g['bytes_per_dag']:>6.0f}/{h['bytes_per_dag']:<6.0f} {r['ratio_parse_serialise_per_dag']:>15.2f} "
-            f"{r['ratio_bytes_per_dag']:>8.2f} {r['ratio_per_pipeline']:>11.2f} {r['max_file_parse_s']:>10.3f}"
+            f"{r['ratio_bytes_per_dag']:>8.2f} {r['ratio_per_pipeline']:>11.2f} "
+            f"{r['ratio_per_pipeline_vs_stock']:>20.2f} {r['max_file_parse_s']:>10.3f}"
         )
     if not args.no_compare:
         print(
             f"heavy modules imported while compiling and parsing 1,000 specs: {heavy_imports(1000) or 'none'}"
         )
     if not args.no_processor:
-        print(json.dumps(real_dag_processor(args.processor_n, twin_shapes_only=args.processor_baseline)))
+        runs = {"specs": real_dag_processor(args.processor_n, twin_shapes_only=args.processor_baseline)}
+        print(json.dumps(runs["specs"]))
         if args.processor_baseline:
-            print(json.dumps(real_dag_processor(args.processor_n, handwritten=True)))
+            for files in ("hand", "stock"):
+                runs[files] = real_dag_processor(args.processor_n, files=files)
+                print(json.dumps(runs[files]))
+            for files in ("hand", "stock"):
+                print(
+                    f"generated / {files}: wall {runs['specs']['wall_s'] / runs[files]['wall_s']:.2f}x, "
+                    f"median file {runs['specs']['median_file_s'] / runs[files]['median_file_s']:.2f}x"
+                )
 
 
 if __name__ == "__main__":

@@ -245,6 +245,40 @@ def test_loading_a_fleet_imports_no_heavy_module():
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
+@pytest.mark.parametrize("i", [0, 1, 2, 4, 9])  # classification, regression, LoRA text, approval, no retraining
+def test_the_benchmarks_stock_twin_builds_the_same_dags_with_no_project_import(i, tmp_path):
+    """benchmarks/fleet.py's baseline: the stock-operator twin of a spec has the generated pipeline's DAGs,
+    tasks, dependencies, schedules, dates and retries, and imports only Airflow (and datetime) at parse time."""
+    import ast
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from airflow_mlops.pipeline.factory import build_dags
+
+    bench = _bench()
+    spec = parse_spec(bench.varied_spec(i, twin_shapes_only=True), "team/x.yaml")
+    source = bench.stock_source(spec)
+    imported = {
+        n.module if isinstance(n, ast.ImportFrom) else a.name
+        for n in ast.parse(source).body if isinstance(n, (ast.Import, ast.ImportFrom))
+        for a in n.names
+    }  # fmt: skip
+    assert {m for m in imported if not (m.startswith("airflow.") or m == "datetime")} == set()
+    path = tmp_path / "twin.py"
+    path.write_text(source)
+    bag = DagBag(str(tmp_path / "none"), collect_dags=False)
+    stock = {d.dag_id: d for d in bag.process_file(str(path), only_if_updated=False)}
+    assert bag.import_errors == {}
+    generated = build_dags(spec)
+    assert set(stock) == set(generated)
+    for dag_id, gen in generated.items():
+        twin = stock[dag_id]
+        assert {t.task_id: t.upstream_task_ids for t in twin.tasks} == {t.task_id: t.upstream_task_ids for t in gen.tasks}
+        assert getattr(twin.timetable, "_expression", None) == getattr(gen.timetable, "_expression", None)
+        assert (twin.start_date, twin.end_date, twin.max_active_runs) == (gen.start_date, gen.end_date, gen.max_active_runs)
+        assert {t.task_id: t.retries for t in twin.tasks} == {t.task_id: t.retries for t in gen.tasks}
+
+
 @pytest.mark.parametrize(
     ("args", "committed"),
     [([], "pipeline-spec.schema.json"), (["--markdown"], "spec-reference.md")],
