@@ -147,7 +147,7 @@ def handwritten_source(spec) -> str:
         f"compare_metric={r(spec.compare_metric)}, min_improvement={r(spec.tests.compare.min_improvement)}, "
         f"compare_mode={r(spec.tests.compare.mode)}, relative={r(spec.tests.compare.relative)}, checks={r(spec.checks())}, "
         f"override_reason={r(OVERRIDE_REASON)}, reevaluate_reason={r(REEVALUATE_REASON)}, holdout_fraction={r(spec.training.holdout_fraction)}, "
-        f"seed={r(spec.training.seed)}, retries=0, max_active_tis_per_dag={spec.training.concurrent_windows}, **window)",
+        f"seed={r(spec.training.seed)}, max_active_tis_per_dag={spec.training.concurrent_windows}, **window)",
         "        register = RegisterModelOperator(task_id='register_model', model_name=NAME, training=train.output, "
         f"tests=test.output, promotion_mode={r(spec.promotion.mode)}, compare_metric={r(spec.compare_metric)}, "
         f"max_active_tis_per_dag={spec.training.concurrent_windows})",

@@ -43,14 +43,37 @@ def unreadable_spec(text: str | None, source: str) -> dict[str, Any]:
     raise SpecError(["(file): cannot be read as UTF-8 text; save the spec as UTF-8"], source)
 
 
-def preload() -> None:
-    """Import everything :func:`compile_spec` needs. Called in the dag-processor's manager (by the bundle),
-    so the parsing processes it forks start with it loaded: a spec file then costs only its own work."""
-    from airflow.providers.standard.operators.empty import EmptyOperator  # noqa: F401
-    from airflow.timetables.interval import CronDataIntervalTimetable  # noqa: F401
+# Every module that building a spec's DAGs imports (pipeline.factory imports them inside its functions, so that
+# this module stays light for the commands that only validate). The Kubernetes operator is left out: its
+# provider is an extra, and its client is heavy; a pod-training spec imports it in its own parsing process.
+PARSE_MODULES = (
+    "airflow.providers.standard.operators.empty",
+    "airflow.timetables.interval",
+    "airflow_mlops.model.estimation",  # the spec's estimated metrics
+    "airflow_mlops.operators.approval",
+    "airflow_mlops.operators.drift",
+    "airflow_mlops.operators.evaluation",
+    "airflow_mlops.operators.registry",
+    "airflow_mlops.operators.retraining",
+    "airflow_mlops.operators.scoring",
+    "airflow_mlops.operators.search",
+    "airflow_mlops.operators.training",
+    "airflow_mlops.operators.validation",
+    "airflow_mlops.sensors.drift",
+    "airflow_mlops.sensors.partition",
+    "airflow_mlops.utils.alerts",
+    "airflow_mlops.utils.timetables",
+)
 
-    import airflow_mlops.sensors.partition  # noqa: F401
-    import airflow_mlops.utils.timetables  # noqa: F401
+
+def preload() -> None:
+    """Import everything :func:`compile_spec` needs (:data:`PARSE_MODULES`). Called in the dag-processor's
+    manager (by the bundle), so the parsing processes it forks start with it loaded: a spec file then costs
+    only its own work, as a DAG file of Airflow's stock operators does (Airflow pre-imports those itself)."""
+    import importlib
+
+    for module in PARSE_MODULES:
+        importlib.import_module(module)
 
 
 class SpecWarning(UserWarning):

@@ -3,17 +3,22 @@ it, crashed whole and started again mid-training: the run finishes.
 
 Every process of ``airflow standalone`` is killed with ``-9`` while the trainer waits at a checkpoint (the
 test-only hold of ``tests/stack/hold``), then standalone is started again. Standalone starts its parts at once,
-so the scheduler may queue the retry before the API server listens; with ``demo_env``'s execution-API retries
-the task waits for it instead of failing. The retry resumes the same MLflow run from its checkpoint.
+so the scheduler may queue the retry before the API server listens. The test makes that race certain: the
+restarted API server is held for ``API_DOWN_S`` (the same hold), long enough for the retries to be queued and
+started while it is down. With ``demo_env``'s execution-API retries the task waits for it instead of failing
+(Airflow's default gives up after 5 attempts over about 31 s: every try fails and so does the run). The retry
+resumes the same MLflow run from its checkpoint.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -24,6 +29,9 @@ from helpers import wait_for as _wait
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = "fault_restart"
+# the restarted API server's outage: the lost try is failed 20 s after its last heartbeat and retried 5 s later
+# (twice: the spec's retries); without the execution-API retries both retries fail well inside this outage
+API_DOWN_S = 120
 DAG_ID = f"{PIPELINE}__train"
 
 
@@ -117,11 +125,17 @@ def test_a_crash_of_the_whole_embedded_airflow_mid_training_finishes_the_run(tmp
         proc.wait(30)
         _wait("the trainer to die with its task", lambda: not _trainers(home), 30, every=0.5)
         (hold / PIPELINE).write_text(str(10**9))  # the retry trains on
+        (hold / "api-server").write_text(str(time.time() + API_DOWN_S))  # the API server comes back late
+        restarted = (home / "standalone.log").stat().st_size
         proc = _standalone(env, home, port)
         (run,) = _wait(
             "the training run to finish", lambda: [r for r in _runs(env) if r["state"] in ("success", "failed")], 900
         )
         assert run["state"] == "success", (home / "standalone.log").read_text()[-3000:]
+        # a retry was started while the API server was down, and waited for it past Airflow's default 5 calls
+        after = (home / "standalone.log").read_bytes()[restarted:].decode(errors="replace")
+        calls = [int(n) for n in re.findall(r"Client\.request', this is the (\d+)(?:st|nd|rd|th) time calling it", after)]
+        assert max(calls, default=0) > 5, after[-3000:]
     finally:
         stop_process_tree(proc)
     c = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])  # not the process-wide one

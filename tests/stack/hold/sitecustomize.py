@@ -7,6 +7,10 @@ when the trainer's checkpoint module is imported, its ``Checkpointer.save`` is w
 checkpoint is written, the trainer waits while ``<hold folder>/<pipeline>`` holds a step at or below the
 checkpoint's. The test writes the step to hold at, reads where a trainer waits from
 ``<hold folder>/<pipeline>.held`` (``pid step``), and writes a larger step (or removes the file) to release it.
+
+The API server can be held too: while ``<hold folder>/api-server`` holds a time (epoch seconds) still to come,
+an ``airflow api-server`` process waits before it serves (an API server that is slow to come back after a
+crash, while the scheduler already runs tasks).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 
 ENV = "AIRFLOW_MLOPS_TEST_HOLD"
 TARGET = "airflow_mlops.model.training.checkpoint"
+API_TARGET = "airflow.cli.commands.api_server_command"  # imported by the api-server command only
 
 
 def _gate(uri: str) -> Path | None:
@@ -58,9 +63,19 @@ def _patch(module) -> None:
     module.Checkpointer.save = held_save
 
 
+def _hold_api_server(module) -> None:
+    gate = Path(os.environ[ENV]) / "api-server"
+    try:
+        until = float(gate.read_text())
+    except (OSError, ValueError):
+        return
+    while time.time() < until:
+        time.sleep(0.5)
+
+
 class _Finder(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name != TARGET:
+        if name not in (TARGET, API_TARGET):
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -79,7 +94,7 @@ class _Finder(importlib.abc.MetaPathFinder):
 
             def exec_module(self, module):
                 exec_module(module)
-                _patch(module)
+                (_patch if name == TARGET else _hold_api_server)(module)
 
         spec.loader = _Loader()
         return spec
