@@ -99,7 +99,7 @@ def handwritten_source(spec) -> str:
         kinds.append("scoring")
         if spec.scoring.labels is not None:
             kinds.append("live-metrics")
-    common = {k: v for k, v in _dag_kwargs(spec, "x").items() if k not in ("tags", "description", "doc_md")}
+    common = {k: v for k, v in _dag_kwargs(spec, "training").items() if k not in ("tags", "description", "doc_md")}
     model = {"kind": spec.model.kind, "task": spec.model.task, "params": spec.model.params_dict()}
     lines = [
         '"""Hand-written twin of a generated pipeline (benchmarks/fleet.py)."""',
@@ -222,10 +222,32 @@ def handwritten_source(spec) -> str:
         lines += [
             f"with DAG(NAME + '__score', schedule={_schedule_src(sc.schedule)}, max_active_runs=4, "
             f"tags={r(['airflow-mlops', spec.name])}, **COMMON):",
-            f"    BatchScoreOperator(task_id='score_partition', model_name=NAME, data_uri={r(sc.data)}, "
+            f"    score = BatchScoreOperator(task_id='score_partition', model_name=NAME, data_uri={r(sc.data)}, "
             f"output_uri={r(sc.output)}, data_format={r(spec.data.format)}, id_column={r(sc.id_column)}, "
             f"mode={r(sc.mode)}, fraction={sc.fraction}, chunk_rows={sc.chunk_rows})",
         ]
+        if spec.estimated_metrics:
+            lines += [
+                "    from airflow_mlops.operators.scoring import EstimatePerformanceOperator",
+                "    estimate = EstimatePerformanceOperator(task_id='estimate_performance', model_name=NAME, "
+                f"predictions_uri={r(sc.output)}, metrics={r(spec.estimated_metrics)}, "
+                f"max_metric_drop={r(sc.estimation.max_metric_drop)})",
+                "    score >> estimate",
+            ]
+            if spec.retraining.enabled:
+                lines += [
+                    "    trigger = TriggerRetrainingOperator(task_id='trigger_retraining', "
+                    "trigger_dag_id=NAME + '__retrain', trigger_run_id='estimated__{{ run_id }}', "
+                    f"ledger_uri={r(_ledger_uri(spec))}, report=estimate.output, "
+                    "window_end='{{ data_interval_end.isoformat() }}', "
+                    f"cooldown=dt.timedelta(hours={spec.retraining.cooldown_hours}), "
+                    f"consecutive={spec.retraining.consecutive_windows}, source='estimated', "
+                    "outlets=[Asset(name=NAME + '.drift', uri='airflow-mlops://' + NAME + '/drift')])",
+                    "    quiet = EmptyOperator(task_id='no_estimated_drift')",
+                    "    branch = DriftBranchOperator(task_id='branch_on_estimated', report=estimate.output, "
+                    "drift_task_id=trigger.task_id, no_drift_task_id=quiet.task_id)",
+                    "    estimate >> branch >> [trigger, quiet]",
+                ]
         if sc.labels is not None:
             lb = sc.labels
             lines += [
@@ -475,7 +497,9 @@ def processor_env(tmp: Path, bundles: list[dict]) -> dict[str, str]:
     }
 
 
-def real_dag_processor(n: int, files: str = "specs", twin_shapes_only: bool = False, timeout: float = 3600) -> dict:
+def real_dag_processor(
+    n: int, files: str = "specs", twin_shapes_only: bool = False, timeout: float = 3600, preload: bool = True
+) -> dict:
     """Run ``airflow dag-processor`` once over ``n`` specs (``files="specs"``), or their twins written with this
     project's operators (``"hand"``) or with Airflow's stock operators (``"stock"``), with Airflow's default
     time-outs and parsing processes."""
@@ -487,7 +511,7 @@ def real_dag_processor(n: int, files: str = "specs", twin_shapes_only: bool = Fa
                         "kwargs": {"path": str(tmp / "fleet" / files)}}]  # fmt: skip
         else:
             bundles = [{"name": "fleet", "classpath": "airflow_mlops.pipeline.bundle.PipelineSpecBundle",
-                        "kwargs": {"path": str(specs)}}]  # fmt: skip
+                        "kwargs": {"path": str(specs), "preload": preload}}]  # fmt: skip
         env = processor_env(tmp, bundles)
         airflow = str(Path(sys.executable).with_name("airflow"))
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
@@ -558,6 +582,9 @@ def main() -> None:
     parser.add_argument("--no-compare", action="store_true", help="only the real dag-processor run")
     parser.add_argument("--processor-n", type=int, default=1000)
     parser.add_argument(
+        "--no-preload", action="store_true", help="the bundle does not preload the factory's modules (a comparison)"
+    )
+    parser.add_argument(
         "--processor-baseline", action="store_true",
         help="also the twins: this project's operators, and Airflow's stock operators (the ratio's baseline)",
     )  # fmt: skip
@@ -584,7 +611,9 @@ def main() -> None:
             f"heavy modules imported while compiling and parsing 1,000 specs: {heavy_imports(1000) or 'none'}"
         )
     if not args.no_processor:
-        runs = {"specs": real_dag_processor(args.processor_n, twin_shapes_only=args.processor_baseline)}
+        runs = {"specs": real_dag_processor(
+            args.processor_n, twin_shapes_only=args.processor_baseline, preload=not args.no_preload
+        )}  # fmt: skip
         print(json.dumps(runs["specs"]))
         if args.processor_baseline:
             for files in ("hand", "stock"):

@@ -279,6 +279,25 @@ def test_the_benchmarks_stock_twin_builds_the_same_dags_with_no_project_import(i
         assert {t.task_id: t.retries for t in twin.tasks} == {t.task_id: t.retries for t in gen.tasks}
 
 
+@pytest.mark.parametrize("i", [0, 1, 2, 4, 8])
+def test_the_benchmarks_project_operator_twin_builds_the_same_tasks(i, tmp_path):
+    """benchmarks/fleet.py's other baseline, a hand-written file with this project's operators, builds the
+    generated pipeline's DAGs with the same tasks and edges (scoring's estimation branch included)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from airflow_mlops.pipeline.factory import build_dags
+
+    bench = _bench()
+    spec = parse_spec(bench.varied_spec(i, twin_shapes_only=True), "team/x.yaml")
+    path = tmp_path / "twin.py"
+    path.write_text(bench.handwritten_source(spec))
+    bag = DagBag(str(tmp_path / "none"), collect_dags=False)
+    found = bag.process_file(str(path), only_if_updated=False)
+    assert bag.import_errors == {}
+    hand = {d.dag_id: {t.task_id: t.upstream_task_ids for t in d.tasks} for d in found}
+    assert hand == {k: {t.task_id: t.upstream_task_ids for t in d.tasks} for k, d in build_dags(spec).items()}
+
+
 def test_the_bundles_preload_holds_every_module_a_spec_file_imports():
     """The bundle preloads (in the dag-processor's manager, before it forks a parsing process per file) every
     module that compiling a spec imports, so each file costs only its own work. A fresh interpreter: after
