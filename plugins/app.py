@@ -29,6 +29,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
 from airflow_mlops.links.mlflow import REPORT_XCOM_PREFIX
+from airflow_mlops.pages import Group, Link, Tag, render
 from airflow_mlops.release.card import CARD_MD
 
 log = logging.getLogger(__name__)
@@ -78,15 +79,7 @@ def _mlflow() -> Any:
 
 
 def _page(template: str, title: str, **context: Any) -> HTMLResponse:
-    from airflow_mlops.pages import render
-
     return HTMLResponse(render(template, title=title, **context))
-
-
-def _a(href: str, text: str) -> Any:
-    from airflow_mlops.pages import Link
-
-    return Link(href, text)
 
 
 def _base(request: Request) -> str:
@@ -133,14 +126,12 @@ def index(request: Request, user: User, state: str = "", sort: str = "name", pag
         listed.sort(key=lambda row: row[0].name)
     pages = max((len(listed) + per_page - 1) // per_page, 1)
     page = min(max(page, 1), pages)
-    from airflow_mlops.pages import Group, Tag
-
     rows = []
     for m, aliases, tags, states in listed[(page - 1) * per_page : page * per_page]:
         latest = max((int(v.version) for v in (m.latest_versions or [])), default=None)
         drift = tags.get(registry.DRIFT_STATE_TAG)
         rows.append([
-            _a(f"{root}/pipelines/{quote(m.name)}", m.name),
+            Link(f"{root}/pipelines/{quote(m.name)}", m.name),
             Group(tuple(Tag(s, f"state {s.replace(' ', '-')}") for s in states)) if states else Tag("ok", "muted"),
             _version_cell(root, m.name, aliases.get(registry.CHAMPION)),
             _version_cell(root, m.name, aliases.get(registry.CHALLENGER)),
@@ -151,7 +142,7 @@ def index(request: Request, user: User, state: str = "", sort: str = "name", pag
 
     def link(label: str, **params: Any) -> Any:
         query = {"state": state, "sort": sort, "per_page": per_page, "page": 1, **params}
-        return _a(f"{root}/?" + "&".join(f"{k}={quote(str(v))}" for k, v in query.items() if v not in ("", None)), label)
+        return Link(f"{root}/?" + "&".join(f"{k}={quote(str(v))}" for k, v in query.items() if v not in ("", None)), label)
 
     filters = Group((link("all", state=""), *(link(f"{s} ({counts[s]})", state=s) for s in STATES)), " · ")
     nav: list[Any] = [f"page {page} of {pages}"]
@@ -216,11 +207,9 @@ def _failing_pipelines() -> set[str]:
 
 
 def _version_cell(root: str, name: str, version: Any) -> Any:
-    from airflow_mlops.pages import Tag
-
     if not version:
         return Tag("–", "muted")
-    return _a(f"{root}/mlflow/models/{quote(name)}/versions/{version}", f"v{version}")
+    return Link(f"{root}/mlflow/models/{quote(name)}/versions/{version}", f"v{version}")
 
 
 @app.get("/pipelines/{name}", response_class=HTMLResponse)
@@ -244,19 +233,17 @@ def pipeline(request: Request, name: str, user: User) -> HTMLResponse:
             pass
         drift = _runs(c, f"{registry.experiment_name(name)}/drift", 90)
         live = _runs(c, f"{registry.experiment_name(name)}/live", 30)
-    from airflow_mlops.pages import Group, Tag
-
     version_rows = []
     for v in versions:
         tags = v.tags or {}
         badges = tuple(Tag(a, f"badge {a}") for a in aliases.get(str(v.version), []))
         tests = tags.get("mlops.tests", "")
-        links = [_a(f"{root}/mlflow/models/{quote(name)}/versions/{v.version}", "version")]
+        links = [Link(f"{root}/mlflow/models/{quote(name)}/versions/{v.version}", "version")]
         if v.run_id:
             links += [
-                _a(f"{root}/mlflow/runs/{v.run_id}", "run"),
-                _a(f"{root}/mlflow/runs/{v.run_id}/artifacts/tests/report.html", "test report"),
-                _a(f"{root}/mlflow/runs/{v.run_id}/artifacts/{CARD_MD}", "model card"),
+                Link(f"{root}/mlflow/runs/{v.run_id}", "run"),
+                Link(f"{root}/mlflow/runs/{v.run_id}/artifacts/tests/report.html", "test report"),
+                Link(f"{root}/mlflow/runs/{v.run_id}/artifacts/{CARD_MD}", "model card"),
             ]
         version_rows.append([
             Group((f"v{v.version}", *badges)), _window(tags), Tag(tests, "pass" if tests == "passed" else "fail") if tests else "",
@@ -269,14 +256,14 @@ def pipeline(request: Request, name: str, user: User) -> HTMLResponse:
         decisions.append([
             r.info.run_name or "", Tag(status, "drift" if status == "drift" else ""),
             _drift_measure(r.data.metrics), _retraining_cell(root, status, r.data.tags.get("mlops.retraining")),
-            _a(f"{root}/mlflow/runs/{r.info.run_id}/artifacts/drift/report.html", "drift report"),
+            Link(f"{root}/mlflow/runs/{r.info.run_id}/artifacts/drift/report.html", "drift report"),
         ])  # fmt: skip
     pending = [
-        [r.info.run_name or "", _a(f"{root}/mlflow/runs/{r.info.run_id}/artifacts/drift/report.html", "open")]
+        [r.info.run_name or "", Link(f"{root}/mlflow/runs/{r.info.run_id}/artifacts/drift/report.html", "open")]
         for r in drift if r.data.tags.get("mlops.drift_status") == "drift"
     ][:10]  # fmt: skip
     return _page(
-        "mlops_pipeline.html", f"MLOps: {name}", name=name, back=_a(root + "/", "← MLOps"), versions=version_rows,
+        "mlops_pipeline.html", f"MLOps: {name}", name=name, back=Link(root + "/", "← MLOps"), versions=version_rows,
         charts=_charts(drift), decisions=decisions, pending=pending, live=[_live_row(r) for r in live[:30]],
         failed=_failed_runs(root, name),
     )  # fmt: skip
@@ -285,8 +272,6 @@ def pipeline(request: Request, name: str, user: User) -> HTMLResponse:
 def _retraining_cell(root: str, status: str, outcome: str | None) -> Any:
     """What a drift decision led to: a triggered retraining (linked to its run), held (and why), or pending
     (drift found, the trigger has not decided yet); nothing for no drift."""
-    from airflow_mlops.pages import Tag
-
     if status != "drift":
         return ""
     if not outcome:
@@ -294,7 +279,7 @@ def _retraining_cell(root: str, status: str, outcome: str | None) -> Any:
     if outcome.startswith("triggered: "):
         dag_id, _, run_id = outcome.removeprefix("triggered: ").partition(" run ")
         base = root.removesuffix("/mlops")
-        return _a(f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}", f"triggered {dag_id}")
+        return Link(f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}", f"triggered {dag_id}")
     return outcome
 
 
@@ -308,8 +293,6 @@ def _live_row(run: Any) -> list[str]:
     def cell(version: str | None) -> str:
         value = metrics.get(f"v{version}_{metric}") if version else None
         return f"v{version} {value:.4f}" if value is not None else (f"v{version}" if version else "—")
-
-    from airflow_mlops.pages import Tag
 
     rows = metrics.get(f"v{champion}_rows") if champion else None
     status = tags.get("mlops.performance_status", "")
@@ -345,7 +328,7 @@ def _failed_runs(root: str, name: str) -> list[list[str]]:
     base = root.removesuffix("/mlops")
     return [
         [dag_id, run_id, end.isoformat(timespec="seconds") if end else "",
-         _a(f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}", "open the run")]
+         Link(f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}", "open the run")]
         for dag_id, run_id, end in found
     ]  # fmt: skip
 
@@ -447,7 +430,7 @@ def mlflow_run(request: Request, run_id: str, user: User) -> HTMLResponse:
     def rows(d: dict[str, Any]) -> list[list[str]]:
         return [[k, str(v)] for k, v in sorted(d.items())]
 
-    files = [[_a(f"{root}/mlflow/runs/{run_id}/artifacts/{quote(p)}", p), str(size or "")] for p, size in artifacts]
+    files = [[Link(f"{root}/mlflow/runs/{run_id}/artifacts/{quote(p)}", p), str(size or "")] for p, size in artifacts]
     return _page(
         "mlops_run.html", f"MLflow run {run_id}", run_name=run.info.run_name or run_id, run_id=run_id,
         status=run.info.status, metrics=rows(run.data.metrics), params=rows(run.data.params), files=files,
@@ -537,13 +520,11 @@ def mlflow_version(request: Request, name: str, version: str, user: User) -> HTM
             aliases = [a for a, n in (c.get_registered_model(name).aliases or {}).items() if str(n) == str(version)]
         except Exception as err:
             raise HTTPException(status_code=404, detail=f"no version {version} of model {name}") from err
-    from airflow_mlops.pages import Group, Tag
-
-    links = [_a(f"{root}/pipelines/{quote(name)}", "pipeline")]
+    links = [Link(f"{root}/pipelines/{quote(name)}", "pipeline")]
     if v.run_id:
-        links += [_a(f"{root}/mlflow/runs/{v.run_id}", "training run"),
-                  _a(f"{root}/mlflow/runs/{v.run_id}/artifacts/tests/report.html", "model test report"),
-                  _a(f"{root}/mlflow/runs/{v.run_id}/artifacts/{CARD_MD}", "model card")]  # fmt: skip
+        links += [Link(f"{root}/mlflow/runs/{v.run_id}", "training run"),
+                  Link(f"{root}/mlflow/runs/{v.run_id}/artifacts/tests/report.html", "model test report"),
+                  Link(f"{root}/mlflow/runs/{v.run_id}/artifacts/{CARD_MD}", "model card")]  # fmt: skip
     return _page(
         "mlops_version.html", f"{name} v{version}", name=name, version=str(version), status=str(v.status),
         badges=Group(tuple(Tag(a, f"badge {a}") for a in aliases)), links=Group(tuple(links), " · "),

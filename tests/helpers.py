@@ -5,6 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+# A user-supplied name that would be markup if a page did not escape it, and how an escaped page shows it
+HOSTILE = "<script>alert('x')</script>\"'"
+ESCAPED = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&#34;&#39;"
+
 
 def wait_for(what: str, condition: Any, timeout: float, every: float = 2.0) -> Any:
     """Poll ``condition`` until it returns something truthy (a state to reach, not an ordering of threads)."""

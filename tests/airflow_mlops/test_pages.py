@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-HOSTILE = "<script>alert('x')</script>\"'"
-ESCAPED = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&#34;&#39;"
+from helpers import ESCAPED, HOSTILE
 
 
 def _clean(page: str, times: int = 1) -> None:

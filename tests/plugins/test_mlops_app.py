@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import ESCAPED as ESCAPED_NAME
+from helpers import HOSTILE as HOSTILE_NAME
 
 pytestmark = pytest.mark.slow
 
@@ -224,10 +226,6 @@ def test_the_pipeline_page_gives_on_call_axes_champion_marks_live_verdicts_and_f
     assert f'href="/dags/{NAME}__retrain/runs/drift__scheduled__2026-01-22"' in page
     assert "held: a retraining is already queued or running (2 report(s) pending)" in page
     assert "manual__other" not in page  # another pipeline's run
-
-
-HOSTILE_NAME = "<script>alert('x')</script>\"'"
-ESCAPED_NAME = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&#34;&#39;"
 
 
 def test_every_page_shows_hostile_names_as_text(api, mlflow_uri, tmp_path):
