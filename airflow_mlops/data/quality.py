@@ -93,6 +93,9 @@ class QualityTracker:
         self.numeric = set(numeric)
         self.history = [h for h in history if _DAY.match(str(h.get("day", "")))]
         self.days: dict[str, dict[str, Any]] = {}  # label -> {"rows": n, "cols": {name: _ColumnDay}}
+        self._wanted = set(self.columns)
+        self._bounds: dict[str, tuple[Any, Any]] = {}
+        self._table: tuple[list[dict[str, Any]], dict[tuple[str, str], list[float]]] | None = None
 
     def update(self, df: pd.DataFrame, partition: str) -> None:
         import numpy as np
@@ -100,17 +103,25 @@ class QualityTracker:
 
         day = self.days.setdefault(partition, {"rows": 0, "cols": {}})
         day["rows"] += len(df)
-        for name in self.columns:
-            if name not in df.columns or df.empty:
+        if not len(df):
+            return
+        wanted = self._wanted
+        for name, s in df.items():  # by position: no column lookups on a fresh frame's index
+            if name == self.time_column:
+                if _DAY.match(partition):
+                    self._event_time(s, partition)
                 continue
-            s = df[name]
-            c = day["cols"].setdefault(name, _ColumnDay(numeric=name in self.numeric))
-            if c.numeric and t.is_numeric_dtype(s) and not t.is_bool_dtype(s):
+            if name not in wanted:
+                continue
+            c = day["cols"].get(name) or day["cols"].setdefault(name, _ColumnDay(numeric=name in self.numeric))
+            if c.numeric and (s.dtype.kind in "iuf" or (t.is_numeric_dtype(s) and not t.is_bool_dtype(s))):
                 arr = s.to_numpy(dtype="float64", na_value=np.nan)
-                missing = np.isnan(arr)
-                c.nulls += int(missing.sum())
-                c.n += int(len(arr) - missing.sum())
-                arr = arr[np.isfinite(arr)]
+                missing = int(np.isnan(arr).sum())
+                c.nulls += missing
+                c.n += len(arr) - missing
+                finite = np.isfinite(arr)
+                if not finite.all():
+                    arr = arr[finite]
                 if arr.size:
                     lo, hi = float(arr.min()), float(arr.max())
                     c.total += float(arr.sum())
@@ -123,37 +134,44 @@ class QualityTracker:
                         c.counts, c.capped = {}, True  # a numeric column's distinct values: not needed
                 continue
             c.numeric = False
-            counts = s.value_counts(dropna=True)
-            present = int(counts.sum())
-            c.nulls += len(s) - present
-            c.n += present
+            counts, missing = _value_counts(s)
+            c.nulls += missing
+            c.n += len(s) - missing
             if c.capped:
                 continue
-            for value, k in counts.items():
-                key = str(value)
-                c.counts[key] = c.counts.get(key, 0) + int(k)
+            for key, k in counts.items():
+                c.counts[key] = c.counts.get(key, 0) + k
             if len(c.counts) > DISTINCT_CAP:
                 c.capped = True
                 c.counts = dict(sorted(c.counts.items(), key=lambda kv: -kv[1])[:TOP_VALUES])
-        if self.time_column and self.time_column in df.columns and _DAY.match(partition):
-            self._event_time(df[self.time_column], partition)
 
     def _event_time(self, values: Any, partition: str) -> None:
+        import numpy as np
         import pandas as pd
 
-        event = self.settings["event_time"]
         c = self.days[partition]["cols"].setdefault(self.time_column, _ColumnDay(numeric=False))
-        if isinstance(values.dtype, pd.DatetimeTZDtype):
-            stamps = values.dropna().dt.tz_convert("UTC")
-        else:
-            stamps = pd.to_datetime(values, utc=True, errors="coerce").dropna()
-        start = pd.Timestamp(partition, tz="UTC") - pd.Timedelta(hours=float(event.get("tolerance_hours") or 0))
-        end = pd.Timestamp(partition, tz="UTC") + pd.Timedelta(days=1, hours=float(event.get("tolerance_hours") or 0))
-        outside = stamps[(stamps < start) | (stamps >= end)]
-        c.stamped += len(stamps)
+        if getattr(values.dtype, "kind", "O") != "M":
+            values = pd.to_datetime(values, utc=True, errors="coerce")
+        stamps = values.to_numpy(dtype="datetime64[ns]")  # UTC (a naive time is read as UTC)
+        start, end = self._day_bounds(partition)
+        outside = np.flatnonzero((stamps < start) | (stamps >= end))  # NaT is neither: not counted
+        c.stamped += len(stamps) - int(np.count_nonzero(np.isnat(stamps)))
         c.out_of_day += len(outside)
         if len(outside) and not c.counts:
-            c.counts = {str(outside.iloc[0]): 1}  # one example for the message
+            c.counts = {str(pd.Timestamp(stamps[outside[0]], tz="UTC")): 1}  # one example for the message
+
+    def _day_bounds(self, partition: str) -> tuple[Any, Any]:
+        """The UTC instants a partition's event times must fall within: its day, widened by the tolerance."""
+        import pandas as pd
+
+        bounds = self._bounds.get(partition)
+        if bounds is None:
+            tolerance = pd.Timedelta(hours=float(self.settings["event_time"].get("tolerance_hours") or 0))
+            day = pd.Timestamp(partition)
+            bounds = self._bounds[partition] = (
+                (day - tolerance).to_datetime64(), (day + pd.Timedelta(days=1) + tolerance).to_datetime64(),
+            )  # fmt: skip
+        return bounds
 
     # -- records ----------------------------------------------------------------------------------------------
 
@@ -215,26 +233,46 @@ class QualityTracker:
         own = dict(records)
         candidates = [h for h in self.history if h["day"] not in own and not h.get("anomalies")]
         candidates += [r for day, r in own.items() if day != label and _DAY.match(day)]
+        keep = int(self.settings["history_days"])
+        if len(candidates) <= keep:
+            return candidates  # all of them: which are nearest does not matter
         at = dt.date.fromisoformat(label)
         candidates.sort(key=lambda r: (abs((dt.date.fromisoformat(r["day"]) - at).days), r["day"]))
-        return candidates[: int(self.settings["history_days"])]
+        return candidates[:keep]
+
+    def _series(self, ref: list[dict[str, Any]], column: str, metric: str) -> list[float]:
+        """The finite values of ``metric`` for ``column`` over the reference days (one pass over them for every
+        column and metric, kept while the same reference is asked about)."""
+        cached = self._table
+        if cached is None or cached[0] is not ref:
+            table: dict[tuple[str, str], list[float]] = {}
+            for r in ref:
+                for name, m in r["columns"].items():
+                    for key in ("null_fraction", "rms"):
+                        value = m.get(key)
+                        if isinstance(value, (int, float)) and math.isfinite(value):
+                            table.setdefault((name, key), []).append(float(value))
+            cached = self._table = (ref, table)
+        return cached[1].get((column, metric), [])
 
     def _volume(self, label: str, record: dict[str, Any], ref: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        logs = [math.log(r["rows"]) for r in ref if r.get("rows")]
-        if len(logs) < int(self.settings["min_history"]) or not record["rows"]:
+        points = [(_ordinal(r["day"]), math.log(r["rows"])) for r in ref if r.get("rows")]
+        if len(points) < int(self.settings["min_history"]) or not record["rows"]:
             return []  # an empty day is the contract's (empty partitions)
-        med, spread = _robust(logs)
+        usual, spread, slope = _trended(points, _ordinal(label))
         width = self.settings["sigmas"] * spread + math.log(self.settings["volume_factor"])
-        lo, hi = math.exp(med - width), math.exp(med + width)
+        lo, hi = math.exp(usual - width), math.exp(usual + width)
         x = record["rows"]
-        return [_row("quality: volume", "*", label, f"rows {fmt(round(lo))}..{fmt(round(hi))} (usual {fmt(round(math.exp(med)))})",
+        trend = f", trend {math.exp(slope) - 1:+.1%} a day" if abs(slope) >= 0.005 else ""
+        return [_row("quality: volume", "*", label,
+                     f"rows {fmt(round(lo))}..{fmt(round(hi))} (usual {fmt(round(math.exp(usual)))}{trend})",
                      x, lo <= x <= hi, metric="rows")]  # fmt: skip
 
     def _nulls(self, label: str, record: dict[str, Any], ref: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out = []
         for name, m in record["columns"].items():
             x = m.get("null_fraction")
-            past = _series(ref, name, "null_fraction")
+            past = self._series(ref, name, "null_fraction")
             if x is None or len(past) < int(self.settings["min_history"]):
                 continue
             med, spread = _robust(past)
@@ -249,7 +287,7 @@ class QualityTracker:
         out = []
         for name, m in record["columns"].items():
             x = m.get("rms")
-            past = [v for v in _series(ref, name, "rms") if v > 0]
+            past = [v for v in self._series(ref, name, "rms") if v > 0]
             if not x or len(past) < int(self.settings["min_history"]):
                 continue
             med, spread = _robust([math.log(v) for v in past])
@@ -314,6 +352,23 @@ class QualityTracker:
         )]  # fmt: skip
 
 
+def _value_counts(s: Any) -> tuple[dict[str, int], int]:
+    """A text column's ``{value: rows}`` and its nulls; Arrow's count where the column is Arrow-backed text
+    (pandas' default string type), pandas' otherwise."""
+    from pandas.api import types as t
+
+    if t.is_string_dtype(s.dtype) and hasattr(s.array, "__arrow_array__"):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        arr = pa.array(s.array)
+        counted = pc.value_counts(arr)
+        pairs = zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True)
+        return {str(v): int(k) for v, k in pairs if v is not None}, arr.null_count
+    counts = s.value_counts(dropna=True)
+    return {str(v): int(k) for v, k in counts.items()}, len(s) - int(counts.sum())
+
+
 def _row(check: str, column: str, day: str, expected: str, observed: Any, passed: bool, *, metric: str = "",
          offending: int | None = None) -> dict[str, Any]:  # fmt: skip
     return {"check": check, "column": column, "partition": day, "expected": expected, "observed": observed,
@@ -328,13 +383,31 @@ def _robust(values: list[float]) -> tuple[float, float]:
     return med, 1.4826 * statistics.median(abs(v - med) for v in values)
 
 
-def _series(ref: list[dict[str, Any]], column: str, metric: str) -> list[float]:
-    out = []
-    for r in ref:
-        value = (r["columns"].get(column) or {}).get(metric)
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            out.append(float(value))
-    return out
+def _ordinal(day: str) -> int:
+    return dt.date.fromisoformat(day).toordinal()
+
+
+TREND_MIN_DAYS = 10  # fewer reference days: no trend (a level and its spread)
+
+
+def _trended(points: list[tuple[int, float]], at: int) -> tuple[float, float, float]:
+    """(the level expected on day ``at``, the robust spread around the trend, the trend per day) of a series of
+    (day, value): a robust linear trend (the slope between the medians of the older and the newer half, a rate of
+    change as in Deequ's strategies), so that a steadily growing volume is neither an alarm nor a band so wide
+    that a collapse passes. With fewer than :data:`TREND_MIN_DAYS` days, the median and its spread."""
+    import statistics
+
+    if len(points) < TREND_MIN_DAYS:
+        med, spread = _robust([v for _, v in points])
+        return med, spread, 0.0
+    pts = sorted(points)
+    half = len(pts) // 2
+    old, new = pts[:half], pts[-half:]
+    run = statistics.median(d for d, _ in new) - statistics.median(d for d, _ in old)
+    slope = (statistics.median(v for _, v in new) - statistics.median(v for _, v in old)) / run if run else 0.0
+    center = statistics.median(d for d, _ in pts)
+    level, spread = _robust([v - slope * (d - center) for d, v in pts])
+    return level + slope * (at - center), spread, slope
 
 
 def _varied(m: dict[str, Any] | None) -> bool:
