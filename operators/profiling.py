@@ -48,11 +48,13 @@ class WindowPartitionsOperator(BaseOperator):
         self.window_days = window_days
 
     def execute(self, context: Context) -> list[str]:
-        from airflow_mlops.data.partitions import make_window, partition_uris
+        from airflow_mlops.data.partitions import make_window
+        from airflow_mlops.utils.context import window_partitions
 
-        uris = partition_uris(
-            self.data_uri, make_window(self.window_start, self.window_end, self.window_days)
-        )
+        uris = window_partitions(
+            context, self.data_uri, make_window(self.window_start, self.window_end, self.window_days),
+            "load the missing day(s), then clear this task.",
+        )  # fmt: skip
         self.log.info("%d partition(s) to profile:\n  %s", len(uris), "\n  ".join(uris))
         return uris
 

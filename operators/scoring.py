@@ -15,6 +15,7 @@ from airflow_mlops.utils.context import (
     airflow_ids,
     check_inside_dates,
     explain_window,
+    window_partitions,
 )
 from airflow_mlops.utils.failures import gate
 from airflow_mlops.utils.lineage import LineageMixin
@@ -136,7 +137,7 @@ class BatchScoreOperator(LineageMixin, NamedOutputs, Alerting):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airflow_mlops.data.partitions import make_window, partition_uris
+        from airflow_mlops.data.partitions import make_window
         from airflow_mlops.operations.scoring import load_alias, score_partition
         from airflow_mlops.storage import join, sha256_file
         from airflow_mlops.tracking import registry
@@ -145,7 +146,9 @@ class BatchScoreOperator(LineageMixin, NamedOutputs, Alerting):
             window = make_window(self.window_start, self.window_end)
             check_inside_dates(context, window)
             self.log.info("%s", explain_window(context, window))
-            uris = partition_uris(self.data_uri, window)
+            uris = window_partitions(
+                context, self.data_uri, window, "load the missing day(s), then clear this task (or trigger a run for another day)."
+            )  # fmt: skip
             row_filter = self._contract(context, uris, window.label)
             champion = load_alias(client, self.model_name, registry.CHAMPION)
             if champion is None:

@@ -173,21 +173,17 @@ class ValidateDataOperator(LineageMixin, NamedOutputs, Alerting):
         )
 
     def _partitions(self, context: Context, window: Any) -> list[str]:
-        """The window's files. A missing day is retried on a scheduled run (late data); a manual run never
-        moves to another window on its own, so there it is a gate naming the day and how to pick another."""
+        """The window's files (:func:`~airflow_mlops.utils.context.window_partitions`): a missing day is retried
+        on a scheduled run (late data) and a gate naming the day on a manual run of a DAG that picks its window."""
         from airflow_mlops.data.partitions import partition_uris
-        from airflow_mlops.errors import BadDataError, DataError
-        from airflow_mlops.utils.context import run_type
+        from airflow_mlops.utils.context import window_partitions
 
-        try:
+        if not self.manual_window:
             return partition_uris(self.data_uri, window)
-        except DataError as err:
-            if self.manual_window and run_type(context) == "manual":
-                raise BadDataError(
-                    f"{err}\nThis manual run reads its own window and never moves to another one: load the missing "
-                    "day(s), or trigger again with window_end (the day after the last day to read) in the form."
-                ) from None
-            raise
+        return window_partitions(
+            context, self.data_uri, window,
+            "load the missing day(s), or trigger again with window_end (the day after the last day to read) in the form.",
+        )  # fmt: skip
 
     def _alert_anomalies(self, context: Context, anomalies: list[dict[str, Any]], label: str) -> None:
         """Quality anomalies where they do not gate (monitoring): logged first and sent as ``quality_anomaly``;

@@ -119,6 +119,21 @@ def resolve_window(
     return window, explain_window(context, window, days)
 
 
+def window_partitions(context: Context, data_uri: str, window: Any, fix: str) -> list[str]:
+    """The window's files. A missing day is retried on a scheduled run or a backfill (late data); a manual run
+    never waits or moves to another window on its own, so there it is a gate (no retry) naming the day, with
+    ``fix``: what the person can do instead."""
+    from airflow_mlops.data.partitions import partition_uris
+    from airflow_mlops.errors import BadDataError, DataError
+
+    try:
+        return partition_uris(data_uri, window)
+    except DataError as err:
+        if run_type(context) == "manual":
+            raise BadDataError(f"{err}\nThis manual run reads its own window and never moves to another one: {fix}") from None
+        raise
+
+
 def check_inside_dates(context: Context, window: Any, param: str | None = None) -> None:
     """Refuse a run whose window's last day falls outside its DAG's ``start_date``..``end_date``.
 

@@ -122,34 +122,37 @@ def demo_env(
 
 def _airflow(*args: str, log: Path, attempts: int = 5) -> None:
     """Run an ``airflow`` CLI command, its output appended to ``log``. SQLite allows one writer at a time: a
-    command that lost that race to the running scheduler ("database is locked", rolled back) is run again."""
-    for attempt in range(1, attempts + 1):
-        done = subprocess.run(
-            [_bin("airflow"), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+    command that lost that race to the running scheduler ("database is locked", rolled back) is run again,
+    after 2, 4, 6 ... seconds."""
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_incrementing
+
+    def once() -> None:
+        done = subprocess.run([_bin("airflow"), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         with log.open("a") as fh:
             fh.write(done.stdout)
-        if done.returncode == 0:
-            return
-        if "database is locked" not in done.stdout or attempt == attempts:
+        if done.returncode != 0:
             raise subprocess.CalledProcessError(done.returncode, [_bin("airflow"), *args], done.stdout)
-        time.sleep(2 * attempt)
+
+    def locked(err: BaseException) -> bool:
+        return isinstance(err, subprocess.CalledProcessError) and "database is locked" in (err.output or "")
+
+    Retrying(
+        stop=stop_after_attempt(attempts), wait=wait_incrementing(start=2, increment=2), retry=retry_if_exception(locked),
+        reraise=True,
+    )(once)  # fmt: skip
 
 
 def _backfill_when_free(dag_id: str, start: str, end: str, log: Path, timeout: float = 120) -> None:
     """Create a backfill once the DAG's previous backfill is closed (Airflow allows one at a time per DAG and
-    closes a finished one on a later scheduler loop)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            _airflow(
-                "backfill", "create", "--dag-id", dag_id, "--from-date", start, "--to-date", end, log=log
-            )
-            return
-        except subprocess.CalledProcessError:
-            if time.monotonic() > deadline or "AlreadyRunningBackfill" not in log.read_text()[-2000:]:
-                raise
-            time.sleep(3)
+    closes a finished one on a later scheduler loop): tried every 3 s while Airflow says one is running."""
+    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
+
+    def busy(err: BaseException) -> bool:
+        return isinstance(err, subprocess.CalledProcessError) and "AlreadyRunningBackfill" in log.read_text()[-2000:]
+
+    Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(3), retry=retry_if_exception(busy), reraise=True)(
+        _airflow, "backfill", "create", "--dag-id", dag_id, "--from-date", start, "--to-date", end, log=log
+    )
 
 
 def _bin(name: str) -> str:
@@ -177,18 +180,19 @@ def stop_process_tree(proc: subprocess.Popen, grace: float = 20.0) -> None:
 
 
 def _wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 240) -> None:
+    from airflow_mlops.tools.waiting import poll
+
     url = f"http://localhost:{port}/api/v2/monitor/health"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def healthy() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"airflow standalone exited with code {proc.returncode}")
         with contextlib.suppress(OSError, ValueError):
             with urllib.request.urlopen(url, timeout=5) as resp:
-                health = json.load(resp)
-            if health.get("scheduler", {}).get("status") == "healthy":
-                return
-        time.sleep(2)
-    raise TimeoutError(f"Airflow was not healthy at {url} after {timeout:.0f}s")
+                return json.load(resp).get("scheduler", {}).get("status") == "healthy"
+        return False
+
+    poll(healthy, timeout=timeout, every=2, what=f"Airflow was not healthy at {url}")
 
 
 def dag_runs(dag_id: str) -> list[Any]:
@@ -221,25 +225,26 @@ def xcom_value(dag_id: str, run_id: str, task_id: str, key: str = "return_value"
 
 def _wait_runs(dag_ids: list[str], expected: dict[str, int], timeout: float, say: Any) -> None:
     """Wait until each DAG has at least ``expected`` runs and none is still queued or running."""
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
+    from airflow_mlops.tools.waiting import poll
+
+    shown = [""]
+
+    def finished() -> bool:
         states = {d: [str(r.state) for r in dag_runs(d)] for d in dag_ids}
         line = "  ".join(f"{d}: {sum(s in FINISHED for s in st)}/{len(st)} done" for d, st in states.items())
-        if line != last:
+        if line != shown[0]:
             say(f"  {line}")
-            last = line
-        if all(
-            len(states[d]) >= expected.get(d, 0) and all(s in FINISHED for s in states[d]) for d in dag_ids
-        ):
-            failed = {d: sum(s == "failed" for s in st) for d, st in states.items() if "failed" in st}
-            if failed:
-                raise RuntimeError(
-                    f"demo runs failed: {failed}; the failing task's log is under {os.environ.get('AIRFLOW_HOME')}/logs"
-                )
-            return
-        time.sleep(3)
-    raise TimeoutError(f"runs did not finish within {timeout:.0f}s: {last}")
+            shown[0] = line
+        if not all(len(states[d]) >= expected.get(d, 0) and all(s in FINISHED for s in states[d]) for d in dag_ids):
+            return False
+        failed = {d: sum(s == "failed" for s in st) for d, st in states.items() if "failed" in st}
+        if failed:
+            raise RuntimeError(
+                f"demo runs failed: {failed}; the failing task's log is under {os.environ.get('AIRFLOW_HOME')}/logs"
+            )
+        return True
+
+    poll(finished, timeout=timeout, every=3, what="runs did not finish", last=lambda: shown[0])
 
 
 def _days(start: str | None, end: str | None) -> str:

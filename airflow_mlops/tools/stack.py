@@ -210,13 +210,15 @@ def _spawn(stack: Stack, label: str, argv: list[str], env: dict[str, str]) -> No
 def _wait_http(
     url: str, what: str, timeout: float, check: Any = None, auth: tuple[str, str] | None = None, alive: Any = None,
 ) -> None:  # fmt: skip
-    """Poll ``url`` until it answers (and ``check`` accepts the body); ``alive`` returns why to give up early
-    (a component that exited), or ''."""
+    """Poll ``url`` every second until it answers (and ``check`` accepts the body); ``alive`` returns why to give
+    up early (a component that exited), or ''."""
     import base64
 
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
+    from airflow_mlops.tools.waiting import poll
+
+    last = [""]
+
+    def up() -> bool:
         dead = alive() if alive is not None else ""
         if dead:
             raise RuntimeError(f"{what} did not come up at {url}: {dead}")
@@ -226,13 +228,15 @@ def _wait_http(
         try:
             with urllib.request.urlopen(request, timeout=5) as resp:
                 body = resp.read()
-            if check is None or check(body):
-                return
-            last = body[:200].decode(errors="replace")
         except (OSError, ValueError) as err:
-            last = str(err)
-        time.sleep(1)
-    raise TimeoutError(f"{what} did not come up at {url} within {timeout:.0f} s (last: {last})")
+            last[0] = str(err)
+            return False
+        if check is None or check(body):
+            return True
+        last[0] = body[:200].decode(errors="replace")
+        return False
+
+    poll(up, timeout=timeout, every=1, what=f"{what} did not come up at {url}", last=lambda: last[0])
 
 
 def _scheduler_healthy(body: bytes) -> bool:
@@ -444,17 +448,22 @@ def _members(group: int) -> list[int]:
 
 
 def _stop_group(group: int, grace: float) -> None:
+    """SIGTERM a process group, SIGKILL what is left after ``grace`` seconds, and wait (10 s at most) until
+    none of its processes is left."""
+    from airflow_mlops.tools.waiting import poll
+
+    def gone() -> bool:
+        return not _members(group)
+
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(group, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while _members(group) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    if _members(group):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(group, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while _members(group) and time.monotonic() < deadline:
-            time.sleep(0.2)
+    with contextlib.suppress(TimeoutError):
+        poll(gone, timeout=grace, every=0.5, what=f"process group {group} did not stop")
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signal.SIGKILL)
+    with contextlib.suppress(TimeoutError):
+        poll(gone, timeout=10, every=0.2, what=f"process group {group} did not stop")
 
 
 def run_stack_demo(

@@ -7,6 +7,8 @@ written into its own day, and that day is read by the monitor, the scorer and a 
 - a broken contract (a wrong type, an unreadable file, nested values, a value out of range, a missing column)
   is a gate on every path: the reading task fails on its first try (no retry), nothing is registered, no
   prediction file is written, and the failure is alerted with the file or column named;
+- a missing day in these manual runs (dag.test) is the same gate for training and scoring (a scheduled run
+  retries: the day may come late); the monitor's sensor times out, skips and alerts ``sensor_timed_out``;
 - a quality anomaly inside the declared ranges (a unit change, a stuck column, a flood of rows, a null spike,
   new categories, event times of another day) gates training the same way, and is scored and monitored but
   alerted as ``quality_anomaly`` with the check and column named.
@@ -52,6 +54,10 @@ def _missing_column(df, path):
     df.drop(columns=["tenure_months"]).to_parquet(path)
 
 
+def _missing_day(df, path):
+    path.unlink()  # the day never arrived
+
+
 def _unit(df, path):
     df.assign(data_usage_gb=df["data_usage_gb"] * 1000).to_parquet(path)
 
@@ -84,6 +90,7 @@ CONTRACT = {  # fault: (damage, what the gate's message names, normalised to sin
     "nested": (_nested, "column 'payment_method' of"),
     "out_of_range": (_out_of_range, "max age {day} (50) <= 100 150"),
     "missing_column": (_missing_column, "column present tenure_months {day}"),
+    "missing_day": (_missing_day, "date={day}/part-0.parquet"),
 }
 QUALITY = {  # fault: (damage, the finding: check, column and day)
     "unit": (_unit, "quality: scale data_usage_gb {day}"),
@@ -128,7 +135,12 @@ def test_every_fault_class_through_training_scoring_and_monitoring(test_pipeline
             alerts = recorded_alerts(alerts_file)[seen:]
             seen += len(alerts)
             events = {a["event"]: _flat(a["text"]) for a in alerts}
-            if gate or name == "train":  # a gate: the reading task fails on its first try, alerted with the cause
+            if fault == "missing_day" and name == "monitor":  # the sensor's timeout: skipped, and a person told
+                if failed or states.get("wait_for_partition") != "skipped":
+                    problems.append(f"{fault} {name}: {states} (want the wait skipped)")
+                if named not in events.get("sensor_timed_out", ""):
+                    problems.append(f"{fault} {name}: no sensor_timed_out alert naming {named!r}: {events}")
+            elif gate or name == "train":  # a gate: the reading task fails on its first try, alerted with the cause
                 (task, tries), *others = failed.items() or [(None, None)]
                 if task not in READERS[name] or tries != 1 or others:
                     problems.append(f"{fault} {name}: failed tasks {failed} (want one reader, try 1)")
