@@ -4,7 +4,9 @@ drifted day, and a training window whose validation failed. Screenshots go to th
 
 What on-call does: log in, open the failed validation's log (the failed check is in its first lines), open each
 extra link (MLflow run, model version, model-test report, drift report, validation report: HTTP 200 with the
-expected content), and open the MLOps view (the versions, the drift chart)."""
+expected content), and open the MLOps view (the versions, the drift chart). Readers of one team (FAB roles with
+DAG-level rights, on a second API server: standalone forces the simple auth manager) open their own pipeline's
+pages and get 403 on another team's."""
 
 from __future__ import annotations
 
@@ -26,6 +28,22 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 PIPELINE = "demo_churn"
 PASSWORD = "on-call-pw"
 BAD_DAY = "2026-01-20"
+FAB = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+# Readers of one team each (FAB roles with DAG-level rights): the churn team reads demo_churn's DAGs, the fraud
+# team only its own DAG (a hand-written one in the DAGs folder: it has no model).
+TEAMS = {
+    "churn": ("churn-reader", "churn-pw", [f"{PIPELINE}__train", f"{PIPELINE}__drift_monitor"]),
+    "fraud": ("fraud-reader", "fraud-pw", ["fraud__train"]),
+}
+OTHER_TEAM_DAG = """
+import datetime as dt
+
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG
+
+with DAG("fraud__train", schedule=None, start_date=dt.datetime(2026, 1, 1)):
+    EmptyOperator(task_id="train")
+"""
 
 
 def _airflow(env: dict[str, str], *args: str) -> str:
@@ -61,23 +79,41 @@ def demo(tmp_path_factory):
     """``airflow standalone`` on the embedded default with the demo data, after: one training week (champion
     v1), the drift monitor on a drifted day, and a training window whose validation fails on a damaged day."""
     from airflow_mlops.tools.demo import generate
-    from airflow_mlops.tools.quickstart import TRAIN_FROM, demo_env, free_port, stop_process_tree
+    from airflow_mlops.tools.quickstart import (
+        TRAIN_FROM,
+        demo_env,
+        free_port,
+        repo_dags_folder,
+        stop_process_tree,
+    )
 
     home = tmp_path_factory.mktemp("ui")
     port = free_port(18180)  # not 8793/8794: the log servers of the scheduler and triggerer
+    dags = home / "dags"
+    shutil.copytree(repo_dags_folder(), dags, ignore=shutil.ignore_patterns("__pycache__"))
+    (dags / "fraud_team.py").write_text(OTHER_TEAM_DAG)
     passwords = home / "passwords.json"
     passwords.write_text(json.dumps({"admin": PASSWORD}))
     env = {
-        **os.environ, **demo_env(home, port),
+        **os.environ, **demo_env(home, port, dags_folder=dags),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__API__HOST": "127.0.0.1",
     }  # fmt: skip
+    fab = {**env, "AIRFLOW__CORE__AUTH_MANAGER": FAB}  # standalone forces the simple auth manager: see fab_server
     (home / "airflow").mkdir(exist_ok=True)
     (home / "mlflow").mkdir(exist_ok=True)
     generate(str(home / "data"))
     _airflow(env, "db", "migrate")
     _airflow(env, "dags", "reserialize")
+    # the FAB auth manager's users and roles in the same metadata DB: a reader per team, rights per DAG
+    _airflow(fab, "fab-db", "migrate")
+    _airflow(fab, "sync-perm", "--include-dags")  # a resource per DAG, for the roles below
+    for team, (user, password, dag_ids) in TEAMS.items():
+        _airflow(fab, "roles", "create", f"team_{team}")
+        _airflow(fab, "roles", "add-perms", f"team_{team}", "-r", *[f"DAG:{d}" for d in dag_ids], "-a", "can_read")
+        _airflow(fab, "users", "create", "-u", user, "-p", password, "-r", f"team_{team}", "-e", f"{user}@example.com",
+                 "-f", team, "-l", "reader")  # fmt: skip
     log = (home / "standalone.log").open("w")
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("airflow")), "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -107,7 +143,7 @@ def demo(tmp_path_factory):
         runs = _wait("the damaged window", lambda: _finished(env, train, 2), 600)
         (bad,) = [r for r in runs if r["run_id"] != good["run_id"]]
         assert bad["state"] == "failed"
-        yield {"base": base, "env": env, "home": home, "good": good, "bad": bad, "drifted": drifted}
+        yield {"base": base, "env": env, "fab": fab, "home": home, "good": good, "bad": bad, "drifted": drifted}
     finally:
         stop_process_tree(proc)
         log.close()
@@ -137,6 +173,15 @@ def browser(demo, tmp_path_factory):
         page.wait_for_url(lambda url: "login" not in url, timeout=60_000)
         yield page, shots
         chromium.close()
+
+
+def _login(page, base: str, user: str, password: str) -> None:
+    """The FAB auth manager's login form, as a person fills it; it sets the session Airflow's UI and API read."""
+    page.goto(base + "/auth/login/")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password)
+    page.click("form[name=login] [type=submit]")
+    page.wait_for_url(lambda url: "/auth/login" not in url, timeout=60_000)
 
 
 def _task_path(dag_id: str, run_id: str, task_id: str) -> str:
@@ -262,3 +307,78 @@ def test_a_hostile_html_artifact_never_runs_script_with_the_readers_session(demo
             page.goto(f"{base}/notes/evil.html")  # a navigation that turns into a download ends it
     assert download.value.suggested_filename == "evil.html"
     assert page.title() != "ran"
+
+
+@pytest.fixture
+def fab_server(demo):
+    """An Airflow API server with the FAB auth manager on the demo's metadata DB and MLflow store (``airflow
+    standalone`` forces the simple auth manager, which has no DAG-level rights); its base URL."""
+    from airflow_mlops.tools.quickstart import free_port, stop_process_tree
+
+    port = free_port(18280)
+    env = {**demo["fab"], "AIRFLOW__API__PORT": str(port), "AIRFLOW__API__BASE_URL": f"http://localhost:{port}"}
+    log = (demo["home"] / "fab-api-server.log").open("w")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("airflow")), "api-server", "--port", str(port)], env=env, stdout=log,
+        stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://localhost:{port}"
+
+    def up() -> bool:
+        assert proc.poll() is None, (demo["home"] / "fab-api-server.log").read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(f"{base}/api/v2/monitor/health", timeout=5):
+                return True
+        except (OSError, ValueError):
+            return False
+
+    try:
+        _wait("the FAB API server", up, 120)
+        yield base
+    finally:
+        stop_process_tree(proc)
+        log.close()
+
+
+def test_a_teams_reader_opens_its_card_pipeline_page_and_index_and_gets_403_on_another_teams(demo, browser, fab_server):
+    """DAG-level rights (FAB roles): the churn team's reader opens the fleet index, demo_churn's pipeline page and
+    model card; the fraud team's reader does not see demo_churn in the index and gets 403 on each of its pages,
+    its model version, training run, artifacts and task reports, as on Airflow's own DAG API."""
+    from mlflow.tracking import MlflowClient
+
+    page, shots = browser
+    uri = demo["env"]["MLFLOW_TRACKING_URI"]
+    run_id = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version(PIPELINE, "1").run_id
+    base, bad = fab_server, demo["bad"]["run_id"]
+    from urllib.parse import quote
+
+    pages = {  # each page of demo_churn, and what it shows its readers
+        "/mlops/": f"{PIPELINE}",
+        f"/mlops/pipelines/{PIPELINE}": "Model versions",
+        f"/mlops/mlflow/models/{PIPELINE}/versions/1": "model card",
+        f"/mlops/mlflow/runs/{run_id}/artifacts/model_card/card.md": f"# Model card: {PIPELINE} version 1",
+        f"/mlops/mlflow/runs/{run_id}": f"MLflow run {PIPELINE} train",
+        f"/mlops/reports/{PIPELINE}__train/{quote(bad, safe='')}/validate_data/validation": "Validation failed",
+    }
+    seen = {}
+    for team, (user, password, _) in TEAMS.items():
+        context = page.context.browser.new_context(viewport={"width": 1400, "height": 900})
+        reader = context.new_page()
+        _login(reader, base, user, password)
+        for path in pages:
+            response = reader.goto(base + path)
+            seen[team, path] = (response.status, reader.content())
+            reader.screenshot(path=str(shots / f"{team}-{path.strip('/').replace('/', '_')[:60] or 'index'}.png"))
+        seen[team, "api"] = (reader.request.get(f"{base}/api/v2/dags/{PIPELINE}__train").status, "")
+        context.close()
+
+    for path, shown in pages.items():
+        status, content = seen["churn", path]
+        assert (status, shown in content) == (200, True), (path, status)
+    assert seen["churn", "api"][0] == 200
+    status, content = seen["fraud", "/mlops/"]
+    assert status == 200  # the index opens, without the other team's pipeline
+    assert f">{PIPELINE}<" not in content
+    for path in list(pages)[1:]:
+        assert seen["fraud", path][0] == 403, (path, seen["fraud", path][0])
+    assert seen["fraud", "api"][0] == 403
