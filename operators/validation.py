@@ -173,17 +173,14 @@ class ValidateDataOperator(LineageMixin, NamedOutputs, Alerting):
         )
 
     def _partitions(self, context: Context, window: Any) -> list[str]:
-        """The window's files (:func:`~airflow_mlops.utils.context.window_partitions`): a missing day is retried
-        on a scheduled run (late data) and a gate naming the day on a manual run of a DAG that picks its window."""
-        from airflow_mlops.data.partitions import partition_uris
+        """The window's files (:func:`~airflow_mlops.utils.context.window_partitions`): a missing day is a gate
+        naming the day on every run type."""
         from airflow_mlops.utils.context import window_partitions
 
-        if not self.manual_window:
-            return partition_uris(self.data_uri, window)
-        return window_partitions(
-            context, self.data_uri, window,
-            "load the missing day(s), or trigger again with window_end (the day after the last day to read) in the form.",
-        )  # fmt: skip
+        fix = "load the missing day(s), then clear this task."
+        if self.manual_window:
+            fix = "load the missing day(s), or trigger again with window_end (the day after the last day to read) in the form."
+        return window_partitions(context, self.data_uri, window, fix)
 
     def _alert_anomalies(self, context: Context, anomalies: list[dict[str, Any]], label: str) -> None:
         """Quality anomalies where they do not gate (monitoring): logged first and sent as ``quality_anomaly``;

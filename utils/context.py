@@ -120,9 +120,10 @@ def resolve_window(
 
 
 def window_partitions(context: Context, data_uri: str, window: Any, fix: str) -> list[str]:
-    """The window's files. A missing day is retried on a scheduled run or a backfill (late data); a manual run
-    never waits or moves to another window on its own, so there it is a gate (no retry) naming the day, with
-    ``fix``: what the person can do instead."""
+    """The window's files. A missing day is a gate (no retry) naming the day on every run type: a manual run
+    never waits or moves to another window on its own, and a scheduled run or a backfill does not retry into
+    a day that may never come (waiting for late data is the partition sensor's job). ``fix`` says what the
+    person can do."""
     from airflow_mlops.data.partitions import partition_uris
     from airflow_mlops.errors import BadDataError, DataError
 
@@ -131,7 +132,10 @@ def window_partitions(context: Context, data_uri: str, window: Any, fix: str) ->
     except DataError as err:
         if run_type(context) == "manual":
             raise BadDataError(f"{err}\nThis manual run reads its own window and never moves to another one: {fix}") from None
-        raise
+        raise BadDataError(
+            f"{err}\nA missing day is not retried: load it, then clear this task. To wait for late data, a "
+            "partition sensor (the drift monitor's wait_for_partition, data.completeness) waits before anything reads."
+        ) from None
 
 
 def check_inside_dates(context: Context, window: Any, param: str | None = None) -> None:

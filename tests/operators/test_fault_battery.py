@@ -7,8 +7,8 @@ written into its own day, and that day is read by the monitor, the scorer and a 
 - a broken contract (a wrong type, an unreadable file, nested values, a value out of range, a missing column)
   is a gate on every path: the reading task fails on its first try (no retry), nothing is registered, no
   prediction file is written, and the failure is alerted with the file or column named;
-- a missing day in these manual runs (dag.test) is the same gate for training and scoring (a scheduled run
-  retries: the day may come late); the monitor's sensor times out, skips and alerts ``sensor_timed_out``;
+- a missing day is the same gate for training and scoring; the monitor's sensor times out, skips and alerts
+  ``sensor_timed_out`` (a scheduled run of it is tested in test_a_scheduled_runs_missing_day_is_a_gate_too);
 - a quality anomaly inside the declared ranges (a unit change, a stuck column, a flood of rows, a null spike,
   new categories, event times of another day) gates training the same way, and is scored and monitored but
   alerted as ``quality_anomaly`` with the check and column named.
