@@ -142,3 +142,17 @@ def recorded_alerts(path: Any) -> list[dict]:
 
     file = Path(path)
     return [json.loads(line) for line in file.read_text().splitlines()] if file.exists() else []
+
+
+def numbers_as_text(df: Any, column: str = "monthly_charges") -> Any:
+    """``column`` as text, as a CSV-fed upstream writes it; three rows with a thousands separator."""
+    text = df[column].map(lambda v: f"{v:.2f}")
+    text.iloc[[3, 10, 20]] = "15,765.11"
+    return df.assign(**{column: text})
+
+
+def damage_a_data_page(path: Any) -> None:
+    """Zero a stretch of a Parquet file's first data page, its footer intact (metadata checks still pass)."""
+    raw = bytearray(path.read_bytes())
+    raw[200:4000] = bytes(3800)
+    path.write_bytes(bytes(raw))

@@ -113,7 +113,9 @@ class QualityTracker:
                 continue
             if name not in wanted:
                 continue
-            c = day["cols"].get(name) or day["cols"].setdefault(name, _ColumnDay(numeric=name in self.numeric))
+            c = day["cols"].get(name)
+            if c is None:
+                c = day["cols"][name] = _ColumnDay(numeric=name in self.numeric)
             if c.numeric and (s.dtype.kind in "iuf" or (t.is_numeric_dtype(s) and not t.is_bool_dtype(s))):
                 arr = s.to_numpy(dtype="float64", na_value=np.nan)
                 missing = int(np.isnan(arr).sum())

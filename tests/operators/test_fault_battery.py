@@ -8,7 +8,7 @@ written into its own day, and that day is read by the monitor, the scorer and a 
   is a gate on every path: the reading task fails on its first try (no retry), nothing is registered, no
   prediction file is written, and the failure is alerted with the file or column named;
 - a missing day is the same gate for training and scoring; the monitor's sensor times out, skips and alerts
-  ``sensor_timed_out`` (a scheduled run of it is tested in test_a_scheduled_runs_missing_day_is_a_gate_too);
+  ``sensor_timed_out`` (every run type: tests/operators/test_context.py);
 - a quality anomaly inside the declared ranges (a unit change, a stuck column, a flood of rows, a null spike,
   new categories, event times of another day) gates training the same way, and is scored and monitored but
   alerted as ``quality_anomaly`` with the check and column named.
@@ -22,24 +22,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import recorded_alerts, run_dag, versions
+from helpers import damage_a_data_page, numbers_as_text, recorded_alerts, run_dag, versions
 
-pytestmark = pytest.mark.slow  # trains a champion, then 33 DAG runs through dag.test
+pytestmark = pytest.mark.slow  # trains a champion, then 39 DAG runs through dag.test
 
 MODEL = "faults_churn"
 
 
 def _text_numbers(df, path):
-    text = df["monthly_charges"].map(lambda v: f"{v:.2f}")
-    text.iloc[[3, 10, 20]] = "15,765.11"  # a CSV-fed upstream's thousands separator
-    df.assign(monthly_charges=text).to_parquet(path)
+    numbers_as_text(df).to_parquet(path)
 
 
 def _corrupt_page(df, path):
     df.to_parquet(path)
-    raw = bytearray(path.read_bytes())
-    raw[200:4000] = bytes(3800)  # a damaged data page behind an intact footer
-    path.write_bytes(bytes(raw))
+    damage_a_data_page(path)
 
 
 def _nested(df, path):

@@ -505,31 +505,22 @@ def _write_day(tmp_path, df: pd.DataFrame) -> Path:
     return path
 
 
-def _as_text(df: pd.DataFrame) -> pd.DataFrame:
-    """monthly_charges as text, as a CSV-fed upstream writes it; three rows with a thousands separator."""
-    text = df["monthly_charges"].map(lambda v: f"{v:.2f}")
-    text.iloc[[3, 10, 20]] = "15,765.11"
-    return df.assign(monthly_charges=text)
-
-
 @pytest.mark.parametrize("damage", ["text_numbers", "corrupt_page", "not_allowed"])
 def test_scoring_refuses_a_partition_that_breaks_the_contract_without_retry_or_file(
     released, contract_dags, tmp_path, damage
 ):  # fmt: skip
-    from helpers import recorded_alerts, run_dag
+    from helpers import damage_a_data_page, numbers_as_text, recorded_alerts, run_dag
 
     df = pd.read_parquet(_partition(DAY))
     if damage == "text_numbers":
-        path = _write_day(tmp_path, _as_text(df))
+        path = _write_day(tmp_path, numbers_as_text(df))
         named = "monthly_charges"
     elif damage == "not_allowed":
         path = _write_day(tmp_path, df.assign(plan=df["plan"].where(df.index % 50 != 0, "gold")))
         named = "allowed values  plan"
     else:  # a damaged data page behind an intact footer: the sensor's metadata check passes it
         path = _write_day(tmp_path, df)
-        raw = bytearray(path.read_bytes())
-        raw[200:4000] = bytes(3800)
-        path.write_bytes(bytes(raw))
+        damage_a_data_page(path)
         named = str(path)
     run, states = run_dag(contract_dags["score_contract_fail"], "2026-01-08")
     assert states == {"score": "failed"}
@@ -542,10 +533,10 @@ def test_scoring_refuses_a_partition_that_breaks_the_contract_without_retry_or_f
 
 
 def test_quarantine_sets_bad_rows_aside_scores_the_rest_and_alerts(released, contract_dags, tmp_path):
-    from helpers import recorded_alerts, run_dag, xcom
+    from helpers import numbers_as_text, recorded_alerts, run_dag, xcom
 
     df = pd.read_parquet(_partition(DAY))
-    _write_day(tmp_path, _as_text(df))
+    _write_day(tmp_path, numbers_as_text(df))
     run, states = run_dag(contract_dags["score_contract_quarantine"], "2026-01-08")
     assert states == {"score": "success"}
     result = xcom(run.dag_id, run.run_id, "score")
