@@ -20,6 +20,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from airflow_mlops.tools.airflow_cli import SQLITE_CONNECT_ARGS_SETTING, run_airflow
+from airflow_mlops.tools.airflow_cli import bin_path as _bin
+
 PIPELINE = "demo_churn"
 TRAIN_FROM = "2026-01-11"  # the weekly interval [2026-01-11, 2026-01-18): window 2026-01-04 .. 2026-01-17
 MONITOR_FROM, MONITOR_TO = "2026-01-20", "2026-01-23"  # partitions 20..23; drift is injected from the 22nd
@@ -76,6 +79,9 @@ def demo_env(
     return {
         "AIRFLOW_HOME": str(home / "airflow"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow' / 'airflow.db'}",
+        # a writer waits up to 30 s for SQLite's one write lock (default 5 s: on a busy machine the scheduler's
+        # loop held it longer, and a CLI command failed with "database is locked")
+        SQLITE_CONNECT_ARGS_SETTING[0]: SQLITE_CONNECT_ARGS_SETTING[1],
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",  # the default (32 worker processes) is far too many for 2 cores
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "4",
@@ -120,44 +126,10 @@ def demo_env(
     }
 
 
-def _airflow(*args: str, log: Path, attempts: int = 5) -> None:
-    """Run an ``airflow`` CLI command, its output appended to ``log``. SQLite allows one writer at a time: a
-    command that lost that race to the running scheduler ("database is locked", rolled back) is run again,
-    after 2, 4, 6 ... seconds."""
-    from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_incrementing
-
-    def once() -> None:
-        done = subprocess.run([_bin("airflow"), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        with log.open("a") as fh:
-            fh.write(done.stdout)
-        if done.returncode != 0:
-            raise subprocess.CalledProcessError(done.returncode, [_bin("airflow"), *args], done.stdout)
-
-    def locked(err: BaseException) -> bool:
-        return isinstance(err, subprocess.CalledProcessError) and "database is locked" in (err.output or "")
-
-    Retrying(
-        stop=stop_after_attempt(attempts), wait=wait_incrementing(start=2, increment=2), retry=retry_if_exception(locked),
-        reraise=True,
-    )(once)  # fmt: skip
-
-
-def _backfill_when_free(dag_id: str, start: str, end: str, log: Path, timeout: float = 120) -> None:
-    """Create a backfill once the DAG's previous backfill is closed (Airflow allows one at a time per DAG and
-    closes a finished one on a later scheduler loop): tried every 3 s while Airflow says one is running."""
-    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
-
-    def busy(err: BaseException) -> bool:
-        return isinstance(err, subprocess.CalledProcessError) and "AlreadyRunningBackfill" in log.read_text()[-2000:]
-
-    Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(3), retry=retry_if_exception(busy), reraise=True)(
-        _airflow, "backfill", "create", "--dag-id", dag_id, "--from-date", start, "--to-date", end, log=log
-    )
-
-
-def _bin(name: str) -> str:
-    candidate = Path(sys.executable).with_name(name)
-    return str(candidate) if candidate.exists() else name
+def _airflow(*args: str, log: Path) -> None:
+    """Run an ``airflow`` CLI command in this process's environment, its output appended to ``log`` (a try that
+    lost SQLite's write lock to the running scheduler is run again: :func:`~airflow_mlops.tools.airflow_cli.run_airflow`)."""
+    run_airflow(*args, log=log)
 
 
 def stop_process_tree(proc: subprocess.Popen, grace: float = 20.0) -> None:

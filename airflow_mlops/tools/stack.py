@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airflow_mlops.tools.airflow_cli import SQLITE_CONNECT_ARGS_SETTING
 from airflow_mlops.tools.quickstart import _airflow, _bin, demo_env, free_port
 
 WORKERS = ("w1", "w2")
@@ -88,6 +89,7 @@ class Stack:
         s = self.secrets
         env = demo_env(self.home, self.api_port, self.mlflow_port, Path(self.dags_folder) if self.dags_folder else None)
         pg_airflow = self.airflow_db.replace("postgresql://", "postgresql+psycopg2://", 1)
+        env.pop(SQLITE_CONNECT_ARGS_SETTING[0])  # SQLite's busy timeout: not an argument psycopg2 takes
         env.update({
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg_airflow,
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",

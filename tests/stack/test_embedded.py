@@ -26,6 +26,8 @@ import pytest
 from helpers import trainers
 from helpers import wait_for as _wait
 
+from airflow_mlops.tools.airflow_cli import create_backfill, run_airflow
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = "fault_restart"
@@ -53,11 +55,7 @@ def _kill_tree(pid: int) -> None:
 
 
 def _airflow(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("airflow")), *args], env=env, capture_output=True, text=True, timeout=300
-    )  # fmt: skip
-    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    return done.stdout
+    return run_airflow(*args, env=env)  # a try that lost SQLite's write lock to the scheduler is run again
 
 
 def _runs(env: dict[str, str]) -> list[dict]:
@@ -113,7 +111,7 @@ def test_a_crash_of_the_whole_embedded_airflow_mid_training_finishes_the_run(tmp
     (hold / PIPELINE).write_text("1")  # the trainer waits after its first checkpoint
     proc = _standalone(env, home, port)
     try:
-        _airflow(env, "backfill", "create", "--dag-id", DAG_ID, "--from-date", "2026-01-20", "--to-date", "2026-01-20")
+        create_backfill(DAG_ID, "2026-01-20", "2026-01-20", env=env)
         pid, step = _wait(
             "the trainer to hold at a checkpoint",
             lambda: tuple(int(x) for x in (hold / f"{PIPELINE}.held").read_text().split())

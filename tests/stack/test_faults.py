@@ -25,6 +25,8 @@ import pytest
 from helpers import trainers
 from helpers import wait_for as _wait
 
+from airflow_mlops.tools.airflow_cli import create_backfill
+
 # each test waits up to 15 min for the stack (two trainings, a restart): longer than the suite's 600 s default
 pytestmark = [pytest.mark.slow, pytest.mark.stack, pytest.mark.timeout(1800)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -227,17 +229,7 @@ def psutil_process(pid: int):
 
 def _backfill(stack, dag_id: str, start: str, end: str) -> None:
     """Airflow runs one backfill per DAG at a time and closes a finished one on a later scheduler loop."""
-
-    def created() -> bool:
-        done = subprocess.run(
-            [str(Path(sys.executable).with_name("airflow")), "backfill", "create", "--dag-id", dag_id,
-             "--from-date", start, "--to-date", end], env=_env(stack), capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        out = done.stdout + done.stderr
-        assert done.returncode == 0 or "AlreadyRunningBackfill" in out, out[-3000:]
-        return done.returncode == 0
-
-    _wait(f"a backfill of {dag_id} to be accepted", created, 120, every=3)
+    create_backfill(dag_id, start, end, env=_env(stack), timeout=120)
 
 
 def _states(stack, dag_id: str) -> list[str]:

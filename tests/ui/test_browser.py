@@ -23,6 +23,8 @@ import pandas as pd
 import pytest
 from helpers import doc_excerpts, wait_for
 
+from airflow_mlops.tools.airflow_cli import create_backfill, run_airflow
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 PIPELINE = "demo_churn"
@@ -47,11 +49,7 @@ with DAG("fraud__train", schedule=None, start_date=dt.datetime(2026, 1, 1)):
 
 
 def _airflow(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("airflow")), *args], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    return done.stdout
+    return run_airflow(*args, env=env)  # a try that lost SQLite's write lock to the scheduler is run again
 
 
 def _runs(env: dict[str, str], dag_id: str) -> list[dict]:
@@ -131,15 +129,15 @@ def demo(tmp_path_factory):
 
         _wait("Airflow to be healthy", healthy, 240)
         train, monitor = f"{PIPELINE}__train", f"{PIPELINE}__drift_monitor"
-        _airflow(env, "backfill", "create", "--dag-id", train, "--from-date", TRAIN_FROM, "--to-date", TRAIN_FROM)
+        create_backfill(train, TRAIN_FROM, TRAIN_FROM, env=env)
         (good,) = _wait("the training week", lambda: _finished(env, train, 1), 600)
         assert good["state"] == "success"
-        _airflow(env, "backfill", "create", "--dag-id", monitor, "--from-date", "2026-01-23", "--to-date", "2026-01-23")
+        create_backfill(monitor, "2026-01-23", "2026-01-23", env=env)
         (drifted,) = _wait("the drift check", lambda: _finished(env, monitor, 1), 600)
         assert drifted["state"] == "success"
         part = home / "data" / PIPELINE / f"date={BAD_DAY}" / "part-0.parquet"
         pd.read_parquet(part).assign(monthly_charges=float("nan")).to_parquet(part)
-        _wait("the first backfill to close", lambda: _try_backfill(env, train, "2026-01-18"), 180)
+        create_backfill(train, "2026-01-18", "2026-01-18", env=env)  # once the first backfill is closed
         runs = _wait("the damaged window", lambda: _finished(env, train, 2), 600)
         (bad,) = [r for r in runs if r["run_id"] != good["run_id"]]
         assert bad["state"] == "failed"
@@ -147,15 +145,6 @@ def demo(tmp_path_factory):
     finally:
         stop_process_tree(proc)
         log.close()
-
-
-def _try_backfill(env: dict[str, str], dag_id: str, day: str) -> bool:
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("airflow")), "backfill", "create", "--dag-id", dag_id,
-         "--from-date", day, "--to-date", day], env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0 or "AlreadyRunningBackfill" in done.stdout + done.stderr, done.stderr[-2000:]
-    return done.returncode == 0
 
 
 @pytest.fixture(scope="module")
