@@ -1,14 +1,17 @@
 """Performance estimation without labels, after NannyML's confidence-based performance estimation (CBPE).
 
-At test time the candidate's scores on its held-out rows are calibrated against their labels (binned, then
-made monotone: a curve of at most ``BINS`` points, with each point's row count, kept as the version tag
-``mlops.calibration``).
-For a scoring window without labels, each row's calibrated score is the probability that its label is the
-positive class; the metric the window *would* show is then a random variable over those labels. It is
-sampled (``DRAWS`` label draws, vectorised) and reported as its mean with a 95% band. Each draw also redraws
-the calibration curve within its own sampling error (each point's rate from its bin's row count), so the band
-holds both the window's label noise and what the held-out rows could not pin down. Accuracy, precision,
-recall, F1 and ROC AUC are estimated, binary classifiers only.
+At test time the candidate's scores on its held-out rows are calibrated against their labels (binned, shrunk
+towards a straight line in log-odds, made monotone: a curve of at most ``BINS`` points, with each point's row
+count, kept as the version tag ``mlops.calibration``). A multiclass model gets a curve per class, one-vs-rest
+as in NannyML, and a row's calibrated class probabilities are normalised to sum to one.
+
+For a scoring window without labels, each row's calibrated probability says how likely each label is; the
+metric the window *would* show is then a random variable over those labels. The estimate is its expected
+value at the curve; the 95% band comes from ``DRAWS`` draws of the window's labels, each also redrawing the
+curve within what the held-out rows could pin down (each knot's doubt from its bin's rows). Rows that share
+a calibrated probability (to ``1 / STEPS`` in log-odds) and a predicted class are drawn together, so the cost
+of a window does not grow with its rows. Accuracy, precision, recall, F1 and ROC AUC are estimated (macro
+averages over the classes for a multiclass model, as the model tests report them).
 
 Where it is blind: the estimate assumes the model's calibrated scores still say how often each row is
 positive, i.e. that P(y | x) did not change. Covariate shift (inputs move, the rule stays) is what it sees;
@@ -21,6 +24,10 @@ from __future__ import annotations
 from typing import Any
 
 BINS = 40
+BINS_TOTAL = 80  # a multiclass calibration's bins, shared over its classes (one curve each)
+MIN_BINS = 5
+STEPS = 50  # rows whose calibrated log-odds agree to 1/STEPS share a group (and its probability)
+DRAW_BATCH = 400
 ROWS_PER_BIN = 50
 MIN_ROWS = 100
 DRAWS = 400
@@ -28,15 +35,19 @@ ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 BAND = (2.5, 97.5)
 
 
-def fit_calibration(scores: Any, labels: Any) -> dict[str, Any] | None:
-    """The calibration of binary ``scores`` (probability of the positive class) on ``labels`` (0/1): the rows
-    cut into ``BINS`` quantile bins of the score, each bin's positive rate (shrunk towards one half by half a
-    row, so a small pure bin does not claim certainty), made monotone by isotonic regression weighted by the
-    bins' rows. Kept as ``{"x": mean score per bin, "y": calibrated rate, "rows": n}``; None with fewer than
-    ``MIN_ROWS`` rows or a single class. (A per-row isotonic fit is overconfident at the tails and lifts every
-    estimate; measured on the benchmark's cases.)"""
+def fit_calibration(scores: Any, labels: Any, bins: int = BINS) -> dict[str, Any] | None:
+    """The calibration of binary ``scores`` (probability of the positive class) on ``labels`` (0/1).
+
+    First a straight line in log-odds (Platt's scaling: the model's overall over- or under-confidence), then
+    the rows cut into ``bins`` quantile bins of the score, each bin's positive rate shrunk by one row towards
+    that line (a small pure bin does not claim certainty, nor is it pulled to one half: towards one half, the
+    near-zero columns of a multiclass model were lifted and its estimates fell by about 0.01), made monotone
+    by isotonic regression weighted by the bins' rows. Beyond the end bins the line's slope carries the curve
+    on. Kept as ``{"x": mean score per bin, "y": calibrated rate, "n": rows per bin, "rows": n, "slope": the
+    line's slope}``; None with fewer than ``MIN_ROWS`` rows or a single class."""
     import numpy as np
     from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import LogisticRegression
 
     s = np.asarray(scores, dtype=float)
     y = np.asarray(labels).astype(float)
@@ -44,16 +55,20 @@ def fit_calibration(scores: Any, labels: Any) -> dict[str, Any] | None:
     s, y = s[keep], y[keep]
     if len(s) < MIN_ROWS or y.min() == y.max():
         return None
-    bins = int(min(BINS, max(len(s) // ROWS_PER_BIN, 2)))
+    z = _logit(s)
+    line = LogisticRegression(C=1e4).fit(z[:, None], y.astype(int))
+    prior = line.predict_proba(z[:, None])[:, 1]
+    bins = int(min(bins, max(len(s) // ROWS_PER_BIN, 2)))
     order = np.argsort(s, kind="stable")
     xs, ys, ws = [], [], []
     for part in np.array_split(order, bins):
-        xs.append(float(1 / (1 + np.exp(-_logit(s[part]).mean()))))  # the bin centre in log-odds
-        ys.append((float(y[part].sum()) + 0.5) / (len(part) + 1))
+        xs.append(float(1 / (1 + np.exp(-z[part].mean()))))  # the bin centre in log-odds
+        ys.append((float(y[part].sum()) + float(prior[part].mean())) / (len(part) + 1))
         ws.append(len(part))
     fitted = IsotonicRegression(y_min=0.0, y_max=1.0).fit(xs, ys, sample_weight=ws).predict(xs)
     return {
         "x": [round(v, 6) for v in xs], "y": [round(float(v), 6) for v in fitted], "n": ws, "rows": int(len(s)),
+        "slope": round(float(np.clip(line.coef_[0][0], 0.0, 2.0)), 4),
     }  # fmt: skip
 
 
@@ -66,36 +81,142 @@ def _logit(v: Any) -> Any:
 
 def calibrate(calibration: dict[str, Any], scores: Any) -> Any:
     """Calibrated probabilities of ``scores``: linear between the knots in log-odds (where a model's
-    miscalibration is close to straight, unlike in probabilities), flat beyond the end knots."""
+    miscalibration is close to straight, unlike in probabilities); beyond the end knots, on at the
+    calibration's ``slope`` (a curve recorded without one stays flat there, as it was fitted)."""
     import numpy as np
 
-    z = np.interp(_logit(scores), _logit(calibration["x"]), _logit(calibration["y"]))
+    z, kx = _logit(scores), _logit(calibration["x"])
+    slope = float(calibration.get("slope", 0.0))
+    inside = np.interp(z, kx, _logit(calibration["y"]))
+    z = inside + slope * (np.minimum(z - kx[0], 0) + np.maximum(z - kx[-1], 0))
     return 1 / (1 + np.exp(-z))
 
 
-def _metrics_of_draws(y: Any, predicted: Any, ranks: Any) -> dict[str, Any]:
-    """Each metric for each row of ``y`` (draws x rows of 0/1 labels) at fixed predictions and score ranks."""
+def fit_calibrations(proba: Any, labels: Any, classes: list[Any]) -> dict[str, Any] | None:
+    """A multiclass model's calibration, one-vs-rest as NannyML's CBPE does: for each class, the curve of its
+    probability column (``proba``: rows x classes, in ``classes``' order) on whether the label is that class,
+    with ``BINS_TOTAL`` bins shared over the classes (so the tag stays small). ``{"classes": [...], "curves":
+    [curve per class], "rows": n}``; None where a class has too few rows, or no rows of its own, to fit."""
     import numpy as np
 
-    n = y.shape[1]
-    positives = y.sum(axis=1)
-    tp = (y * predicted).sum(axis=1)
-    fp = predicted.sum() - tp
-    fn = positives - tp
+    p = np.asarray(proba, dtype=float)
+    y = np.asarray(labels)
+    bins = max(MIN_BINS, BINS_TOTAL // len(classes))
+    curves = []
+    for k, cls in enumerate(classes):
+        curve = fit_calibration(p[:, k], y == cls, bins=bins)
+        if curve is None:
+            return None
+        curves.append(curve)
+    return {"classes": [str(c) for c in classes], "curves": curves, "rows": int(len(y))}
+
+
+def _place(curve: dict[str, Any], scores: Any) -> tuple[Any, Any]:
+    """Each score's place on the curve, in log-odds: its left knot ``j`` and weight ``t`` towards the next
+    (flat beyond the end knots)."""
+    import numpy as np
+
+    kx = _logit(curve["x"])
+    z = np.clip(_logit(scores), kx[0], kx[-1])
+    if len(kx) == 1:
+        return np.zeros(len(z), dtype=int), np.zeros(len(z))
+    j = np.clip(np.searchsorted(kx, z, side="right") - 1, 0, len(kx) - 2)
+    span = kx[j + 1] - kx[j]
+    t = np.where(span > 0, (z - kx[j]) / np.where(span > 0, span, 1), 0.0)
+    return j, t
+
+
+class _Groups:
+    """One class's rows (one-vs-rest), grouped by what the estimate needs of them: whether the model predicted
+    the class, and the row's calibrated probability (its log-odds to ``1 / STEPS``). A group's rows share one
+    probability, so a draw of the window's labels is one binomial per group, and the rank sum of its positives
+    (for ROC AUC) their count times the group's rank weighted by probability: the cost of a draw does not
+    grow with the window's rows."""
+
+    def __init__(self, curve: dict[str, Any], score: Any, predicted: Any, expected: Any) -> None:
+        import numpy as np
+        from scipy.special import polygamma
+        from scipy.stats import rankdata
+
+        level = np.rint(_logit(expected) * STEPS).astype(np.int64)
+        level -= level.min()
+        key = level * 2 + predicted.astype(np.int64)
+        uniq, inverse, sizes = np.unique(key, return_inverse=True, return_counts=True)
+        self.m = sizes.astype(float)
+        weight = np.bincount(inverse, weights=expected)
+        self.p = weight / self.m  # the rows' calibrated probability
+        ranks = rankdata(score)
+        self.rank = np.where(
+            weight > 0, np.bincount(inverse, weights=expected * ranks) / np.where(weight > 0, weight, 1),
+            np.bincount(inverse, weights=ranks) / self.m,
+        )  # fmt: skip
+        self.predicted = (uniq % 2).astype(bool)
+        # the group's place on the curve (for redrawing it): where its rows' mean score falls
+        self.j, self.t = _place(curve, 1 / (1 + np.exp(-np.bincount(inverse, weights=_logit(score)) / self.m)))
+        ky = np.asarray(curve["y"], dtype=float)
+        counts = np.asarray(curve.get("n") or [curve.get("rows", 1000) / len(ky)] * len(ky), dtype=float)
+        self.ky = ky
+        # each knot's doubt in log-odds, as its bin's rows allow: the spread of the log-odds of Jeffreys' Beta
+        # (a pure bin of 50 rows keeps about two log-odds of doubt, where a binomial error around its rate
+        # kept none and the band missed overconfident models' true rates)
+        self.sd = np.sqrt(polygamma(1, ky * counts + 0.5) + polygamma(1, (1 - ky) * counts + 0.5))
+        self.n_predicted = float(self.m[self.predicted].sum())
+
+    def expected(self) -> dict[str, Any]:
+        """What a draw gives on average, at the curve itself: the estimate (as NannyML's CBPE computes it)."""
+
+        x = (self.m * self.p)[None, :]
+        return {"pos": x.sum(axis=1), "tp": x[:, self.predicted].sum(axis=1), "ranks": x @ self.rank}
+
+    def draw(self, rng: Any, k: int, normals: Any = None) -> dict[str, Any]:
+        """``k`` draws of the window's labels: per draw, positives, true positives and the positives' rank sum.
+        Each draw also redraws the curve within its sampling error (each knot's rate from its bin's rows), and
+        moves every group's probability by that draw's change of the curve at the group's place."""
+        import numpy as np
+
+        j1 = np.minimum(self.j + 1, len(self.ky) - 1)
+        normals = rng.standard_normal((k, len(self.ky))) if normals is None else normals[:, : len(self.ky)]
+        moved = self.sd * normals
+        shift = moved[:, self.j] * (1 - self.t) + moved[:, j1] * self.t
+        p = 1 / (1 + np.exp(-(_logit(self.p) + shift)))
+        x = rng.binomial(self.m.astype(np.int64), p).astype(float)
+        return {"pos": x.sum(axis=1), "tp": x[:, self.predicted].sum(axis=1), "ranks": x @ self.rank}
+
+
+def _binary_metrics(d: dict[str, Any], n_predicted: float, n: int) -> dict[str, Any]:
+    """Each metric per draw, for the positive class's draws ``d`` (see :meth:`_Groups.draw`)."""
+    import numpy as np
+
+    pos, tp = d["pos"], d["tp"]
+    fp, fn = n_predicted - tp, pos - tp
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = {
-            "accuracy": (tp + (n - predicted.sum() - fn)) / n,
-            "precision": np.where(predicted.sum() > 0, tp / max(predicted.sum(), 1), 0.0),
-            "recall": np.where(positives > 0, tp / np.maximum(positives, 1), 0.0),
+        return {
+            "accuracy": (tp + (n - n_predicted - fn)) / n,
+            "precision": np.where(n_predicted > 0, tp / max(n_predicted, 1), 0.0),
+            "recall": np.where(pos > 0, tp / np.maximum(pos, 1), 0.0),
             "f1": np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0),
             # Mann-Whitney: the rank sum of the positives, over every positive-negative pair
             "roc_auc": np.where(
-                (positives > 0) & (positives < n),
-                (y @ ranks - positives * (positives + 1) / 2) / np.maximum(positives * (n - positives), 1),
-                np.nan,
+                (pos > 0) & (pos < n), (d["ranks"] - pos * (pos + 1) / 2) / np.maximum(pos * (n - pos), 1), np.nan
             ),
         }
-    return out
+
+
+def _combine(drawn: list[dict[str, Any]], groups: list[_Groups], n: int, multi: bool) -> dict[str, Any]:
+    """Each metric per draw, from each class's draws (the positive class's only, for a binary model)."""
+    import numpy as np
+
+    per_class = [_binary_metrics(d, g.n_predicted, n) for d, g in zip(drawn, groups, strict=True)]
+    if not multi:
+        return per_class[0]
+    auc = np.stack([v["roc_auc"] for v in per_class])
+    present = np.isfinite(auc).sum(axis=0)  # one-vs-rest AUC over the classes a draw holds
+    return {
+        # the classes' predicted rows are disjoint: accuracy is their true positives over the rows
+        "accuracy": sum(d["tp"] for d in drawn) / n,
+        **{m: np.mean([v[m] for v in per_class], axis=0) for m in ("precision", "recall", "f1")},
+        "roc_auc": np.where(present > 0, np.nansum(np.nan_to_num(auc), axis=0) / np.maximum(present, 1), np.nan),
+    }
 
 
 def estimate_metrics(
@@ -106,39 +227,42 @@ def estimate_metrics(
     draws: int = DRAWS,
     seed: int = 0,
 ) -> dict[str, dict[str, float]]:
-    """``{metric: {"estimate", "low", "high"}}`` of a window from its scores alone (see the module)."""
-    import numpy as np
-    from scipy.stats import rankdata
+    """``{metric: {"estimate", "low", "high"}}`` of a window from its scores alone (see the module).
 
+    ``scores``: a binary model's probabilities of the positive class, with a binary calibration
+    (:func:`fit_calibration`); or a multiclass model's probabilities (rows x classes, in the calibration's
+    class order) with :func:`fit_calibrations`' calibration. Multiclass metrics are those the model tests
+    report: accuracy, and precision, recall, F1 and one-vs-rest ROC AUC as macro averages over the classes."""
+    import numpy as np
+
+    wanted = [m for m in metrics if m in ESTIMATED_METRICS]
     s = np.asarray(scores, dtype=float)
-    s = s[np.isfinite(s)]
-    if len(s) == 0:
+    multi = "curves" in calibration
+    s = s[np.isfinite(s).all(axis=1)] if multi else s[np.isfinite(s)]
+    n = len(s)
+    if n == 0 or not wanted:
         return {}
-    # each row's place on the curve, in log-odds: left knot j and weight t (flat beyond the end knots)
-    kx = _logit(calibration["x"])
-    z = np.clip(_logit(s), kx[0], kx[-1])
-    j = np.clip(np.searchsorted(kx, z, side="right") - 1, 0, max(len(kx) - 2, 0))
-    span = (kx[j + 1] - kx[j]) if len(kx) > 1 else np.ones_like(z)
-    t = np.where(span > 0, (z - kx[j]) / np.where(span > 0, span, 1), 0.0) if len(kx) > 1 else np.zeros_like(z)
-    j1 = np.minimum(j + 1, len(kx) - 1)
-    ky = np.asarray(calibration["y"], dtype=float)
-    counts = np.asarray(calibration.get("n") or [calibration.get("rows", 1000) / len(ky)] * len(ky), dtype=float)
-    se = np.sqrt(np.clip(ky * (1 - ky), 1e-6, None) / np.maximum(counts, 1))
-    predicted = (s > 0.5).astype(float)  # the model's own decision (argmax of [1 - s, s])
-    ranks = rankdata(s)
+    if multi:
+        curves = calibration["curves"]
+        expected = np.column_stack([calibrate(c, s[:, k]) for k, c in enumerate(curves)])
+        expected = expected / expected.sum(axis=1, keepdims=True)  # one-vs-rest rates, as one distribution
+        best = s.argmax(axis=1)
+        groups = [_Groups(c, s[:, k], best == k, expected[:, k]) for k, c in enumerate(curves)]
+    else:
+        groups = [_Groups(calibration, s, s > 0.5, calibrate(calibration, s))]
+    centre = _combine([g.expected() for g in groups], groups, n, multi)
     rng = np.random.default_rng(seed)
-    found: dict[str, list[Any]] = {m: [] for m in metrics if m in ESTIMATED_METRICS}
-    batch = max(1, min(draws, 4_000_000 // max(len(s), 1)))  # bounded memory: draws x rows per batch
+    found: dict[str, list[Any]] = {m: [] for m in wanted}
     done = 0
     while done < draws:
-        k = min(batch, draws - done)
-        curves = _logit(np.clip(ky + se * rng.standard_normal((k, len(ky))), 1e-4, 1 - 1e-4))
-        logits = curves[:, j] * (1 - t) + curves[:, j1] * t
-        p = 1 / (1 + np.exp(-logits))
-        y = (rng.random((k, len(s))) < p).astype(float)
-        values = _metrics_of_draws(y, predicted, ranks)
-        for m in found:
-            found[m].append(values[m])
+        k = min(DRAW_BATCH, draws - done)
+        # a multiclass model's curves share their draws knot by knot (from its least to its most confident
+        # bin): their errors come from the same held-out rows, and drawn apart they averaged out of the macro
+        # metrics' band (tests: 102 of 120 covered drawn apart, 112 shared)
+        shared = rng.standard_normal((k, max(len(g.ky) for g in groups))) if multi else None
+        values = _combine([g.draw(rng, k, shared) for g in groups], groups, n, multi)
+        for m in wanted:
+            found[m].append(np.asarray(values[m], dtype=float))
         done += k
     out = {}
     for m, parts in found.items():
@@ -146,5 +270,6 @@ def estimate_metrics(
         v = v[np.isfinite(v)]
         if len(v):
             low, high = np.percentile(v, BAND)
-            out[m] = {"estimate": float(v.mean()), "low": float(low), "high": float(high)}
+            estimate = float(centre[m][0]) if np.isfinite(centre[m][0]) else float(v.mean())
+            out[m] = {"estimate": estimate, "low": float(min(low, estimate)), "high": float(max(high, estimate))}
     return out

@@ -52,10 +52,11 @@ def estimate_window(
 
     Returns the drift-report shape (``drift``, ``status``, ``drifted_features``) with ``metrics`` (per metric:
     estimate, low, high, tested, drop, tolerance, status), ``rows`` and ``champion``; ``status`` is
-    ``not_measured`` when the champion has no calibration (registered before it was fitted, or not a binary
+    ``not_measured`` when the champion has no calibration (registered before it was fitted, or not a
     classifier)."""
     from airflow_mlops.model.estimation import estimate_metrics
     from airflow_mlops.operations.live import window_predictions
+    from airflow_mlops.operations.scoring import PROBA_PREFIX
     from airflow_mlops.tracking import registry
 
     champion = registry.get_alias(c, model_name, registry.CHAMPION)
@@ -66,24 +67,26 @@ def estimate_window(
     calibration = registry.calibration(champion) if champion is not None else None
     if calibration is None:
         why = "no champion" if champion is None else f"v{champion.version} has no recorded {registry.CALIBRATION_TAG}"
-        if champion is not None:
-            from airflow_mlops.operations.scoring import PROBA_PREFIX
-
-            frame = window_predictions(predictions_uri, window_label, None)
-            classes = [c[len(PROBA_PREFIX) :] for c in frame.columns if str(c).startswith(PROBA_PREFIX)]
-            if len(classes) > 2:
-                why = (
-                    f"v{champion.version} is a {len(classes)}-class model ({', '.join(classes)}), and estimation "
-                    "before labels covers binary classifiers only"
-                )
         out.update(status="not_measured", reason=f"{why}: performance is not estimated (live metrics still apply)")
         return out
     frame = window_predictions(predictions_uri, window_label, None)
-    if "score" not in frame.columns:
+    rows = frame[frame["model_version"].astype(str) == str(champion.version)]
+    if "curves" in calibration:  # multiclass: the champion's probability of each class, in its curves' order
+        columns = [f"{PROBA_PREFIX}{c}" for c in calibration["classes"]]
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            out.update(status="not_measured", reason=(
+                f"the predictions lack {', '.join(missing)} (written before per-class columns existed): "
+                "performance is not estimated for this window"
+            ))  # fmt: skip
+            return out
+        scores = rows[columns].to_numpy(dtype=float)
+    elif "score" in frame.columns:
+        scores = rows["score"].to_numpy(dtype=float)
+    else:
         out.update(status="not_measured", reason="the predictions hold no scores (not a classifier)")
         return out
-    rows = frame[frame["model_version"].astype(str) == str(champion.version)]
-    estimates = estimate_metrics(rows["score"].to_numpy(dtype=float), calibration, metrics=metrics)
+    estimates = estimate_metrics(scores, calibration, metrics=metrics)
     tested = {m: registry.tested_metric(champion, m) for m in estimates}
     judged = judge(estimates, tested, max_metric_drop)
     drifted = [m for m, r in judged.items() if r["drift"]]

@@ -343,8 +343,8 @@ def test_model(
 def monitoring_reference(model: Any, holdout: Any, metric: str, seed: int) -> dict[str, Any]:
     """What monitoring needs from the held-out rows, measured once at test time and kept with the version:
     each feature's permutation importance (drift decisions weigh drifted features by it) and, for a binary
-    classifier, the calibration of its scores (performance estimation before labels arrive)."""
-    from airflow_mlops.model.estimation import fit_calibration
+    classifier, the calibration of its probabilities (performance estimation before labels arrive)."""
+    from airflow_mlops.model.estimation import fit_calibration, fit_calibrations
     from airflow_mlops.model.importance import importance_table, permutation_importance
 
     out: dict[str, Any] = {}
@@ -355,11 +355,14 @@ def monitoring_reference(model: Any, holdout: Any, metric: str, seed: int) -> di
     if importance is not None:
         out["importance"] = importance
         log.info("permutation importance on %d held-out rows:\n%s", importance["rows"], importance_table(importance))
-    if meta.get("task") == "classification" and len(meta.get("classes") or []) == 2:
-        target = meta["target"]
-        positive = meta["classes"][1]
-        scores = model.predict_proba(holdout)[:, 1]
-        calibration = fit_calibration(scores, (holdout[target] == positive).to_numpy())
+    classes = list(meta.get("classes") or [])
+    if meta.get("task") == "classification" and len(classes) >= 2:
+        labels = holdout[meta["target"]].to_numpy()
+        proba = model.predict_proba(holdout)
+        if len(classes) == 2:
+            calibration = fit_calibration(proba[:, 1], labels == classes[1])
+        else:  # one curve per class, one-vs-rest
+            calibration = fit_calibrations(proba, labels, classes)
         if calibration is not None:
             out["calibration"] = calibration
     return out

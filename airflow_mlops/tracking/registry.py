@@ -312,7 +312,7 @@ def feature_importance(version: Any) -> dict[str, float] | None:
 def calibration(version: Any) -> dict[str, Any] | None:
     """The calibration of the version's scores on its held-out rows (None if not measured)."""
     value = _json_tag(version, CALIBRATION_TAG)
-    return value if isinstance(value, dict) and value.get("x") else None
+    return value if isinstance(value, dict) and (value.get("x") or value.get("curves")) else None
 
 
 def model_files(tags: dict[str, str]) -> dict[str, str] | None:
