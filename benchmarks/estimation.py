@@ -137,6 +137,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--days", type=int, default=20)
     parser.add_argument("--sizes", default="2000,20000")
+    parser.add_argument("--tasks", default=",".join(WEIGHTS), help="binary, multiclass or both")
     parser.add_argument("--nannyml-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.nannyml_worker:
@@ -145,11 +146,12 @@ def main() -> None:
     from airflow_mlops.model.metrics import classification_metrics
 
     sizes = [int(s) for s in args.sizes.split(",")]
+    tasks = args.tasks.split(",")
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         found: dict[str, dict] = {}
-        for task in WEIGHTS:
+        for task in tasks:
             for rows in sizes:
                 for case in CASES:
                     for seed in range(args.seeds):
@@ -174,7 +176,7 @@ def main() -> None:
         "CPU ms per window, ours / NannyML |"
     )
     print("|---|---|---|---|---|---|---|")
-    for task in WEIGHTS:
+    for task in tasks:
         for rows in sizes:
             for case in CASES:
                 names = [f"{task}__{rows}__{case}__{s}" for s in range(args.seeds)]

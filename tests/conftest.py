@@ -43,6 +43,7 @@ BUNDLES = [
     },
     bundle_config(ROOT / "dags" / "pipelines", "mlops-pipelines"),
     bundle_config(ROOT / "tests" / "dag_bundle" / "pipelines", "test-pipelines"),
+    bundle_config(ROOT / "tests" / "dag_bundle" / "models", "test-models"),
 ]
 os.environ.update(
     {

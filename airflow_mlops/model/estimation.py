@@ -26,6 +26,7 @@ from typing import Any
 BINS = 40
 BINS_TOTAL = 80  # a multiclass calibration's bins, shared over its classes (one curve each)
 MIN_BINS = 5
+PRIOR_ROWS = 1.0  # how many rows' worth the straight line counts for in each bin's rate
 STEPS = 50  # rows whose calibrated log-odds agree to 1/STEPS share a group (and its probability)
 DRAW_BATCH = 400
 ROWS_PER_BIN = 50
@@ -63,7 +64,7 @@ def fit_calibration(scores: Any, labels: Any, bins: int = BINS) -> dict[str, Any
     xs, ys, ws = [], [], []
     for part in np.array_split(order, bins):
         xs.append(float(1 / (1 + np.exp(-z[part].mean()))))  # the bin centre in log-odds
-        ys.append((float(y[part].sum()) + float(prior[part].mean())) / (len(part) + 1))
+        ys.append((float(y[part].sum()) + PRIOR_ROWS * float(prior[part].mean())) / (len(part) + PRIOR_ROWS))
         ws.append(len(part))
     fitted = IsotonicRegression(y_min=0.0, y_max=1.0).fit(xs, ys, sample_weight=ws).predict(xs)
     return {
