@@ -159,3 +159,14 @@ class MlflowHook(BaseHook):
         except Exception as err:
             return False, f"{type(err).__name__}: {err}"
         return True, f"MLflow at {self.tracking_uri} answered"
+
+
+class MlflowMixin:
+    """The MLflow connection of an operator or a sensor: its ``mlflow_conn_id`` and one :class:`MlflowHook` per
+    task instance (``self.hook``; ``with self.hook.configured() as client`` for a client on that connection)."""
+
+    mlflow_conn_id: str = MlflowHook.default_conn_name
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from airflow_mlops.hooks.mlflow import MlflowHook
+from airflow_mlops.hooks.mlflow import MlflowHook, MlflowMixin
 from airflow_mlops.links.mlflow import MODEL_TEST_REPORT, TEST_REPORT_URL_KEY
 from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START, NamedOutputs, explain_window
 from airflow_mlops.utils.failures import gate
@@ -18,7 +17,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class ModelTestOperator(LineageMixin, NamedOutputs, BaseOperator):
+class ModelTestOperator(MlflowMixin, LineageMixin, NamedOutputs, BaseOperator):
     """Evaluate the trained candidate on the held-out rows of its window, with the champion on the same rows.
 
     Metric thresholds and the ``checks`` (slices, fairness, robustness, expectations: see
@@ -114,29 +113,9 @@ class ModelTestOperator(LineageMixin, NamedOutputs, BaseOperator):
         self.reevaluate_reason = reevaluate_reason
         self.mlflow_conn_id = mlflow_conn_id
 
-    @cached_property
-    def hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.data.partitions import make_window, partition_uris, read_window, split_holdout
-        from airflow_mlops.errors import ModelTestError
-        from airflow_mlops.release.decisions import prior_report
-        from airflow_mlops.release.evaluation import (
-            TestReport,
-            apply_override,
-            conflicting_split_args,
-            holdout_statement,
-            log_report,
-            raise_for_failures,
-            recorded_split,
-            report_url,
-            test_model,
-            verified_holdout,
-        )
+        from airflow_mlops.release.model_test import ModelTestRequest, run_model_test
 
-        run_id = self.training["run_id"]
-        user = getattr(context.get("dag_run"), "triggering_user_name", None)
         # Failures first: a failed verdict's full table is logged after the failure block (gate), not before it
         later: list[str] = []
 
@@ -148,74 +127,24 @@ class ModelTestOperator(LineageMixin, NamedOutputs, BaseOperator):
 
         try:
             with gate(self, context), self.hook.configured() as client:
-                split = recorded_split(client, self.training)
-                conflicts = conflicting_split_args(split, self._split_args()) if split is not None else []
-                if conflicts:  # a misconfigured task, whether or not the decision was made before
-                    raise ModelTestError(
-                        f"refusing to test run {run_id} on another split than it trained with: "
-                        f"{'; '.join(conflicts)}. The held-out rows would include training rows. Leave seed, "
-                        "holdout_fraction and the window unset on ModelTestOperator: it reads them from the "
-                        "training result."
-                    )
-                recorded, again = prior_report(
-                    client, run_id, reevaluate_reason=self.reevaluate_reason, override_reason=self.override_reason,
-                    by=user,
-                )  # fmt: skip
-                if recorded is not None:
-                    report = TestReport.from_dict(recorded)
-                    say(
-                        report.passed,
-                        f"model tests for run {run_id} were decided before: {'PASSED' if report.passed else 'FAILED'} "
-                        f"against champion v{report.champion_version}; reproducing that decision (to decide again on "
-                        f"purpose, trigger with reevaluate_reason)\n{report.table()}\npromotion: {report.reason}",
-                    )  # fmt: skip
-                    context["ti"].xcom_push(key=TEST_REPORT_URL_KEY, value=report_url(client, run_id, self.hook.ui_url))
-                    raise_for_failures(report, f"{self.model_name} run {run_id}")
-                    return self.remember({**recorded, "reproduced": True, "inputs": []})
-                if split is None:  # a run trained before splits were recorded: the arguments say it
-                    window = make_window(self.window_start, self.window_end, self.window_days)
-                    self.log.info("%s", explain_window(context, window, self.window_days))
-                    self.log.warning(
-                        "run %s recorded no held-out split (trained by an older airflow-mlops): splitting %s with "
-                        "seed %s and fraction %s as given", run_id, window.label, self.seed, self.holdout_fraction,
-                    )  # fmt: skip
-                    df, files = read_window(partition_uris(self.data_uri, window), self.data_format)
-                    seed = 42 if self.seed is None else self.seed
-                    _, holdout = split_holdout(df, self.target, self.holdout_fraction or 0.2, seed)
-                    statement = None
-                else:
-                    window = make_window(split["window_start"], split["window_end"])
-                    self.log.info(
-                        "testing on the trainer's held-out split of %s: %d rows, seed %s, fraction %s, sha256 %s",
-                        window.label, split["holdout_rows"], split["seed"], split["fraction"], split["holdout_sha256"][:16],
-                    )  # fmt: skip
-                    df, files = read_window(partition_uris(self.data_uri, window), self.data_format)
-                    holdout = verified_holdout(df, self.target, split, run_id)
-                    seed, statement = split["seed"], holdout_statement(split)
-                report = test_model(
-                    client, model_name=self.model_name, training=self.training, holdout=holdout,
-                    thresholds=self.thresholds or {}, compare_metric=self.compare_metric,
+                request = ModelTestRequest(
+                    model_name=self.model_name, training=self.training, data_uri=self.data_uri, target=self.target,
+                    data_format=self.data_format, thresholds=self.thresholds or {}, compare_metric=self.compare_metric,
                     min_improvement=self.min_improvement, compare_mode=self.compare_mode, relative=self.relative,
-                    checks=self.checks, seed=seed,
+                    checks=self.checks, override_reason=self.override_reason, reevaluate_reason=self.reevaluate_reason,
+                    split_args=self._split_args(), window_start=self.window_start, window_end=self.window_end,
+                    window_days=self.window_days, seed=self.seed, holdout_fraction=self.holdout_fraction,
                 )  # fmt: skip
-                report.holdout = statement
-                apply_override(report, self.override_reason, user)
-                report.reevaluation = again
-                tested_on = statement["statement"] if statement else f"{len(holdout)} rows split by the task's own arguments"
-                say(
-                    report.passed,
-                    f"model tests for run {run_id}: {'PASSED' if report.passed else 'FAILED'}\n{report.table()}\n"
-                    f"promotion: {report.reason}\ntested on: {tested_on}"
-                    + (f"\nre-evaluated on purpose by {again['by']}: {again['reason']}" if again else ""),
+                result = run_model_test(
+                    client, request, user=getattr(context.get("dag_run"), "triggering_user_name", None),
+                    ui_url=self.hook.ui_url, say=say,
+                    on_report_url=lambda url: context["ti"].xcom_push(key=TEST_REPORT_URL_KEY, value=url),
+                    explain_window=lambda window: self.log.info("%s", explain_window(context, window, self.window_days)),
                 )  # fmt: skip
-                url = log_report(client, run_id, report.as_dict(), self.model_name, self.hook.ui_url)
-                if url:
-                    context["ti"].xcom_push(key=TEST_REPORT_URL_KEY, value=url)
-                raise_for_failures(report, f"{self.model_name} run {run_id}")
         finally:
             for text in later:
                 self.log.info("%s", text)
-        return self.remember({**report.as_dict(), "reproduced": False, "inputs": files})
+        return self.remember(result)
 
     def _split_args(self) -> dict[str, Any]:
         """The split arguments this task was actually given (to compare with the trainer's)."""

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_mlops.hooks.mlflow import MlflowHook
+from airflow_mlops.hooks.mlflow import MlflowHook, MlflowMixin
 from airflow_mlops.links.mlflow import MODEL_VERSION, VERSION_URL_KEY
 from airflow_mlops.utils.alerts import Alerting
 from airflow_mlops.utils.context import NamedOutputs, airflow_ids
@@ -16,7 +15,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class RegisterModelOperator(LineageMixin, NamedOutputs, Alerting):
+class RegisterModelOperator(MlflowMixin, LineageMixin, NamedOutputs, Alerting):
     """Register the trained model as a version of ``model_name`` and set its alias.
 
     Idempotent: the run's idempotency key finds a version it already registered. The version carries the
@@ -57,10 +56,6 @@ class RegisterModelOperator(LineageMixin, NamedOutputs, Alerting):
         self.compare_metric = compare_metric
         self.mlflow_conn_id = mlflow_conn_id
 
-    @cached_property
-    def hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
     def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
         from airflow_mlops.tracking.lineage import model_dataset, version_dataset
 
@@ -97,7 +92,7 @@ class RegisterModelOperator(LineageMixin, NamedOutputs, Alerting):
         return self.remember(result)
 
 
-class PromoteModelOperator(NamedOutputs, Alerting):
+class PromoteModelOperator(MlflowMixin, NamedOutputs, Alerting):
     """Promote a registered version to ``champion`` after a person approved it (the approval path).
 
     :param model_name: registered model name.
@@ -136,10 +131,6 @@ class PromoteModelOperator(NamedOutputs, Alerting):
         self.compare_metric = compare_metric
         self.mlflow_conn_id = mlflow_conn_id
 
-    @cached_property
-    def hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.release.promotion import promote_approved
         from airflow_mlops.tracking.registry import version_url
@@ -173,7 +164,7 @@ class PromoteModelOperator(NamedOutputs, Alerting):
         return result
 
 
-class RollbackOperator(NamedOutputs, Alerting):
+class RollbackOperator(MlflowMixin, NamedOutputs, Alerting):
     """Move ``champion`` back to the previous version (or ``to_version``), recording who and why.
 
     :param model_name: registered model name.
@@ -200,10 +191,6 @@ class RollbackOperator(NamedOutputs, Alerting):
         self.reason = reason
         self.to_version = to_version
         self.mlflow_conn_id = mlflow_conn_id
-
-    @cached_property
-    def hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException

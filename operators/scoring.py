@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.hooks.mlflow import MlflowHook
+from airflow_mlops.hooks.mlflow import MlflowHook, MlflowMixin
 from airflow_mlops.utils.alerts import Alerting
 from airflow_mlops.utils.context import (
     DEFAULT_END,
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class BatchScoreOperator(LineageMixin, NamedOutputs, Alerting):
+class BatchScoreOperator(MlflowMixin, LineageMixin, NamedOutputs, Alerting):
     """Score the partitions of the window with the ``champion`` of ``model_name``.
 
     Only model files whose hashes match the registry record are loaded, and nothing is unpickled. The
@@ -116,10 +115,6 @@ class BatchScoreOperator(LineageMixin, NamedOutputs, Alerting):
         self.window_start = window_start
         self.window_end = window_end
         self.mlflow_conn_id = mlflow_conn_id
-
-    @cached_property
-    def hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def lineage(self, result: dict[str, Any]) -> tuple[list[dict], list[dict]]:
         from airflow_mlops.tracking.lineage import version_dataset
@@ -221,7 +216,7 @@ class BatchScoreOperator(LineageMixin, NamedOutputs, Alerting):
         return None
 
 
-class LiveMetricsOperator(NamedOutputs, Alerting):
+class LiveMetricsOperator(MlflowMixin, NamedOutputs, Alerting):
     """When labels arrive for a scored window: each model version's metric on its own rows.
 
     Joins the window's predictions (and shadow predictions) with the labels by ``id_column`` (or reads the
@@ -306,10 +301,6 @@ class LiveMetricsOperator(NamedOutputs, Alerting):
         self.window_end = window_end
         self.mlflow_conn_id = mlflow_conn_id
 
-    @cached_property
-    def hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
     def execute(self, context: Context) -> dict[str, Any]:
         import datetime as dt
 
@@ -359,7 +350,7 @@ class LiveMetricsOperator(NamedOutputs, Alerting):
         return result
 
 
-class EstimatePerformanceOperator(NamedOutputs, Alerting):
+class EstimatePerformanceOperator(MlflowMixin, NamedOutputs, Alerting):
     """The champion's metrics on a scored window, estimated from its calibrated scores before any label
     arrives (confidence-based performance estimation, :mod:`airflow_mlops.operations.estimation`).
 
@@ -396,10 +387,6 @@ class EstimatePerformanceOperator(NamedOutputs, Alerting):
         self.window_start = window_start
         self.window_end = window_end
         self.mlflow_conn_id = mlflow_conn_id
-
-    @cached_property
-    def hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.data.partitions import make_window

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from airflow_mlops.hooks.mlflow import MlflowHook
+from airflow_mlops.hooks.mlflow import MlflowHook, MlflowMixin
 from airflow_mlops.utils.context import DEFAULT_END, DEFAULT_START, NamedOutputs
 
 if TYPE_CHECKING:
@@ -17,7 +16,7 @@ if TYPE_CHECKING:
 PARENT_RUN_KEY = "parent_run_id"
 
 
-class PlanTrialsOperator(BaseOperator):
+class PlanTrialsOperator(MlflowMixin, BaseOperator):
     """Expand a search space into trial model configs (the XCom a mapped training task expands over) and
     open the search's MLflow parent run (pushed as XCom ``parent_run_id``).
 
@@ -62,10 +61,6 @@ class PlanTrialsOperator(BaseOperator):
         self.window_days = window_days
         self.mlflow_conn_id = mlflow_conn_id
 
-    @cached_property
-    def hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
     def execute(self, context: Context) -> list[dict[str, Any]]:
         from airflow_mlops.data.partitions import make_window
         from airflow_mlops.model.search import expand_trials, search_key, start_parent_run
@@ -88,7 +83,7 @@ class PlanTrialsOperator(BaseOperator):
         return [{**self.model, "params": params} for params in trials]
 
 
-class SelectBestTrialOperator(NamedOutputs, BaseOperator):
+class SelectBestTrialOperator(MlflowMixin, NamedOutputs, BaseOperator):
     """Pick the trial with the best held-out metric; its training result goes on to testing and registration.
 
     :param trials: the mapped training task's results (templated).
@@ -120,6 +115,6 @@ class SelectBestTrialOperator(NamedOutputs, BaseOperator):
 
         best = select_best(list(self.trials), self.metric)
         if self.parent_run_id:
-            with MlflowHook(mlflow_conn_id=self.mlflow_conn_id).configured() as client:
+            with self.hook.configured() as client:
                 finish_parent_run(client, self.parent_run_id, best, self.metric)
         return best

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.data.drift.scores import DriftPolicy, summary_line
-from airflow_mlops.hooks.mlflow import MlflowHook
+from airflow_mlops.hooks.mlflow import MlflowHook, MlflowMixin
 from airflow_mlops.links.mlflow import DRIFT_REPORT, DRIFT_REPORT_URL_KEY
 from airflow_mlops.sensors._waiting import WaitingSensor
 from airflow_mlops.utils.context import NamedOutputs
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
 REPORT_URL_KEY = DRIFT_REPORT_URL_KEY
 
 
-class DriftSensor(LineageMixin, NamedOutputs, WaitingSensor):
+class DriftSensor(MlflowMixin, LineageMixin, NamedOutputs, WaitingSensor):
     """Compare the current partition's profile with the reference profile of the champion's training data.
 
     Waits until the current profile exists and the model has a ``champion`` (deferrable through
@@ -73,10 +72,6 @@ class DriftSensor(LineageMixin, NamedOutputs, WaitingSensor):
         # checked when the DAG is parsed: a typo in a key is an import error, not a failed run
         self.policy = DriftPolicy.from_dict(policy)
         self.mlflow_conn_id = mlflow_conn_id
-
-    @cached_property
-    def hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def check(self, context: Context) -> tuple[bool, str, Any]:
         from airflow_mlops.operations.monitoring import check_against_champion, waiting_reason

@@ -83,3 +83,18 @@ def test_every_template_ships_in_the_wheel():
     assert shipped, "no templates found"
     left_out = [n for n in shipped if not any(fnmatch.fnmatch(f"templates/{n}", pat) for pat in patterns)]
     assert left_out == []
+
+
+def test_every_package_folder_ships_in_the_wheel():
+    """Each folder with an ``__init__.py`` under the mapped folders is listed in ``packages``: a subpackage left
+    out (the typed spec became one) imports in the repository and is missing from an installed wheel."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(setuptools["packages"])
+    found = set()
+    for package, folder in setuptools["package-dir"].items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder).parts
+            if "__pycache__" not in rel:
+                found.add(".".join([package, *rel]))
+    assert "airflow_mlops.pipeline.spec" in found
+    assert sorted(found - listed) == []

@@ -102,6 +102,8 @@ class TrainingArguments(LineageMixin, BaseOperator):
 
     @cached_property
     def mlflow_hook(self) -> MlflowHook:
+        """As :class:`~airflow_mlops.hooks.mlflow.MlflowMixin`'s ``hook``, by another name: the pod operator's
+        ``hook`` is Kubernetes'."""
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def training_config(self, context: Context) -> dict[str, Any]:

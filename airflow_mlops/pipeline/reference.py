@@ -12,7 +12,7 @@ from typing import Any
 HEADER = """\
 # Pipeline spec reference
 
-Generated from the typed spec (`airflow_mlops/pipeline/spec.py`) by
+Generated from the typed spec (`airflow_mlops/pipeline/spec/`) by
 `airflow-mlops spec-schema --markdown`: do not edit by hand. The JSON Schema itself is
 [`pipeline-spec.schema.json`](pipeline-spec.schema.json) (`airflow-mlops spec-schema`); point your editor's
 YAML language server at it for completion and checks as you type:

@@ -297,3 +297,21 @@ def test_failed_gate_stops_with_a_table_unless_a_person_overrides_with_a_reason(
     assert "FAILED, RELEASED BY OVERRIDE" in page
     assert "<svg" in page
     assert "g=c" in page
+
+
+def test_the_model_test_policy_refuses_another_split_than_the_trainers_before_reading_anything():
+    """The policy runs without Airflow (the operator only adapts it): split arguments that disagree with the
+    trainer's recorded split are refused, named, before any data or tracking store is touched."""
+    from airflow_mlops.release.model_test import ModelTestRequest, run_model_test
+
+    split = {"seed": 7, "fraction": 0.2, "window_start": "2026-01-04T00:00:00+00:00",
+             "window_end": "2026-01-18T00:00:00+00:00", "holdout_rows": 10, "holdout_sha256": "0" * 64}  # fmt: skip
+    request = ModelTestRequest(
+        model_name="m", training={"run_id": "r1", "split": split}, data_uri="/nowhere/{date}.parquet",
+        target="y", split_args={"seed": 8, "holdout_fraction": 0.2},
+    )  # fmt: skip
+    said: list[tuple[bool, str]] = []
+    with pytest.raises(ModelTestError, match=r"seed=8 \(the trainer's: 7\).*Leave seed, holdout_fraction"):
+        run_model_test(None, request, user=None, ui_url=None, say=lambda ok, text: said.append((ok, text)),
+                       on_report_url=said.append)  # fmt: skip
+    assert said == []
