@@ -265,7 +265,7 @@ def pipeline(request: Request, name: str, user: User) -> HTMLResponse:
     return _page(
         "mlops_pipeline.html", f"MLOps: {name}", name=name, back=Link(root + "/", "← MLOps"), versions=version_rows,
         charts=_charts(drift), decisions=decisions, pending=pending, live=[_live_row(r) for r in live[:30]],
-        failed=_failed_runs(root, name),
+        failed=_failed_runs(root, name), alerts=_alerts(root, name),
     )  # fmt: skip
 
 
@@ -333,6 +333,54 @@ def _failed_runs(root: str, name: str) -> list[list[str]]:
     ]  # fmt: skip
 
 
+def _alerts(root: str, name: str, limit: int = 50) -> list[list[Any]]:
+    """The events of the pipeline's tasks over the last 30 days, newest first: quality anomalies, drift,
+    retrainings, releases, failures (each task's XCom ``mlops_alerts``, written whether or not a route sent
+    it), each with how many routes delivered it and a link to the task's log."""
+    import datetime as dt
+
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from airflow_mlops.utils.alerts import ALERTS_XCOM, EVENT_TITLES
+
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+    try:
+        with create_session() as session:
+            found = session.execute(
+                select(XComModel.dag_id, XComModel.run_id, XComModel.task_id, XComModel.value)
+                .where(XComModel.dag_id.like(name.replace("_", "\\_") + "\\_\\_%", escape="\\"))
+                .where(XComModel.key == ALERTS_XCOM, XComModel.timestamp >= since)
+                .order_by(XComModel.timestamp.desc())
+                .limit(limit)
+            ).all()
+    except Exception as err:  # the view still shows the rest
+        log.warning("alerts of %s could not be listed: %s", name, err)
+        return []
+    base = root.removesuffix("/mlops")
+    rows = []
+    for dag_id, run_id, task_id, value in found:
+        if isinstance(value, (bytes, str)):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                continue
+        for a in reversed(value if isinstance(value, list) else []):
+            if not isinstance(a, dict):
+                continue
+            event = str(a.get("event", ""))
+            sent = f"sent to {a.get('delivered', 0)} of {a['routes']} route(s)" if a.get("routes") else "no route for it"
+            rows.append([
+                str(a.get("at", ""))[:19].replace("T", " "),
+                Tag(EVENT_TITLES.get(event, event), "drift" if event in ("quality_anomaly", "quality_gate_failed",
+                                                                          "task_failed", "drift_found", "performance_drift") else ""),
+                f"{dag_id} / {task_id}", str(a.get("headline", ""))[:300], sent,
+                Link(f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}/tasks/{quote(task_id)}", "task log"),
+            ])  # fmt: skip
+    return sorted(rows, key=lambda r: r[0], reverse=True)[:limit]
+
+
 def _runs(c: Any, experiment: str, limit: int) -> list[Any]:
     exp = c.get_experiment_by_name(experiment)
     if exp is None:
@@ -364,8 +412,8 @@ def _drift_measure(metrics: dict[str, float]) -> str:
 def _charts(drift_runs: list[Any]) -> list[dict[str, Any]]:
     """One small SVG line chart per feature (drawn by ``mlops_pipeline.html``): its drift score per check
     (oldest left) and its threshold; the axes show the score scale (0 and its top), the first and last day
-    checked, and a mark where the champion changed (a promotion or a retraining that took over: the scores
-    after it compare another model)."""
+    checked, a mark where the champion changed (a promotion or a retraining that took over: the scores
+    after it compare another model) and one where a check triggered a retraining."""
     runs = list(reversed(drift_runs))
     if not runs:
         return []
@@ -377,6 +425,9 @@ def _charts(drift_runs: list[Any]) -> list[dict[str, Any]]:
         except ValueError:
             pass
     days = [_day_and_champion(r) for r in runs]
+    retrainings = [
+        tag if (tag := r.data.tags.get("mlops.retraining") or "").startswith("triggered: ") else "" for r in runs
+    ]
     w, h, pad = 260, 110, 24
     charts = []
     for feature in features:
@@ -398,6 +449,8 @@ def _charts(drift_runs: list[Any]) -> list[dict[str, Any]]:
             "first_day": days[0][0], "last_day": days[-1][0] if len(days) > 1 else "",
             "marks": [{"x": xy(i, 0)[0], "champion": days[i][1], "day": days[i][0]}
                       for i in range(1, len(days)) if days[i][1] and days[i][1] != days[i - 1][1]],
+            "retrainings": [{"x": xy(i, 0)[0], "day": days[i][0], "what": outcome.removeprefix("triggered: ")}
+                            for i, outcome in enumerate(retrainings) if outcome],
         })  # fmt: skip
     return charts
 

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+ALERTS_XCOM = "mlops_alerts"  # a task instance's events: [{event, headline, delivered, routes, at}]
+_RECORDED: dict[tuple, list[dict[str, Any]]] = {}  # per task try, in the process that runs it
+
 EVENT_TITLES = {
     "quality_gate_failed": "quality gate failed",
     "quality_anomaly": "quality anomaly",
@@ -107,10 +110,9 @@ def send(
     routes: list[Any] | None, event: str, context: Mapping[str, Any], first_lines: str,
     links: Mapping[str, str] | None = None,
 ) -> int:  # fmt: skip
-    """Send one event to every route that takes it; returns how many were delivered. Never raises."""
+    """Send one event to every route that takes it, and record it on the task instance (the pipeline page's
+    list of alerts); returns how many routes delivered it. Never raises."""
     wanted = [r for r in map(_route, routes or []) if event in (r.get("events") or EVENT_TITLES)]
-    if not wanted:
-        return 0
     subject, text = message(event, context, first_lines, links)
     alert_context = {**dict(context), "mlops_alert": {"event": event, "subject": subject, "text": text, "links": dict(links or {})}}
     delivered = 0
@@ -123,7 +125,29 @@ def send(
             log.warning("alert %s to %s route not delivered: %s: %s", event, route["kind"], type(err).__name__, err)
     if delivered:
         log.info("alert %s sent to %d route(s)", event, delivered)
+    _record(context, event, text, delivered, len(wanted))
     return delivered
+
+
+def _record(context: Mapping[str, Any], event: str, text: str, delivered: int, routes: int) -> None:
+    """Every event of the task instance, sent or not (a pipeline may have no route for it), as its XCom
+    :data:`ALERTS_XCOM`: the MLOps view's pipeline page lists them with a link to the task's log. A courtesy:
+    never fails the task."""
+    import datetime as dt
+
+    ti = context.get("ti")
+    if ti is None:
+        return
+    try:
+        key = tuple(getattr(ti, a, None) for a in ("dag_id", "run_id", "task_id", "map_index", "try_number"))
+        records = _RECORDED.setdefault(key, [])  # this try's events so far: the XCom holds them all
+        records.append({
+            "event": event, "headline": text.splitlines()[0][:300] if text else event, "delivered": delivered,
+            "routes": routes, "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        })  # fmt: skip
+        ti.xcom_push(key=ALERTS_XCOM, value=records)
+    except Exception as err:
+        log.warning("alert %s not recorded for the MLOps view: %s: %s", event, type(err).__name__, err)
 
 
 class Alerting(BaseOperator):

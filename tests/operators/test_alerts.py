@@ -18,7 +18,7 @@ import pytest
 from helpers import doc_excerpts, run_dag, xcom
 
 from airflow_mlops.pipeline.spec import ALERT_EVENTS
-from airflow_mlops.utils.alerts import EVENT_TITLES, send
+from airflow_mlops.utils.alerts import ALERTS_XCOM, EVENT_TITLES, send
 
 
 def _free_port() -> int:
@@ -123,6 +123,23 @@ def test_a_route_takes_only_its_events_and_one_that_cannot_deliver_never_raises(
     monkeypatch.setenv("AIRFLOW_CONN_ALERTS_SMTP", json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": _free_port()}))
     assert send(only_drift, "drift_found", {"ti": ti}, "x") == 0  # logged, not raised
     assert len(mails) == 1
+
+
+def test_every_event_is_recorded_on_its_task_for_the_mlops_view_sent_or_not(routes, mailbox):
+    """The pipeline page lists a task's events from its XCom: each one, with how many routes took it (an event
+    no route takes, such as a quality anomaly in a pipeline without alerts, is listed too)."""
+    pushed = []
+    ti = SimpleNamespace(dag_id="d", run_id="recorded", task_id="t", map_index=-1, try_number=1,
+                         xcom_push=lambda key, value: pushed.append((key, [dict(v) for v in value])))  # fmt: skip
+    only_drift = [{**routes[0], "events": ["drift_found"]}]
+    assert send(only_drift, "drift_found", {"ti": ti}, "2 features drifted\nnext: a retraining") == 1
+    assert send(only_drift, "quality_anomaly", {"ti": ti}, "rows 310 [2026-01-20] (expected 1,800 .. 2,200)") == 0
+    key, records = pushed[-1]
+    assert key == ALERTS_XCOM
+    assert [(r["event"], r["delivered"], r["routes"]) for r in records] == [("drift_found", 1, 1), ("quality_anomaly", 0, 0)]
+    assert [r["headline"] for r in records] == [
+        "DRIFT FOUND: 2 features drifted", "QUALITY ANOMALY: rows 310 [2026-01-20] (expected 1,800 .. 2,200)",
+    ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

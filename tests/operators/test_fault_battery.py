@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import damage_a_data_page, numbers_as_text, recorded_alerts, run_dag, versions
+from helpers import damage_a_data_page, numbers_as_text, recorded_alerts, run_dag, versions, xcom
+
+from airflow_mlops.utils.alerts import ALERTS_XCOM
 
 pytestmark = pytest.mark.slow  # trains a champion, then 39 DAG runs through dag.test
 
@@ -131,6 +133,10 @@ def test_every_fault_class_through_training_scoring_and_monitoring(test_pipeline
             alerts = recorded_alerts(alerts_file)[seen:]
             seen += len(alerts)
             events = {a["event"]: _flat(a["text"]) for a in alerts}
+            listed = {a["event"] for ti in run.get_task_instances()
+                      for a in xcom(dag.dag_id, run.run_id, ti.task_id, key=ALERTS_XCOM) or []}  # fmt: skip
+            if not set(events) <= listed:  # the pipeline page lists what the tasks recorded
+                problems.append(f"{fault} {name}: alerts {sorted(set(events) - listed)} not recorded on their task")
             if fault == "missing_day" and name == "monitor":  # the sensor's timeout: skipped, and a person told
                 if failed or states.get("wait_for_partition") != "skipped":
                     problems.append(f"{fault} {name}: {states} (want the wait skipped)")

@@ -219,6 +219,11 @@ def test_the_pipeline_page_gives_on_call_axes_champion_marks_live_verdicts_and_f
     assert ">2026-01-20</text>" in page  # the first day checked
     assert ">2026-01-23</text>" in page  # and the last
     assert "<title>champion v2 from 2026-01-23</title>" in page
+    # the check that triggered a retraining is marked once on every feature's chart (the held one is not)
+    charts = page.count("<figure data-feature=")
+    assert charts == 2  # age and plan
+    assert page.count(f"<title>retraining triggered on 2026-01-22: {NAME}__retrain run drift__scheduled__2026-01-22</title>") == charts
+    assert page.count('data-mark="retraining"') == charts
     assert "<td>2026-01-26</td><td>roc_auc</td><td>v1 0.8133</td><td>v2 0.8384</td><td>1804</td>" in page
     assert "+0.0251 [-0.1157, +0.1660] over 1 window(s); not promoted" in page
     assert f"/dags/{NAME}__train/runs/manual__broken" in page

@@ -260,6 +260,12 @@ def test_the_mlops_view_shows_versions_and_the_drift_chart(demo, browser):
     assert frame.locator("span.badge.champion").count() >= 1
     assert frame.locator("figure[data-feature=monthly_charges] svg polyline").count() == 1
     assert frame.get_by_text(f"{PIPELINE} drift 2026-01-23 vs v1").count() >= 1
+    # the events of the pipeline's tasks (this demo has no alert route: recorded all the same), each with its log
+    alerts = frame.locator("h2:has-text('Alerts and quality anomalies') + table")
+    assert alerts.get_by_text("drift found", exact=True).count() >= 1
+    assert alerts.get_by_text("model promoted", exact=True).count() >= 1
+    logs = alerts.locator("a", has_text="task log").evaluate_all("links => links.map(a => a.href)")
+    assert any(f"/dags/{PIPELINE}__drift_monitor/runs/" in h and h.endswith("/tasks/detect_drift") for h in logs), logs
     page.screenshot(path=str(shots / "mlops-view.png"), full_page=True)
 
 
