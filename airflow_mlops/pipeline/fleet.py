@@ -253,6 +253,7 @@ class Report:
     name: str | None = None
     dag_ids: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # valid, but cannot work as written
 
     @property
     def ok(self) -> bool:
@@ -265,6 +266,7 @@ class Report:
             "name": self.name,
             "dag_ids": self.dag_ids,
             "problems": self.problems,
+            "warnings": self.warnings,
         }
 
 
@@ -306,6 +308,7 @@ def check(paths: list[str | Path], deployed: dict[str, str] | None = None) -> li
                 report.name = _quick_name(path.read_text(encoding="utf-8", errors="replace"))
             continue
         report.name = specs[-1].name
+        report.warnings = specs[-1].warnings()
     owner = decide_owners([(r.name, rel) for r, (_p, _s, rel) in zip(reports, files, strict=True)], deployed or {})
     shown_of = {rel: shown for _p, shown, rel in files}
     for report, spec, (_path, _shown, rel) in zip(reports, specs, files, strict=True):

@@ -114,6 +114,8 @@ def _cmd_validate_spec(args: argparse.Namespace) -> int:
         for r in reports:
             if r.ok:
                 print(f"{r.file}: ok ({', '.join(r.dag_ids)})")
+                for w in r.warnings:
+                    print(f"warning: {r.file}: {w}", file=sys.stderr)
             else:
                 lines = "\n".join(f"  - {p}" for p in r.problems)
                 print(f"invalid pipeline spec {r.file}:\n{lines}", file=sys.stderr)

@@ -302,6 +302,28 @@ class PipelineSpec(Section):
         wanted = self.scoring.estimation.metrics or self.declared_metrics
         return [m for m in wanted if m in ESTIMATED_METRICS]
 
+    def warnings(self) -> list[str]:
+        """What is valid but cannot work as written (``validate-spec`` prints these; the spec still loads): an
+        improvement rule on a metric bounded at 1 that the thresholds put out of reach (a champion must reach
+        the threshold, and a challenger must beat that by ``min_improvement``)."""
+        from airflow_mlops.model.metrics import BOUNDED_ABOVE
+
+        out = []
+        compare, metric = self.tests.compare, self.compare_metric
+        top = BOUNDED_ABOVE.get(metric)
+        if compare.mode == "improvement" and top is not None and compare.min_improvement > 0:
+            floor = self.thresholds().get(metric, {}).get("min", 0.0)
+            needed = floor * (1 + compare.min_improvement) if compare.relative else floor + compare.min_improvement
+            if needed > top:
+                out.append(
+                    f"tests.compare: {metric} is at most {top:g}; a champion passes its threshold at {floor:g} and "
+                    f"a challenger must then beat it by {compare.min_improvement:g}"
+                    f"{' (relative)' if compare.relative else ''}, at least {needed:.4g}, which no model reaches. "
+                    "Use mode: non_inferiority (promote a challenger no worse than the champion by min_improvement), "
+                    "or a smaller min_improvement"
+                )
+        return out
+
     def thresholds(self) -> dict[str, dict[str, float]]:
         """``tests.thresholds`` with bare numbers spelled out as ``{min: x}`` (``{max: x}`` if lower is better)."""
         out: dict[str, dict[str, float]] = {}

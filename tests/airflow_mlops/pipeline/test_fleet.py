@@ -137,6 +137,26 @@ def test_validate_spec_exit_codes_and_text(fleet, tmp_path, capsys):
     assert "0 valid, 1 invalid" in err
 
 
+def test_validate_spec_warns_of_an_improvement_no_model_can_reach_and_names_non_inferiority(tmp_path, capsys):
+    """Valid, but never promotable: the thresholds ask a champion for accuracy 0.998, and a challenger must beat
+    it by 0.01. validate-spec says so (exit 0: a warning), in text and JSON; non_inferiority is no warning."""
+    raw = yaml.safe_load((ROOT / "tests" / "dag_bundle" / "models" / "multi_plan.yaml").read_text())
+    raw["tests"]["thresholds"]["accuracy"] = {"min": 0.998}
+    raw["tests"]["compare"].update(mode="improvement", min_improvement=0.01)
+    stuck = tmp_path / "stuck.yaml"
+    stuck.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert cli(["validate-spec", str(stuck)]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {stuck}: tests.compare: accuracy is at most 1" in err
+    assert "at least 1.008, which no model reaches. Use mode: non_inferiority" in err
+    assert cli(["validate-spec", "--format", "json", str(stuck)]) == 0
+    (report,) = json.loads(capsys.readouterr().out)["files"]
+    assert report["ok"]
+    assert len(report["warnings"]) == 1
+    raw["tests"]["compare"]["mode"] = "non_inferiority"
+    assert parse_spec(raw).warnings() == []
+
+
 def test_a_copied_name_never_takes_the_dags_of_the_pipeline_that_had_them(tmp_path):
     specs, out = tmp_path / "specs", tmp_path / "out"
     (specs / "b_team").mkdir(parents=True)
