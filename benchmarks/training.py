@@ -82,7 +82,8 @@ def trainer_loop(x, y) -> float:
 MEMORY_PROBE = r"""
 import json, resource, sys, psutil, torch
 from transformers import AutoModelForSequenceClassification
-from airflow_mlops.model.training.text import _base_model, _ready_for_training
+from airflow_mlops.model.training.lora import _ready_for_training
+from airflow_mlops.model.training.text import _base_model
 from airflow_mlops.model.training.common import fit
 mode, checkpointing, size = sys.argv[1], sys.argv[2] == "gc", sys.argv[3]
 torch.manual_seed(0)

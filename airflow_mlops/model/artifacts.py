@@ -30,7 +30,7 @@ def load_model(directory: str | os.PathLike, expected_sha256: str | None = None)
 
         return TextModel.load(directory, meta)
     if meta["kind"] == "lora_causal_lm":
-        from airflow_mlops.model.training.text import CausalLMModel
+        from airflow_mlops.model.training.causal_lm import CausalLMModel
 
         return CausalLMModel.load(directory, meta)
     if meta["kind"] == "merged_text":

@@ -83,7 +83,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     kind, task = config["model"]["kind"], config["model"]["task"]
     require_train_extra(kind)
     if kind in ("lora_text", "lora_causal_lm"):  # before the MLflow run: a base without its tokenizer is refused
-        from airflow_mlops.model.training.text import check_base_tokenizer
+        from airflow_mlops.model.training.tokenizers import check_base_tokenizer
 
         check_base_tokenizer(config["model"]["params"])
     features = [*config["numeric"], *config["categorical"], *([config["text"]] if config.get("text") else [])]
@@ -150,9 +150,9 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
                     out_dir=model_dir, evaluate=holdout_metrics, checkpoint=checkpointer,
                 )  # fmt: skip
             elif kind == "lora_causal_lm":
-                from airflow_mlops.model.training import text
+                from airflow_mlops.model.training import causal_lm
 
-                meta, fitted = text.train_causal_lm(
+                meta, fitted = causal_lm.train_causal_lm(
                     train_df, text=config["text"], params=config["model"]["params"], seed=config["seed"],
                     out_dir=model_dir, evaluate=holdout_metrics, checkpoint=checkpointer,
                 )  # fmt: skip

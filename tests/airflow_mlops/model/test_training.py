@@ -327,7 +327,7 @@ def test_qlora_on_cpu_stops_with_a_clear_message(tmp_path, mlflow_uri):
 def test_qlora_request_on_a_gpu_asks_for_nf4_weights_on_the_trainers_device():
     import torch
 
-    from airflow_mlops.model.training.text import quantization_request
+    from airflow_mlops.model.training.lora import quantization_request
 
     request = quantization_request("cuda:1")  # what from_pretrained receives; no GPU needed to build it
     q = request["quantization_config"]
@@ -342,7 +342,7 @@ def test_qlora_request_on_a_gpu_asks_for_nf4_weights_on_the_trainers_device():
 def test_qlora_without_bitsandbytes_names_the_package(monkeypatch):
     import importlib.util
 
-    from airflow_mlops.model.training.text import check_quantization
+    from airflow_mlops.model.training.lora import check_quantization
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
