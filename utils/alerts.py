@@ -113,7 +113,11 @@ def send(
     """Send one event to every route that takes it, and record it on the task instance (the pipeline page's
     list of alerts); returns how many routes delivered it. Never raises."""
     wanted = [r for r in map(_route, routes or []) if event in (r.get("events") or EVENT_TITLES)]
-    subject, text = message(event, context, first_lines, links)
+    try:
+        subject, text = message(event, context, first_lines, links)
+    except Exception as err:  # a context without a full task instance: nothing to send or record
+        log.warning("alert %s not sent: its message could not be built: %s: %s", event, type(err).__name__, err)
+        return 0
     alert_context = {**dict(context), "mlops_alert": {"event": event, "subject": subject, "text": text, "links": dict(links or {})}}
     delivered = 0
     for route in wanted:
