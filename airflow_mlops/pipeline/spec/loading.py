@@ -112,37 +112,53 @@ def _item_model(model: Any) -> Any:
     return model
 
 
-def problems_of(err: ValidationError, raw: Any) -> list[str]:
-    """Readable problem lines, one per pydantic error (a cross-section error may carry several)."""
+def _own_problems(e: dict[str, Any], key: str, loc: tuple[Any, ...], raw: Any) -> list[str]:
+    """A cross-section rule's problems (raised by the spec's own validators), each under its own key."""
     import json
 
+    out = []
+    for sub, text in json.loads(e["ctx"]["problems"]):
+        if e["ctx"]["absolute"]:
+            full = sub
+        elif not sub:
+            full = key
+        else:
+            full = sub if key == "(top level)" else f"{key}.{sub}"
+        out.append(f"{full}: {text}")
+    return out
+
+
+def _model_kind_problem(e: dict[str, Any], key: str, loc: tuple[Any, ...], raw: Any) -> list[str]:
+    found = e["input"].get("kind") if isinstance(e["input"], dict) else e["input"]
+    return [f"{key}.kind: found {found!r}; allowed: {' | '.join(MODEL_KINDS)}"]
+
+
+#: pydantic's error types worded as the spec's (``key: ...``); any other type reads ``key: found X; allowed: Y``
+WORDING: dict[str, Any] = {
+    "spec_problem": _own_problems,
+    "model_kind": _model_kind_problem,
+    "extra_forbidden": lambda e, key, loc, raw: [f"{key}: unknown key{_did_you_mean(_section_at(loc, raw), str(loc[-1]))}"],
+    "missing": lambda e, key, loc, raw: [f"{key}: missing; it is required"],
+}
+
+
+def problems_of(err: ValidationError, raw: Any) -> list[str]:
+    """Readable problem lines, one per pydantic error (a cross-section error may carry several): the types of
+    :data:`WORDING` as worded there, any other as ``key: found X; allowed: Y``, the branches of an ``X | Y``
+    field joined on one line."""
     out: list[str] = []
     for e in err.errors(include_url=False):
         loc = tuple(e["loc"])
         key = _key(loc)
-        if e["type"] == "spec_problem":
-            for sub, text in json.loads(e["ctx"]["problems"]):
-                if e["ctx"]["absolute"]:
-                    full = sub
-                elif not sub:
-                    full = key
-                else:
-                    full = sub if key == "(top level)" else f"{key}.{sub}"
-                out.append(f"{full}: {text}")
-        elif e["type"] == "model_kind":
-            found = e["input"].get("kind") if isinstance(e["input"], dict) else e["input"]
-            out.append(f"{key}.kind: found {found!r}; allowed: {' | '.join(MODEL_KINDS)}")
-        elif e["type"] == "extra_forbidden":
-            out.append(f"{key}: unknown key{_did_you_mean(_section_at(loc, raw), str(loc[-1]))}")
-        elif e["type"] == "missing":
-            out.append(f"{key}: missing; it is required")
-        else:
-            head = f"{key}: found {_shown(e.get('input'))!r}; allowed: "
-            merged = next((i for i, p in enumerate(out) if p.startswith(head)), None)
-            if merged is None:  # one line per key: the branches of `X | Y` are alternatives
-                out.append(head + _allowed(e))
-            elif _allowed(e) not in out[merged]:
-                out[merged] += f", or {_allowed(e)}"
+        if e["type"] in WORDING:
+            out += WORDING[e["type"]](e, key, loc, raw)
+            continue
+        head = f"{key}: found {_shown(e.get('input'))!r}; allowed: "
+        merged = next((i for i, p in enumerate(out) if p.startswith(head)), None)
+        if merged is None:  # one line per key: the branches of `X | Y` are alternatives
+            out.append(head + _allowed(e))
+        elif _allowed(e) not in out[merged]:
+            out[merged] += f", or {_allowed(e)}"
     seen: set[str] = set()
     return [p for p in out if not (p in seen or seen.add(p))]
 
