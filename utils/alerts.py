@@ -144,6 +144,8 @@ def _record(context: Mapping[str, Any], event: str, text: str, delivered: int, r
         return
     try:
         key = tuple(getattr(ti, a, None) for a in ("dag_id", "run_id", "task_id", "map_index", "try_number"))
+        if key not in _RECORDED:  # a process runs one task try at a time: keep only this one's
+            _RECORDED.clear()
         records = _RECORDED.setdefault(key, [])  # this try's events so far: the XCom holds them all
         records.append({
             "event": event, "headline": text.splitlines()[0][:300] if text else event, "delivered": delivered,
