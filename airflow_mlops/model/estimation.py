@@ -156,7 +156,7 @@ class _Groups:
         self.j, self.t = _place(curve, 1 / (1 + np.exp(-np.bincount(inverse, weights=_logit(score)) / self.m)))
         ky = np.asarray(curve["y"], dtype=float)
         counts = np.asarray(curve.get("n") or [curve.get("rows", 1000) / len(ky)] * len(ky), dtype=float)
-        self.ky = ky
+        self.knots = len(ky)
         # each knot's doubt in log-odds, as its bin's rows allow: the spread of the log-odds of Jeffreys' Beta
         # (a pure bin of 50 rows keeps about two log-odds of doubt, where a binomial error around its rate
         # kept none and the band missed overconfident models' true rates)
@@ -165,8 +165,10 @@ class _Groups:
 
     def expected(self) -> dict[str, Any]:
         """What a draw gives on average, at the curve itself: the estimate (as NannyML's CBPE computes it)."""
+        return self._counts((self.m * self.p)[None, :])
 
-        x = (self.m * self.p)[None, :]
+    def _counts(self, x: Any) -> dict[str, Any]:
+        """Per draw (a row of ``x``: positives per group): positives, true positives and their rank sum."""
         return {"pos": x.sum(axis=1), "tp": x[:, self.predicted].sum(axis=1), "ranks": x @ self.rank}
 
     def draw(self, rng: Any, k: int, normals: Any = None) -> dict[str, Any]:
@@ -175,13 +177,12 @@ class _Groups:
         moves every group's probability by that draw's change of the curve at the group's place."""
         import numpy as np
 
-        j1 = np.minimum(self.j + 1, len(self.ky) - 1)
-        normals = rng.standard_normal((k, len(self.ky))) if normals is None else normals[:, : len(self.ky)]
+        j1 = np.minimum(self.j + 1, self.knots - 1)
+        normals = rng.standard_normal((k, self.knots)) if normals is None else normals[:, : self.knots]
         moved = self.sd * normals
         shift = moved[:, self.j] * (1 - self.t) + moved[:, j1] * self.t
         p = 1 / (1 + np.exp(-(_logit(self.p) + shift)))
-        x = rng.binomial(self.m.astype(np.int64), p).astype(float)
-        return {"pos": x.sum(axis=1), "tp": x[:, self.predicted].sum(axis=1), "ranks": x @ self.rank}
+        return self._counts(rng.binomial(self.m.astype(np.int64), p).astype(float))
 
 
 def _binary_metrics(d: dict[str, Any], n_predicted: float, n: int) -> dict[str, Any]:
@@ -260,7 +261,7 @@ def estimate_metrics(
         # a multiclass model's curves share their draws knot by knot (from its least to its most confident
         # bin): their errors come from the same held-out rows, and drawn apart they averaged out of the macro
         # metrics' band (tests: 102 of 120 covered drawn apart, 112 shared)
-        shared = rng.standard_normal((k, max(len(g.ky) for g in groups))) if multi else None
+        shared = rng.standard_normal((k, max(g.knots for g in groups))) if multi else None
         values = _combine([g.draw(rng, k, shared) for g in groups], groups, n, multi)
         for m in wanted:
             found[m].append(np.asarray(values[m], dtype=float))

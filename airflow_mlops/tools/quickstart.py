@@ -126,12 +126,6 @@ def demo_env(
     }
 
 
-def _airflow(*args: str, log: Path) -> None:
-    """Run an ``airflow`` CLI command in this process's environment, its output appended to ``log`` (a try that
-    lost SQLite's write lock to the running scheduler is run again: :func:`~airflow_mlops.tools.airflow_cli.run_airflow`)."""
-    run_airflow(*args, log=log)
-
-
 def stop_process_tree(proc: subprocess.Popen, grace: float = 20.0) -> None:
     """SIGTERM the whole tree (standalone leaves scheduler workers behind otherwise), then SIGKILL."""
     import psutil
@@ -353,10 +347,10 @@ def summary(home: Path, explore: list[str] | None = None) -> str:
 def drive_demo(log: Path, timeout: float, say: Any) -> None:
     """The demo pipeline's story, through whatever Airflow is running (embedded or the Celery stack)."""
     say(f"training: backfill {PIPELINE}__train for the week starting {TRAIN_FROM}")
-    _airflow("backfill", "create", "--dag-id", f"{PIPELINE}__train", "--from-date", TRAIN_FROM, "--to-date", TRAIN_FROM, log=log)
+    run_airflow("backfill", "create", "--dag-id", f"{PIPELINE}__train", "--from-date", TRAIN_FROM, "--to-date", TRAIN_FROM, log=log)
     _wait_runs([f"{PIPELINE}__train"], {f"{PIPELINE}__train": 1}, timeout, say)
     say(f"drift monitoring: backfill {PIPELINE}__drift_monitor for {MONITOR_FROM} .. {MONITOR_TO}")
-    _airflow(
+    run_airflow(
         "backfill", "create", "--dag-id", f"{PIPELINE}__drift_monitor", "--from-date", MONITOR_FROM,
         "--to-date", MONITOR_TO, "--max-active-runs", "1", log=log,
     )  # fmt: skip
@@ -365,7 +359,7 @@ def drive_demo(log: Path, timeout: float, say: Any) -> None:
     say("waiting for the retraining runs that drift triggered")
     _wait_runs([f"{PIPELINE}__retrain"], {}, timeout, say)
     say(f"an engineer retrains by hand on the days before {RETRAIN_BY_HAND} (the pending report's data)")
-    _airflow(
+    run_airflow(
         "dags", "trigger", f"{PIPELINE}__retrain", "--run-id", f"manual__{RETRAIN_BY_HAND}",
         "--conf", json.dumps({"window_end": f"{RETRAIN_BY_HAND}T00:00:00+00:00"}), log=log,
     )  # fmt: skip
@@ -375,7 +369,7 @@ def drive_demo(log: Path, timeout: float, say: Any) -> None:
             "live metrics per model version, as labels arrive"
         )  # fmt: skip
         say(f"{what}: backfill {PIPELINE}__{kind} for {SCORE_FROM} .. {SCORE_TO}")
-        _airflow(
+        run_airflow(
             "backfill", "create", "--dag-id", f"{PIPELINE}__{kind}", "--from-date", SCORE_FROM,
             "--to-date", SCORE_TO, "--max-active-runs", "1", log=log,
         )  # fmt: skip
@@ -404,8 +398,8 @@ def run_demo(home: Path, keep: bool = False, timeout: float = 1500) -> int:
         f"generated {len(files)} daily partitions under {home / 'data'} (drift injected from {DEMO_DRIFT_FROM})"
     )
     say("initialising the Airflow metadata DB (SQLite) and serialising the shipped DAGs")
-    _airflow("db", "migrate", log=log)
-    _airflow("dags", "reserialize", log=log)
+    run_airflow("db", "migrate", log=log)
+    run_airflow("dags", "reserialize", log=log)
     say(
         f"starting airflow standalone (LocalExecutor, parallelism 4, API on port {port}); log: {home / 'standalone.log'}"
     )

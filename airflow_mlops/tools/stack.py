@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow_mlops.tools.airflow_cli import SQLITE_CONNECT_ARGS_SETTING
-from airflow_mlops.tools.quickstart import _airflow, _bin, demo_env, free_port
+from airflow_mlops.tools.airflow_cli import SQLITE_CONNECT_ARGS_SETTING, run_airflow
+from airflow_mlops.tools.quickstart import _bin, demo_env, free_port
 
 WORKERS = ("w1", "w2")
 STATE = "stack.json"
@@ -294,7 +294,7 @@ def start(
         os.environ.update(stack.env())
         log = home / "logs" / "setup.log"
         say("Airflow metadata database: migrate")
-        _airflow("db", "migrate", log=log)
+        run_airflow("db", "migrate", log=log)
         say(f"Airflow: api-server (:{stack.api_port}), scheduler, dag-processor, triggerer, workers {', '.join(names)}")
         _spawn(stack, "api-server", [_bin("airflow"), "api-server", "--port", str(stack.api_port)], env)
         for component in ("scheduler", "dag-processor", "triggerer"):

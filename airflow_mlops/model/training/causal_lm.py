@@ -7,16 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from airflow_mlops.model.training.checkpoint import Checkpointer
-from airflow_mlops.model.training.common import FitResult, fit, fit_settings
-from airflow_mlops.model.training.lora import (
-    ADAPTER_DIR,
-    _adapt,
-    _load_adapted,
-    _Logits,
-    _settings,
-    _trainable,
-    local_model_dir,
-)
+from airflow_mlops.model.training.common import FitResult
+from airflow_mlops.model.training.lora import _adapt, _load_adapted, _settings, fit_adapter, local_model_dir
 from airflow_mlops.model.training.tokenizers import PAD, HashingTokenizer, base_tokenizer, saved_tokenizer
 
 LM_DEFAULTS: dict[str, Any] = {
@@ -128,19 +120,9 @@ def train_causal_lm(
         "trainable_parameters": sum(q.numel() for q in model.parameters() if q.requires_grad),
         "total_parameters": sum(q.numel() for q in model.parameters()),
     }  # fmt: skip
-    wrapped = CausalLMModel(model, meta, tokenizer)
-
-    def on_epoch(_epoch: int, _loss: float) -> dict[str, float]:
-        model.eval()
-        return evaluate(wrapped)
-
-    fitted = fit(
-        _Logits(model, tokenizer.pad_id), ids, ids, functools.partial(lm_loss, pad_id=tokenizer.pad_id),
-        named_params=_trainable(model), on_epoch=on_epoch,
-        **fit_settings(p, seed, device, checkpoint),
+    fitted = fit_adapter(
+        model, CausalLMModel(model, meta, tokenizer), ids, ids, functools.partial(lm_loss, pad_id=tokenizer.pad_id),
+        pad_id=tokenizer.pad_id, evaluate=evaluate, p=p, seed=seed, device=device, checkpoint=checkpoint,
+        quantized=quantized, out_dir=out_dir,
     )  # fmt: skip
-    model.eval()
-    if not quantized:  # 4-bit weights stay on the GPU; the adapter is saved from there
-        model.to("cpu")
-    model.save_pretrained(str(out_dir / ADAPTER_DIR), safe_serialization=True)
     return meta, fitted

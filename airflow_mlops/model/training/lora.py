@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from airflow_mlops.model.training.common import pick_device, seed_everything
+from airflow_mlops.model.training.common import fit, fit_settings, pick_device, seed_everything
 
 BASE_WEIGHTS = "base.safetensors"
 BASE_CONFIG = "base_config.json"  # the architecture actually trained, whatever the base came from
@@ -189,3 +189,24 @@ def _is_quantized(model: Any) -> bool:
     return bool(
         getattr(model, "is_loaded_in_4bit", False) or getattr(model.base_model, "is_loaded_in_4bit", False)
     )
+
+
+def fit_adapter(
+    model: Any, wrapped: Any, ids: Any, targets: Any, loss: Any, *, pad_id: int, evaluate: Any, p: dict[str, Any],
+    seed: int, device: str, checkpoint: Any, quantized: bool, out_dir: Path,
+) -> Any:  # fmt: skip
+    """Train the adapter through the generic loop (``evaluate(wrapped)`` after each epoch), then save it as
+    safetensors under ``ADAPTER_DIR``; returns the loop's result. Both text families end their training here."""
+    def on_epoch(_epoch: int, _loss: float) -> dict[str, float]:
+        model.eval()
+        return evaluate(wrapped)
+
+    fitted = fit(
+        _Logits(model, pad_id), ids, targets, loss, named_params=_trainable(model), on_epoch=on_epoch,
+        **fit_settings(p, seed, device, checkpoint),
+    )  # fmt: skip
+    model.eval()
+    if not quantized:  # 4-bit weights stay on the GPU; the adapter is saved from there
+        model.to("cpu")
+    model.save_pretrained(str(out_dir / ADAPTER_DIR), safe_serialization=True)
+    return fitted

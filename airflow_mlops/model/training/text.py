@@ -15,16 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from airflow_mlops.model.training.checkpoint import Checkpointer
-from airflow_mlops.model.training.common import FitResult, fit, fit_settings
-from airflow_mlops.model.training.lora import (
-    ADAPTER_DIR,
-    _adapt,
-    _load_adapted,
-    _Logits,
-    _settings,
-    _trainable,
-    local_model_dir,
-)
+from airflow_mlops.model.training.common import FitResult
+from airflow_mlops.model.training.lora import _adapt, _load_adapted, _settings, fit_adapter, local_model_dir
 from airflow_mlops.model.training.tokenizers import (
     HashingTokenizer,
     PretrainedTokenizer,
@@ -128,21 +120,10 @@ def train(
         "classes": [c.item() if hasattr(c, "item") else c for c in classes], "vocab_size": vocab_size,
         "tokenizer": tokenizer.kind, "trainable_parameters": n_trainable, "total_parameters": n_total,
     }  # fmt: skip
-    wrapper = _Logits(model, tokenizer.pad_id)
-    wrapped = TextModel(model, meta, tokenizer)
-
-    def on_epoch(_epoch: int, _loss: float) -> dict[str, float]:
-        model.eval()
-        return evaluate(wrapped)
-
-    fitted = fit(
-        wrapper, ids, y, torch.nn.CrossEntropyLoss(), named_params=_trainable(model), on_epoch=on_epoch,
-        **fit_settings(p, seed, device, checkpoint),
+    fitted = fit_adapter(
+        model, TextModel(model, meta, tokenizer), ids, y, torch.nn.CrossEntropyLoss(), pad_id=tokenizer.pad_id,
+        evaluate=evaluate, p=p, seed=seed, device=device, checkpoint=checkpoint, quantized=quantized, out_dir=out_dir,
     )  # fmt: skip
-    model.eval()
-    if not quantized:  # 4-bit weights stay on the GPU; the adapter is saved from there
-        model.to("cpu")
-    model.save_pretrained(str(out_dir / ADAPTER_DIR), safe_serialization=True)
     return meta, fitted
 
 
