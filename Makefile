@@ -19,9 +19,10 @@ stack-stop: bootstrap
 test: bootstrap
 	.venv/bin/python -m pytest -n $${PYTEST_WORKERS:-2} --dist loadfile
 
-# the edit loop: no DAG runs, no training, no Airflow processes (tests marked slow are left out)
+# the edit loop: no DAG runs, no training, no Airflow processes (tests marked slow are left out), on the same
+# two workers
 test-fast: bootstrap
-	.venv/bin/python -m pytest -m "not slow"
+	.venv/bin/python -m pytest -m "not slow" -n $${PYTEST_WORKERS:-2} --dist loadfile
 
 lint: bootstrap
 	.venv/bin/ruff check .

@@ -353,3 +353,66 @@ def test_a_long_value_is_cut_in_the_table_and_the_message():
     assert "x" * 100 not in message
     assert "… (10,0" in message  # how long the value was
     assert max(len(line) for line in message.splitlines()) < 400
+
+
+# one value per column rule of the spec, each asking for its check
+RULE_SAMPLES = {
+    "dtype": "float", "nullable": False, "max_null_fraction": 0.1, "min": 0, "max": 10, "allowed": [1.0],
+    "unique": True, "regex": r"\d", "max_age_hours": 24, "mean": {"min": 0}, "quantiles": {"0.5": {"min": 0}},
+}  # fmt: skip
+
+
+def test_every_column_rule_of_the_spec_builds_a_registered_check_that_reports_it():
+    """Each key of ``constraints.columns.<column>`` (the spec's ColumnConstraint) is read by a check kind of the
+    registry, and that check's row is in the report: a rule the spec accepts is never silently unchecked.
+    A new rule key without a check (or without a sample here) fails this test."""
+    from airflow_mlops.data.validation import REGISTRY, StreamValidator
+    from airflow_mlops.pipeline.spec.data import ColumnConstraint
+
+    keys = set(ColumnConstraint.model_fields) - {"severity"}
+    assert keys == set(RULE_SAMPLES)
+    for key in sorted(keys):
+        validator = StreamValidator(
+            {"columns": {"x": {key: RULE_SAMPLES[key]}}}, features=[], numeric=[], target=None, window_end="2026-01-02"
+        )
+        built = [type(c) for c in validator.checks if c.scope == "column"]
+        assert len(built) == 1, (key, built)
+        assert built[0] in REGISTRY
+        validator.update(pd.DataFrame({"x": [1.0, 2.0]}))
+        rows = [r for r in validator.report().rows if r["column"] == "x" and r["check"] != "column present"]
+        assert rows, key
+        assert {r["check"].split(" ")[0] for r in rows} <= {built[0].name.split(" ")[0], "min", "max"}
+
+
+def test_a_check_kind_registered_by_a_user_runs_on_every_feature_and_reports_its_rows():
+    """The registry is the extension point: a subclass of Check with a name and a scope, registered, is built
+    for every feature and its rows (the offending day named) join the report and its gate."""
+    from airflow_mlops.data.validation import REGISTRY, Check, StreamValidator, register
+
+    @register
+    class NoNegativeZero(Check):
+        name, scope = "no negative zero", "feature"
+
+        def __init__(self, column, rule=None):
+            super().__init__(column, rule)
+            self.found = 0
+
+        def update(self, batch):
+            if batch.is_num:
+                bad = int((np.signbit(batch.finite) & (batch.finite == 0)).sum())
+                self.found += bad
+                batch.part.count(self.name, self.column, bad)
+
+        def report(self, v, out):
+            self.add(v, out, "0", self.found, self.found == 0, key=self.name)
+
+    try:
+        validator = StreamValidator({}, features=["x"], numeric=["x"], target=None)
+        validator.update(pd.DataFrame({"x": [1.0, 2.0]}), partition="2026-01-01")
+        validator.update(pd.DataFrame({"x": [-0.0, 3.0]}), partition="2026-01-02")
+        report = validator.report()
+    finally:
+        REGISTRY.remove(NoNegativeZero)
+    (row,) = [r for r in report.rows if r["check"] == "no negative zero"]
+    assert (row["passed"], row["partition"], row["rows"]) == (False, "2026-01-02 (1)", 1)
+    assert row in report.failed
