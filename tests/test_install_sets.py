@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from install_sets import closure, environment
 
+from airflow_mlops.tools.stack import MLFLOW_SERVER_ENV
+
 pytestmark = pytest.mark.slow  # builds three virtualenvs and starts an MLflow server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +101,8 @@ def tracking_server(tmp_path_factory):
          "--backend-store-uri", f"sqlite:///{where / 'mlflow.db'}", "--serve-artifacts",
          "--artifacts-destination", str(where / "artifacts"), "--app-name", "basic-auth", "--workers", "1"],
         cwd=where, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_FLASK_SERVER_SECRET_KEY": "x" * 32},
+        env={**os.environ, **MLFLOW_SERVER_ENV, "MLFLOW_AUTH_CONFIG_PATH": str(config),
+             "MLFLOW_FLASK_SERVER_SECRET_KEY": "x" * 32},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:

@@ -41,6 +41,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     import subprocess
 
     from airflow_mlops.tools.quickstart import _bin, demo_env, stop_process_tree
+    from airflow_mlops.tools.stack import MLFLOW_SERVER_ENV
 
     home = Path(args.home).resolve()
     if not (home / "airflow" / "airflow.db").exists():
@@ -59,6 +60,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
                 str(args.mlflow_port),
             ],
             start_new_session=True,
+            env={**os.environ, **MLFLOW_SERVER_ENV},
         ),
     ]
     print(

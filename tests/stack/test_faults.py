@@ -45,6 +45,9 @@ def stack(tmp_path_factory):
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
         "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "5",  # the resumed stack adopts its orphan soon
+        # the specs do not change during the tests: parse each file every 2 min, not every 30 s (CPU for the
+        # rest of the suite; under dag_stale_not_seen_duration's 10 min, so no DAG goes stale)
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "120",
         "PYTHONPATH": str(ROOT / "tests" / "stack" / "hold"),
         "AIRFLOW_MLOPS_TEST_HOLD": str(home / "hold"),
     }
@@ -62,6 +65,18 @@ def stack(tmp_path_factory):
         os.environ.update(saved)
         assert [g for g in groups if stack_tools._members(g)] == [], "a stack process outlived stop()"
         assert _trainers(started) == []
+
+
+def test_the_tracking_server_starts_without_mlflows_job_runner(stack):
+    """The stack's MLflow server runs its API workers only: MLflow 3's GenAI job runner and huey consumers
+    (eight more processes, about 27 s of CPU at each start) are off (stack.MLFLOW_SERVER_ENV)."""
+    import psutil
+
+    from airflow_mlops.tools import stack as stack_tools
+
+    commands = [" ".join(psutil.Process(pid).cmdline()) for pid in stack_tools._members(stack.pids["mlflow"])]
+    assert any("uvicorn" in c for c in commands), commands
+    assert [c for c in commands if "huey" in c or "_job_runner" in c] == []
 
 
 def _hold(stack, pipeline: str, step: int = 1) -> None:
