@@ -14,12 +14,11 @@ demo-cluster: bootstrap
 stack-stop: bootstrap
 	.venv/bin/airflow-mlops stack stop --home .stack
 
-# three workers (pytest-xdist) on two cores: the stack's and the embedded Airflow's units spend most of their
-# time waiting (a heartbeat time-out, a restart), and a third worker runs the rest meanwhile (measured: the
-# whole suite used about 60% of two cores with two workers); one test file is one unit of work
-# (tests/conftest.py); PYTEST_WORKERS=0 runs it in one process
+# two workers (pytest-xdist): the stack's and the embedded Airflow's waits overlap the rest; one test file is one
+# unit of work (tests/conftest.py); PYTEST_WORKERS=0 runs it in one process. (Three workers were no faster
+# here: the two cores are busy throughout, with Airflow's and MLflow's processes besides the tests.)
 test: bootstrap
-	.venv/bin/python -m pytest -n $${PYTEST_WORKERS:-3} --dist loadfile
+	.venv/bin/python -m pytest -n $${PYTEST_WORKERS:-2} --dist loadfile
 
 # the edit loop: no DAG runs, no training, no Airflow processes (tests marked slow are left out), on the same
 # two workers

@@ -2,7 +2,7 @@
 
 Every ``AIRFLOW__*`` variable is set here, before anything imports Airflow.
 
-``make test`` runs the suite on three pytest-xdist workers (``-n 3 --dist loadfile``). Each worker is a process
+``make test`` runs the suite on two pytest-xdist workers (``-n 2 --dist loadfile``). Each worker is a process
 with its own session folder, metadata DB and temporary directory (``TMPDIR``: trainers' checkpoints and
 temporary folders live there, so workers never share one). A test file is one unit of work, so its module
 fixtures are built once; the two files that run ``airflow standalone`` (Airflow's default log-server ports)

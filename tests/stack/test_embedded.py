@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import trainers
+from helpers import runs_in_db, trainers
 from helpers import wait_for as _wait
 
 from airflow_mlops.tools.airflow_cli import create_backfill, run_airflow
@@ -59,9 +59,7 @@ def _airflow(env: dict[str, str], *args: str) -> str:
 
 
 def _runs(env: dict[str, str]) -> list[dict]:
-    out = _airflow(env, "dags", "list-runs", DAG_ID, "-o", "json")
-    line = next((x for x in reversed(out.strip().splitlines()) if x.startswith(("[{", "[]"))), "[]")
-    return json.loads(line)
+    return runs_in_db(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], DAG_ID)
 
 
 def _standalone(env: dict[str, str], home: Path, port: int) -> subprocess.Popen:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import trainers
+from helpers import runs_in_db, trainers
 from helpers import wait_for as _wait
 
 from airflow_mlops.tools.airflow_cli import create_backfill
@@ -127,7 +127,7 @@ def _json_out(text: str):
 
 
 def _runs(stack, dag_id: str) -> list[dict]:
-    return _json_out(_airflow(stack, "dags", "list-runs", dag_id, "-o", "json"))
+    return runs_in_db(stack.airflow_db, dag_id)
 
 
 def _trainers(stack) -> list:

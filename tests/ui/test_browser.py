@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import doc_excerpts, wait_for
+from helpers import doc_excerpts, runs_in_db, wait_for
 
 from airflow_mlops.tools.airflow_cli import create_backfill, run_airflow
 
@@ -53,14 +53,7 @@ def _airflow(env: dict[str, str], *args: str) -> str:
 
 
 def _runs(env: dict[str, str], dag_id: str) -> list[dict]:
-    out = _airflow(env, "dags", "list-runs", dag_id, "-o", "json")
-    for line in reversed(out.splitlines()):  # the JSON, after any log lines
-        if line.startswith("["):
-            try:
-                return json.loads(line)
-            except ValueError:
-                continue
-    return []
+    return runs_in_db(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], dag_id)
 
 
 def _wait(what: str, condition, timeout: float):
