@@ -29,9 +29,8 @@ def runs_in_db(db_url: str, dag_id: str) -> list[dict]:
     CPU per poll, every few seconds, while the tests wait for runs). Works while the API server is down."""
     import sqlalchemy as sa
 
-    url = db_url.replace("postgresql://", "postgresql+psycopg2://", 1) if db_url.startswith("postgresql://") else db_url
-    args = {"timeout": 30} if url.startswith("sqlite") else {"connect_timeout": 10}
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=args)
+    args = {"timeout": 30} if db_url.startswith("sqlite") else {"connect_timeout": 10}
+    engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool, connect_args=args)
     try:
         with engine.connect() as conn:
             rows = conn.execute(

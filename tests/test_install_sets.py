@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from install_sets import closure, environment
 
+from airflow_mlops.tools.quickstart import free_port
 from airflow_mlops.tools.stack import MLFLOW_SERVER_ENV
 
 pytestmark = pytest.mark.slow  # builds three virtualenvs and starts an MLflow server
@@ -47,12 +48,6 @@ def _run(python: Path, code: str, env: dict[str, str] | None = None, timeout: fl
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_the_scheduler_set_holds_no_training_stack_and_parses_the_specs(tmp_path):
@@ -88,7 +83,7 @@ def tracking_server(tmp_path_factory):
     """The stack set's MLflow tracking server (basic auth, proxied artifacts), run from its fresh virtualenv."""
     where = tmp_path_factory.mktemp("stack-set")
     python = environment(where / "venv", STACK)
-    port = _free_port()
+    port = free_port(18600)
     config = where / "basic_auth.ini"
     config.write_text(
         "[mlflow]\ndefault_permission = READ\n"

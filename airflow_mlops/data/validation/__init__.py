@@ -14,7 +14,6 @@ broke. The package's rooms:
 from __future__ import annotations
 
 from airflow_mlops.data.validation.checks import (
-    EXPECTATION_CHECKS,
     REGISTRY,
     Check,
     register,
@@ -29,7 +28,7 @@ from airflow_mlops.data.validation.stream import (
 )
 
 __all__ = [
-    "EXPECTATION_CHECKS", "HEADER", "REGISTRY", "ROW_CHECKS", "WINDOW", "Check", "StreamValidator",
+    "HEADER", "REGISTRY", "ROW_CHECKS", "WINDOW", "Check", "StreamValidator",
     "ValidationReport", "infer_constraints", "partition_label", "register", "row_faults", "row_level",
     "validate_and_profile", "validate_frame",
 ]  # fmt: skip

@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 DEFAULT_MAX_DUPLICATE_FRACTION = 0.05
 DEFAULT_CLASS_BALANCE = {"max_shift": 0.25, "min_rows": 30}
 DEFAULT_PARTITION_MIN_SHARE = 0.2  # a partition with fewer rows than this share of the median is named
-EXPECTATION_CHECKS = ("mean", "quantile")  # distribution expectations, not the data contract
 MAX_CLASSES = 20  # a target with more distinct values is not a class label
 SCOPES = ("window", "feature", "target", "table", "column")  # the report's order
 SAMPLES = 5  # offending values shown per check
@@ -207,7 +206,7 @@ def build(v: Window) -> list[Check]:
     built = []
     for scope in SCOPES:
         for column in columns[scope]:
-            rule = v.rules.get(column) or {} if scope == "column" else {}
+            rule = (v.rules.get(column) or {}) if scope == "column" else {}
             built += [cls(column, rule) for cls in REGISTRY if cls.scope == scope and cls.applies(v, column, rule)]
     return built
 

@@ -147,8 +147,9 @@ class StreamValidator:
             self.cols.setdefault(name, ColumnState()).update(batch, numeric=name in self.numeric)
             for check in self._by_column.get(name, ()):
                 check.update(batch)
+        table = TableBatch(df, part, flat)
         for check in self._table:
-            check.update(TableBatch(df, part, flat))
+            check.update(table)
 
     def where(self, check: str, column: str) -> tuple[str, int]:
         """The partitions holding a check's offending rows (the worst three, with their counts), and the total."""
