@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_mlops.tools.airflow_cli import SQLITE_CONNECT_ARGS_SETTING, run_airflow
-from airflow_mlops.tools.quickstart import _bin, demo_env, free_port
+from airflow_mlops.tools.quickstart import _bin, bindable, demo_env, free_port
 
 WORKERS = ("w1", "w2")
 #: MLflow 3's server also starts a job runner and seven huey consumers for its GenAI jobs (trace roll-ups,
@@ -326,18 +326,12 @@ def start(
 
 def _ports_free(base: int, count: int) -> list[int]:
     """``count`` ports from ``base``, each of them free now (a taken one is named, not skipped)."""
-    import socket
-
     ports = list(range(base, base + count))
     for port in ports:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                raise RuntimeError(
-                    f"port {port} (of {base}..{base + count - 1}, the stack's ports) is taken: choose another "
-                    "--port-base"
-                ) from None
+        if not bindable(port):
+            raise RuntimeError(
+                f"port {port} (of {base}..{base + count - 1}, the stack's ports) is taken: choose another --port-base"
+            )
     return ports
 
 
