@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from airflow_mlops.pipeline import bundle_config
+from airflow_mlops.tools.quickstart import THREAD_SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
 _SESSION = Path(tempfile.mkdtemp(prefix="mlops-tests-"))
@@ -64,7 +65,7 @@ os.environ.update(
 # stack's trainers and the embedded Airflow's share two cores: with a pool of threads per core in each, the
 # threads of one wait spinning for cores the others hold (measured: three training tests took 74 s and 30 s of
 # CPU, 28 s and 19 s with one thread each). A user's own setting is kept.
-for _threads in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+for _threads in THREAD_SETTINGS:
     os.environ.setdefault(_threads, "1")
 (_SESSION / "airflow").mkdir(parents=True, exist_ok=True)
 

@@ -70,7 +70,7 @@ def free_port(preferred: int) -> int:
         return s.getsockname()[1]
 
 
-TASKS_AT_ONCE = 4  # the embedded default's parallelism; the stack's two workers run two tasks each
+TASKS_AT_ONCE = 4  # the embedded default's parallelism (the stack: its workers times their concurrency)
 THREAD_SETTINGS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 

@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from airflow_mlops.tools.airflow_cli import SQLITE_CONNECT_ARGS_SETTING, run_airflow
-from airflow_mlops.tools.quickstart import _bin, bindable, demo_env, free_port
+from airflow_mlops.tools.quickstart import _bin, bindable, demo_env, free_port, thread_settings
 
 WORKERS = ("w1", "w2")
+WORKER_CONCURRENCY = 2  # tasks each Celery worker runs at once
 #: MLflow 3's server also starts a job runner and seven huey consumers for its GenAI jobs (trace roll-ups,
 #: prompt optimisation): measured here, 38 s of CPU in its first minute with them and 12 s without (13
 #: processes and 5). Tracking and the model registry use none of them.
@@ -105,7 +106,9 @@ class Stack:
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CELERY__BROKER_URL": f"{self.redis}/{self.redis_db}",
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.airflow_db,
-            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
+            # the cores shared among the tasks every worker of this machine runs at once
+            **thread_settings(len(self.workers) * WORKER_CONCURRENCY),
             # a send into a stalled broker times out (operation_timeout, 1 s) and is sent again on the next
             # scheduler loop this many times before the task is failed: Airflow's 3 gave up after about 7 s,
             # failing a task that a 30-s Redis pause had only delayed
@@ -397,7 +400,7 @@ def _spawn_workers(stack: Stack, env: dict[str, str], names: list[str]) -> None:
         pidfile.unlink(missing_ok=True)  # a crashed worker's pid file would stop the new one from starting
         _spawn(stack, f"worker-{worker}", [
             _bin("airflow"), "celery", "worker", "--celery-hostname", f"{worker}@%h",
-            "--pid", str(pidfile), "--concurrency", "2",
+            "--pid", str(pidfile), "--concurrency", str(WORKER_CONCURRENCY),
         ], worker_env)  # fmt: skip
 
 
