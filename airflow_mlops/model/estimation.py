@@ -14,9 +14,11 @@ of a window does not grow with its rows. Accuracy, precision, recall, F1 and ROC
 averages over the classes for a multiclass model, as the model tests report them).
 
 Where it is blind: the estimate assumes the model's calibrated scores still say how often each row is
-positive, i.e. that P(y | x) did not change. Covariate shift (inputs move, the rule stays) is what it sees;
-pure concept drift (inputs unchanged, labelling rule changed) leaves the scores, and so the estimate,
-unchanged: only live metrics on real labels catch it.
+positive, i.e. that P(y | score) did not change. Covariate shift (inputs move, the rule stays) is what it
+sees, as far as the score carries what the inputs say: where it does not (trees' scores saturate), rows with
+the same score can be more often positive after the shift than before, and the estimate falls low by about
+that much (``benchmarks/estimation.py --curve-check``). Pure concept drift (inputs unchanged, labelling rule
+changed) leaves the scores, and so the estimate, unchanged: only live metrics on real labels catch it.
 """
 
 from __future__ import annotations
