@@ -402,6 +402,8 @@ class EstimatePerformanceOperator(MlflowMixin, NamedOutputs, Alerting):
             self.log.info("%s, %s: %s", self.model_name, window.label, result["reason"])
             return result
         table = estimate_table(result)
+        if result.get("caveat"):
+            table += f"\ncaveat: {result['caveat']}"
         if result["drift"]:
             headline = (
                 f"ESTIMATED PERFORMANCE DRIFT: champion v{result['champion']} of {self.model_name} on {window.label} "
@@ -414,8 +416,8 @@ class EstimatePerformanceOperator(MlflowMixin, NamedOutputs, Alerting):
             nxt = "next: the retraining branch follows (cooldown and consecutive windows apply)"
             self.log.warning("%s\n%s\n%s", headline, table, nxt)
             self.alert(context, "performance_drift", f"{headline}\n{table}\n{nxt}")
-        else:
-            self.log.info(
+        else:  # a caveat (the scores moved) is worth a look even without a drop
+            (self.log.warning if result.get("caveat") else self.log.info)(
                 "estimated performance of champion v%s on %s (%d rows, no labels):\n%s",
                 result["champion"], window.label, result["rows"], table,
             )  # fmt: skip

@@ -17,7 +17,8 @@ Where it is blind: the estimate assumes the model's calibrated scores still say 
 positive, i.e. that P(y | score) did not change. Covariate shift (inputs move, the rule stays) is what it
 sees, as far as the score carries what the inputs say: where it does not (trees' scores saturate), rows with
 the same score can be more often positive after the shift than before, and the estimate falls low by about
-that much (``benchmarks/estimation.py --curve-check``). Pure concept drift (inputs unchanged, labelling rule
+that much (``benchmarks/estimation.py --curve-check``); :func:`score_shift` says when a window's scores
+moved from the held-out rows'. Pure concept drift (inputs unchanged, labelling rule
 changed) leaves the scores, and so the estimate, unchanged: only live metrics on real labels catch it.
 """
 
@@ -36,6 +37,8 @@ MIN_ROWS = 100
 DRAWS = 400
 ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 BAND = (2.5, 97.5)
+SCORE_SHIFT_KS = 0.05  # the drift sensor's default KS threshold for a numeric input
+KS_ALPHA_0001 = 1.949  # two-sample KS: the distance's noise at alpha 0.001 is this times sqrt(1/n + 1/m)
 
 
 def fit_calibration(scores: Any, labels: Any, bins: int = BINS) -> dict[str, Any] | None:
@@ -112,6 +115,39 @@ def fit_calibrations(proba: Any, labels: Any, classes: list[Any]) -> dict[str, A
             return None
         curves.append(curve)
     return {"classes": [str(c) for c in classes], "curves": curves, "rows": int(len(y))}
+
+
+def score_shift(calibration: dict[str, Any], scores: Any) -> dict[str, float] | None:
+    """How far a window's scores moved from the held-out rows' the calibration was fitted on, as a
+    Kolmogorov-Smirnov distance: at each knot of the curve the held-out rows' CDF lies within its bin's
+    (``n`` rows; the knot is inside the bin's scores), and the window's within what it has below and at the
+    knot; the distance is the widest gap between the two (a lower bound of KS, free of tied scores). For a
+    multiclass model the largest over its classes' curves. ``{"ks", "limit"}``: above ``limit`` (the drift
+    sensor's default ``SCORE_SHIFT_KS``, or KS's noise for these row counts at alpha 0.001 where that is
+    more) the window leans on parts of the curve the held-out rows weighed less; where the score does not
+    carry all that the inputs say, rows with the same score are then more (or less) often positive than on
+    those rows, and the estimate lags (see the module). None without per-bin row counts or rows."""
+    import numpy as np
+
+    s = np.asarray(scores, dtype=float)
+    multi = "curves" in calibration
+    s = s[np.isfinite(s).all(axis=1)] if multi else s[np.isfinite(s)]
+    curves = calibration["curves"] if multi else [calibration]
+    columns = [s[:, k] for k in range(len(curves))] if multi else [s]
+    gaps, held_rows = [], []
+    for curve, column in zip(curves, columns, strict=True):
+        held = np.asarray(curve.get("n") or [], dtype=float)
+        if len(column) == 0 or len(held) != len(curve["x"]) or held.sum() <= 0:
+            return None
+        cum = np.cumsum(held) / held.sum()
+        below, upto = cum - held / held.sum(), cum  # the held-out CDF at each knot lies in [below, upto]
+        knots, ordered = _logit(curve["x"]), np.sort(_logit(column))
+        w_below = np.searchsorted(ordered, knots, side="left") / len(ordered)
+        w_upto = np.searchsorted(ordered, knots, side="right") / len(ordered)
+        gaps.append(float(np.maximum(np.maximum(below - w_upto, w_below - upto), 0.0).max()))
+        held_rows.append(float(held.sum()))
+    noise = KS_ALPHA_0001 * np.sqrt(1 / min(held_rows) + 1 / len(s))
+    return {"ks": round(max(gaps), 4), "limit": round(float(max(SCORE_SHIFT_KS, noise)), 4)}
 
 
 def _place(curve: dict[str, Any], scores: Any) -> tuple[Any, Any]:

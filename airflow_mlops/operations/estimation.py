@@ -5,6 +5,9 @@ held-out rows (tag ``mlops.calibration``), give each watched metric's expected v
 whose estimate falls further below the tested value than its tolerance, with the whole band below the tested
 value, is (estimated) performance drift: reported in the shape of a drift report, so the scoring DAG branches
 into the same retraining trigger. Blind to pure concept drift (see the model module); live metrics see it.
+Where the window's scores moved from the held-out rows' (``score_shift``'s KS distance above its limit),
+the result carries a ``caveat``: under covariate shift the estimate holds only as far as the score carries what
+the inputs say.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def estimate_window(
     estimate, low, high, tested, drop, tolerance, status), ``rows`` and ``champion``; ``status`` is
     ``not_measured`` when the champion has no calibration (registered before it was fitted, or not a
     classifier)."""
-    from airflow_mlops.model.estimation import estimate_metrics
+    from airflow_mlops.model.estimation import estimate_metrics, score_shift
     from airflow_mlops.operations.live import window_predictions
     from airflow_mlops.operations.scoring import PROBA_PREFIX
     from airflow_mlops.tracking import registry
@@ -87,6 +90,16 @@ def estimate_window(
         out.update(status="not_measured", reason="the predictions hold no scores (not a classifier)")
         return out
     estimates = estimate_metrics(scores, calibration, metrics=metrics)
+    moved = score_shift(calibration, scores)
+    out["score_shift"] = moved
+    if moved is not None and moved["ks"] > moved["limit"]:
+        out["caveat"] = (
+            f"the window's scores moved from the held-out rows' v{champion.version} was calibrated on (KS "
+            f"{moved['ks']:.3f} > {moved['limit']:.3f}): where the score does not carry all that the inputs say, "
+            "rows with the same score are now more or less often positive than there, and the estimate lags by "
+            "that much; the drift sensor and, once labels arrive, live metrics tell (docs/concepts.md, 'Where it "
+            "is blind')"
+        )
     tested = {m: registry.tested_metric(champion, m) for m in estimates}
     judged = judge(estimates, tested, max_metric_drop)
     drifted = [m for m, r in judged.items() if r["drift"]]
@@ -125,6 +138,8 @@ def _log(c: Any, model_name: str, label: str, result: dict[str, Any], artifact_r
     for metric, row in result["metrics"].items():
         for part in ("estimate", "low", "high"):
             c.log_metric(run_id, f"v{result['champion']}_{metric}_{part}", float(row[part]))
+    if result.get("score_shift") is not None:
+        c.log_metric(run_id, f"v{result['champion']}_score_shift_ks", float(result["score_shift"]["ks"]))
     c.set_tag(run_id, "mlops.estimated_status", result["status"])
     if run is None:
         c.set_terminated(run_id)

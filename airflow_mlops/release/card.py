@@ -122,7 +122,8 @@ def build(c: Any, name: str, version: str) -> ModelCard:
             events.append(ReleaseEvent(event="rollback", detail=f"{word}: {tags[key]}"))
     limits = [
         "Performance estimated before labels is blind to concept drift (a change of the labelling rule with "
-        "unchanged inputs); live metrics see it once labels arrive.",
+        "unchanged inputs), and lags under covariate shift where the score does not carry all that the inputs "
+        "say (the estimate task warns when the window's scores move); live metrics see both once labels arrive.",
         "Trained on the window above only: values, categories or classes outside it were never seen.",
     ]
     if not tags.get(registry.CALIBRATION_TAG):

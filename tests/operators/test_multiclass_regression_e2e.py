@@ -49,6 +49,9 @@ def test_a_three_class_model_is_trained_scored_estimated_and_measured_live(bag):
     estimated = xcom("multi_plan__score", scored.run_id, "estimate_performance")  # before any label
     assert (estimated["champion"], estimated["status"]) == ("1", "no_drift")
     assert set(estimated["metrics"]) == {"accuracy", "f1", "roc_auc"}
+    # scored rows drawn as the held-out ones: their scores did not move, so no caveat
+    assert estimated["score_shift"]["ks"] <= estimated["score_shift"]["limit"]
+    assert "caveat" not in estimated
 
     live_run, states = run_dag(bag.dags["multi_plan__live_metrics"], DAY)
     assert (states["live_metrics"], states["no_performance_drift"]) == ("success", "success")
@@ -59,6 +62,12 @@ def test_a_three_class_model_is_trained_scored_estimated_and_measured_live(bag):
     for metric, row in estimated["metrics"].items():  # the labels land inside the band estimated without them
         assert row["low"] <= measured[metric] <= row["high"], (metric, row, measured[metric])
     assert live["performance"]["status"] == "no_drift"
+
+    drifted, states = run_dag(bag.dags["multi_plan__score"], "2026-01-25")  # after the demo's price rise
+    assert states["estimate_performance"] == "success"
+    moved = xcom("multi_plan__score", drifted.run_id, "estimate_performance")
+    assert moved["score_shift"]["ks"] > moved["score_shift"]["limit"]  # its scores left the held-out rows'
+    assert moved["caveat"].startswith("the window's scores moved from the held-out rows' v1 was calibrated on")
 
 
 def test_a_regressor_is_trained_scored_and_measured_live(bag):

@@ -186,6 +186,66 @@ def test_estimation_is_blind_to_a_changed_labelling_rule():
     assert realised < est["low"]  # ... while the real accuracy fell below its band
 
 
+def test_the_score_shift_sees_a_window_that_leans_on_other_parts_of_the_curve():
+    """Covariate shift the estimate may lag on: the window's scores spread over the curve unlike the held-out
+    rows' (KS at the knots, beyond its limit); the same distribution stays below it, binary and multiclass,
+    and so do tied scores (a confident model's many equal probabilities)."""
+    from airflow_mlops.model.estimation import fit_calibration, fit_calibrations, score_shift
+
+    x, y = _logistic(4000, 1)
+    calibration = fit_calibration(1 / (1 + np.exp(-2 * x)), y)
+    for seed, shift in ((2, 0.0), (3, 0.0), (4, 0.5)):
+        xs, _ = _logistic(20000, seed, shift=shift)
+        moved = score_shift(calibration, 1 / (1 + np.exp(-2 * xs)))
+        assert (moved["ks"] > moved["limit"]) == (shift > 0), (shift, moved)
+    assert score_shift({k: v for k, v in calibration.items() if k != "n"}, [0.5] * 10) is None  # no row counts
+
+    tied = np.round(1 / (1 + np.exp(-6 * x)), 2)  # a third of the rows at 0.0 or 1.0
+    curve = fit_calibration(tied, y)
+    same = score_shift(curve, np.round(1 / (1 + np.exp(-6 * _logistic(5000, 8)[0])), 2))
+    assert same["ks"] <= same["limit"], same
+
+    proba, labels = _three_classes(4000, 0)
+    three = fit_calibrations(proba, labels, [0, 1, 2])
+    same, moved = score_shift(three, _three_classes(2000, 5)[0]), score_shift(three, _three_classes(2000, 6, 0.5)[0])
+    assert same["ks"] <= same["limit"] < moved["ks"], (same, moved)
+
+
+def test_an_estimate_on_moved_scores_carries_the_caveat_and_logs_the_shift(tmp_path, mlflow_uri):
+    """estimate_window on the champion's rows: a window like the held-out rows has no caveat; one whose
+    scores moved says why its estimate may lag, and the shift is logged beside the estimates."""
+    from mlflow.tracking import MlflowClient
+
+    from airflow_mlops.model.estimation import fit_calibration
+    from airflow_mlops.operations.estimation import estimate_window
+    from airflow_mlops.tracking.registry import CALIBRATION_TAG
+
+    x, y = _logistic(4000, 1)
+    calibration = fit_calibration(1 / (1 + np.exp(-2 * x)), y)
+    c = MlflowClient()
+    c.create_registered_model("est")
+    run = c.create_run(c.create_experiment("e-est"))
+    tags = {CALIBRATION_TAG: json.dumps(calibration), "mlops.test_metrics": json.dumps({"accuracy": 0.8})}
+    v = c.create_model_version("est", source=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags=tags)
+    c.set_registered_model_alias("est", "champion", v.version)
+    found = {}
+    for label, shift in (("2026-01-01", 0.0), ("2026-01-02", 0.8)):
+        xs, _ = _logistic(5000, 7, shift=shift)
+        (tmp_path / "pred").mkdir(exist_ok=True)
+        pd.DataFrame({"model_version": "1", "score": 1 / (1 + np.exp(-2 * xs))}).to_parquet(
+            tmp_path / "pred" / f"{label}.parquet"
+        )
+        found[shift] = estimate_window(
+            c, "est", predictions_uri=str(tmp_path / "pred"), window_label=label, metrics=["accuracy"],
+            max_metric_drop=0.05,
+        )  # fmt: skip
+    assert "caveat" not in found[0.0]
+    assert found[0.8]["caveat"].startswith("the window's scores moved from the held-out rows' v1 was calibrated on")
+    assert found[0.8]["score_shift"]["ks"] > found[0.8]["score_shift"]["limit"] >= found[0.0]["score_shift"]["ks"]
+    logged = c.get_run(found[0.8]["mlflow_run_id"]).data.metrics
+    assert logged["v1_score_shift_ks"] == pytest.approx(found[0.8]["score_shift"]["ks"])
+
+
 def test_an_estimated_drop_beyond_tolerance_and_noise_is_drift():
     from airflow_mlops.operations.estimation import judge
 
