@@ -64,6 +64,21 @@ def trainers(variable: str, value: str) -> list:
     ]  # fmt: skip
 
 
+def drop_stack_data(stack: Any) -> None:
+    """What a test's stack keeps after ``stack stop`` (for a user to resume it): its PostgreSQL databases and
+    its Redis database. Dropped at the end of the test, so the suite leaves the services as it found them."""
+    import psycopg2
+    import redis
+
+    conn = psycopg2.connect(f"{stack.pg}/postgres", connect_timeout=10)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        for db in (f"{stack.name}_airflow", f"{stack.name}_mlflow", f"{stack.name}_mlflow_auth"):
+            cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    conn.close()
+    redis.Redis.from_url(f"{stack.redis}/{stack.redis_db}").flushdb()
+
+
 def utc(day: str) -> dt.datetime:
     return dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import runs_in_db, trainers
+from helpers import drop_stack_data, runs_in_db, trainers
 from helpers import wait_for as _wait
 
 from airflow_mlops.tools.airflow_cli import create_backfill
@@ -63,8 +63,11 @@ def stack(tmp_path_factory):
         stack_tools.stop(home, say=print)
         os.environ.clear()
         os.environ.update(saved)
-        assert [g for g in groups if stack_tools._members(g)] == [], "a stack process outlived stop()"
-        assert _trainers(started) == []
+        try:
+            assert [g for g in groups if stack_tools._members(g)] == [], "a stack process outlived stop()"
+            assert _trainers(started) == []
+        finally:
+            drop_stack_data(started)
 
 
 def test_the_tracking_server_starts_without_mlflows_job_runner(stack):

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import drop_stack_data
 
 pytestmark = [pytest.mark.slow, pytest.mark.stack, pytest.mark.timeout(600)]
 REDIS = "redis://127.0.0.1:6379"
@@ -52,12 +53,13 @@ def test_a_failed_start_stops_everything_it_started_and_names_the_component(tmp_
         " settings={'AIRFLOW__CORE__EXECUTOR': 'no_such_module.NoSuchExecutor'})"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=outside, capture_output=True, text=True, timeout=500)
+    state = stack_tools.Stack.load(home)
+    drop_stack_data(state)
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("RuntimeError: stack mlops_ci_failstart did not start: "), done.stderr[-3000:]
     assert "scheduler exited" in last
     assert "Every component it started is stopped" in last
-    state = stack_tools.Stack.load(home)
     assert state.pids == {}
     assert state.api_port == 18400
     left = [p for p in psutil.process_iter(["cmdline", "cwd"]) if str(home) in " ".join(p.info.get("cmdline") or [])]
