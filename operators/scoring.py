@@ -402,8 +402,6 @@ class EstimatePerformanceOperator(MlflowMixin, NamedOutputs, Alerting):
             self.log.info("%s, %s: %s", self.model_name, window.label, result["reason"])
             return result
         table = estimate_table(result)
-        if result.get("caveat"):
-            table += f"\ncaveat: {result['caveat']}"
         if result["drift"]:
             headline = (
                 f"ESTIMATED PERFORMANCE DRIFT: champion v{result['champion']} of {self.model_name} on {window.label} "

@@ -73,7 +73,7 @@ def drop_stack_data(stack: Any) -> None:
     conn = psycopg2.connect(f"{stack.pg}/postgres", connect_timeout=10)
     conn.autocommit = True
     with conn.cursor() as cur:
-        for db in (f"{stack.name}_airflow", f"{stack.name}_mlflow", f"{stack.name}_mlflow_auth"):
+        for db in stack.databases:
             cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
     conn.close()
     redis.Redis.from_url(f"{stack.redis}/{stack.redis_db}").flushdb()

@@ -37,8 +37,6 @@ MIN_ROWS = 100
 DRAWS = 400
 ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 BAND = (2.5, 97.5)
-SCORE_SHIFT_KS = 0.05  # the drift sensor's default KS threshold for a numeric input
-KS_ALPHA_0001 = 1.949  # two-sample KS: the distance's noise at alpha 0.001 is this times sqrt(1/n + 1/m)
 
 
 def fit_calibration(scores: Any, labels: Any, bins: int = BINS) -> dict[str, Any] | None:
@@ -123,11 +121,13 @@ def score_shift(calibration: dict[str, Any], scores: Any) -> dict[str, float] | 
     (``n`` rows; the knot is inside the bin's scores), and the window's within what it has below and at the
     knot; the distance is the widest gap between the two (a lower bound of KS, free of tied scores). For a
     multiclass model the largest over its classes' curves. ``{"ks", "limit"}``: above ``limit`` (the drift
-    sensor's default ``SCORE_SHIFT_KS``, or KS's noise for these row counts at alpha 0.001 where that is
-    more) the window leans on parts of the curve the held-out rows weighed less; where the score does not
+    sensor's default KS threshold for a numeric input, or KS's noise for these row counts at alpha 0.001
+    where that is more: :func:`airflow_mlops.data.drift.scores.ks_floor`) the window leans on parts of the curve the held-out rows weighed less; where the score does not
     carry all that the inputs say, rows with the same score are then more (or less) often positive than on
     those rows, and the estimate lags (see the module). None without per-bin row counts or rows."""
     import numpy as np
+
+    from airflow_mlops.data.drift.scores import NumericRule, ks_floor
 
     s = np.asarray(scores, dtype=float)
     multi = "curves" in calibration
@@ -146,8 +146,8 @@ def score_shift(calibration: dict[str, Any], scores: Any) -> dict[str, float] | 
         w_upto = np.searchsorted(ordered, knots, side="right") / len(ordered)
         gaps.append(float(np.maximum(np.maximum(below - w_upto, w_below - upto), 0.0).max()))
         held_rows.append(float(held.sum()))
-    noise = KS_ALPHA_0001 * np.sqrt(1 / min(held_rows) + 1 / len(s))
-    return {"ks": round(max(gaps), 4), "limit": round(float(max(SCORE_SHIFT_KS, noise)), 4)}
+    limit = max(NumericRule().ks, ks_floor(min(held_rows), len(s)))
+    return {"ks": round(max(gaps), 4), "limit": round(float(limit), 4)}
 
 
 def _place(curve: dict[str, Any], scores: Any) -> tuple[Any, Any]:

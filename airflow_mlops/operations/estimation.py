@@ -112,9 +112,10 @@ def estimate_window(
 
 
 def estimate_table(result: dict[str, Any]) -> str:
+    """The window's estimates as a table, and the result's caveat (if any) on a line under it."""
     from airflow_mlops.tables import fmt, format_table
 
-    return format_table(
+    table = format_table(
         [
             (m, fmt(r["tested"]), fmt(r["estimate"]), f"{fmt(r['low'])} .. {fmt(r['high'])}", fmt(r["drop"]),
              fmt(r["tolerance"]), r["status"].upper() if r["drift"] else r["status"])
@@ -122,6 +123,7 @@ def estimate_table(result: dict[str, Any]) -> str:
         ],
         ("metric", "tested", "estimated", "95% band", "drop", "tolerance", "status"),
     )  # fmt: skip
+    return table + (f"\ncaveat: {result['caveat']}" if result.get("caveat") else "")
 
 
 def _log(c: Any, model_name: str, label: str, result: dict[str, Any], artifact_root: str | None) -> str:

@@ -65,18 +65,23 @@ class Stack:
     settings: dict[str, str] = field(default_factory=dict)
 
     @property
+    def databases(self) -> tuple[str, str, str]:
+        """The stack's PostgreSQL databases: Airflow's metadata, MLflow's store and MLflow's users."""
+        return f"{self.name}_airflow", f"{self.name}_mlflow", f"{self.name}_mlflow_auth"
+
+    @property
     def airflow_db(self) -> str:
-        return f"{self.pg}/{self.name}_airflow"
+        return f"{self.pg}/{self.databases[0]}"
 
     @property
     def mlflow_db(self) -> str:
-        return f"{self.pg}/{self.name}_mlflow"
+        return f"{self.pg}/{self.databases[1]}"
 
     @property
     def mlflow_auth_db(self) -> str:
         """The tracking server's users and permissions (basic auth): recreated with the stack, like its store
         (a start makes a new admin password; a user table kept from an earlier start refused it)."""
-        return f"{self.pg}/{self.name}_mlflow_auth"
+        return f"{self.pg}/{self.databases[2]}"
 
     @property
     def mlflow_url(self) -> str:
@@ -156,7 +161,7 @@ def _recreate_databases(stack: Stack) -> None:
     conn = psycopg2.connect(f"{stack.pg}/postgres", connect_timeout=10)
     conn.autocommit = True
     with conn.cursor() as cur:
-        for db in (f"{stack.name}_airflow", f"{stack.name}_mlflow", f"{stack.name}_mlflow_auth"):
+        for db in stack.databases:
             cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
             cur.execute(f'CREATE DATABASE "{db}"')
     conn.close()

@@ -143,7 +143,7 @@ class DriftPolicy:
         return metric, float(threshold)
 
 
-def _ks_floor(n: float, m: float, sketch_error: float = 0.0) -> float:
+def ks_floor(n: float, m: float, sketch_error: float = 0.0) -> float:
     """What sampling noise alone gives (alpha = 0.001), plus what the two KLL sketches can be off by."""
     return KS_C_999 * math.sqrt((n + m) / (n * m)) + sketch_error
 
@@ -341,7 +341,7 @@ def score_drift(
                 threshold = max(limit, _psi_floor(n_ref, n_cur, bins, sketch_error))
                 row.update(metric="psi", score=score, psi=psi, threshold=threshold, ks=ks)
             else:
-                threshold = max(limit, _ks_floor(n_ref, n_cur, sketch_error))
+                threshold = max(limit, ks_floor(n_ref, n_cur, sketch_error))
                 row.update(metric="ks", score=ks, psi=psi, threshold=threshold)
         row["drifted"] = row["score"] > row["threshold"]
         row["status"] = "drift" if row["drifted"] else "ok"

@@ -217,7 +217,7 @@ def test_an_estimate_on_moved_scores_carries_the_caveat_and_logs_the_shift(tmp_p
     from mlflow.tracking import MlflowClient
 
     from airflow_mlops.model.estimation import fit_calibration
-    from airflow_mlops.operations.estimation import estimate_window
+    from airflow_mlops.operations.estimation import estimate_table, estimate_window
     from airflow_mlops.tracking.registry import CALIBRATION_TAG
 
     x, y = _logistic(4000, 1)
@@ -244,6 +244,9 @@ def test_an_estimate_on_moved_scores_carries_the_caveat_and_logs_the_shift(tmp_p
     assert found[0.8]["score_shift"]["ks"] > found[0.8]["score_shift"]["limit"] >= found[0.0]["score_shift"]["ks"]
     logged = c.get_run(found[0.8]["mlflow_run_id"]).data.metrics
     assert logged["v1_score_shift_ks"] == pytest.approx(found[0.8]["score_shift"]["ks"])
+    # the task's log: the caveat on a line under the table, none without it
+    assert estimate_table(found[0.8]).splitlines()[-1] == f"caveat: {found[0.8]['caveat']}"
+    assert "caveat" not in estimate_table(found[0.0])
 
 
 def test_an_estimated_drop_beyond_tolerance_and_noise_is_drift():
