@@ -8,6 +8,12 @@ it ran before, it resumes on its databases unless ``--fresh``), ``airflow-mlops 
 process it started (recorded in ``<home>/stack.json``), and ``airflow-mlops demo --stack celery``
 starts it, drives the demo pipeline through it, prints the embedded demo's summary and stops it.
 PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) are expected to run already.
+
+A supervisor (its own process, ``<home>/logs/supervisor.log``) starts again any component that exits, as
+systemd's ``Restart=always`` or a Kubernetes container restart would: Airflow's scheduler and triggerer exit on a
+database error in the middle of a transaction (a PostgreSQL restart or fail-over, ``pg_terminate_backend``),
+and without it the stack ran no task again. A component taken down on purpose (:func:`stop_component`) stays
+down until :func:`restart`.
 """
 
 from __future__ import annotations
@@ -36,6 +42,12 @@ WORKER_CONCURRENCY = 2  # tasks each Celery worker runs at once
 #: processes and 5). Tracking and the model registry use none of them.
 MLFLOW_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 STATE = "stack.json"
+LOCK = "stack.lock"  # held while the state and the processes it names change (the supervisor, restart, stop)
+SUPERVISOR = "supervisor"
+#: the supervisor looks at every component this often; a component that exits again within STEADY seconds of
+#: its last start waits twice as long as the last time before the next start (RESTART_DELAY up to RESTART_MAX)
+SUPERVISE_EVERY = 2.0
+RESTART_DELAY, RESTART_MAX, STEADY = 2.0, 60.0, 120.0
 
 
 @dataclass
@@ -63,6 +75,8 @@ class Stack:
     # more environment for every component, over the stack's own (Airflow settings such as
     # AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT); kept in the state, so a restart applies it too
     settings: dict[str, str] = field(default_factory=dict)
+    # components taken down on purpose (stop_component): the supervisor leaves them down until restart()
+    down: list[str] = field(default_factory=list)
 
     @property
     def databases(self) -> tuple[str, str, str]:
@@ -90,10 +104,13 @@ class Stack:
     def save(self) -> None:
         state = {k: getattr(self, k) for k in ("name", "pg", "redis", "redis_db", "api_port", "mlflow_port",
                                                "health_port", "trigger_log_port", "worker_log_ports",
-                                               "secrets", "pids", "groups", "dags_folder", "workers", "settings")}  # fmt: skip
+                                               "secrets", "pids", "groups", "dags_folder", "workers", "settings",
+                                               "down")}  # fmt: skip
         path = self.home / STATE
-        path.write_text(json.dumps(state, indent=2))
-        path.chmod(0o600)  # it holds the stack's passwords and keys
+        partial = path.with_name(f".{STATE}.{os.getpid()}")  # read by the supervisor at any time: never half
+        with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            out.write(json.dumps(state, indent=2))  # 0600: it holds the stack's passwords and keys
+        partial.replace(path)
 
     @classmethod
     def load(cls, home: Path) -> Stack:
@@ -320,6 +337,7 @@ def start(
             _spawn(stack, component, [_bin("airflow"), component], env)
         _spawn_workers(stack, env, names)
         _wait_up(stack, timeout)
+        _spawn_supervisor(stack, env)
     except BaseException as err:
         failed = _failed_components(stack)
         say(f"the stack did not start ({failed or err}): stopping everything it started")
@@ -360,9 +378,7 @@ def _failed_components(stack: Stack) -> str:
     for label, pid in stack.pids.items():
         if _members(pid):
             continue
-        log = stack.home / "logs" / f"{label}.log"
-        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()] if log.exists() else []
-        dead.append(f"{label} exited ({lines[-1][:300] if lines else 'no log'})")
+        dead.append(f"{label} exited ({_last_line(stack, label)})")
     return "; ".join(dead)
 
 
@@ -375,11 +391,15 @@ def resume(home: Path, *, say: Any = print, timeout: float = 240) -> Stack:
     is failed by the scheduler once its heartbeat is older than the timeout and retried; its trainer resumes
     the same MLflow run from the last checkpoint.
     """
-    stack = Stack.load(home.resolve())
-    for group in stack.groups:  # whatever survived the crash goes first: two schedulers would fight
-        _stop_group(group, 5.0)
-    stack.pids, stack.groups = {}, []
-    stack.save()
+    home = home.resolve()
+    with _locked(home):
+        stack = Stack.load(home)
+        if SUPERVISOR in stack.pids:  # a supervisor that survived would start what is stopped next
+            _stop_group(stack.pids[SUPERVISOR], 5.0)
+        for group in stack.groups:  # whatever survived the crash goes first: two schedulers would fight
+            _stop_group(group, 5.0)
+        stack.pids, stack.groups, stack.down = {}, [], []
+        stack.save()
     env = {**os.environ, **stack.env()}
     say(f"MLflow tracking server on {stack.mlflow_url} (databases kept)")
     _spawn_mlflow(stack)
@@ -393,6 +413,7 @@ def resume(home: Path, *, say: Any = print, timeout: float = 240) -> Stack:
         _spawn(stack, component, [_bin("airflow"), component], env)
     _spawn_workers(stack, env, stack.workers)
     _wait_http(f"http://127.0.0.1:{stack.api_port}/api/v2/monitor/health", "Airflow", timeout, _scheduler_healthy)
+    _spawn_supervisor(stack, env)
     say("the stack is up again")
     return stack
 
@@ -410,17 +431,58 @@ def _spawn_workers(stack: Stack, env: dict[str, str], names: list[str]) -> None:
 
 
 def restart(stack: Stack, label: str) -> None:
-    """Start one component again (after a crash): the scheduler, the API server, a worker...
+    """Start one component again: the scheduler, the API server, a worker (``worker-w1``)... one taken down by
+    :func:`stop_component` included (the supervisor looks after it again from then on).
 
     Whatever the crashed component left in its process group is stopped first, as a supervisor (systemd's
     control group, a Kubernetes container restart) would: a ``kill -9`` of the scheduler alone leaves its
     forked health-check server alive, holding its port ("Address already in use" for the new one) and a
     copy of the database connection of the transaction it was in. The new scheduler picks runs with ``SKIP
     LOCKED``: seen here, two backfill runs the killed scheduler was handling were not scheduled again for
-    25 min, until the leftover was gone."""
+    25 min, until the leftover was gone. ``stack`` is brought up to date with the state on disk."""
+    with _locked(stack.home):
+        current = Stack.load(stack.home)
+        _restart(current, label)
+    stack.__dict__.update(current.__dict__)
+
+
+def stop_component(stack: Stack, label: str, sig: int = signal.SIGKILL) -> None:
+    """Take one component down on purpose (a maintenance window, an outage drill): its whole process group gets
+    ``sig`` (SIGKILL by default: an abrupt outage), and the supervisor leaves it down until :func:`restart`."""
+    with _locked(stack.home):
+        current = Stack.load(stack.home)
+        if label not in current.pids:
+            raise ValueError(f"the stack has no component {label!r} (it has {', '.join(current.pids)})")
+        if label not in current.down:
+            current.down.append(label)
+            current.save()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(current.pids[label], sig)
+        from airflow_mlops.tools.waiting import poll
+
+        poll(lambda: not _members(current.pids[label]), timeout=30, every=0.2, what=f"{label} did not stop")
+    stack.__dict__.update(current.__dict__)
+
+
+@contextlib.contextmanager
+def _locked(home: Path) -> Any:
+    import fcntl
+
+    with (home / LOCK).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _restart(stack: Stack, label: str) -> None:
+    """:func:`restart` on the state as loaded, with the lock held."""
     old = stack.pids.get(label)
     if old is not None and _members(old):
         _stop_group(old, 5.0)
+    if label in stack.down:
+        stack.down.remove(label)
     env = {**os.environ, **stack.env()}
     if label == "mlflow":
         _spawn_mlflow(stack)
@@ -428,8 +490,80 @@ def restart(stack: Stack, label: str) -> None:
         _spawn(stack, label, [_bin("airflow"), "api-server", "--port", str(stack.api_port)], env)
     elif label in ("scheduler", "dag-processor", "triggerer"):
         _spawn(stack, label, [_bin("airflow"), label], env)
+    elif label.startswith("worker-") and label.removeprefix("worker-") in stack.workers:
+        _spawn_workers(stack, env, [label.removeprefix("worker-")])
     else:
         raise ValueError(f"cannot restart {label!r}")
+
+
+def _alive(pid: int) -> bool:
+    """Whether a component's main process (the leader of its process group) still runs."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE and os.getpgid(pid) == pid
+    except (psutil.NoSuchProcess, ProcessLookupError):
+        return False
+
+
+def _spawn_supervisor(stack: Stack, env: dict[str, str]) -> None:
+    _spawn(stack, SUPERVISOR, [_bin("airflow-mlops"), "stack", "supervise", "--home", str(stack.home)], env)
+
+
+def supervise(home: Path, *, every: float = SUPERVISE_EVERY) -> None:
+    """The stack's supervisor (``start`` and ``resume`` run it as a process of its own): every ``every`` seconds,
+    each component whose main process is gone, and that was not taken down on purpose, is started again, with
+    whatever it left in its process group stopped first. One line per start in ``logs/supervisor.log``: which
+    component, its old and new process, and the last line of its log (why it ended). A component that keeps
+    exiting is started again after 2, 4, 8 ... 60 s. The supervisor ends when the stack is stopped or replaced
+    (the state no longer names it)."""
+    home = home.resolve()
+    born = time.monotonic()
+    delay: dict[str, float] = {}
+    started: dict[str, float] = {}
+    next_try: dict[str, float] = {}
+
+    def say(msg: str) -> None:
+        print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {msg}", flush=True)
+
+    say(f"supervising the stack in {home} (pid {os.getpid()})")
+    while True:
+        with contextlib.suppress(ChildProcessError):  # the components it started and that ended: reaped
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+        with _locked(home):
+            stack = Stack.load(home)
+            mine = stack.pids.get(SUPERVISOR)
+            if mine != os.getpid() and (mine is not None or time.monotonic() - born > 30):
+                say("the stack was stopped or started again without this supervisor: done")
+                return
+            for label, pid in list(stack.pids.items()):
+                now = time.monotonic()
+                if label == SUPERVISOR or label in stack.down or _alive(pid) or now < next_try.get(label, 0.0):
+                    continue
+                why = _last_line(stack, label)
+                _restart(stack, label)
+                recent = now - started.get(label, -STEADY) < STEADY
+                delay[label] = min(2 * delay.get(label, RESTART_DELAY), RESTART_MAX) if recent else RESTART_DELAY
+                started[label], next_try[label] = now, now + delay[label]
+                say(
+                    f"{label} (pid {pid}) exited; started again as pid {stack.pids[label]}. From its log: {why} "
+                    f"(next start no sooner than {delay[label]:.0f} s)"
+                )  # fmt: skip
+        time.sleep(every)
+
+
+def _last_line(stack: Stack, label: str) -> str:
+    """Why a component ended, from its log: the last exception line of its last 200 lines (a traceback's
+    ``sqlalchemy.exc.OperationalError: ...``, not the link SQLAlchemy prints under it), else its last line."""
+    import re
+
+    log = stack.home / "logs" / f"{label}.log"
+    lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()] if log.exists() else []
+    for line in reversed(lines[-200:]):
+        if re.match(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b", line):
+            return line[:300]
+    return lines[-1][:300] if lines else "no log"
 
 
 def stop(home: Path, *, say: Any = print, grace: float = 30.0) -> None:
@@ -440,14 +574,18 @@ def stop(home: Path, *, say: Any = print, grace: float = 30.0) -> None:
     signalled, SIGTERM first, SIGKILL after ``grace`` seconds. (Process titles are rewritten by Airflow and
     Celery, so neither names nor environments identify them reliably; groups do.)
     """
-    stack = Stack.load(home.resolve())
-    order = sorted(stack.pids, key=lambda k: (k == "api-server", k == "mlflow", not k.startswith("worker")))
-    for label in order:
-        _stop_group(stack.pids[label], grace)
-    for group in stack.groups:  # what a component killed and restarted left behind
-        _stop_group(group, 5.0)
-    stack.pids, stack.groups = {}, []
-    stack.save()
+    home = home.resolve()
+    with _locked(home):  # the supervisor is never half-way through a start now
+        stack = Stack.load(home)
+        if SUPERVISOR in stack.pids:  # first: it would start again what is stopped next
+            _stop_group(stack.pids.pop(SUPERVISOR), 5.0)
+        order = sorted(stack.pids, key=lambda k: (k == "api-server", k == "mlflow", not k.startswith("worker")))
+        for label in order:
+            _stop_group(stack.pids[label], grace)
+        for group in stack.groups:  # what a component killed and restarted left behind
+            _stop_group(group, 5.0)
+        stack.pids, stack.groups, stack.down = {}, [], []
+        stack.save()
     say("stack stopped: no process left running")
 
 
@@ -538,7 +676,7 @@ def main(argv: list[str]) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="airflow-mlops stack", description=__doc__)
-    parser.add_argument("action", choices=("start", "stop"))
+    parser.add_argument("action", choices=("start", "stop", "supervise"), help="supervise: what start runs, in the background")
     parser.add_argument("--home", default=".stack")
     add_options(parser, "mlops_stack")
     parser.add_argument(
@@ -557,6 +695,9 @@ def main(argv: list[str]) -> int:
             )
         print(json.dumps({"airflow": f"http://127.0.0.1:{stack.api_port}", "mlflow": stack.mlflow_url,
                           "state": str(stack.home / STATE)}))  # fmt: skip
+        return 0
+    if args.action == "supervise":
+        supervise(Path(args.home))
         return 0
     stop(Path(args.home))
     return 0

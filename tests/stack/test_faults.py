@@ -59,7 +59,7 @@ def stack(tmp_path_factory):
     try:
         yield started
     finally:
-        groups = list(started.groups)
+        groups = list(stack_tools.Stack.load(home).groups)  # the supervisor's restarts included
         stack_tools.stop(home, say=print)
         os.environ.clear()
         os.environ.update(saved)
@@ -77,7 +77,7 @@ def test_the_tracking_server_starts_without_mlflows_job_runner(stack):
 
     from airflow_mlops.tools import stack as stack_tools
 
-    commands = [" ".join(psutil.Process(pid).cmdline()) for pid in stack_tools._members(stack.pids["mlflow"])]
+    commands = [" ".join(psutil.Process(pid).cmdline()) for pid in stack_tools._members(_pids(stack)["mlflow"])]
     assert any("uvicorn" in c for c in commands), commands
     assert [c for c in commands if "huey" in c or "_job_runner" in c] == []
 
@@ -138,16 +138,24 @@ def _trainers(stack) -> list:
     return trainers("AIRFLOW_MLOPS_TEST_HOLD", str(Path(stack.home) / "hold"))
 
 
+def _pids(stack) -> dict[str, int]:
+    """The stack's components now: the supervisor records the ones it starts again in the state."""
+    from airflow_mlops.tools import stack as stack_tools
+
+    return stack_tools.Stack.load(Path(stack.home)).pids
+
+
 def _worker_of(stack, pid: int) -> str:
     """Which of the stack's workers a process runs under."""
     import psutil
 
     proc = psutil.Process(pid)
     chain = {p.pid for p in proc.parents()}
-    for label, worker_pid in stack.pids.items():
+    pids = _pids(stack)
+    for label, worker_pid in pids.items():
         if label.startswith("worker-") and worker_pid in chain:
             return label
-    raise AssertionError(f"process {pid} runs under none of the workers {stack.pids}")
+    raise AssertionError(f"process {pid} runs under none of the workers {pids}")
 
 
 def _kill_tree(pid: int) -> None:
@@ -222,7 +230,7 @@ def test_a_killed_worker_then_a_stalled_broker_lose_no_training(stack):
     pid, step = _held(stack, "fault_churn")
     trainer = psutil_process(pid)
     victim = _worker_of(stack, pid)
-    _kill_tree(stack.pids[victim])
+    _kill_tree(_pids(stack)[victim])
     _wait("the dead worker's trainer to be gone", lambda: not trainer.is_running(), 30, every=0.5)
     _hold(stack, "fault_churn", step + 1)  # the retry resumes, and waits at its next checkpoint
     _held(stack, "fault_churn", after=step)
@@ -262,15 +270,17 @@ def _running_tasks(stack, dag_id: str) -> list[str]:
     return out
 
 
-def test_the_scheduler_killed_and_restarted_mid_backfill_finishes_it(stack):
-    """kill -9 of the scheduler while a backfill runs, then a restart: every run of the backfill completes."""
-    from airflow_mlops.tools import stack as stack_tools
-
+def test_the_scheduler_killed_mid_backfill_is_started_again_and_finishes_it(stack):
+    """kill -9 of the scheduler while a backfill runs: the stack's supervisor starts it again (its log says
+    which process ended and which replaced it), and every run of the backfill completes."""
     monitor = "fault_churn__drift_monitor"
     _backfill(stack, monitor, "2026-01-20", "2026-01-21")
     _wait("a monitor task to run", lambda: _running_tasks(stack, monitor), 300)
-    os.kill(stack.pids["scheduler"], signal.SIGKILL)
-    stack_tools.restart(stack, "scheduler")
+    killed = _pids(stack)["scheduler"]
+    os.kill(killed, signal.SIGKILL)
+    new = _wait("the supervisor to start the scheduler again", lambda: (p := _pids(stack)["scheduler"]) != killed and p, 60)
+    log = (Path(stack.home) / "logs" / "supervisor.log").read_text()
+    assert f"scheduler (pid {killed}) exited; started again as pid {new}." in log
     states = _wait(
         "the backfill to finish",
         lambda: (s := _states(stack, monitor)) and len(s) == 2 and all(x in ("success", "failed") for x in s) and s,
@@ -280,7 +290,9 @@ def test_the_scheduler_killed_and_restarted_mid_backfill_finishes_it(stack):
 
 
 def test_database_connections_terminated_mid_run_do_not_fail_it(stack):
-    """pg_terminate_backend of every Airflow connection while runs are active: the runs complete."""
+    """pg_terminate_backend of every Airflow connection while runs are active: the runs complete. (A component
+    caught in a transaction exits -- the scheduler and the triggerer do -- and the supervisor starts it again;
+    without it, a CI run saw the stack run no task again.)"""
     import psycopg2
 
     monitor = "fault_churn__drift_monitor"
@@ -315,7 +327,7 @@ def test_the_mlflow_server_down_for_30_seconds_is_ridden_out(stack):
     _hold(stack, "fault_churn")
     _backfill(stack, TRAIN, "2026-01-18", "2026-01-18")
     pid, _ = _held(stack, "fault_churn")
-    _kill_tree(stack.pids["mlflow"])
+    stack_tools.stop_component(stack, "mlflow")  # kill -9 of its process group; the supervisor leaves it down
     down_at = time.time()
     _release(stack, "fault_churn")
     time.sleep(30)  # the outage itself, not an ordering
@@ -406,7 +418,7 @@ def test_the_api_server_then_the_whole_stack_restarted_mid_training_lose_nothing
     pid, first = _held(stack, "fault_restart")
     trainer = psutil_process(pid)
 
-    _kill_tree(stack.pids["api-server"])
+    stack_tools.stop_component(stack, "api-server")
     time.sleep(15)  # the outage itself, not an ordering
     stack_tools.restart(stack, "api-server")
     _hold(stack, "fault_restart", first + 1)  # on to the next checkpoint, and wait there
@@ -414,7 +426,9 @@ def test_the_api_server_then_the_whole_stack_restarted_mid_training_lose_nothing
     assert pid_later == pid  # the task and its trainer rode out the API server's absence
     assert trainer.is_running()
 
-    for component in stack.pids.values():  # the whole machine's Airflow and MLflow at once
+    pids = _pids(stack)
+    _kill_tree(pids.pop("supervisor"))  # the whole machine's Airflow and MLflow at once, its supervisor first
+    for component in pids.values():
         _kill_tree(component)
     _wait("the trainer to die with its task", lambda: not _trainers(stack), 30, every=0.5)
     _release(stack, "fault_restart")

@@ -1,0 +1,84 @@
+"""The stack's supervisor, on a state file and stand-in processes (``sleep``): which components it starts again,
+which it leaves alone, what it writes, and that it ends once another one is named. (The real stack's scheduler killed with ``-9`` and started
+again by it: tests/stack/test_faults.py.)"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+
+import pytest
+from helpers import wait_for
+
+from airflow_mlops.tools import stack as stack_tools
+
+
+def _sleeper() -> int:
+    return subprocess.Popen(["sleep", "600"], start_new_session=True).pid
+
+
+@pytest.fixture
+def supervised(tmp_path, monkeypatch, capsys):
+    """A stack state naming this process as its supervisor, a dead scheduler, a running triggerer and an MLflow
+    server taken down on purpose; the supervisor's loop in a thread, with each start a ``sleep``."""
+    dead = subprocess.Popen(["true"], start_new_session=True)
+    dead.wait()
+    running = _sleeper()
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "scheduler.log").write_text(
+        "Traceback (most recent call last):\n  ...\n"
+        "sqlalchemy.exc.OperationalError: (psycopg2.OperationalError) server closed the connection unexpectedly\n"
+        "(Background on this error at: https://sqlalche.me/e/21/e3q8)\n"
+    )
+    state = stack_tools.Stack(
+        home=tmp_path, pids={"supervisor": os.getpid(), "scheduler": dead.pid, "triggerer": running, "mlflow": dead.pid},
+        down=["mlflow"],
+    )  # fmt: skip
+    state.save()
+    started: list[tuple[str, int]] = []
+
+    def start(stack, label):  # what _restart spawns, minus Airflow
+        pid = _sleeper()
+        started.append((label, pid))
+        stack.pids[label] = pid
+        stack.groups.append(pid)
+        stack.save()
+
+    monkeypatch.setattr(stack_tools, "_restart", start)
+    loop = threading.Thread(target=stack_tools.supervise, args=(tmp_path,), kwargs={"every": 0.05}, daemon=True)
+    loop.start()
+    try:
+        yield tmp_path, started, running, dead.pid, capsys
+    finally:
+        current = stack_tools.Stack.load(tmp_path)
+        current.pids["supervisor"] = 1  # another supervisor took over: this one ends
+        current.save()
+        loop.join(timeout=10)
+        for pid in [running] + [pid for _, pid in started]:
+            with contextlib.suppress(ProcessLookupError):  # one the test killed already
+                os.killpg(pid, signal.SIGKILL)
+    assert not loop.is_alive()
+
+
+def test_a_component_that_exited_is_started_again_and_the_log_says_why(supervised):
+    home, started, running, dead, capsys = supervised
+    wait_for("the scheduler to be started again", lambda: started, 10, every=0.05)
+    state = stack_tools.Stack.load(home)
+    assert started == [("scheduler", state.pids["scheduler"])]
+    assert state.pids["triggerer"] == running  # running: left alone
+    assert "mlflow" in state.down  # taken down on purpose: left down
+    line = [ln for ln in capsys.readouterr().out.splitlines() if " exited; " in ln][0]
+    assert line.split(" ", 1)[1].startswith(f"scheduler (pid {dead}) exited; started again as pid {state.pids['scheduler']}.")
+    assert "From its log: sqlalchemy.exc.OperationalError: (psycopg2.OperationalError) server closed" in line
+
+
+def test_a_component_that_keeps_exiting_waits_longer_each_time(supervised):
+    home, started, _, _, capsys = supervised
+    wait_for("the first start", lambda: len(started) == 1, 10, every=0.05)
+    os.killpg(started[0][1], signal.SIGKILL)
+    wait_for("the second start", lambda: len(started) == 2, 10, every=0.05)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if " exited; " in ln]
+    assert [ln.rsplit("(", 1)[1] for ln in lines] == ["next start no sooner than 2 s)", "next start no sooner than 4 s)"]
