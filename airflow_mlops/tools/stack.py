@@ -392,14 +392,8 @@ def resume(home: Path, *, say: Any = print, timeout: float = 240) -> Stack:
     the same MLflow run from the last checkpoint.
     """
     home = home.resolve()
-    with _locked(home):
-        stack = Stack.load(home)
-        if SUPERVISOR in stack.pids:  # a supervisor that survived would start what is stopped next
-            _stop_group(stack.pids[SUPERVISOR], 5.0)
-        for group in stack.groups:  # whatever survived the crash goes first: two schedulers would fight
-            _stop_group(group, 5.0)
-        stack.pids, stack.groups, stack.down = {}, [], []
-        stack.save()
+    stop(home, say=lambda _: None, grace=5.0)  # whatever survived the crash goes first: two schedulers would fight
+    stack = Stack.load(home)
     env = {**os.environ, **stack.env()}
     say(f"MLflow tracking server on {stack.mlflow_url} (databases kept)")
     _spawn_mlflow(stack)
@@ -559,7 +553,11 @@ def _last_line(stack: Stack, label: str) -> str:
     import re
 
     log = stack.home / "logs" / f"{label}.log"
-    lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()] if log.exists() else []
+    lines: list[str] = []
+    if log.exists():
+        with log.open("rb") as handle:  # its end only: a long-running component's log grows without bound
+            handle.seek(max(0, log.stat().st_size - 65536))
+            lines = [ln for ln in handle.read().decode(errors="replace").splitlines() if ln.strip()]
     for line in reversed(lines[-200:]):
         if re.match(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b", line):
             return line[:300]
