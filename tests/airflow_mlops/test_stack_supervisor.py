@@ -63,6 +63,17 @@ def supervised(tmp_path, monkeypatch, capsys):
     assert not loop.is_alive()
 
 
+def _logged(capsys, n: int) -> list[str]:
+    """The supervisor's first ``n`` start lines, once it has written them (each follows its start)."""
+    out: list[str] = []
+
+    def lines() -> list[str]:
+        out.append(capsys.readouterr().out)
+        return [ln for ln in "".join(out).splitlines() if " exited; " in ln]
+
+    return wait_for(f"{n} start line(s) in the supervisor's log", lambda: len(found := lines()) >= n and found, 10, every=0.05)
+
+
 def test_a_component_that_exited_is_started_again_and_the_log_says_why(supervised):
     home, started, running, dead, capsys = supervised
     wait_for("the scheduler to be started again", lambda: started, 10, every=0.05)
@@ -70,7 +81,7 @@ def test_a_component_that_exited_is_started_again_and_the_log_says_why(supervise
     assert started == [("scheduler", state.pids["scheduler"])]
     assert state.pids["triggerer"] == running  # running: left alone
     assert "mlflow" in state.down  # taken down on purpose: left down
-    line = [ln for ln in capsys.readouterr().out.splitlines() if " exited; " in ln][0]
+    line = _logged(capsys, 1)[0]
     assert line.split(" ", 1)[1].startswith(f"scheduler (pid {dead}) exited; started again as pid {state.pids['scheduler']}.")
     assert "From its log: sqlalchemy.exc.OperationalError: (psycopg2.OperationalError) server closed" in line
 
@@ -80,5 +91,5 @@ def test_a_component_that_keeps_exiting_waits_longer_each_time(supervised):
     wait_for("the first start", lambda: len(started) == 1, 10, every=0.05)
     os.killpg(started[0][1], signal.SIGKILL)
     wait_for("the second start", lambda: len(started) == 2, 10, every=0.05)
-    lines = [ln for ln in capsys.readouterr().out.splitlines() if " exited; " in ln]
+    lines = _logged(capsys, 2)
     assert [ln.rsplit("(", 1)[1] for ln in lines] == ["next start no sooner than 2 s)", "next start no sooner than 4 s)"]
