@@ -504,23 +504,27 @@ def _spawn_supervisor(stack: Stack, env: dict[str, str]) -> None:
     _spawn(stack, SUPERVISOR, [_bin("airflow-mlops"), "stack", "supervise", "--home", str(stack.home)], env)
 
 
-def supervise(home: Path, *, every: float = SUPERVISE_EVERY) -> None:
+def supervise(home: Path, *, every: float = SUPERVISE_EVERY, say: Any = None) -> None:
     """The stack's supervisor (``start`` and ``resume`` run it as a process of its own): every ``every`` seconds,
     each component whose main process is gone, and that was not taken down on purpose, is started again, with
     whatever it left in its process group stopped first. One line per start in ``logs/supervisor.log``: which
     component, its old and new process, and the last line of its log (why it ended). A component that keeps
     exiting is started again after 2, 4, 8 ... 60 s. The supervisor ends when the stack is stopped or replaced
-    (the state no longer names it)."""
+    (the state no longer names it). Its lines go to ``say`` (stdout, flushed, when not given)."""
     home = home.resolve()
     born = time.monotonic()
     delay: dict[str, float] = {}
     started: dict[str, float] = {}
     next_try: dict[str, float] = {}
 
-    def say(msg: str) -> None:
-        print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {msg}", flush=True)
+    def note(msg: str) -> None:
+        line = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {msg}"
+        if say is None:
+            print(line, flush=True)
+        else:
+            say(line)
 
-    say(f"supervising the stack in {home} (pid {os.getpid()})")
+    note(f"supervising the stack in {home} (pid {os.getpid()})")
     while True:
         with contextlib.suppress(ChildProcessError):  # the components it started and that ended: reaped
             while os.waitpid(-1, os.WNOHANG)[0]:
@@ -529,7 +533,7 @@ def supervise(home: Path, *, every: float = SUPERVISE_EVERY) -> None:
             stack = Stack.load(home)
             mine = stack.pids.get(SUPERVISOR)
             if mine != os.getpid() and (mine is not None or time.monotonic() - born > 30):
-                say("the stack was stopped or started again without this supervisor: done")
+                note("the stack was stopped or started again without this supervisor: done")
                 return
             for label, pid in list(stack.pids.items()):
                 now = time.monotonic()
@@ -540,7 +544,7 @@ def supervise(home: Path, *, every: float = SUPERVISE_EVERY) -> None:
                 recent = now - started.get(label, -STEADY) < STEADY
                 delay[label] = min(2 * delay.get(label, RESTART_DELAY), RESTART_MAX) if recent else RESTART_DELAY
                 started[label], next_try[label] = now, now + delay[label]
-                say(
+                note(
                     f"{label} (pid {pid}) exited; started again as pid {stack.pids[label]}. From its log: {why} "
                     f"(next start no sooner than {delay[label]:.0f} s)"
                 )  # fmt: skip

@@ -21,9 +21,10 @@ def _sleeper() -> int:
 
 
 @pytest.fixture
-def supervised(tmp_path, monkeypatch, capsys):
+def supervised(tmp_path, monkeypatch):
     """A stack state naming this process as its supervisor, a dead scheduler, a running triggerer and an MLflow
-    server taken down on purpose; the supervisor's loop in a thread, with each start a ``sleep``."""
+    server taken down on purpose; the supervisor's loop in a thread, with each start a ``sleep`` and its lines
+    kept in a list (not stdout: what a thread prints between two phases of a test reaches no capture)."""
     dead = subprocess.Popen(["true"], start_new_session=True)
     dead.wait()
     running = _sleeper()
@@ -48,10 +49,13 @@ def supervised(tmp_path, monkeypatch, capsys):
         stack.save()
 
     monkeypatch.setattr(stack_tools, "_restart", start)
-    loop = threading.Thread(target=stack_tools.supervise, args=(tmp_path,), kwargs={"every": 0.05}, daemon=True)
+    said: list[str] = []
+    loop = threading.Thread(
+        target=stack_tools.supervise, args=(tmp_path,), kwargs={"every": 0.05, "say": said.append}, daemon=True
+    )
     loop.start()
     try:
-        yield tmp_path, started, running, dead.pid, capsys
+        yield tmp_path, started, running, dead.pid, said
     finally:
         current = stack_tools.Stack.load(tmp_path)
         current.pids["supervisor"] = 1  # another supervisor took over: this one ends
@@ -63,33 +67,31 @@ def supervised(tmp_path, monkeypatch, capsys):
     assert not loop.is_alive()
 
 
-def _logged(capsys, n: int) -> list[str]:
+def _logged(said: list[str], n: int) -> list[str]:
     """The supervisor's first ``n`` start lines, once it has written them (each follows its start)."""
-    out: list[str] = []
 
     def lines() -> list[str]:
-        out.append(capsys.readouterr().out)
-        return [ln for ln in "".join(out).splitlines() if " exited; " in ln]
+        return [ln for ln in list(said) if " exited; " in ln]
 
     return wait_for(f"{n} start line(s) in the supervisor's log", lambda: len(found := lines()) >= n and found, 10, every=0.05)
 
 
 def test_a_component_that_exited_is_started_again_and_the_log_says_why(supervised):
-    home, started, running, dead, capsys = supervised
+    home, started, running, dead, said = supervised
     wait_for("the scheduler to be started again", lambda: started, 10, every=0.05)
     state = stack_tools.Stack.load(home)
     assert started == [("scheduler", state.pids["scheduler"])]
     assert state.pids["triggerer"] == running  # running: left alone
     assert "mlflow" in state.down  # taken down on purpose: left down
-    line = _logged(capsys, 1)[0]
+    line = _logged(said, 1)[0]
     assert line.split(" ", 1)[1].startswith(f"scheduler (pid {dead}) exited; started again as pid {state.pids['scheduler']}.")
     assert "From its log: sqlalchemy.exc.OperationalError: (psycopg2.OperationalError) server closed" in line
 
 
 def test_a_component_that_keeps_exiting_waits_longer_each_time(supervised):
-    home, started, _, _, capsys = supervised
+    home, started, _, _, said = supervised
     wait_for("the first start", lambda: len(started) == 1, 10, every=0.05)
     os.killpg(started[0][1], signal.SIGKILL)
     wait_for("the second start", lambda: len(started) == 2, 10, every=0.05)
-    lines = _logged(capsys, 2)
+    lines = _logged(said, 2)
     assert [ln.rsplit("(", 1)[1] for ln in lines] == ["next start no sooner than 2 s)", "next start no sooner than 4 s)"]
