@@ -6,6 +6,7 @@ metrics once the labels are there."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ def bag(mlflow_uri, roots, monkeypatch):
     return dags
 
 
-def test_a_three_class_model_is_trained_scored_estimated_and_measured_live(bag):
+def test_a_three_class_model_is_trained_scored_estimated_and_measured_live(bag, capfd):
     _, states = run_dag(bag.dags["multi_plan__train"], "2026-01-11")
     assert states["register_model"] == "success"
     (v1,) = versions("multi_plan")
@@ -63,11 +64,16 @@ def test_a_three_class_model_is_trained_scored_estimated_and_measured_live(bag):
         assert row["low"] <= measured[metric] <= row["high"], (metric, row, measured[metric])
     assert live["performance"]["status"] == "no_drift"
 
+    capfd.readouterr()
     drifted, states = run_dag(bag.dags["multi_plan__score"], "2026-01-25")  # after the demo's price rise
     assert states["estimate_performance"] == "success"
     moved = xcom("multi_plan__score", drifted.run_id, "estimate_performance")
     assert moved["score_shift"]["ks"] > moved["score_shift"]["limit"]  # its scores left the held-out rows'
     assert moved["caveat"].startswith("the window's scores moved from the held-out rows' v1 was calibrated on")
+    # the task's log: its warning, the table and the caveat on the line under it
+    log = capfd.readouterr().out
+    assert re.search(r"\[warning\s*\] ESTIMATED PERFORMANCE DRIFT: champion v1 of multi_plan on 2026-01-24", log), log[-3000:]
+    assert f"\ncaveat: {moved['caveat']}\n" in log
 
 
 def test_a_regressor_is_trained_scored_and_measured_live(bag):
