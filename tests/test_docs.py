@@ -58,3 +58,24 @@ def test_no_session_talk_in_the_docs_and_results():
     """Results carry their date and commit; who measured them, and when in which sitting, is not a fact."""
     for path in [ROOT / "benchmarks" / "RESULTS.md", *sorted((ROOT / "docs").glob("*.md"))]:
         assert "session" not in path.read_text().lower(), path
+
+
+def test_the_summary_reads_the_same_whatever_order_its_store_kept_the_keys_in():
+    """The stack's record comes from PostgreSQL (jsonb puts shorter keys first), the embedded one's from a JSON
+    file (keys sorted): each result's keys reversed, the summary is the same, champion first, v9 before v10."""
+    from airflow_mlops.tools.quickstart import render_summary
+
+    record = json.loads(RECORD.read_text())
+    rendered = render_summary(record)
+
+    def reverse(value):
+        if isinstance(value, dict):
+            return {k: reverse(value[k]) for k in reversed(list(value))}
+        return [reverse(v) for v in value] if isinstance(value, list) else value
+
+    assert render_summary(reverse(record)) == rendered
+    assert "rows: champion 1804, challenger 196 (" in rendered
+    live = next(r["results"]["live_metrics"] for r in record["runs"] if r["dag"] == "live_metrics")
+    live["per_version"] = {"10": live["per_version"]["3"], "9": live["per_version"]["2"]}
+    (line,) = [ln for ln in render_summary(record).splitlines() if "v10 roc_auc" in ln]
+    assert line.index("v9 roc_auc") < line.index("v10 roc_auc")

@@ -292,6 +292,15 @@ def collect_summary() -> dict[str, Any]:
     }
 
 
+ROLES = ("champion", "challenger", "shadow")
+
+
+def _by_role(counts: dict[str, int]) -> list[tuple[str, int]]:
+    """A scoring run's rows per role, champion first: the record's key order is its store's (a JSON file sorts
+    them, PostgreSQL's jsonb puts the shorter first), and the summary reads the same from either."""
+    return sorted(counts.items(), key=lambda kv: ROLES.index(kv[0]) if kv[0] in ROLES else len(ROLES))
+
+
 def _outcome(run: dict[str, Any]) -> tuple[str, str]:
     """A run's interval and outcome, as the summary's table shows them."""
     from airflow_mlops.data.drift.scores import summary_line
@@ -304,16 +313,16 @@ def _outcome(run: dict[str, Any]) -> tuple[str, str]:
     if kind == "score":
         res = results["score_partition"]
         return interval, (
-            f"{res['rows']} rows: " + ", ".join(f"{k} {v}" for k, v in res["rows_by_model"].items() if v)
+            f"{res['rows']} rows: " + ", ".join(f"{k} {v}" for k, v in _by_role(res["rows_by_model"]) if v)
             + f" (champion v{res['champion_version']}, challenger v{res['challenger_version']})"
             if res else "not scored"
         )  # fmt: skip
     if kind == "live_metrics":
         res = results["live_metrics"]
-        return interval, (
-            ", ".join(f"v{v} roc_auc {m['roc_auc']:.4f}" for v, m in res["per_version"].items()) + f": {res['decision']}"
-            if res else "no live metrics"
-        )  # fmt: skip
+        if not res:
+            return interval, "no live metrics"
+        versions = sorted(res["per_version"].items(), key=lambda vm: int(vm[0]))  # v9 before v10, from any store
+        return interval, ", ".join(f"v{v} roc_auc {m['roc_auc']:.4f}" for v, m in versions) + f": {res['decision']}"
     if kind == "drift_monitor":
         report = results["detect_drift"]
         outcome = summary_line(report) if report else "no report"

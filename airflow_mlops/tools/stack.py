@@ -317,7 +317,7 @@ def start(
         secrets={"fernet_key": Fernet.generate_key().decode(), "api_secret": secrets.token_hex(16),
                  "jwt_secret": secrets.token_hex(32), "mlflow_password": secrets.token_urlsafe(16)},
     )  # fmt: skip
-    say(f"PostgreSQL databases {name}_airflow and {name}_mlflow (fresh), Redis db {stack.redis_db}")
+    say(f"PostgreSQL databases {', '.join(stack.databases)} (fresh), Redis db {stack.redis_db}")
     _claim_redis(stack)  # before anything is started or recorded: a refused database leaves nothing to stop
     stack.save()
     try:
@@ -346,7 +346,7 @@ def start(
             f"stack {name} did not start: {failed or err}. Every component it started is stopped; the logs "
             f"are in {home / 'logs'}"
         ) from err
-    say("the stack is up")
+    say(f"the stack is up; its supervisor starts again any component that exits ({home / 'logs' / 'supervisor.log'})")
     return stack
 
 
@@ -408,7 +408,7 @@ def resume(home: Path, *, say: Any = print, timeout: float = 240) -> Stack:
     _spawn_workers(stack, env, stack.workers)
     _wait_http(f"http://127.0.0.1:{stack.api_port}/api/v2/monitor/health", "Airflow", timeout, _scheduler_healthy)
     _spawn_supervisor(stack, env)
-    say("the stack is up again")
+    say(f"the stack is up again; its supervisor starts again any component that exits ({home / 'logs' / 'supervisor.log'})")
     return stack
 
 
