@@ -325,14 +325,12 @@ def main(argv: list[str] | None = None) -> int:
     add_options(p, "mlops_demo_stack")  # with --stack celery
     p.set_defaults(func=_cmd_demo)
 
+    from airflow_mlops.tools.stack import ACTIONS, ACTIONS_HELP
+
     p = sub.add_parser(
-        "stack", help="start or stop the production stack (PostgreSQL, Celery + Redis, MLflow server)"
+        "stack", help="start, stop or check the production stack (PostgreSQL, Celery + Redis, MLflow server)"
     )
-    p.add_argument(
-        "action", choices=("start", "stop", "supervise"),
-        help="supervise: start again any component that exits (start runs it in the background; "
-        "its log: <home>/logs/supervisor.log)",
-    )  # fmt: skip
+    p.add_argument("action", choices=ACTIONS, help=ACTIONS_HELP)
     p.add_argument("--home", default=".stack", help="folder of the stack's state and logs")
     add_options(p, "mlops_stack")
     p.add_argument("--fresh", action="store_true", help="start over on empty databases")

@@ -13,7 +13,7 @@ A supervisor (its own process, ``<home>/logs/supervisor.log``) starts again any 
 systemd's ``Restart=always`` or a Kubernetes container restart would: Airflow's scheduler and triggerer exit on a
 database error in the middle of a transaction (a PostgreSQL restart or fail-over, ``pg_terminate_backend``),
 and without it the stack ran no task again. A component taken down on purpose (:func:`stop_component`) stays
-down until :func:`restart`.
+down until :func:`restart`. ``airflow-mlops stack status`` says what runs and what the supervisor last started.
 """
 
 from __future__ import annotations
@@ -621,6 +621,45 @@ def _stop_group(group: int, grace: float) -> None:
         poll(gone, timeout=10, every=0.2, what=f"process group {group} did not stop")
 
 
+def status(home: Path, *, recent: int = 5) -> tuple[int, str]:
+    """What ``airflow-mlops stack status`` prints, and its exit code: each component with its process and
+    whether it runs, was taken down on purpose (``stop_component``: left down until ``restart``) or exited;
+    whether the supervisor runs; its last ``recent`` starts (``logs/supervisor.log``). 0: every component and
+    the supervisor run; 1: something does not (the text says what, and the command that starts it again); 2:
+    no stack in ``home``."""
+    from airflow_mlops.tables import format_table
+
+    home = home.resolve()
+    if not (home / STATE).exists():
+        return 2, f"no stack in {home} (no {STATE}): airflow-mlops stack start --home {home} starts one"
+    stack = Stack.load(home)
+    if not stack.pids:
+        return 1, f"the stack in {home} is stopped: airflow-mlops stack start --home {home} starts it again"
+    rows, bad = [], []
+    for label, pid in stack.pids.items():
+        state = "running" if _alive(pid) else "down (on purpose)" if label in stack.down else "exited"
+        rows.append((label, str(pid), state))
+        if state != "running":
+            bad.append(label)
+    lines = [format_table(rows, ("component", "pid", "state")), "",
+             f"Airflow: http://127.0.0.1:{stack.api_port}   MLflow: {stack.mlflow_url}"]  # fmt: skip
+    if SUPERVISOR in bad:
+        lines.append(
+            "the supervisor is not running: a component that exits is not started again; "
+            f"airflow-mlops stack start --home {home} starts it again (with any component that is not running)"
+        )
+    elif bad:
+        lines.append(
+            f"not running: {', '.join(bad)} (the supervisor starts again what exited within seconds; what was taken "
+            f"down on purpose stays down until airflow-mlops stack start --home {home})"
+        )
+    log = home / "logs" / "supervisor.log"
+    starts = [ln for ln in log.read_text(errors="replace").splitlines() if " exited; " in ln] if log.exists() else []
+    if starts:
+        lines += ["", f"last starts by the supervisor ({log}):", *starts[-recent:]]
+    return (1 if bad else 0), "\n".join(lines)
+
+
 def run_stack_demo(
     home: Path, *, name: str = "mlops_demo_stack", timeout: float = 1800, redis_db: int = 5,
     port_base: int | None = None, dags_folder: Path | None = None,
@@ -657,6 +696,14 @@ def run_stack_demo(
     return 0
 
 
+ACTIONS = ("start", "stop", "status", "supervise")
+ACTIONS_HELP = (
+    "status: each component and the supervisor, running, exited or taken down (exit code 0 when all run, 1 when "
+    "not, 2 without a stack); supervise: start again any component that exits (start runs it in the background; "
+    "its log: <home>/logs/supervisor.log)"
+)
+
+
 def add_options(parser: Any, name: str) -> None:
     """What keeps a stack apart from its neighbours on one machine (``stack start``, ``demo --stack celery``)."""
     parser.add_argument("--name", default=name, help=f"prefix of its PostgreSQL databases (default {name})")
@@ -678,7 +725,7 @@ def main(argv: list[str]) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="airflow-mlops stack", description=__doc__)
-    parser.add_argument("action", choices=("start", "stop", "supervise"), help="supervise: what start runs, in the background")
+    parser.add_argument("action", choices=ACTIONS, help=ACTIONS_HELP)
     parser.add_argument("--home", default=".stack")
     add_options(parser, "mlops_stack")
     parser.add_argument(
@@ -698,6 +745,10 @@ def main(argv: list[str]) -> int:
         print(json.dumps({"airflow": f"http://127.0.0.1:{stack.api_port}", "mlflow": stack.mlflow_url,
                           "state": str(stack.home / STATE)}))  # fmt: skip
         return 0
+    if args.action == "status":
+        code, text = status(Path(args.home))
+        print(text)
+        return code
     if args.action == "supervise":
         supervise(Path(args.home))
         return 0

@@ -95,3 +95,48 @@ def test_a_component_that_keeps_exiting_waits_longer_each_time(supervised):
     wait_for("the second start", lambda: len(started) == 2, 10, every=0.05)
     lines = _logged(said, 2)
     assert [ln.rsplit("(", 1)[1] for ln in lines] == ["next start no sooner than 2 s)", "next start no sooner than 4 s)"]
+
+
+def test_status_names_what_runs_what_exited_and_what_was_taken_down(tmp_path, capsys):
+    """``airflow-mlops stack status``: each component's state, the supervisor's last starts, exit code 1 while
+    anything is not running and 0 once everything runs; 2 where there is no stack."""
+    assert stack_tools.main(["status", "--home", str(tmp_path / "nowhere")]) == 2
+    assert "no stack in" in capsys.readouterr().out
+    dead = subprocess.Popen(["true"], start_new_session=True)
+    dead.wait()
+    sleepers = [_sleeper() for _ in range(3)]
+    supervisor, triggerer, next_supervisor = sleepers
+    try:
+        (tmp_path / "logs").mkdir()
+        (tmp_path / "logs" / "supervisor.log").write_text(
+            "2026-12-07T18:00:00Z supervising the stack in /x (pid 1)\n"
+            "2026-12-07T18:00:02Z scheduler (pid 7) exited; started again as pid 8. From its log: KeyError (next ...)\n"
+        )
+        state = stack_tools.Stack(
+            home=tmp_path, api_port=8280, mlflow_port=5280, down=["mlflow"],
+            pids={"supervisor": supervisor, "scheduler": dead.pid, "triggerer": triggerer, "mlflow": dead.pid},
+        )  # fmt: skip
+        state.save()
+        assert stack_tools.main(["status", "--home", str(tmp_path)]) == 1
+        out = capsys.readouterr().out
+        rows = {ln.split()[0]: ln.split(None, 2)[2] for ln in out.splitlines()[2:6]}
+        assert rows == {"supervisor": "running", "scheduler": "exited", "triggerer": "running", "mlflow": "down (on purpose)"}
+        assert "not running: scheduler, mlflow" in out
+        assert out.rstrip().endswith("scheduler (pid 7) exited; started again as pid 8. From its log: KeyError (next ...)")
+
+        os.killpg(supervisor, signal.SIGKILL)
+        state.pids = {"supervisor": supervisor, "triggerer": triggerer}
+        state.down = []
+        state.save()
+        wait_for("the supervisor to be gone", lambda: not stack_tools._alive(supervisor), 10, every=0.05)
+        assert stack_tools.main(["status", "--home", str(tmp_path)]) == 1
+        assert "the supervisor is not running: a component that exits is not started again" in capsys.readouterr().out
+
+        state.pids = {"triggerer": triggerer, "supervisor": next_supervisor}
+        state.save()
+        assert stack_tools.main(["status", "--home", str(tmp_path)]) == 0
+        assert "not running" not in capsys.readouterr().out
+    finally:
+        for pid in sleepers:
+            with contextlib.suppress(ProcessLookupError):  # the one the test killed
+                os.killpg(pid, signal.SIGKILL)

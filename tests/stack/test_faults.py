@@ -272,7 +272,10 @@ def _running_tasks(stack, dag_id: str) -> list[str]:
 
 def test_the_scheduler_killed_mid_backfill_is_started_again_and_finishes_it(stack):
     """kill -9 of the scheduler while a backfill runs: the stack's supervisor starts it again (its log says
-    which process ended and which replaced it), and every run of the backfill completes."""
+    which process ended and which replaced it), every run of the backfill completes, and ``stack status``
+    then finds every component running, with that start last in its list."""
+    from airflow_mlops.tools import stack as stack_tools
+
     monitor = "fault_churn__drift_monitor"
     _backfill(stack, monitor, "2026-01-20", "2026-01-21")
     _wait("a monitor task to run", lambda: _running_tasks(stack, monitor), 300)
@@ -287,6 +290,9 @@ def test_the_scheduler_killed_mid_backfill_is_started_again_and_finishes_it(stac
         900,
     )
     assert states == ["success", "success"]
+    code, text = stack_tools.status(Path(stack.home))  # what `airflow-mlops stack status` prints
+    assert code == 0, text
+    assert f"scheduler (pid {killed}) exited; started again as pid {new}." in text.splitlines()[-1]
 
 
 def test_database_connections_terminated_mid_run_do_not_fail_it(stack):
