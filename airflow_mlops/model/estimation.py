@@ -123,8 +123,9 @@ def score_shift(calibration: dict[str, Any], scores: Any) -> dict[str, float] | 
     multiclass model the largest over its classes' curves. ``{"ks", "limit"}``: above ``limit`` (the drift
     sensor's default KS threshold for a numeric input, or KS's noise for these row counts at alpha 0.001
     where that is more: :func:`airflow_mlops.data.drift.scores.ks_floor`) the window leans on parts of the
-    curve the held-out rows weighed less; where the score does not carry all that the inputs say, rows with the same score are then more (or less) often positive than on
-    those rows, and the estimate lags (see the module). None without per-bin row counts or rows."""
+    curve the held-out rows weighed less; where the score does not carry all that the inputs say, rows with
+    the same score are then more (or less) often positive than on those rows, and the estimate lags (see the
+    module). None without per-bin row counts or rows."""
     import numpy as np
 
     from airflow_mlops.data.drift.scores import NumericRule, ks_floor

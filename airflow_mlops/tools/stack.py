@@ -19,6 +19,7 @@ down until :func:`restart`. ``airflow-mlops stack status`` says what runs and wh
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -237,8 +238,27 @@ def _spawn_mlflow(stack: Stack) -> None:
     ], env)  # fmt: skip
 
 
+def _log(home: Path, label: str) -> Path:
+    """A component's log (the supervisor's too): ``<home>/logs/<label>.log``."""
+    return home / "logs" / f"{label}.log"
+
+
+def _tail(path: Path, size: int = 65536) -> list[str]:
+    """The non-blank lines of a log's last ``size`` bytes (a long-running component's log grows without
+    bound); none when there is no log."""
+    if not path.exists():
+        return []
+    with path.open("rb") as handle:
+        handle.seek(max(0, path.stat().st_size - size))
+        return [ln for ln in handle.read().decode(errors="replace").splitlines() if ln.strip()]
+
+
+def _up(home: Path, again: str = "") -> str:
+    return f"the stack is up{again}; its supervisor starts again any component that exits ({_log(home, SUPERVISOR)})"
+
+
 def _spawn(stack: Stack, label: str, argv: list[str], env: dict[str, str]) -> None:
-    log = (stack.home / "logs" / f"{label}.log").open("a")
+    log = _log(stack.home, label).open("a")
     proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     stack.pids[label] = proc.pid
     stack.groups.append(proc.pid)
@@ -346,7 +366,7 @@ def start(
             f"stack {name} did not start: {failed or err}. Every component it started is stopped; the logs "
             f"are in {home / 'logs'}"
         ) from err
-    say(f"the stack is up; its supervisor starts again any component that exits ({home / 'logs' / 'supervisor.log'})")
+    say(_up(home))
     return stack
 
 
@@ -408,7 +428,7 @@ def resume(home: Path, *, say: Any = print, timeout: float = 240) -> Stack:
     _spawn_workers(stack, env, stack.workers)
     _wait_http(f"http://127.0.0.1:{stack.api_port}/api/v2/monitor/health", "Airflow", timeout, _scheduler_healthy)
     _spawn_supervisor(stack, env)
-    say(f"the stack is up again; its supervisor starts again any component that exits ({home / 'logs' / 'supervisor.log'})")
+    say(_up(home, " again"))
     return stack
 
 
@@ -517,12 +537,10 @@ def supervise(home: Path, *, every: float = SUPERVISE_EVERY, say: Any = None) ->
     started: dict[str, float] = {}
     next_try: dict[str, float] = {}
 
+    emit = say or functools.partial(print, flush=True)
+
     def note(msg: str) -> None:
-        line = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {msg}"
-        if say is None:
-            print(line, flush=True)
-        else:
-            say(line)
+        emit(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {msg}")
 
     note(f"supervising the stack in {home} (pid {os.getpid()})")
     while True:
@@ -556,12 +574,7 @@ def _last_line(stack: Stack, label: str) -> str:
     ``sqlalchemy.exc.OperationalError: ...``, not the link SQLAlchemy prints under it), else its last line."""
     import re
 
-    log = stack.home / "logs" / f"{label}.log"
-    lines: list[str] = []
-    if log.exists():
-        with log.open("rb") as handle:  # its end only: a long-running component's log grows without bound
-            handle.seek(max(0, log.stat().st_size - 65536))
-            lines = [ln for ln in handle.read().decode(errors="replace").splitlines() if ln.strip()]
+    lines = _tail(_log(stack.home, label))
     for line in reversed(lines[-200:]):
         if re.match(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b", line):
             return line[:300]
@@ -653,10 +666,9 @@ def status(home: Path, *, recent: int = 5) -> tuple[int, str]:
             f"not running: {', '.join(bad)} (the supervisor starts again what exited within seconds; what was taken "
             f"down on purpose stays down until airflow-mlops stack start --home {home})"
         )
-    log = home / "logs" / "supervisor.log"
-    starts = [ln for ln in log.read_text(errors="replace").splitlines() if " exited; " in ln] if log.exists() else []
+    starts = [ln for ln in _tail(_log(home, SUPERVISOR)) if " exited; " in ln]
     if starts:
-        lines += ["", f"last starts by the supervisor ({log}):", *starts[-recent:]]
+        lines += ["", f"last starts by the supervisor ({_log(home, SUPERVISOR)}):", *starts[-recent:]]
     return (1 if bad else 0), "\n".join(lines)
 
 
