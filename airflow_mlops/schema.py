@@ -14,6 +14,7 @@ from pydantic_core import PydanticCustomError
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
+PERCENT = r"^\d+(\.\d+)?%$"  # a relative amount: "5%", "0.5%"
 ColumnName = Annotated[str, Field(min_length=1)]
 
 
@@ -42,13 +43,17 @@ class Section(BaseModel):
     """Base of every section: unknown keys are errors; numbers, booleans and lists are not coerced from
     strings (``epochs: "ten"`` and ``epochs: "10"`` are both wrong)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True)
+    # .inf and .nan are YAML numbers, but no threshold, tolerance or count is meant by them: refused everywhere
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True, allow_inf_nan=False
+    )
 
 
 ALLOWED = {  # what a pydantic error type allows, in the words of a spec problem
     "int_type": "an integer",
     "int_from_float": "an integer",
     "float_type": "a number",
+    "finite_number": "a finite number (not .inf or .nan)",
     "bool_type": "true | false",
     "string_type": "a string",
     "list_type": "a list",

@@ -236,6 +236,8 @@ class LiveMetricsOperator(MlflowMixin, NamedOutputs, Alerting):
     :param metric: metric compared (challenger vs champion) and watched for performance drift.
     :param metrics: further metrics watched for performance drift (the spec: every metric its tests declare).
     :param min_improvement: margin the challenger must win by.
+    :param relative: ``min_improvement`` is a fraction of the champion's live value (as ``tests.compare``'s
+        ``relative``, or a percentage there), not an amount in the metric's units.
     :param promote_after: the fewest windows a promotion rests on.
     :param promotion_alpha: the declared chance of promoting a challenger that is not better.
     :param promotion_min_rows: the fewest labelled challenger rows a promotion rests on.
@@ -265,6 +267,7 @@ class LiveMetricsOperator(MlflowMixin, NamedOutputs, Alerting):
         metric: str = "roc_auc",
         metrics: list[str] | None = None,
         min_improvement: float = 0.0,
+        relative: bool = False,
         promote_after: int = 3,
         promotion_mode: str = "auto",
         promotion_alpha: float = 0.05,
@@ -288,6 +291,7 @@ class LiveMetricsOperator(MlflowMixin, NamedOutputs, Alerting):
         self.metric = metric
         self.metrics = list(metrics or [])
         self.min_improvement = min_improvement
+        self.relative = relative
         self.promote_after = promote_after
         self.promotion_mode = promotion_mode
         self.promotion_alpha = promotion_alpha
@@ -318,7 +322,7 @@ class LiveMetricsOperator(MlflowMixin, NamedOutputs, Alerting):
                 label_column=self.label_column, metric=self.metric, min_improvement=self.min_improvement,
                 promote_after=self.promote_after, promotion_mode=self.promotion_mode,
                 alpha=self.promotion_alpha, min_rows=self.promotion_min_rows, value=self.value,
-                promote_on=self.promote_on,
+                promote_on=self.promote_on, relative=self.relative,
                 max_metric_drop=self.max_metric_drop, metrics=self.metrics, artifact_root=self.hook.artifact_root,
             )  # fmt: skip
         from airflow_mlops.operations.live import performance_table

@@ -316,10 +316,13 @@ def record_window(
     promotion_mode: str,
     alpha: float = PROMOTION_ALPHA,
     min_rows: int = 0,
+    relative: bool = False,
 ) -> dict[str, Any]:
     """Record one window's comparison on the challenger; promote (or propose) it once the evidence over its
     windows against this champion says it is better (:func:`sequential_evidence`, error rate ``alpha``),
-    with at least ``promote_after`` windows and ``min_rows`` labelled challenger rows behind it."""
+    with at least ``promote_after`` windows and ``min_rows`` labelled challenger rows behind it.
+    ``relative``: ``min_improvement`` is a fraction of the champion's live value in the window (as the model
+    tests read ``tests.compare.relative``), not an amount in the metric's units."""
     from airflow_mlops.release import promotion
     from airflow_mlops.tracking import registry
 
@@ -336,7 +339,8 @@ def record_window(
         return result
     value = per_version[challenger].get(metric)
     result["challenger_value"] = value
-    won = value is not None and _beats(value, champ, metric, min_improvement)
+    margin = abs(float(champ)) * min_improvement if relative else min_improvement
+    won = value is not None and _beats(value, champ, metric, margin)
     version = c.get_model_version(name, challenger)
     history = [w for w in json.loads(version.tags.get(WINDOWS_TAG) or "[]") if w["window"] != window]
 
@@ -359,7 +363,7 @@ def record_window(
         streak += 1
     against = [w for w in history if w["champion"] == champion]
     evidence = sequential_evidence(
-        against, metric=metric, min_improvement=min_improvement, alpha=alpha,
+        against, metric=metric, min_improvement=margin, alpha=alpha,
         tau=mixing_scale(metric, champ),
     )  # fmt: skip
     result.update(won=won, streak=streak, evidence=evidence)
@@ -372,7 +376,11 @@ def record_window(
     result["interval"] = shown
     enough = evidence["windows"] >= promote_after and evidence["rows"] >= min_rows
     if not (evidence["better"] and enough):
-        need = f"> {min_improvement:g}" if not evidence["better"] else f"{promote_after} windows, {min_rows} rows"
+        need = (
+            f"> {margin:.4g}" + (f" ({min_improvement * 100:g}% of v{champion}'s {champ:.4g})" if relative else "")
+            if not evidence["better"]
+            else f"{promote_after} windows, {min_rows} rows"
+        )
         result["decision"] = f"v{challenger} - v{champion}: {shown}; not promoted (needs {need})"
         return result
     reason = (
@@ -513,6 +521,7 @@ def measure_live_window(
     min_rows: int = 0,
     value: dict[str, Any] | None = None,
     promote_on: str | None = None,
+    relative: bool = False,
 ) -> dict[str, Any]:
     """One labelled window, start to end: each version's live metrics (logged to MLflow), the challenger's
     record and promotion decision (:func:`record_window`), and the champion's performance drift.
@@ -546,7 +555,7 @@ def measure_live_window(
         c, model_name, window=window.label, per_version=per_version, champion=str(champion.version),
         challenger=str(challenger.version) if challenger else None, metric=promote_on or metric,
         min_improvement=min_improvement, promote_after=promote_after, promotion_mode=promotion_mode,
-        alpha=alpha, min_rows=min_rows,
+        alpha=alpha, min_rows=min_rows, relative=relative,
     )  # fmt: skip
     watched = list(dict.fromkeys([metric, *(metrics or [])]))
     performance = performance_drift(champion, per_version, metrics=watched, tolerance=max_metric_drop)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 from typing import Any
 
@@ -31,7 +33,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
     fmt = args.format or ("csv" if all(f.endswith(".csv") for f in args.files) else "parquet")
     view = profile_files(list(args.files), fmt)
     uri = save_profile(view, args.out)
-    rows = max((int(c.get_metric("counts").n.value) for c in view.get_columns().values() if c.get_metric("counts")), default=0)
+    rows = max(
+        (int(c.get_metric("counts").n.value) for c in view.get_columns().values() if c.get_metric("counts")),
+        default=0,
+    )
     print(f"profiled {len(args.files)} file(s), {rows} rows, {len(view.get_columns())} columns -> {uri}")
     return 0
 
@@ -47,24 +52,65 @@ def _importance(source: str | None) -> dict[str, float] | None:
 
         from airflow_mlops.tracking import registry
 
-        name, _, ref = source[len("models:/"):].partition("@")
+        name, _, ref = source[len("models:/") :].partition("@")
         if not ref and "/" not in name:
             raise ValueError("expected models:/NAME@ALIAS or models:/NAME/VERSION")
-        c = MlflowClient()
+        import mlflow
+
+        store = mlflow.get_registry_uri()  # before a client, which would create an empty store there
+        if store.startswith("sqlite:///") and not os.path.exists(store.removeprefix("sqlite:///")):
+            # MLflow would create an empty registry there (MLflow 3's default is ./mlflow.db), then not find it
+            raise ValueError(
+                f"no registry at {store}: set MLFLOW_TRACKING_URI to the pipeline's tracking server or store"
+            )
+        c = MlflowClient(registry_uri=store)
         try:
-            version = c.get_model_version_by_alias(name, ref) if ref else c.get_model_version(*name.split("/", 1))
+            version = (
+                c.get_model_version_by_alias(name, ref) if ref else c.get_model_version(*name.split("/", 1))
+            )
         except MlflowException as err:  # no such model, alias or version (or no tracking server there)
             first = str(err.message if hasattr(err, "message") else err).strip().splitlines()[0]
-            raise ValueError(f"not found in the registry at {c._registry_uri}: {first}") from None
+            raise ValueError(f"not found in the registry at {store}: {first}") from None
         found = registry.feature_importance(version)
         if found is None:
             raise ValueError(f"{name} v{version.version} has no recorded {registry.IMPORTANCE_TAG}")
         return found
     text = source if source.lstrip().startswith(("{", "[")) else open(source).read()
     value = json.loads(text)
-    if not isinstance(value, dict) or not all(isinstance(v, (int, float)) for v in value.values()):
+    if not isinstance(value, dict):
         raise ValueError("expected a JSON object of feature -> importance share")
+    bad = {
+        k: v for k, v in value.items()
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0
+    }  # fmt: skip
+    if bad:
+        shown = ", ".join(f"{k}: {json.dumps(v)}" for k, v in list(bad.items())[:3])
+        raise ValueError(f"importance shares are numbers of at least 0; not {shown}")
     return {str(k): float(v) for k, v in value.items()}
+
+
+def _one_line(err: BaseException) -> str:
+    """An error's message as one line (a spec error lists its problems on the lines under its first)."""
+    text = " ".join(part.strip(" -") for part in str(err).splitlines() if part.strip(" -"))
+    return text or type(err).__name__
+
+
+def _feature_problem(
+    numeric: list[str], categorical: list[str], views: dict[str, Any], sources: dict
+) -> str | None:
+    """Why the features cannot be compared as asked (named twice, or missing from a side), or None."""
+    both = sorted(set(numeric) & set(categorical))
+    if both:
+        return f"{', '.join(both)}: named both numeric and categorical; name each feature once"
+    for side, view in views.items():
+        held = set(view.get_columns())
+        missing = [f for f in [*numeric, *categorical] if f not in held]
+        if missing:
+            return (
+                f"{', '.join(missing)}: not in the {side} {sources[side]} (its columns: "
+                f"{', '.join(sorted(held)) or 'none'}); check the feature names"
+            )
+    return None
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
@@ -77,9 +123,13 @@ def cmd_drift(args: argparse.Namespace) -> int:
         try:
             spec = load_spec(args.spec)
         except (OSError, SpecError) as err:
-            print(f"drift: --spec {args.spec}: {str(err).splitlines()[0]}", file=sys.stderr)
+            print(f"drift: --spec {args.spec}: {_one_line(err)}", file=sys.stderr)
             return 2
-        numeric, categorical, policy = list(spec.features.numeric), list(spec.features.categorical), spec.drift.policy()
+        numeric, categorical, policy = (
+            list(spec.features.numeric),
+            list(spec.features.categorical),
+            spec.drift.policy(),
+        )
     else:
         numeric, categorical, policy = list(args.numeric or []), list(args.categorical or []), None
     if not numeric and not categorical:
@@ -90,10 +140,11 @@ def cmd_drift(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as err:
         print(f"drift: --importance {args.importance}: {err}", file=sys.stderr)
         return 2
-    if importance is not None and not set(importance) & {*numeric, *categorical}:
+    if importance is not None and not any(importance.get(f, 0.0) > 0 for f in [*numeric, *categorical]):
         print(
-            f"drift: --importance {args.importance}: names none of the monitored features "
-            f"({', '.join([*numeric, *categorical])}); it holds {', '.join(sorted(importance)) or 'nothing'}",
+            f"drift: --importance {args.importance}: gives none of the monitored features "
+            f"({', '.join([*numeric, *categorical])}) a share above 0; it holds "
+            f"{', '.join(f'{k} {v:g}' for k, v in sorted(importance.items())) or 'nothing'}",
             file=sys.stderr,
         )
         return 2
@@ -104,12 +155,24 @@ def cmd_drift(args: argparse.Namespace) -> int:
         try:
             views.append(_view(source, args.data_format))
         except (OSError, DataError, ValueError) as err:
-            print(f"drift: {what} {source}: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
+            print(
+                f"drift: {what} {source}: {str(err).splitlines()[0] if str(err) else type(err).__name__}",
+                file=sys.stderr,
+            )
             return 2
     reference, current = views
-    report = score_drift(
-        reference, current, numeric=numeric, categorical=categorical, policy=policy, importance=importance
-    )
+    sources = {"reference": args.reference, "current": args.current}
+    problem = _feature_problem(numeric, categorical, {"reference": reference, "current": current}, sources)
+    if problem:
+        print(f"drift: {problem}", file=sys.stderr)
+        return 2
+    try:
+        report = score_drift(
+            reference, current, numeric=numeric, categorical=categorical, policy=policy, importance=importance
+        )
+    except DataError as err:  # a feature's values cannot be scored as declared
+        print(f"drift: {_one_line(err)}", file=sys.stderr)
+        return 2
     report.update(reference_profile=args.reference, current_profile=args.current)
     if args.html:
         from airflow_mlops import storage
@@ -122,26 +185,35 @@ def cmd_drift(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps(report, indent=2, sort_keys=True, default=str))
     else:
-        print(f"{summary_line(report)}\n{drift_table(report)}" + (f"\nreport: {args.html}" if args.html else ""))
+        print(
+            f"{summary_line(report)}\n{drift_table(report)}" + (f"\nreport: {args.html}" if args.html else "")
+        )
     return 1 if report.get("drift") else 0
 
 
 def add_commands(sub: Any) -> None:
-    p = sub.add_parser("profile", help="profile data files into one stored whylogs profile (as profile_partition)")
+    p = sub.add_parser(
+        "profile", help="profile data files into one stored whylogs profile (as profile_partition)"
+    )
     p.add_argument("files", nargs="+", help="Parquet or CSV files (local paths or fsspec URLs)")
     p.add_argument("--out", required=True, help="where to store the profile (.bin; a path or an fsspec URL)")
     p.add_argument("--format", choices=("parquet", "csv"), default=None, help="default: from the file names")
     p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser(
-        "drift", help="decide drift between two profiles (or data files) as the drift sensor does; exit 1 on drift"
+        "drift",
+        help="decide drift between two profiles (or data files) as the drift sensor does; exit 1 on drift",
     )
     p.add_argument("reference", help="the reference: a stored profile (.bin) or a data file")
     p.add_argument("current", help="the current data: a stored profile (.bin) or a data file")
-    p.add_argument("--spec", help="a pipeline spec: its features and its drift section decide (as its monitor)")
+    p.add_argument(
+        "--spec", help="a pipeline spec: its features and its drift section decide (as its monitor)"
+    )
     p.add_argument("--numeric", nargs="*", help="numeric features (without --spec; the default policy)")
     p.add_argument("--categorical", nargs="*", help="categorical features (without --spec)")
-    p.add_argument("--format", dest="output", choices=("table", "json"), default="table", help="output (table)")
+    p.add_argument(
+        "--format", dest="output", choices=("table", "json"), default="table", help="output (table)"
+    )
     p.add_argument("--data-format", choices=("parquet", "csv"), default=None, help="of data files given")
     p.add_argument("--html", help="also write the drift report page here")
     p.add_argument(

@@ -273,6 +273,30 @@ def categorical_scores(
     return hellinger, _psi(p, q), len(table), table
 
 
+def _numeric_sketch(view: DatasetProfileView, feature: str, side: str) -> Any:
+    """The numeric feature's KLL sketch in one profile. A column whose values are not numbers (text declared a
+    numeric feature) leaves it empty; its quantiles are not defined (whylogs' sketch crashes the process on
+    them), so that is an input error naming the feature, its values' types and the fix."""
+    from airflow_mlops.errors import DataError
+
+    column = view.get_column(feature)
+    metric = column.get_metric("distribution") if column is not None else None
+    kll = metric.kll.value if metric is not None else None
+    if kll is None or kll.is_empty():
+        types = (
+            column.get_metric("types").to_summary_dict()
+            if column is not None and column.get_metric("types")
+            else {}
+        )
+        held = ", ".join(f"{n} {kind}" for kind, n in types.items() if n) or "none"
+        raise DataError(
+            f"feature {feature!r} is monitored as numeric, but the {side} profile holds no numeric values in it "
+            f"(values by type: {held}): list it as categorical (the spec's features.categorical, or "
+            "--categorical), or fix the column's type where it is written"
+        )
+    return kll
+
+
 def _count(view: DatasetProfileView, column: str) -> int:
     col = view.get_column(column)
     if col is None:
@@ -332,8 +356,10 @@ def score_drift(
                 threshold = max(limit, _hellinger_floor(n, m, levels))
                 row.update(metric="hellinger", score=score, psi=psi, threshold=threshold, levels=levels)
         else:
-            ref_kll = reference.get_column(feature).get_metric("distribution").kll.value
-            cur_kll = current.get_column(feature).get_metric("distribution").kll.value
+            ref_kll, cur_kll = (
+                _numeric_sketch(reference, feature, "reference"),
+                _numeric_sketch(current, feature, "current"),
+            )
             ks, psi, bins = _numeric_scores(ref_kll, cur_kll)
             sketch_error = _kll_error(ref_kll) + _kll_error(cur_kll)
             if metric == "psi":
@@ -357,7 +383,12 @@ def score_drift(
     rule, note = policy.decision, None
     if rule == "importance" and not weights:
         rule = "share"
-        note = "the champion has no recorded feature importance: decided by drift_share instead"
+        note = (
+            "the champion's recorded feature importance gives none of the monitored features a share above 0: "
+            "decided by drift_share instead"
+            if importance
+            else "the champion has no recorded feature importance: decided by drift_share instead"
+        )
     if not scored:
         status = "insufficient_data"
     elif rule == "importance":
@@ -419,7 +450,9 @@ def summary_line(report: dict[str, Any]) -> str:
         rule = f"share {report['drift_share']:.2f}, threshold {report['drift_share_threshold']:.2f}"
         if report.get("decision_note"):
             rule += f"; {report['decision_note']}"
-    return f"{head} ({rule})" + (f": {', '.join(report['drifted_features'])}" if report["drifted_features"] else "")
+    return f"{head} ({rule})" + (
+        f": {', '.join(report['drifted_features'])}" if report["drifted_features"] else ""
+    )
 
 
 def detect(

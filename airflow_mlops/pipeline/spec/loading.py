@@ -18,7 +18,7 @@ from airflow_mlops.model.settings import (  # the model section is the model lay
 )
 from airflow_mlops.pipeline.spec.common import NAME_PATTERN
 from airflow_mlops.pipeline.spec.pipeline import PipelineSpec
-from airflow_mlops.schema import Section, allowed_text
+from airflow_mlops.schema import PERCENT, Section, allowed_text
 from airflow_mlops.schema import shown as _shown
 
 _BRANCH = re.compile(
@@ -51,6 +51,8 @@ def _allowed(err: dict[str, Any]) -> str:
     ctx = err.get("ctx") or {}
     if err["type"] == "string_pattern_mismatch" and ctx.get("pattern") == NAME_PATTERN:
         return "lower-case letters, digits and '_', starting with a letter (max 63)"
+    if err["type"] == "string_pattern_mismatch" and ctx.get("pattern") == PERCENT:
+        return "a percentage such as '5%' or '0.5%'"
     return allowed_text(err)
 
 

@@ -317,8 +317,9 @@ class PipelineSpec(Section):
             if needed > top:
                 out.append(
                     f"tests.compare: {metric} is at most {top:g}; a champion passes its threshold at {floor:g} and "
-                    f"a challenger must then beat it by {compare.min_improvement:g}"
-                    f"{' (relative)' if compare.relative else ''}, at least {needed:.4g}, which no model reaches. "
+                    "a challenger must then beat it by "
+                    f"{f'{compare.min_improvement * 100:g}%' if compare.relative else f'{compare.min_improvement:g}'}"
+                    f", at least {needed:.4g}, which no model reaches. "
                     "Use mode: non_inferiority (promote a challenger no worse than the champion by min_improvement), "
                     "or a smaller min_improvement"
                 )

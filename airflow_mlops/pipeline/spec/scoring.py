@@ -7,14 +7,14 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from airflow_mlops.pipeline.spec.common import CRON_PRESETS
-from airflow_mlops.schema import Fraction, NonNegativeInt, PositiveInt, Section, problem
+from airflow_mlops.schema import PERCENT, Fraction, NonNegativeInt, PositiveInt, Section, problem
 from airflow_mlops.schema import fail as _fail
 
 Schedule = str | None
 
 
 # a tolerated drop: absolute (0.05) or relative to the tested value ("5%")
-Drop = Annotated[float, Field(ge=0)] | Annotated[str, Field(pattern=r"^\d+(\.\d+)?%$")]
+Drop = Annotated[float, Field(ge=0)] | Annotated[str, Field(pattern=PERCENT)]
 MetricDrop = Drop | dict[str, Drop] | None
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from airflow_mlops.pipeline.spec.data import Bounds
-from airflow_mlops.schema import ColumnName, Fraction, PositiveInt, Section
+from airflow_mlops.schema import PERCENT, ColumnName, Fraction, PositiveInt, Section, fail, problem
 
 Metric = str
 
@@ -16,12 +16,25 @@ class Compare(Section):
     """Challenger vs champion (``tests.compare``)."""
 
     metric: Metric | None = Field(None, description="default: roc_auc / rmse / perplexity by task")
-    min_improvement: Annotated[float, Field(ge=0)] = 0.0
-    """how much better than the champion a challenger must be (improvement), or how much worse it may be (non_inferiority)"""
+    min_improvement: Annotated[float, Field(ge=0)] | Annotated[str, Field(pattern=PERCENT)] = 0.0
+    """how much better than the champion a challenger must be (improvement), or how much worse it may be (non_inferiority): absolute (0.005), or relative to the champion's value ("1%", the same as relative: true with 0.01)"""
     mode: Literal["improvement", "non_inferiority"] = "improvement"
     """improvement: better by min_improvement; non_inferiority: no worse than that"""
     relative: bool = False
-    """min_improvement is a fraction of the champion's value"""
+    """min_improvement is a fraction of the champion's value (implied by a percentage)"""
+
+    @model_validator(mode="after")
+    def _percent(self) -> Compare:
+        """A percentage is a relative amount: kept as its fraction with ``relative`` set, so every reader of
+        the section sees one form."""
+        if isinstance(self.min_improvement, str):
+            if "relative" in self.model_fields_set and not self.relative:
+                raise fail(
+                    problem("relative", False, f"true or unset: min_improvement {self.min_improvement} is relative")
+                )
+            object.__setattr__(self, "min_improvement", float(self.min_improvement[:-1]) / 100)
+            object.__setattr__(self, "relative", True)
+        return self
 
 
 class SliceRule(Section):

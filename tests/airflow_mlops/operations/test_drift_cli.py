@@ -92,7 +92,11 @@ def test_exit_codes_are_a_contract_a_bad_input_is_2_never_drift(tmp_path, capsys
         "models:/known@champion": "--importance models:/known@champion: not found in the registry",
         "models:/known": "expected models:/NAME@ALIAS or models:/NAME/VERSION",
         str(tmp_path / "missing.json"): "missing.json: [Errno 2]",
-        json.dumps({"not_a_feature": 1.0}): "names none of the monitored features (age, ",
+        json.dumps({"not_a_feature": 1.0}): "gives none of the monitored features (age, ",
+        json.dumps({"age": 0, "plan": 0.0, "not_a_feature": 1}): "gives none of the monitored features (age, ",
+        json.dumps({"age": -0.5, "plan": 1.5}): "importance shares are numbers of at least 0; not age: -0.5",
+        '{"age": NaN}': "importance shares are numbers of at least 0; not age: NaN",
+        json.dumps({"age": True}): "importance shares are numbers of at least 0; not age: true",
     }
     for importance, said in cases.items():
         assert main([*args, "--importance", importance]) == 2, importance
@@ -104,4 +108,44 @@ def test_exit_codes_are_a_contract_a_bad_input_is_2_never_drift(tmp_path, capsys
     assert err.startswith(f"drift: reference {tmp_path / 'nope.parquet'}: ")
     assert len(err.strip().splitlines()) == 1
     assert main([*args[:3], "--spec", str(tmp_path / "nope.yaml")]) == 2
-    assert "--spec" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"--spec {tmp_path / 'nope.yaml'}: " in err
+    assert "No such file or directory" in err  # the cause, not only the spec's name
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_feature_that_is_not_there_or_not_numeric_is_an_input_error_not_a_crash(tmp_path, capsys):
+    """A feature missing from either side, named both numeric and categorical, or monitored as numeric while
+    its values are text (whylogs keeps no numeric sketch of it: its quantiles crashed the process) exits 2
+    with one line naming it and the fix; never 0 with a 'missing' row, never a crash."""
+    import pandas as pd
+
+    text = tmp_path / "text.parquet"
+    pd.read_parquet(_day("2026-01-16")).assign(age=lambda f: f["age"].astype(str)).to_parquet(text)
+    cases = {
+        ("--numeric", "age", "agee"): f"agee: not in the reference {_day('2026-01-15')} (its columns: ",
+        ("--numeric", "age", "--categorical", "age"): "age: named both numeric and categorical",
+        ("--numeric", "age", "__current__"): "feature 'age' is monitored as numeric, but the current profile "
+        "holds no numeric values in it (values by type: 2000 string): list it as categorical",
+    }  # fmt: skip
+    for features, said in cases.items():
+        current = str(text) if "__current__" in features else _day("2026-01-16")
+        picked = [f for f in features if f != "__current__"]
+        assert main(["drift", _day("2026-01-15"), current, *picked]) == 2, features
+        err = capsys.readouterr().err
+        assert err.startswith("drift: "), err
+        assert said in err, err
+        assert len(err.strip().splitlines()) == 1, err
+
+
+def test_a_registry_that_is_not_there_is_named_and_not_created(tmp_path, monkeypatch, capsys):
+    """models:/ against a tracking store that does not exist says so (exit 2), and leaves no empty store
+    behind (MLflow's client would create one, then report the model as not found)."""
+    store = tmp_path / "nothing-here.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    args = ["drift", _day("2026-01-16"), _day("2026-01-23"), "--spec", str(SPEC)]
+    assert main([*args, "--importance", "models:/churn@champion"]) == 2
+    err = capsys.readouterr().err
+    assert f"no registry at sqlite:///{store}: set MLFLOW_TRACKING_URI" in err
+    assert not store.exists()

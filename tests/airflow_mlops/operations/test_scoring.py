@@ -653,3 +653,35 @@ def test_promote_on_value_needs_a_value_section():
         parse_spec(base)
     base["scoring"]["labels"]["value"] = {"tp": 1.0, "fp": -0.1}
     assert parse_spec(base).scoring.labels.promote_on == "value"
+
+
+def test_a_relative_improvement_is_a_share_of_the_champions_live_value(mlflow_uri):
+    """``tests.compare.min_improvement: "5%"`` asks a live challenger, like a tested one, for 5% of the
+    champion's value, not 0.05 in the metric's units: on an RMSE of 50, a challenger at 48 is clearly better
+    by 0.05 but not by 5% (2.5)."""
+    from mlflow.tracking import MlflowClient
+
+    from airflow_mlops.operations.live import record_window
+    from airflow_mlops.pipeline.spec import parse_spec
+
+    c = MlflowClient()
+    c.create_registered_model("rel")
+    for _ in range(2):
+        c.create_model_version("rel", source="file:///nowhere")
+    per_version = {"1": {"rmse": 50.0, "se_rmse": 0.1, "rows": 2000}, "2": {"rmse": 48.0, "se_rmse": 0.1, "rows": 2000}}
+    compare = parse_spec(_with_compare(min_improvement="5%")).tests.compare
+    args = {"window": "2026-01-07", "per_version": per_version, "champion": "1", "challenger": "2", "metric": "rmse",
+            "promote_after": 1, "promotion_mode": "manual"}  # fmt: skip
+    relative = record_window(c, "rel", min_improvement=compare.min_improvement, relative=compare.relative, **args)
+    assert (relative["won"], relative["evidence"]["better"]) == (False, False)
+    assert "not promoted (needs > 2.5 (5% of v1's 50))" in relative["decision"]
+    absolute = record_window(c, "rel", min_improvement=0.05, **args)
+    assert (absolute["won"], absolute["evidence"]["better"], absolute["proposed"]) == (True, True, True)
+
+
+def _with_compare(**compare) -> dict:
+    import yaml
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[3] / "dags" / "pipelines" / "demo_churn.yaml").read_text())
+    raw["tests"]["compare"].update(compare)
+    return raw

@@ -153,6 +153,9 @@ def test_validate_spec_warns_of_an_improvement_no_model_can_reach_and_names_non_
     (report,) = json.loads(capsys.readouterr().out)["files"]
     assert report["ok"]
     assert len(report["warnings"]) == 1
+    raw["tests"]["compare"]["min_improvement"] = "1%"  # relative: 0.998 * 1.01
+    (warning,) = parse_spec(raw).warnings()
+    assert "a challenger must then beat it by 1%, at least 1.008, which no model reaches" in warning
     raw["tests"]["compare"]["mode"] = "non_inferiority"
     assert parse_spec(raw).warnings() == []
 

@@ -77,6 +77,15 @@ def test_demo_spec_parses():
             "data.completeness.markr: unknown key (did you mean 'marker'?)",
         ),
         ("modle", {}, "modle: unknown key (did you mean 'model'?)"),
+        # YAML's .inf and .nan are numbers, but no threshold, tolerance or setting means them
+        ("tests.thresholds.roc_auc", {"min": float("inf")}, "tests.thresholds.roc_auc.min: found inf; allowed: a finite"),
+        ("drift.drift_share", float("nan"), "drift.drift_share: found nan; allowed: a finite number"),
+        ("tests.compare.min_improvement", float("inf"), "tests.compare.min_improvement: found inf; allowed: a finite"),
+        (
+            "tests.compare.min_improvement",
+            "5 %",
+            "tests.compare.min_improvement: found '5 %'; allowed: a number, or a percentage such as '5%'",
+        ),
     ],
 )
 def test_spec_errors_name_key_found_and_allowed(path, value, expected):
@@ -211,3 +220,17 @@ def test_a_tolerated_drop_is_a_number_or_a_percentage():
     assert spec.scoring.labels.max_metric_drop == {"roc_auc": "5%", "accuracy": 0.02}
     with pytest.raises(SpecError, match=r"scoring.labels.max_metric_drop"):
         parse_spec(_with("scoring.labels.max_metric_drop", "5 percent"))
+
+
+def test_an_improvement_is_absolute_or_a_percentage_of_the_champion():
+    """``min_improvement: "2.5%"`` reads as 0.025 relative (the one form every reader of the section sees), as
+    ``max_metric_drop`` takes percentages; a percentage with ``relative: false`` contradicts itself."""
+    compare = parse_spec(_with("tests.compare.min_improvement", "2.5%")).tests.compare
+    assert (compare.min_improvement, compare.relative) == (0.025, True)
+    compare = parse_spec(_with("tests.compare.min_improvement", 0.025)).tests.compare
+    assert (compare.min_improvement, compare.relative) == (0.025, False)
+    raw = _with("tests.compare.min_improvement", "1%")
+    raw["tests"]["compare"]["relative"] = False
+    with pytest.raises(SpecError) as err:
+        parse_spec(raw, "x.yaml")
+    assert err.value.problems == ["tests.compare.relative: found False; allowed: true or unset: min_improvement 1% is relative"]
