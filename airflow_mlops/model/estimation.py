@@ -252,10 +252,16 @@ def _combine(drawn: list[dict[str, Any]], groups: list[_Groups], n: int, multi: 
         return per_class[0]
     auc = np.stack([v["roc_auc"] for v in per_class])
     present = np.isfinite(auc).sum(axis=0)  # one-vs-rest AUC over the classes a draw holds
+    # precision, recall and F1 average over the classes that occur in a draw's labels or the predictions, as
+    # the metrics on real labels do (airflow_mlops.model.metrics.occurring); at the curve itself (expected,
+    # not whole, counts) a class occurs where it is predicted or expected at least half a row
+    occurs = np.stack([(d["pos"] >= 0.5) | (g.n_predicted > 0) for d, g in zip(drawn, groups, strict=True)])
+    occurs = occurs.astype(float)
+    count = np.maximum(occurs.sum(axis=0), 1)
     return {
         # the classes' predicted rows are disjoint: accuracy is their true positives over the rows
         "accuracy": sum(d["tp"] for d in drawn) / n,
-        **{m: np.mean([v[m] for v in per_class], axis=0) for m in ("precision", "recall", "f1")},
+        **{m: np.sum([v[m] for v in per_class] * occurs, axis=0) / count for m in ("precision", "recall", "f1")},
         "roc_auc": np.where(present > 0, np.nansum(np.nan_to_num(auc), axis=0) / np.maximum(present, 1), np.nan),
     }
 

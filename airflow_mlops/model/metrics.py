@@ -54,9 +54,24 @@ def roc_auc(y_true: Any, score: Any) -> float | None:
     return float(roc_auc_score(y, np.asarray(score, dtype=float)))
 
 
+def occurring(y_idx: Any, pred: Any, k: int) -> list[int]:
+    """The classes (indices below ``k``) a macro average runs over: those in the labels or the predictions
+    (scikit-learn's own default). A class with neither has no precision, recall or F1 in these rows; counted
+    as 0 it lowered every macro average by 1/k in a window where a rare class did not come up (a false
+    performance drift)."""
+    import numpy as np
+
+    seen = np.zeros(k, dtype=bool)
+    for values in (y_idx, pred):
+        v = np.asarray(values)
+        seen[v[(v >= 0) & (v < k)]] = True
+    return [i for i in range(k) if seen[i]] or list(range(k))
+
+
 def classification_metrics(y_true: Any, proba: Any, classes: list[Any]) -> dict[str, float]:
-    """accuracy, precision, recall, f1 (positive class when binary, macro otherwise) and roc_auc (binary; the
-    mean one-vs-rest AUC over the classes present otherwise), all from scikit-learn."""
+    """accuracy, precision, recall, f1 (positive class when binary; otherwise macro averages over the classes
+    that occur in the labels or the predictions, :func:`occurring`) and roc_auc (binary; the mean one-vs-rest
+    AUC over the classes present otherwise), all from scikit-learn."""
     import numpy as np
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
@@ -64,7 +79,7 @@ def classification_metrics(y_true: Any, proba: Any, classes: list[Any]) -> dict[
     y_idx = np.array([idx.get(v, -1) for v in np.asarray(y_true)])  # -1: a label the model never saw
     proba = np.asarray(proba)
     pred = proba.argmax(axis=1)
-    labels = [1] if len(classes) == 2 else list(range(len(classes)))
+    labels = [1] if len(classes) == 2 else occurring(y_idx, pred, len(classes))
     precision, recall, f1, _ = precision_recall_fscore_support(
         y_idx, pred, labels=labels, average="macro", zero_division=0
     )
@@ -150,7 +165,8 @@ def standard_errors(y_true: Any, output: Any, task: str, metrics: dict[str, floa
 
 def per_class_metrics(y_true: Any, proba: Any, classes: list[Any]) -> dict[str, float]:
     """Each class's precision, recall and f1 (one class against the rest, on the predicted class), named
-    ``<metric>_class_<class>``: what a macro average hides."""
+    ``<metric>_class_<class>``: what a macro average hides. A class that occurs neither in the labels nor in
+    the predictions has none (:func:`occurring`)."""
     import numpy as np
     from sklearn.metrics import precision_recall_fscore_support
 
@@ -161,7 +177,8 @@ def per_class_metrics(y_true: Any, proba: Any, classes: list[Any]) -> dict[str, 
         y_idx, pred, labels=list(range(len(classes))), average=None, zero_division=0
     )
     out: dict[str, float] = {}
-    for i, c in enumerate(classes):
+    for i in occurring(y_idx, pred, len(classes)):
+        c = classes[i]
         out.update({f"precision_class_{c}": float(precision[i]), f"recall_class_{c}": float(recall[i]),
                     f"f1_class_{c}": float(f1[i])})  # fmt: skip
     return out
@@ -184,7 +201,7 @@ def multiclass_standard_errors(
         a = metrics["accuracy"]
         out["accuracy"] = float(np.sqrt(max(a * (1 - a), 0.0) / max(len(y_idx), 1)))
     per: dict[str, list[float]] = {"precision": [], "recall": [], "f1": [], "roc_auc": []}
-    for k in range(len(classes)):
+    for k in occurring(y_idx, pred, len(classes)):  # the classes the macro averages run over
         yk, pk = y_idx == k, pred == k
         tp, pp, n1 = int((yk & pk).sum()), int(pk.sum()), int(yk.sum())
         one = {"precision": tp / pp if pp else 0.0, "recall": tp / n1 if n1 else 0.0}

@@ -331,3 +331,49 @@ def test_registration_tags_carry_what_monitoring_reads():
     tag = registry.monitoring_tags(wide)[registry.IMPORTANCE_TAG]
     assert len(tag) <= registry.MAX_TAG
     assert json.loads(tag)
+
+
+def test_a_class_that_does_not_occur_in_a_window_is_left_out_of_its_macro_averages():
+    """A 4-class model on a window where its rare class is neither a label nor a prediction: the macro
+    precision, recall and F1 average over the three classes that occur (scikit-learn's default), as live
+    metrics, their errors and the estimate compute them. Counted as 0, the absent class lowered each by a
+    quarter: a performance drift no model caused."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    from airflow_mlops.model.estimation import estimate_metrics, fit_calibrations
+    from airflow_mlops.model.metrics import (
+        classification_metrics,
+        multiclass_standard_errors,
+        per_class_metrics,
+    )
+
+    classes = ["bronze", "silver", "gold", "platinum"]
+    rng = np.random.default_rng(3)
+
+    def rows(n, top):
+        x = rng.uniform(-0.5, top, n)
+        d = -4 * np.abs(x[:, None] - np.arange(4.0))
+        proba = np.exp(d) / np.exp(d).sum(axis=1, keepdims=True)
+        y = np.array(classes)[np.clip(np.rint(x + rng.normal(0, 0.3, n)), 0, 3).astype(int)]
+        return proba, y
+
+    proba, y = rows(3000, 1.3)  # platinum (x near 3) is out of this window's reach
+    assert "platinum" not in set(y)
+    assert not (proba.argmax(axis=1) == 3).any()
+    found = classification_metrics(y, proba, classes)
+    predicted = np.array(classes)[proba.argmax(axis=1)]
+    for metric, value in zip(("precision", "recall", "f1"), precision_recall_fscore_support(y, predicted, average="macro")[:3], strict=False):
+        assert found[metric] == pytest.approx(value)
+    counted = precision_recall_fscore_support(y, predicted, labels=classes, average="macro", zero_division=0)[1]
+    assert found["recall"] == pytest.approx(counted * 4 / 3)  # not a quarter lower for the class not there
+    assert "recall_class_platinum" not in per_class_metrics(y, proba, classes)
+    assert "recall_class_gold" in per_class_metrics(y, proba, classes)
+    assert multiclass_standard_errors(y, proba, classes, found)["recall"] > 0
+    # the estimate averages the same way: held-out rows hold every class, the window does not
+    calibration = fit_calibrations(*rows(4000, 3.5), classes)
+    window, labels = rows(3000, 1.3)
+    assert "platinum" not in set(labels)
+    est = estimate_metrics(window, calibration, metrics=["recall", "f1"])
+    real = classification_metrics(labels, window, classes)
+    for metric in ("recall", "f1"):
+        assert est[metric]["low"] <= real[metric] <= est[metric]["high"], (metric, est[metric], real[metric])
