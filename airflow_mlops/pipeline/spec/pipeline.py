@@ -229,6 +229,7 @@ class PipelineSpec(Section):
         model = info.data.get("model")
         if model is not None:
             _check_watched_metrics(value, model.task)
+        _check_binary_value(value, info.data.get("constraints"), info.data.get("target"))
         return value.model_copy(update=update) if update else value
 
     # ----- derived names: what the DAG factory and the CLI read
@@ -383,6 +384,24 @@ class PipelineSpec(Section):
                 for name, col in c.columns.items()
             },
         }  # fmt: skip
+
+
+def _check_binary_value(scoring: Scoring, constraints: Constraints | None, target: str | None) -> None:
+    """A value section is a binary classifier's cost matrix: refused here, not at the first labelled window,
+    where the constraints already say the target has more than two classes."""
+    labels = scoring.labels
+    column = constraints.columns.get(target) if constraints is not None and target else None
+    classes = sorted({str(v) for v in column.allowed or []}) if column is not None else []
+    if labels is not None and labels.value is not None and len(classes) > 2:
+        raise _fail(
+            problem(
+                "scoring.labels.value", "a value section",
+                f"a binary classifier (a cost matrix of its decisions); constraints.columns.{target}.allowed "
+                f"gives {len(classes)} classes ({', '.join(classes)}): remove the value section, or promote on a "
+                "metric",
+            ),
+            absolute=True,
+        )  # fmt: skip
 
 
 def _check_watched_metrics(scoring: Scoring, task: str) -> None:

@@ -685,3 +685,24 @@ def _with_compare(**compare) -> dict:
     raw = yaml.safe_load((Path(__file__).resolve().parents[3] / "dags" / "pipelines" / "demo_churn.yaml").read_text())
     raw["tests"]["compare"].update(compare)
     return raw
+
+
+def test_a_value_section_on_a_multiclass_target_is_refused_by_the_spec():
+    """A cost matrix of decisions is a binary classifier's: where the constraints say the target has three
+    classes, validate-spec refuses it with the reason (it failed at the first labelled window before)."""
+    import yaml
+
+    from airflow_mlops.errors import SpecError
+    from airflow_mlops.pipeline.spec import parse_spec
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[3] / "tests" / "dag_bundle" / "models" / "multi_plan.yaml").read_text())
+    raw["scoring"]["labels"]["value"] = {"tp": 1.0, "fp": -0.1}
+    assert parse_spec(raw).scoring.labels.value is not None  # the classes are not declared: left to the labels
+    raw.setdefault("constraints", {}).setdefault("columns", {})["plan"] = {"allowed": ["basic", "plus", "pro"]}
+    with pytest.raises(SpecError) as err:
+        parse_spec(raw, "multi_plan.yaml")
+    assert err.value.problems == [
+        "scoring.labels.value: found 'a value section'; allowed: a binary classifier (a cost matrix of its "
+        "decisions); constraints.columns.plan.allowed gives 3 classes (basic, plus, pro): remove the value "
+        "section, or promote on a metric"
+    ]
