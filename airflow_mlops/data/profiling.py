@@ -25,9 +25,10 @@ def profile_uri(storage_uri: str, pipeline: str, partition: str, content_hash: s
     return storage.join(storage_uri, pipeline, "profiles", partition, f"profile-{content_hash[:16]}.bin")
 
 
-def save_profile(view: DatasetProfileView, uri: str) -> str:
-    """Store a profile atomically; an existing profile of the same content is reused as is."""
-    if storage.exists(uri):
+def save_profile(view: DatasetProfileView, uri: str, *, replace: bool = False) -> str:
+    """Store a profile atomically; an existing profile of the same content is reused as is (``replace``: one
+    found unreadable is written again)."""
+    if storage.exists(uri) and not replace:
         log.info("profile %s already stored for this content: reusing it", uri)
         return uri
     storage.write_bytes_atomic(uri, view.serialize())
@@ -36,10 +37,26 @@ def save_profile(view: DatasetProfileView, uri: str) -> str:
 
 
 def load_profile(uri: str) -> DatasetProfileView:
+    """A stored whylogs profile. A file that is not one (truncated, overwritten, another format) is an input
+    error naming it, never a deserialiser's traceback (which the drift CLI's exit status read as drift)."""
     import_whylogs()
     from whylogs.core import DatasetProfileView
 
-    return DatasetProfileView.deserialize(storage.read_bytes(uri))
+    from airflow_mlops.errors import DataError
+
+    data = storage.read_bytes(uri)
+    quiet = logging.getLogger("whylogs")  # a torn file makes whylogs log each failed read; the error says it once
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        return DatasetProfileView.deserialize(data)
+    except Exception as err:  # whylogs raises DeserializationError, or protobuf's and struct's own on a torn file
+        raise DataError(
+            f"{uri} is not a readable whylogs profile ({type(err).__name__}: {str(err).strip()[:200]}): profile "
+            "the data again (airflow-mlops profile, or the pipeline's profile task) or point at a stored .bin"
+        ) from None
+    finally:
+        quiet.setLevel(level)
 
 
 def preprocess(series: pd.Series) -> Any:

@@ -475,7 +475,15 @@ def main(argv: list[str] | None = None) -> int:
     # MLflow's own INFO lines (store set-up, migrations) would bury the one line a command prints
     for noisy in ("mlflow", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return args.func(args)
+    if args.func is _cmd_train:  # the trainer (and its pods) keep their own exit codes and full tracebacks
+        return args.func(args)
+    from airflow_mlops.errors import MlopsError
+
+    try:
+        return args.func(args)
+    except (MlopsError, OSError) as err:  # bad input, named by the error: no traceback, and never a command's 1
+        print(f"airflow-mlops {args.command}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -104,6 +104,8 @@ def _feature_problem(
         return f"{', '.join(both)}: named both numeric and categorical; name each feature once"
     for side, view in views.items():
         held = set(view.get_columns())
+        if not held:
+            return f"the {side} {sources[side]} holds no rows to compare"
         missing = [f for f in [*numeric, *categorical] if f not in held]
         if missing:
             return (

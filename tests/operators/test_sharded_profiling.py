@@ -42,3 +42,13 @@ def test_mapped_shards_merge_into_the_window_profile(roots):
     again, _ = run_dag(dag, "2026-01-10")  # re-run: the shard profiles of the same content are reused
     assert xcom("sharded_profile", again.run_id, "merge_profiles")["profile_uri"] == merged["profile_uri"]
     assert [p.stat().st_mtime_ns for p in shard_files] == stamps
+
+    # a stored shard profile torn (a disk, a hand edit): the next run profiles that day again instead of failing
+    shard_files[1].write_bytes(shard_files[1].read_bytes()[:300])
+    healed, _ = run_dag(dag, "2026-01-10")
+    assert str(healed.get_task_instance("merge_profiles").state) == "success"
+    rewritten = load_profile(str(shard_files[1]))  # readable again, and a whole day's profile
+    days_views = [import_whylogs().log(pandas=f, schema=profile_schema()).view() for f in frames]
+    assert [profile_differences(v, rewritten) == [] for v in days_views].count(True) == 1
+    merged_again = xcom("sharded_profile", healed.run_id, "merge_profiles")
+    assert profile_differences(whole, load_profile(merged_again["profile_uri"])) == []

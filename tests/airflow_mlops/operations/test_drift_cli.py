@@ -149,3 +149,44 @@ def test_a_registry_that_is_not_there_is_named_and_not_created(tmp_path, monkeyp
     err = capsys.readouterr().err
     assert f"no registry at sqlite:///{store}: set MLFLOW_TRACKING_URI" in err
     assert not store.exists()
+
+
+def test_a_profile_or_file_that_cannot_be_compared_is_an_input_error(tmp_path, capsys):
+    """A stored profile that is not one (overwritten, or torn mid-write) and a data file with a header and no
+    rows exit 2 with one line naming the file: the torn profile gave a traceback and exit 1, read as drift."""
+    stored = tmp_path / "day.bin"
+    assert main(["profile", _day("2026-01-16"), "--out", str(stored)]) == 0
+    (tmp_path / "torn.bin").write_bytes(stored.read_bytes()[:300])
+    (tmp_path / "text.bin").write_text("not a profile")
+    (tmp_path / "header.csv").write_text("age,plan\n")
+    capsys.readouterr()
+    cases = {
+        "torn.bin": "torn.bin is not a readable whylogs profile (DeserializationError",
+        "text.bin": "text.bin is not a readable whylogs profile (DeserializationError",
+        "header.csv": "header.csv holds no rows to compare",
+    }
+    for name, said in cases.items():
+        assert main(["drift", str(stored), str(tmp_path / name), "--numeric", "age"]) == 2, name
+        err = capsys.readouterr().err
+        assert said in err, err
+        assert len(err.strip().splitlines()) == 1, err
+
+
+def test_every_command_reports_bad_input_in_one_line_with_exit_2(tmp_path, capsys):
+    """Not only drift: a command whose input is missing or unreadable (a DataError, an OSError) prints one
+    line naming the command and the input, exit 2; it printed a traceback and exited 1."""
+    torn = tmp_path / "torn.bin"
+    assert main(["profile", _day("2026-01-16"), "--out", str(torn)]) == 0
+    torn.write_bytes(torn.read_bytes()[:300])
+    capsys.readouterr()
+    cases = [
+        (["profile", str(tmp_path / "nope.parquet"), "--out", str(tmp_path / "x.bin")], "airflow-mlops profile: partition "),
+        (["infer-constraints", str(tmp_path / "nope.csv")], "airflow-mlops infer-constraints: partition "),
+        (["infer-constraints", str(torn)], "torn.bin is not a readable whylogs profile"),
+    ]
+    for args, said in cases:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert said in err, err
+        assert len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x.bin").exists()
