@@ -200,7 +200,7 @@ def _cmd_promote(args: argparse.Namespace) -> int:
     from airflow_mlops.release import promotion
     from airflow_mlops.tracking import registry
 
-    c = registry.client()
+    c = registry.existing_client()
     try:
         with promotion.promotion_lock(c, args.model, wait=args.wait) as check:
             previous = promotion.promote(
@@ -224,7 +224,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
     try:
         result = promotion.rollback(
-            registry.client(), args.model, reason=args.reason, by=args.by or getpass.getuser(),
+            registry.existing_client(), args.model, reason=args.reason, by=args.by or getpass.getuser(),
             to_version=args.to_version, wait=args.wait,
         )  # fmt: skip
     except (ValueError, MlopsError) as err:
@@ -257,7 +257,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             storage_uri = storage_uri or render_uri(spec.storage.uri)
         from airflow_mlops.tracking import registry
 
-        record = audit(registry.client(), args.model, args.day, predictions=predictions, storage_uri=storage_uri)
+        record = audit(registry.existing_client(), args.model, args.day, predictions=predictions, storage_uri=storage_uri)
     except (AuditError, SpecError) as err:
         print(f"audit: {err}", file=sys.stderr)
         return 2
@@ -277,7 +277,7 @@ def _cmd_model_card(args: argparse.Namespace) -> int:
     from airflow_mlops.tracking import registry
 
     try:
-        built = card.build(registry.client(), args.model, args.version)
+        built = card.build(registry.existing_client(), args.model, args.version)
     except Exception as err:  # a missing model or version: one line
         print(f"model-card: {args.model} version {args.version}: {type(err).__name__}: {err}", file=sys.stderr)
         return 2

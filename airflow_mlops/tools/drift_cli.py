@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from typing import Any
 
@@ -48,22 +47,19 @@ def _importance(source: str | None) -> dict[str, float] | None:
         return None
     if source.startswith("models:/"):
         from mlflow.exceptions import MlflowException
-        from mlflow.tracking import MlflowClient
 
         from airflow_mlops.tracking import registry
 
         name, _, ref = source[len("models:/") :].partition("@")
         if not ref and "/" not in name:
             raise ValueError("expected models:/NAME@ALIAS or models:/NAME/VERSION")
-        import mlflow
+        from airflow_mlops.errors import DataError
 
-        store = mlflow.get_registry_uri()  # before a client, which would create an empty store there
-        if store.startswith("sqlite:///") and not os.path.exists(store.removeprefix("sqlite:///")):
-            # MLflow would create an empty registry there (MLflow 3's default is ./mlflow.db), then not find it
-            raise ValueError(
-                f"no registry at {store}: set MLFLOW_TRACKING_URI to the pipeline's tracking server or store"
-            )
-        c = MlflowClient(registry_uri=store)
+        try:
+            c = registry.existing_client()
+        except DataError as err:
+            raise ValueError(str(err)) from None
+        store = c._registry_uri
         try:
             version = (
                 c.get_model_version_by_alias(name, ref) if ref else c.get_model_version(*name.split("/", 1))

@@ -149,6 +149,16 @@ def test_a_registry_that_is_not_there_is_named_and_not_created(tmp_path, monkeyp
     err = capsys.readouterr().err
     assert f"no registry at sqlite:///{store}: set MLFLOW_TRACKING_URI" in err
     assert not store.exists()
+    # every command that reads the registry: the same line, exit 2, nothing created
+    for args in (
+        ["model-card", "churn", "1"], ["promote", "--model", "churn", "--version", "1", "--reason", "r"],
+        ["rollback", "--model", "churn", "--reason", "r"], ["audit", "churn", "--day", "2026-01-16", "--predictions", str(tmp_path), "--storage", str(tmp_path)],
+    ):  # fmt: skip
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert f"no registry at sqlite:///{store}: set MLFLOW_TRACKING_URI" in err, err
+        assert len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_a_profile_or_file_that_cannot_be_compared_is_an_input_error(tmp_path, capsys):
