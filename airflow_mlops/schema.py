@@ -18,6 +18,11 @@ PERCENT = r"^\d+(\.\d+)?%$"  # a relative amount: "5%", "0.5%"
 ColumnName = Annotated[str, Field(min_length=1)]
 
 
+def percent_fraction(text: str) -> float:
+    """A :data:`PERCENT` amount as a fraction: ``"5%"`` -> 0.05."""
+    return float(text.strip().rstrip("%")) / 100
+
+
 def shown(value: Any) -> Any:
     """2.0 shows as 2: YAML said 2, strict float fields store it as 2.0."""
     return int(value) if isinstance(value, float) and value.is_integer() else value

@@ -96,23 +96,12 @@ class ProfilePartitionOperator(LineageMixin, NamedOutputs, BaseOperator):
         return [data], [{"uri": result["profile_uri"], "version": result["sha256"], "rows": result["rows"]}]
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.data.profiling import load_profile, profile_files, save_profile, shard_profile_uri
-        from airflow_mlops.errors import DataError
-        from airflow_mlops.storage import exists, sha256_file
+        from airflow_mlops.data.profiling import shard_profile_uri, stored_or_profiled
+        from airflow_mlops.storage import sha256_file
 
         digest = sha256_file(self.data_uri)
         uri = shard_profile_uri(self.artifact_uri, self.pipeline, digest)
-        view, torn = None, False
-        if exists(uri):
-            try:
-                view = load_profile(uri)
-                self.log.info("profile of this content already stored: %s", uri)
-            except DataError as err:  # derived from the data, keyed by its digest: made again, not failed on
-                self.log.warning("%s; profiling the data again", err)
-                torn = True
-        if view is None:
-            view = profile_files([self.data_uri], self.data_format, self.batch_rows)
-            save_profile(view, uri, replace=torn)
+        view = stored_or_profiled(uri, self.data_uri, self.data_format, self.batch_rows)
         rows = _rows(view)
         self.log.info("%s: %d rows, profile %s", self.data_uri, rows, uri)
         return self.remember({"uri": self.data_uri, "sha256": digest, "rows": rows, "profile_uri": uri})

@@ -59,6 +59,24 @@ def load_profile(uri: str) -> DatasetProfileView:
         quiet.setLevel(level)
 
 
+def stored_or_profiled(uri: str, data_uri: str, data_format: str, batch_rows: int) -> DatasetProfileView:
+    """The profile of ``data_uri`` kept at its content-addressed ``uri``: reused where stored, else profiled
+    and stored. A stored one that cannot be read (torn, overwritten) is derived data: made again and
+    replaced, not failed on (every later window would fail the same way)."""
+    from airflow_mlops.errors import DataError
+
+    if storage.exists(uri):
+        try:
+            view = load_profile(uri)
+            log.info("profile of this content already stored: %s", uri)
+            return view
+        except DataError as err:
+            log.warning("%s; profiling the data again", err)
+    view = profile_files([data_uri], data_format, batch_rows)
+    save_profile(view, uri, replace=True)  # not there, or not readable
+    return view
+
+
 def preprocess(series: pd.Series) -> Any:
     """whylogs' ``PreprocessedColumn`` of ``series``, built with whole-array operations.
 

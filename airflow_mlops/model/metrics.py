@@ -39,7 +39,9 @@ def tolerated_drop(
     if isinstance(value, str):
         if reference is None:
             return None
-        return abs(float(reference)) * float(value.strip().rstrip("%")) / 100.0
+        from airflow_mlops.schema import percent_fraction
+
+        return abs(float(reference)) * percent_fraction(value)
     return float(value)
 
 

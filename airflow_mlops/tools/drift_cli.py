@@ -32,10 +32,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     fmt = args.format or ("csv" if all(f.endswith(".csv") for f in args.files) else "parquet")
     view = profile_files(list(args.files), fmt)
     uri = save_profile(view, args.out)
-    rows = max(
-        (int(c.get_metric("counts").n.value) for c in view.get_columns().values() if c.get_metric("counts")),
-        default=0,
-    )
+    rows = max((int(c.get_metric("counts").n.value) for c in view.get_columns().values() if c.get_metric("counts")), default=0)
     print(f"profiled {len(args.files)} file(s), {rows} rows, {len(view.get_columns())} columns -> {uri}")
     return 0
 
@@ -50,23 +47,15 @@ def _importance(source: str | None) -> dict[str, float] | None:
 
         from airflow_mlops.tracking import registry
 
-        name, _, ref = source[len("models:/") :].partition("@")
+        name, _, ref = source[len("models:/"):].partition("@")
         if not ref and "/" not in name:
             raise ValueError("expected models:/NAME@ALIAS or models:/NAME/VERSION")
-        from airflow_mlops.errors import DataError
-
+        c = registry.existing_client()  # a DataError where no registry is there (none is created)
         try:
-            c = registry.existing_client()
-        except DataError as err:
-            raise ValueError(str(err)) from None
-        store = c._registry_uri
-        try:
-            version = (
-                c.get_model_version_by_alias(name, ref) if ref else c.get_model_version(*name.split("/", 1))
-            )
+            version = c.get_model_version_by_alias(name, ref) if ref else c.get_model_version(*name.split("/", 1))
         except MlflowException as err:  # no such model, alias or version (or no tracking server there)
             first = str(err.message if hasattr(err, "message") else err).strip().splitlines()[0]
-            raise ValueError(f"not found in the registry at {store}: {first}") from None
+            raise ValueError(f"not found in the registry at {c._registry_uri}: {first}") from None
         found = registry.feature_importance(version)
         if found is None:
             raise ValueError(f"{name} v{version.version} has no recorded {registry.IMPORTANCE_TAG}")
@@ -91,10 +80,8 @@ def _one_line(err: BaseException) -> str:
     return text or type(err).__name__
 
 
-def _feature_problem(
-    numeric: list[str], categorical: list[str], views: dict[str, Any], sources: dict
-) -> str | None:
-    """Why the features cannot be compared as asked (named twice, or missing from a side), or None."""
+def _feature_problem(numeric: list[str], categorical: list[str], views: dict[str, Any], sources: dict) -> str | None:
+    """Why the features cannot be compared as asked (named twice, missing from a side, no rows), or None."""
     both = sorted(set(numeric) & set(categorical))
     if both:
         return f"{', '.join(both)}: named both numeric and categorical; name each feature once"
@@ -106,7 +93,7 @@ def _feature_problem(
         if missing:
             return (
                 f"{', '.join(missing)}: not in the {side} {sources[side]} (its columns: "
-                f"{', '.join(sorted(held)) or 'none'}); check the feature names"
+                f"{', '.join(sorted(held))}); check the feature names"
             )
     return None
 
@@ -123,19 +110,17 @@ def cmd_drift(args: argparse.Namespace) -> int:
         except (OSError, SpecError) as err:
             print(f"drift: --spec {args.spec}: {_one_line(err)}", file=sys.stderr)
             return 2
-        numeric, categorical, policy = (
-            list(spec.features.numeric),
-            list(spec.features.categorical),
-            spec.drift.policy(),
-        )
+        numeric, categorical, policy = list(spec.features.numeric), list(spec.features.categorical), spec.drift.policy()
     else:
         numeric, categorical, policy = list(args.numeric or []), list(args.categorical or []), None
     if not numeric and not categorical:
         print("drift: name the features: --spec PIPELINE.yaml, or --numeric/--categorical", file=sys.stderr)
         return 2
+    from airflow_mlops.errors import DataError
+
     try:
         importance = _importance(args.importance)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, DataError) as err:
         print(f"drift: --importance {args.importance}: {err}", file=sys.stderr)
         return 2
     if importance is not None and not any(importance.get(f, 0.0) > 0 for f in [*numeric, *categorical]):
@@ -146,17 +131,12 @@ def cmd_drift(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from airflow_mlops.errors import DataError
-
     views = []
     for what, source in (("reference", args.reference), ("current", args.current)):
         try:
             views.append(_view(source, args.data_format))
         except (OSError, DataError, ValueError) as err:
-            print(
-                f"drift: {what} {source}: {str(err).splitlines()[0] if str(err) else type(err).__name__}",
-                file=sys.stderr,
-            )
+            print(f"drift: {what} {source}: {_one_line(err)}", file=sys.stderr)
             return 2
     reference, current = views
     sources = {"reference": args.reference, "current": args.current}
@@ -183,35 +163,26 @@ def cmd_drift(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps(report, indent=2, sort_keys=True, default=str))
     else:
-        print(
-            f"{summary_line(report)}\n{drift_table(report)}" + (f"\nreport: {args.html}" if args.html else "")
-        )
+        print(f"{summary_line(report)}\n{drift_table(report)}" + (f"\nreport: {args.html}" if args.html else ""))
     return 1 if report.get("drift") else 0
 
 
 def add_commands(sub: Any) -> None:
-    p = sub.add_parser(
-        "profile", help="profile data files into one stored whylogs profile (as profile_partition)"
-    )
+    p = sub.add_parser("profile", help="profile data files into one stored whylogs profile (as profile_partition)")
     p.add_argument("files", nargs="+", help="Parquet or CSV files (local paths or fsspec URLs)")
     p.add_argument("--out", required=True, help="where to store the profile (.bin; a path or an fsspec URL)")
     p.add_argument("--format", choices=("parquet", "csv"), default=None, help="default: from the file names")
     p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser(
-        "drift",
-        help="decide drift between two profiles (or data files) as the drift sensor does; exit 1 on drift",
+        "drift", help="decide drift between two profiles (or data files) as the drift sensor does; exit 1 on drift"
     )
     p.add_argument("reference", help="the reference: a stored profile (.bin) or a data file")
     p.add_argument("current", help="the current data: a stored profile (.bin) or a data file")
-    p.add_argument(
-        "--spec", help="a pipeline spec: its features and its drift section decide (as its monitor)"
-    )
+    p.add_argument("--spec", help="a pipeline spec: its features and its drift section decide (as its monitor)")
     p.add_argument("--numeric", nargs="*", help="numeric features (without --spec; the default policy)")
     p.add_argument("--categorical", nargs="*", help="categorical features (without --spec)")
-    p.add_argument(
-        "--format", dest="output", choices=("table", "json"), default="table", help="output (table)"
-    )
+    p.add_argument("--format", dest="output", choices=("table", "json"), default="table", help="output (table)")
     p.add_argument("--data-format", choices=("parquet", "csv"), default=None, help="of data files given")
     p.add_argument("--html", help="also write the drift report page here")
     p.add_argument(

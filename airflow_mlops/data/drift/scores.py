@@ -283,11 +283,7 @@ def _numeric_sketch(view: DatasetProfileView, feature: str, side: str) -> Any:
     metric = column.get_metric("distribution") if column is not None else None
     kll = metric.kll.value if metric is not None else None
     if kll is None or kll.is_empty():
-        types = (
-            column.get_metric("types").to_summary_dict()
-            if column is not None and column.get_metric("types")
-            else {}
-        )
+        types = column.get_metric("types").to_summary_dict() if column is not None and column.get_metric("types") else {}
         held = ", ".join(f"{n} {kind}" for kind, n in types.items() if n) or "none"
         raise DataError(
             f"feature {feature!r} is monitored as numeric, but the {side} profile holds no numeric values in it "
@@ -356,10 +352,8 @@ def score_drift(
                 threshold = max(limit, _hellinger_floor(n, m, levels))
                 row.update(metric="hellinger", score=score, psi=psi, threshold=threshold, levels=levels)
         else:
-            ref_kll, cur_kll = (
-                _numeric_sketch(reference, feature, "reference"),
-                _numeric_sketch(current, feature, "current"),
-            )
+            ref_kll = _numeric_sketch(reference, feature, "reference")
+            cur_kll = _numeric_sketch(current, feature, "current")
             ks, psi, bins = _numeric_scores(ref_kll, cur_kll)
             sketch_error = _kll_error(ref_kll) + _kll_error(cur_kll)
             if metric == "psi":
@@ -450,9 +444,7 @@ def summary_line(report: dict[str, Any]) -> str:
         rule = f"share {report['drift_share']:.2f}, threshold {report['drift_share_threshold']:.2f}"
         if report.get("decision_note"):
             rule += f"; {report['decision_note']}"
-    return f"{head} ({rule})" + (
-        f": {', '.join(report['drifted_features'])}" if report["drifted_features"] else ""
-    )
+    return f"{head} ({rule})" + (f": {', '.join(report['drifted_features'])}" if report["drifted_features"] else "")
 
 
 def detect(

@@ -7,7 +7,16 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from airflow_mlops.pipeline.spec.data import Bounds
-from airflow_mlops.schema import PERCENT, ColumnName, Fraction, PositiveInt, Section, fail, problem
+from airflow_mlops.schema import (
+    PERCENT,
+    ColumnName,
+    Fraction,
+    PositiveInt,
+    Section,
+    fail,
+    percent_fraction,
+    problem,
+)
 
 Metric = str
 
@@ -32,7 +41,7 @@ class Compare(Section):
                 raise fail(
                     problem("relative", False, f"true or unset: min_improvement {self.min_improvement} is relative")
                 )
-            object.__setattr__(self, "min_improvement", float(self.min_improvement[:-1]) / 100)
+            object.__setattr__(self, "min_improvement", percent_fraction(self.min_improvement))
             object.__setattr__(self, "relative", True)
         return self
 
