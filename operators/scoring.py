@@ -225,7 +225,8 @@ class LiveMetricsOperator(MlflowMixin, NamedOutputs, Alerting):
     (``promotion_mode="auto"``) or proposed for approval (tag ``mlops.live_proposal``) once its difference
     from the champion over its windows, with an always-valid confidence sequence at error rate
     ``promotion_alpha`` (it may be looked at after every window), lies above ``min_improvement``, with at
-    least ``promote_after`` windows and ``promotion_min_rows`` labelled challenger rows behind it.
+    least ``promote_after`` windows and ``promotion_min_rows`` labelled challenger rows behind it (with
+    ``compare_mode="non_inferiority"``: above minus ``min_improvement``, no worse than the champion by more).
 
     :param model_name: registered model name.
     :param predictions_uri: the scoring output folder (templated).
@@ -235,7 +236,9 @@ class LiveMetricsOperator(MlflowMixin, NamedOutputs, Alerting):
     :param label_column: label column.
     :param metric: metric compared (challenger vs champion) and watched for performance drift.
     :param metrics: further metrics watched for performance drift (the spec: every metric its tests declare).
-    :param min_improvement: margin the challenger must win by.
+    :param min_improvement: margin the challenger must win by (``improvement``), or may lose by at most
+        (``non_inferiority``).
+    :param compare_mode: ``improvement`` or ``non_inferiority``, as the spec's ``tests.compare.mode``.
     :param relative: ``min_improvement`` is a fraction of the champion's live value (as ``tests.compare``'s
         ``relative``, or a percentage there), not an amount in the metric's units.
     :param promote_after: the fewest windows a promotion rests on.
@@ -268,6 +271,7 @@ class LiveMetricsOperator(MlflowMixin, NamedOutputs, Alerting):
         metrics: list[str] | None = None,
         min_improvement: float = 0.0,
         relative: bool = False,
+        compare_mode: str = "improvement",
         promote_after: int = 3,
         promotion_mode: str = "auto",
         promotion_alpha: float = 0.05,
@@ -282,6 +286,10 @@ class LiveMetricsOperator(MlflowMixin, NamedOutputs, Alerting):
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
+        from airflow_mlops.model.metrics import COMPARE_MODES
+
+        if compare_mode not in COMPARE_MODES:
+            raise ValueError(f"{kwargs.get('task_id')}: compare_mode={compare_mode!r}; use {' or '.join(COMPARE_MODES)}")
         super().__init__(**kwargs)
         self.model_name = model_name
         self.predictions_uri = predictions_uri
@@ -292,6 +300,7 @@ class LiveMetricsOperator(MlflowMixin, NamedOutputs, Alerting):
         self.metrics = list(metrics or [])
         self.min_improvement = min_improvement
         self.relative = relative
+        self.compare_mode = compare_mode
         self.promote_after = promote_after
         self.promotion_mode = promotion_mode
         self.promotion_alpha = promotion_alpha
@@ -322,7 +331,7 @@ class LiveMetricsOperator(MlflowMixin, NamedOutputs, Alerting):
                 label_column=self.label_column, metric=self.metric, min_improvement=self.min_improvement,
                 promote_after=self.promote_after, promotion_mode=self.promotion_mode,
                 alpha=self.promotion_alpha, min_rows=self.promotion_min_rows, value=self.value,
-                promote_on=self.promote_on, relative=self.relative,
+                promote_on=self.promote_on, relative=self.relative, compare_mode=self.compare_mode,
                 max_metric_drop=self.max_metric_drop, metrics=self.metrics, artifact_root=self.hook.artifact_root,
             )  # fmt: skip
         from airflow_mlops.operations.live import performance_table

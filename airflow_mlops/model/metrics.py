@@ -8,6 +8,7 @@ CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 LANGUAGE_MODELING_METRICS = ("perplexity", "loss")
 LOWER_IS_BETTER = ("rmse", "mae", "perplexity", "loss")
+COMPARE_MODES = ("improvement", "non_inferiority")  # tests.compare.mode, read alike by the model tests and live
 METRICS = {
     "classification": CLASSIFICATION_METRICS,
     "regression": REGRESSION_METRICS,

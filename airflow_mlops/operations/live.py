@@ -5,8 +5,9 @@ with the labels by row id, or carry their label themselves (the scored rows held
 metrics on the rows it scored. The champion's performance drift is watched on every metric the tests declare,
 each with its tolerance and a sample-size floor. Every window is recorded on
 the challenger (tag ``mlops.live_windows``, one entry per window, so a re-run replaces its own entry); a
-challenger that beats the champion in the last ``promote_after`` windows in a row is promoted (mode
-``auto``) or proposed for approval (tag ``mlops.live_proposal``).
+challenger whose live evidence says it is better than the champion (``compare_mode`` ``improvement``), or no
+worse by more than the margin (``non_inferiority``), is promoted (mode ``auto``) or proposed for approval (tag
+``mlops.live_proposal``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 from typing import Any
 
 from airflow_mlops.errors import BadDataError, DataError
-from airflow_mlops.model.metrics import LOWER_IS_BETTER, drop, tolerated_drop
+from airflow_mlops.model.metrics import COMPARE_MODES, LOWER_IS_BETTER, drop, tolerated_drop
 
 log = logging.getLogger(__name__)
 
@@ -317,12 +318,17 @@ def record_window(
     alpha: float = PROMOTION_ALPHA,
     min_rows: int = 0,
     relative: bool = False,
+    compare_mode: str = "improvement",
 ) -> dict[str, Any]:
     """Record one window's comparison on the challenger; promote (or propose) it once the evidence over its
     windows against this champion says it is better (:func:`sequential_evidence`, error rate ``alpha``),
     with at least ``promote_after`` windows and ``min_rows`` labelled challenger rows behind it.
     ``relative``: ``min_improvement`` is a fraction of the champion's live value in the window (as the model
-    tests read ``tests.compare.relative``), not an amount in the metric's units."""
+    tests read ``tests.compare.relative``), not an amount in the metric's units. ``compare_mode`` as the
+    model tests read ``tests.compare.mode``: ``improvement`` needs the interval's low end above the margin,
+    ``non_inferiority`` above minus the margin (no worse than the champion by more than it)."""
+    if compare_mode not in COMPARE_MODES:
+        raise ValueError(f"compare_mode must be one of {', '.join(COMPARE_MODES)}; got {compare_mode!r}")
     from airflow_mlops.release import promotion
     from airflow_mlops.tracking import registry
 
@@ -340,7 +346,8 @@ def record_window(
     value = per_version[challenger].get(metric)
     result["challenger_value"] = value
     margin = abs(float(champ)) * min_improvement if relative else min_improvement
-    won = value is not None and _beats(value, champ, metric, margin)
+    bar = -margin if compare_mode == "non_inferiority" else margin  # what the difference must exceed
+    won = value is not None and _beats(value, champ, metric, bar)
     version = c.get_model_version(name, challenger)
     history = [w for w in json.loads(version.tags.get(WINDOWS_TAG) or "[]") if w["window"] != window]
 
@@ -363,7 +370,7 @@ def record_window(
         streak += 1
     against = [w for w in history if w["champion"] == champion]
     evidence = sequential_evidence(
-        against, metric=metric, min_improvement=margin, alpha=alpha,
+        against, metric=metric, min_improvement=bar, alpha=alpha,
         tau=mixing_scale(metric, champ),
     )  # fmt: skip
     result.update(won=won, streak=streak, evidence=evidence)
@@ -377,14 +384,19 @@ def record_window(
     enough = evidence["windows"] >= promote_after and evidence["rows"] >= min_rows
     if not (evidence["better"] and enough):
         need = (
-            f"> {margin:.4g}" + (f" ({min_improvement * 100:g}% of v{champion}'s {champ:.4g})" if relative else "")
+            f"> {bar:.4g}" + (f" ({min_improvement * 100:g}% of v{champion}'s {champ:.4g})" if relative else "")
+            + (" (non_inferiority: no worse than the champion by more than the margin)" if compare_mode == "non_inferiority" else "")
             if not evidence["better"]
             else f"{promote_after} windows, {min_rows} rows"
         )
         result["decision"] = f"v{challenger} - v{champion}: {shown}; not promoted (needs {need})"
         return result
+    verdict = (
+        f"no worse than champion v{champion} by more than {margin:.4g}"
+        if compare_mode == "non_inferiority" else f"better than champion v{champion}"
+    )
     reason = (
-        f"better than champion v{champion} on live {metric}: difference {shown}, {100 * (1 - alpha):g}% "
+        f"{verdict} on live {metric}: difference {shown}, {100 * (1 - alpha):g}% "
         f"interval (latest {value:.4f} vs {champ:.4f})"
     )
     rolled_back = version.tags.get("mlops.rolled_back")
@@ -522,6 +534,7 @@ def measure_live_window(
     value: dict[str, Any] | None = None,
     promote_on: str | None = None,
     relative: bool = False,
+    compare_mode: str = "improvement",
 ) -> dict[str, Any]:
     """One labelled window, start to end: each version's live metrics (logged to MLflow), the challenger's
     record and promotion decision (:func:`record_window`), and the champion's performance drift.
@@ -555,7 +568,7 @@ def measure_live_window(
         c, model_name, window=window.label, per_version=per_version, champion=str(champion.version),
         challenger=str(challenger.version) if challenger else None, metric=promote_on or metric,
         min_improvement=min_improvement, promote_after=promote_after, promotion_mode=promotion_mode,
-        alpha=alpha, min_rows=min_rows, relative=relative,
+        alpha=alpha, min_rows=min_rows, relative=relative, compare_mode=compare_mode,
     )  # fmt: skip
     watched = list(dict.fromkeys([metric, *(metrics or [])]))
     performance = performance_drift(champion, per_version, metrics=watched, tolerance=max_metric_drop)

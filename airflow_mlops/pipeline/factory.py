@@ -498,7 +498,7 @@ def build_live_metrics_dag(spec: PipelineSpec) -> DAG:
             task_id="live_metrics", model_name=spec.model_name, predictions_uri=sc.output,
             labels_uri=labels.uri, id_column=sc.id_column, label_column=labels.column or spec.target,
             metric=spec.compare_metric, metrics=spec.live_metrics, min_improvement=spec.tests.compare.min_improvement,
-            relative=spec.tests.compare.relative,
+            relative=spec.tests.compare.relative, compare_mode=spec.tests.compare.mode,
             promote_after=labels.promote_after_windows, promotion_mode=spec.promotion.mode,
             promotion_alpha=labels.promotion_alpha, promotion_min_rows=labels.promotion_min_rows,
             value=labels.value.model_dump() if labels.value else None, promote_on=labels.promote_on,

@@ -679,6 +679,49 @@ def test_a_relative_improvement_is_a_share_of_the_champions_live_value(mlflow_ur
     assert (absolute["won"], absolute["evidence"]["better"], absolute["proposed"]) == (True, True, True)
 
 
+def test_non_inferiority_on_the_live_path_promotes_a_challenger_no_worse_by_more_than_the_margin(mlflow_uri):
+    """``tests.compare.mode: non_inferiority`` reads the same on the live path as in the model tests: a
+    challenger a little worse than the champion (AUC 0.795 against 0.80, margin 0.01) is no worse by more
+    than the margin and is promoted once the interval says so; in improvement mode it is not; one worse by
+    more than the margin is not promoted in either."""
+    from mlflow.tracking import MlflowClient
+
+    from airflow_mlops.operations.live import record_window
+    from airflow_mlops.operators.scoring import LiveMetricsOperator
+    from airflow_mlops.pipeline.factory import build_live_metrics_dag
+    from airflow_mlops.pipeline.spec import parse_spec
+
+    c = MlflowClient()
+    c.create_registered_model("noninf")
+    for _ in range(3):
+        c.create_model_version("noninf", source="file:///nowhere")
+
+    def window(champion: float, challenger: float, version: str) -> dict:
+        return {"1": {"roc_auc": champion, "se_roc_auc": 0.001, "rows": 20000},
+                version: {"roc_auc": challenger, "se_roc_auc": 0.001, "rows": 20000}}  # fmt: skip
+
+    compare = parse_spec(_with_compare(min_improvement=0.01, mode="non_inferiority")).tests.compare
+    live = build_live_metrics_dag(parse_spec(_with_compare(min_improvement=0.01, mode="non_inferiority")))
+    operator = live.get_task("live_metrics")
+    assert (operator.compare_mode, operator.min_improvement) == ("non_inferiority", 0.01)  # the spec's DAG asks it
+    args = {"window": "2026-01-07", "champion": "1", "metric": "roc_auc", "promote_after": 1, "promotion_mode": "manual",
+            "min_improvement": compare.min_improvement}  # fmt: skip
+    close = record_window(c, "noninf", per_version=window(0.80, 0.795, "2"), challenger="2", compare_mode=compare.mode, **args)
+    assert (close["won"], close["evidence"]["better"], close.get("proposed")) == (True, True, True)
+    assert "no worse than champion v1 by more than 0.01 on live roc_auc" in close["decision"]
+    improvement = record_window(c, "noninf", per_version=window(0.80, 0.795, "2"), challenger="2", **args)
+    assert (improvement["won"], improvement["evidence"]["better"]) == (False, False)
+    worse = record_window(c, "noninf", per_version=window(0.80, 0.78, "3"), challenger="3", compare_mode=compare.mode, **args)
+    assert (worse["won"], worse["evidence"]["better"]) == (False, False)
+    assert "needs > -0.01" in worse["decision"]
+    assert "non_inferiority" in worse["decision"]
+    with pytest.raises(ValueError, match="compare_mode must be one of improvement, non_inferiority"):
+        record_window(c, "noninf", per_version=window(0.80, 0.78, "3"), challenger="3", compare_mode="better", **args)
+    with pytest.raises(ValueError, match="live: compare_mode='better'; use improvement or non_inferiority"):
+        LiveMetricsOperator(task_id="live", model_name="noninf", predictions_uri="p", labels_uri=None, id_column=None,
+                            label_column="y", compare_mode="better")  # fmt: skip
+
+
 def _with_compare(**compare) -> dict:
     import yaml
 
