@@ -130,6 +130,8 @@ class Stack:
             "AIRFLOW__CELERY__BROKER_URL": f"{self.redis}/{self.redis_db}",
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.airflow_db,
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
+            # Airflow's Celery configuration, with the libraries every task imports loaded once per worker
+            "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "airflow_mlops.tools.worker.CELERY_CONFIG",
             # the cores shared among the tasks every worker of this machine runs at once
             **thread_settings(len(self.workers) * WORKER_CONCURRENCY),
             # a send into a stalled broker times out (operation_timeout, 1 s) and is sent again on the next

@@ -82,6 +82,19 @@ def test_the_tracking_server_starts_without_mlflows_job_runner(stack):
     assert [c for c in commands if "huey" in c or "_job_runner" in c] == []
 
 
+def test_each_worker_loads_the_tasks_libraries_once_at_its_start(stack):
+    """Every Celery worker of the stack preloads what the pipeline's tasks import before it forks its pool
+    (airflow_mlops.tools.worker), so the forked tasks start with them."""
+    line = (
+        "airflow-mlops: preloaded numpy, pandas, pyarrow.parquet, sklearn.metrics, mlflow, mlflow.pyfunc, whylogs, "
+        "torch in the Celery worker"
+    )
+    for worker in stack.workers:  # the stack is up once its scheduler is healthy, maybe before a worker is
+        log = Path(stack.home) / "logs" / f"worker-{worker}.log"
+        _wait(f"worker {worker} to start", lambda log=log: "ready." in log.read_text() or line in log.read_text(), 120)
+        assert line in log.read_text(), log.read_text()[-3000:]
+
+
 def _hold(stack, pipeline: str, step: int = 1) -> None:
     """Trainers of ``pipeline`` wait after the first checkpoint at ``step`` or later (until released)."""
     gate = Path(stack.home) / "hold" / pipeline
