@@ -110,7 +110,8 @@ def demo_env(
         # a writer waits up to 30 s for SQLite's one write lock (default 5 s: on a busy machine the scheduler's
         # loop held it longer, and a CLI command failed with "database is locked")
         SQLITE_CONNECT_ARGS_SETTING[0]: SQLITE_CONNECT_ARGS_SETTING[1],
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # Airflow's LocalExecutor, its workers forked with the tasks' libraries loaded (tools.preload)
+        "AIRFLOW__CORE__EXECUTOR": "airflow_mlops.tools.preload.LocalExecutor",
         # the default (32 worker processes) is far too many for 2 cores
         "AIRFLOW__CORE__PARALLELISM": str(TASKS_AT_ONCE),
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "4",

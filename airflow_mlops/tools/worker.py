@@ -5,7 +5,7 @@ Airflow runs each task in a process forked from the Celery worker's pool process
 own expensive modules in the worker for that reason (its ``import_modules`` handler). A pipeline's tasks import
 pandas, pyarrow, MLflow, scikit-learn and whylogs (and torch to test a tabular model): about 4.6 s of
 imports per task on a 2-core machine, before the task reads a row. Loaded here, in the worker before it
-forks its pool, every task starts with them.
+forks its pool, every task starts with them (:mod:`airflow_mlops.tools.preload`).
 
 ``airflow-mlops stack`` sets it; a deployment of its own sets
 ``AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=airflow_mlops.tools.worker.CELERY_CONFIG`` on its workers (and
@@ -15,45 +15,14 @@ left out; one that fails to import is logged and left to the task, which then fa
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
 from celery.signals import import_modules
 
+from airflow_mlops.tools.preload import preload
+
 log = logging.getLogger(__name__)
-
-# what a pipeline's tasks import, in the order they import it (numpy and pandas first: the others use them)
-PRELOAD = (
-    "numpy",
-    "pandas",
-    "pyarrow.parquet",
-    "sklearn.metrics",
-    "mlflow",
-    "mlflow.pyfunc",
-    "whylogs",  # through airflow_mlops.data.whylogs_compat, as the tasks import it: analytics off, NumPy 2
-    "torch",
-)
-
-
-def preload() -> list[str]:
-    """Import :data:`PRELOAD`: the modules loaded (those not installed are skipped)."""
-    loaded = []
-    for name in PRELOAD:
-        try:
-            if name == "whylogs":
-                from airflow_mlops.data.whylogs_compat import import_whylogs
-
-                import_whylogs()
-            else:
-                importlib.import_module(name)
-        except ImportError:
-            continue
-        except Exception:  # a broken install: the task that needs it says so, not the worker at start
-            log.warning("airflow-mlops: could not preload %s in the Celery worker", name, exc_info=True)
-            continue
-        loaded.append(name)
-    return loaded
 
 
 @import_modules.connect

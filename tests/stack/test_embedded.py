@@ -132,6 +132,8 @@ def test_a_crash_of_the_whole_embedded_airflow_mid_training_finishes_the_run(tmp
         after = (home / "standalone.log").read_bytes()[restarted:].decode(errors="replace")
         calls = [int(n) for n in re.findall(r"Client\.request', this is the (\d+)(?:st|nd|rd|th) time calling it", after)]
         assert max(calls, default=0) > 5, after[-3000:]
+        # the scheduler loaded the tasks' libraries before it forked the executor's workers (tools.preload)
+        assert "airflow-mlops: preloaded numpy, pandas" in after
     finally:
         stop_process_tree(proc)
     c = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])  # not the process-wide one

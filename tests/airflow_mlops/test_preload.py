@@ -1,5 +1,6 @@
-"""The stack's Celery workers load the libraries a pipeline's tasks import once, before they fork their pool,
-so no task pays for them (airflow_mlops.tools.worker)."""
+"""The processes Airflow forks tasks from load the libraries a pipeline's tasks import once, so no task pays
+for them: the stack's Celery workers before they fork their pool (airflow_mlops.tools.worker), the embedded
+default's LocalExecutor before it forks its workers from the scheduler (airflow_mlops.tools.preload)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ def test_the_worker_config_is_airflows_and_the_preload_waits_for_the_workers_sta
         """
 import json, os, sys
 from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
-from airflow_mlops.tools.worker import CELERY_CONFIG, PRELOAD
+from airflow_mlops.tools.preload import PRELOAD
+from airflow_mlops.tools.worker import CELERY_CONFIG
 heavy = [m for m in PRELOAD if m in sys.modules]
 from celery import Celery
 from celery.signals import import_modules
@@ -43,8 +45,7 @@ print(json.dumps({"same": CELERY_CONFIG == DEFAULT_CELERY_CONFIG, "heavy": heavy
     )
     assert found["same"]
     assert (found["heavy"], found["built"]) == ([], [])
-    assert found["after"] == ["numpy", "pandas", "pyarrow.parquet", "sklearn.metrics", "mlflow", "mlflow.pyfunc",
-                              "whylogs", "torch"]  # fmt: skip
+    assert found["after"] == list(PRELOADED)
     assert found["analytics_off"] == "True"
 
 
@@ -52,7 +53,7 @@ def test_a_library_that_is_not_installed_is_left_out_and_the_rest_still_load(tmp
     """A worker installed without the training extra has no torch: the preload skips it, loads the rest."""
     (tmp_path / "torch.py").write_text("raise ImportError('No module named torch (this test hides it)')\n")
     found = _fresh(
-        "import json; from airflow_mlops.tools.worker import preload; print(json.dumps(preload()))",
+        "import json; from airflow_mlops.tools.preload import preload; print(json.dumps(preload()))",
         env={"PYTHONPATH": str(tmp_path)},
     )
     assert "torch" not in found
@@ -65,3 +66,33 @@ def test_the_stack_runs_its_workers_with_it():
 
     stack = Stack(home=Path("/nowhere"), secrets={"fernet_key": "k", "api_secret": "a", "jwt_secret": "j", "mlflow_password": "p"})
     assert stack.env()["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"] == "airflow_mlops.tools.worker.CELERY_CONFIG"
+
+
+def test_the_embedded_defaults_executor_loads_them_before_it_forks_its_workers(tmp_path):
+    """The executor the embedded default names (demo_env) is Airflow's LocalExecutor, and Airflow loads it from
+    that name; loading it imports none of the libraries, starting it loads them all, then forks its workers."""
+    from airflow_mlops.tools.quickstart import demo_env
+
+    name = demo_env(tmp_path, 18999)["AIRFLOW__CORE__EXECUTOR"]
+    found = _fresh(
+        """
+import json, sys
+from airflow.executors.executor_loader import ExecutorLoader
+from airflow.executors.local_executor import LocalExecutor
+from airflow_mlops.tools.preload import PRELOAD
+cls, _ = ExecutorLoader.import_default_executor_cls()
+loaded = [m for m in PRELOAD if m in sys.modules]
+executor = cls(parallelism=1)
+executor.start()
+started = [m for m in PRELOAD if m in sys.modules]
+workers = len(executor.workers)
+executor.end()
+print(json.dumps({"local": issubclass(cls, LocalExecutor) and cls.is_local, "loaded": loaded, "started": started,
+                  "workers": workers}))
+""",
+        env={"AIRFLOW__CORE__EXECUTOR": name, "AIRFLOW_HOME": str(tmp_path / "airflow")},
+    )
+    assert found == {"local": True, "loaded": [], "started": list(PRELOADED), "workers": 1}
+
+
+PRELOADED = ("numpy", "pandas", "pyarrow.parquet", "sklearn.metrics", "mlflow", "mlflow.pyfunc", "whylogs", "torch")
