@@ -53,9 +53,11 @@ def preload() -> list[str]:
 class LocalExecutor(_AirflowLocalExecutor):
     """Airflow's LocalExecutor, whose workers start with :data:`PRELOAD` loaded: they are forked from the
     scheduler when the executor starts (and again if one dies), so the libraries are loaded in the scheduler
-    just before. The embedded default runs it (``AIRFLOW__CORE__EXECUTOR``); a deployment of its own names
+    just before (only where they are forked: ``mp_start_method`` spawn starts each from a fresh interpreter,
+    and nothing is loaded). The embedded default runs it (``AIRFLOW__CORE__EXECUTOR``); a deployment of its own names
     ``airflow_mlops.tools.preload.LocalExecutor`` there instead of ``LocalExecutor``."""
 
     def start(self) -> None:
-        self.log.info("airflow-mlops: preloaded %s for the executor's workers", ", ".join(preload()))
+        if self.is_mp_using_fork:  # spawned workers start a fresh interpreter: nothing to share with them
+            self.log.info("airflow-mlops: preloaded %s for the executor's workers", ", ".join(preload()))
         super().start()

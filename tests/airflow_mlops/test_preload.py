@@ -95,4 +95,28 @@ print(json.dumps({"local": issubclass(cls, LocalExecutor) and cls.is_local, "loa
     assert found == {"local": True, "loaded": [], "started": list(PRELOADED), "workers": 1}
 
 
+def test_an_executor_that_spawns_its_workers_loads_nothing(tmp_path):
+    """With ``mp_start_method`` spawn every worker starts a fresh interpreter: loading the libraries in the
+    scheduler would only cost it memory."""
+    from airflow_mlops.tools.quickstart import demo_env
+
+    found = _fresh(
+        """
+import json, multiprocessing, sys
+multiprocessing.set_start_method("spawn")
+from airflow.executors.executor_loader import ExecutorLoader
+from airflow_mlops.tools.preload import PRELOAD
+cls, _ = ExecutorLoader.import_default_executor_cls()
+executor = cls(parallelism=1)
+executor.start()
+loaded = [m for m in PRELOAD if m in sys.modules]
+executor.end()
+print(json.dumps(loaded))
+""",
+        env={"AIRFLOW__CORE__EXECUTOR": demo_env(tmp_path, 18999)["AIRFLOW__CORE__EXECUTOR"],
+             "AIRFLOW_HOME": str(tmp_path / "airflow")},
+    )  # fmt: skip
+    assert found == []
+
+
 PRELOADED = ("numpy", "pandas", "pyarrow.parquet", "sklearn.metrics", "mlflow", "mlflow.pyfunc", "whylogs", "torch")
