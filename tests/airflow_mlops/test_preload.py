@@ -120,3 +120,15 @@ print(json.dumps(loaded))
 
 
 PRELOADED = ("numpy", "pandas", "pyarrow.parquet", "sklearn.metrics", "mlflow", "mlflow.pyfunc", "whylogs", "torch")
+
+
+def test_the_compose_stack_names_the_same_executor(tmp_path):
+    """docker/compose.yaml's Airflow (LocalExecutor on PostgreSQL) runs the executor the embedded default
+    runs: Airflow loads it from that name (the image is not built here)."""
+    import yaml
+
+    from airflow_mlops.tools.quickstart import demo_env
+
+    compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
+    named = compose["x-airflow"]["environment"]["AIRFLOW__CORE__EXECUTOR"]
+    assert named == demo_env(tmp_path, 18999)["AIRFLOW__CORE__EXECUTOR"]
