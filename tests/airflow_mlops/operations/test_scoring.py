@@ -370,6 +370,27 @@ def test_a_challenger_that_is_no_better_is_promoted_no_more_often_than_the_decla
     assert lucky > 50  # what the old rule did with the same windows
 
 
+def test_non_inferiority_promotes_a_challenger_worse_by_the_margin_no_more_often_than_the_error_rate():
+    """``non_inferiority`` with a margin of 0.02 (record_window asks the interval's low end to exceed -0.02):
+    100 simulated challengers exactly 0.02 worse, looked at after each of 20 windows, are promoted within the
+    declared 5% (binomial 99% bound: 11); 100 as good as the champion are promoted in most runs."""
+    from airflow_mlops.operations.live import sequential_evidence
+
+    def promoted(challenger: float, seed: int) -> int:
+        rng = np.random.default_rng(seed)
+        count = 0
+        for _ in range(100):
+            history = _simulated_windows(rng, challenger, 0.80, 20, 400)
+            count += any(
+                sequential_evidence(history[: k + 1], metric="accuracy", min_improvement=-0.02, alpha=0.05)["better"]
+                for k in range(len(history))
+            )  # fmt: skip
+        return count
+
+    assert promoted(0.78, 21) <= 11
+    assert promoted(0.80, 22) >= 50
+
+
 def test_a_clearly_better_challenger_is_found_better_with_its_interval():
     from airflow_mlops.operations.live import sequential_evidence
 
