@@ -43,6 +43,7 @@ def _importance(source: str | None) -> dict[str, float] | None:
     if not source:
         return None
     if source.startswith("models:/"):
+        import mlflow
         from mlflow.exceptions import MlflowException
 
         from airflow_mlops.tracking import registry
@@ -55,7 +56,7 @@ def _importance(source: str | None) -> dict[str, float] | None:
             version = c.get_model_version_by_alias(name, ref) if ref else c.get_model_version(*name.split("/", 1))
         except MlflowException as err:  # no such model, alias or version (or no tracking server there)
             first = str(err.message if hasattr(err, "message") else err).strip().splitlines()[0]
-            raise ValueError(f"not found in the registry at {c._registry_uri}: {first}") from None
+            raise ValueError(f"not found in the registry at {mlflow.get_registry_uri()}: {first}") from None
         found = registry.feature_importance(version)
         if found is None:
             raise ValueError(f"{name} v{version.version} has no recorded {registry.IMPORTANCE_TAG}")

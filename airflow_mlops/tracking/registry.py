@@ -20,19 +20,20 @@ PROFILE_TAG = "mlops.profile_uri"
 MAX_TAG = 5000  # MLflow's limit on a tag value is 8000 characters; stay well below
 
 
-def existing_client(tracking_uri: str | None = None):
-    """:func:`client` for a command that reads the registry: a local SQLite store that is not there is named
-    (a DataError), not created empty (MLflow would make one, and the model would then be 'not found')."""
+def existing_client():
+    """:func:`client` for a command that reads the registry: a local SQLite store that is not there (the
+    tracking store or the registry's) is named (a DataError), not created empty (MLflow would make one, and
+    the model would then be 'not found')."""
     import os
 
     import mlflow
 
     from airflow_mlops.errors import DataError
 
-    uri = str(tracking_uri or mlflow.get_tracking_uri())
-    if uri.startswith("sqlite:///") and not os.path.exists(uri.removeprefix("sqlite:///")):
-        raise DataError(f"no registry at {uri}: set MLFLOW_TRACKING_URI to the pipeline's tracking server or store")
-    return client(tracking_uri)
+    for uri in dict.fromkeys([str(mlflow.get_tracking_uri()), str(mlflow.get_registry_uri())]):
+        if uri.startswith("sqlite:///") and not os.path.exists(uri.removeprefix("sqlite:///")):
+            raise DataError(f"no registry at {uri}: set MLFLOW_TRACKING_URI to the pipeline's tracking server or store")
+    return client()
 
 
 def client(tracking_uri: str | None = None, registry_uri: str | None = None):
