@@ -21,7 +21,8 @@ Then 30 daily decisions per case, the change (if any) from day 10:
 
 Rules, each the project's own code: ``share`` (``score_drift``, ``decision: share``, drift_share 0.3),
 ``importance`` (``score_drift``, ``decision: importance``, importance_share 0.2), ``estimated`` (CBPE on the
-champion's scores, ``operations.estimation.judge``, roc_auc, accuracy and f1, tolerance 0.05) and ``live``
+champion's scores as the estimate task runs it, ``model.estimation.estimate_window_metrics``, judged by
+``operations.estimation.judge``, roc_auc, accuracy and f1, tolerance 0.05) and ``live``
 (labels on the day's rows, ``operations.live.performance_drift``, the same metrics, tolerance 0.05 above
 the sample-size floor). Reported per case and rule: false alarms (alarms before day 10, or on any day where
 no retraining is wanted) and the detection delay (first alarm day - 10) where a change hurts. Performance
@@ -105,7 +106,7 @@ def run(n: int, quick: bool) -> dict:
     from airflow_mlops.data.drift.scores import score_drift
     from airflow_mlops.data.partitions import split_holdout
     from airflow_mlops.data.profiling import profile_frame
-    from airflow_mlops.model.estimation import estimate_metrics, fit_calibration
+    from airflow_mlops.model.estimation import estimate_window_metrics, fit_calibration
     from airflow_mlops.model.importance import permutation_importance
     from airflow_mlops.model.metrics import classification_metrics, evaluate
     from airflow_mlops.operations.estimation import judge
@@ -136,7 +137,7 @@ def run(n: int, quick: bool) -> dict:
                 if report["drift"]:
                     alarms[rule].append(day)
             scores = champion.predict_proba(frame)[:, 1]
-            estimates = estimate_metrics(scores, calibration, metrics=METRICS, seed=day)
+            estimates = estimate_window_metrics(scores, calibration, metrics=METRICS, seed=day)["metrics"]
             realised = classification_metrics(frame["y"].to_numpy(), np.column_stack([1 - scores, scores]), [0, 1])
             for m in METRICS:
                 e = estimation[m]

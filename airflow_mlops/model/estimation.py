@@ -13,13 +13,16 @@ a calibrated probability (to ``1 / STEPS`` in log-odds) and a predicted class ar
 of a window does not grow with its rows. Accuracy, precision, recall, F1 and ROC AUC are estimated (macro
 averages over the classes for a multiclass model, as the model tests report them).
 
-Where it is blind: the estimate assumes the model's calibrated scores still say how often each row is
-positive, i.e. that P(y | score) did not change. Covariate shift (inputs move, the rule stays) is what it
-sees, as far as the score carries what the inputs say: where it does not (trees' scores saturate), rows with
-the same score can be more often positive after the shift than before, and the estimate falls low by about
-that much (``benchmarks/estimation.py --curve-check``); :func:`score_shift` says when a window's scores
-moved from the held-out rows'. Pure concept drift (inputs unchanged, labelling rule
-changed) leaves the scores, and so the estimate, unchanged: only live metrics on real labels catch it.
+Covariate shift (inputs move, the labelling rule stays): CBPE assumes P(y | score) does not change, but a
+model's score is its rows' true log-odds plus noise, and rows with the same score are then more often positive
+the more of the window's rows truly are (the regression to the mean goes to the window's mean;
+``benchmarks/estimation.py --curve-check`` measures it). So each curve also keeps a model of its scores' noise
+(:func:`fit_noise`), and where a window's scores moved from the held-out rows' (:func:`score_shift`), a
+binary model's curve is moved half-way to what the window's rows imply (:func:`for_window`) and the band spans
+the curve as fitted and moved all the way (:func:`estimate_window_metrics`, what the estimate task runs).
+
+Where it is blind: pure concept drift (inputs unchanged, labelling rule changed) leaves the scores, and so the
+estimate, unchanged: only live metrics on real labels catch it.
 """
 
 from __future__ import annotations
@@ -37,9 +40,15 @@ MIN_ROWS = 100
 DRAWS = 400
 ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 BAND = (2.5, 97.5)
+# the score-noise model (see :func:`fit_noise`): true log-odds on GRID, the noise's spread chosen from NOISES
+GRID_LIMIT, GRID_POINTS = 9.0, 73
+NOISES = tuple(round(0.1 * k, 1) for k in range(1, 21))
+HIST_BINS = 80
+EM_STEPS = 150
+REDRAW_SHARE = 0.5  # how far a window's estimate moves the curve: half-way (see estimate_window_metrics)
 
 
-def fit_calibration(scores: Any, labels: Any, bins: int = BINS) -> dict[str, Any] | None:
+def fit_calibration(scores: Any, labels: Any, bins: int = BINS, noise: bool = True) -> dict[str, Any] | None:
     """The calibration of binary ``scores`` (probability of the positive class) on ``labels`` (0/1).
 
     First a straight line in log-odds (Platt's scaling: the model's overall over- or under-confidence), then
@@ -48,7 +57,8 @@ def fit_calibration(scores: Any, labels: Any, bins: int = BINS) -> dict[str, Any
     near-zero columns of a multiclass model were lifted and its estimates fell by about 0.01), made monotone
     by isotonic regression weighted by the bins' rows. Beyond the end bins the line's slope carries the curve
     on. Kept as ``{"x": mean score per bin, "y": calibrated rate, "n": rows per bin, "rows": n, "slope": the
-    line's slope}``; None with fewer than ``MIN_ROWS`` rows or a single class."""
+    line's slope, "noise": the scores' noise (:func:`fit_noise`; with ``noise``)}``; None with fewer than
+    ``MIN_ROWS`` rows or a single class."""
     import numpy as np
     from sklearn.isotonic import IsotonicRegression
     from sklearn.linear_model import LogisticRegression
@@ -72,8 +82,97 @@ def fit_calibration(scores: Any, labels: Any, bins: int = BINS) -> dict[str, Any
     fitted = IsotonicRegression(y_min=0.0, y_max=1.0).fit(xs, ys, sample_weight=ws).predict(xs)
     return {
         "x": [round(v, 6) for v in xs], "y": [round(float(v), 6) for v in fitted], "n": ws, "rows": int(len(s)),
-        "slope": round(float(np.clip(line.coef_[0][0], 0.0, 2.0)), 4),
+        "slope": round(float(np.clip(line.coef_[0][0], 0.0, 2.0)), 4), **(fit_noise(s, y) if noise else {}),
     }  # fmt: skip
+
+
+def _grid() -> Any:
+    import numpy as np
+
+    return np.linspace(-GRID_LIMIT, GRID_LIMIT, GRID_POINTS)
+
+
+def _kernel(z: Any, noise: float) -> Any:
+    """Each log-odds score's likelihood under each true log-odds of the grid (Gaussian noise, unnormalised:
+    every row of a fit shares the noise)."""
+    import numpy as np
+
+    return np.exp(-0.5 * ((np.asarray(z, dtype=float)[:, None] - _grid()[None, :]) / noise) ** 2)
+
+
+def _prior(z: Any, noise: float, rows: Any = None) -> Any:
+    """The distribution of the true log-odds (weights on the grid) whose scores, blurred by ``noise``, look
+    most like ``z``'s (log-odds scores; ``rows``: how many rows each stands for, one by default): the
+    non-parametric maximum likelihood, by EM over a histogram of the scores (so the cost does not grow with
+    the rows)."""
+    import numpy as np
+
+    edges = np.linspace(-GRID_LIMIT, GRID_LIMIT, HIST_BINS + 1)
+    counts, _ = np.histogram(np.clip(z, -GRID_LIMIT, GRID_LIMIT), edges, weights=rows)
+    keep = counts > 0
+    centres, w = ((edges[:-1] + edges[1:]) / 2)[keep], counts[keep].astype(float)
+    kernel = _kernel(centres, noise)
+    g = np.full(GRID_POINTS, 1.0 / GRID_POINTS)
+    for _ in range(EM_STEPS):
+        joint = kernel * g
+        g = (w / np.maximum(joint.sum(axis=1), 1e-300)) @ joint / w.sum()
+    return g
+
+
+def _rate(prior: Any, noise: float, z: Any) -> Any:
+    """P(positive | log-odds score ``z``) under the noise model: the mean true rate of the scores' sources."""
+    import numpy as np
+
+    joint = _kernel(z, noise) * prior
+    return joint @ (1 / (1 + np.exp(-_grid()))) / np.maximum(joint.sum(axis=1), 1e-300)
+
+
+def fit_noise(scores: Any, labels: Any) -> dict[str, Any]:
+    """How noisy the scores are, as a model of the reason calibration is needed at all: a row's log-odds
+    score is its true log-odds plus Gaussian noise of spread ``noise``; a row is positive with its true rate.
+    An overconfident model's scores regress towards the mean of the true log-odds, by more the noisier they
+    are. The spread is the one whose implied P(positive | score) gives the held-out labels the highest
+    likelihood (the true log-odds' distribution estimated from the held-out scores for each spread, see
+    :func:`_prior`). ``{"noise": spread}``: with the curve's knots and their rows (where the held-out scores
+    lay), what :func:`for_window` needs to tell how P(positive | score) moves when a window's true log-odds
+    are distributed otherwise."""
+    import numpy as np
+
+    z, y = _logit(scores), np.asarray(labels, dtype=float)
+    best: tuple[float, float] | None = None
+    for noise in NOISES:
+        prior = _prior(z, noise)
+        p = np.clip(_rate(prior, noise, z), 1e-9, 1 - 1e-9)
+        likelihood = float(np.sum(y * np.log(p) + (1 - y) * np.log(1 - p)))
+        if best is None or likelihood > best[0]:
+            best = (likelihood, noise)
+    assert best is not None
+    return {"noise": best[1]}
+
+
+def for_window(curve: dict[str, Any], scores: Any, shares: tuple[float, ...] = (1.0,)) -> list[dict[str, Any]]:
+    """The curve as the window's rows would have drawn it, under the noise model of :func:`fit_noise`: the
+    window's true log-odds are estimated from its scores (:func:`_prior`, the noise as on the held-out rows),
+    the held-out rows' from the curve's knots (each bin's rows at its knot), and each knot moves, in log-odds,
+    by how much P(positive | score) at the knot differs between the two, times each of ``shares`` (one curve
+    per share). Where the window's rows come from where the held-out rows' did, nothing moves; under
+    covariate shift, a score between the bulk of the old rows and that of the new ones now more often comes
+    from the new (the regression to the mean goes to the window's mean). A curve recorded without the model
+    (before it existed) gives an empty list."""
+    import numpy as np
+
+    rows = curve.get("n") or []
+    if not curve.get("noise") or len(rows) != len(curve["x"]) or sum(rows) <= 0:
+        return []
+    noise = float(curve["noise"])
+    z = _logit(np.asarray(scores, dtype=float))
+    knots = _logit(curve["x"])
+    held = _prior(knots, noise, np.asarray(rows, dtype=float))
+    now, then = (np.clip(_rate(p, noise, knots), 1e-6, 1 - 1e-6) for p in (_prior(z, noise), held))
+    fitted, change = _logit(np.clip(curve["y"], 1e-6, 1 - 1e-6)), _logit(now) - _logit(then)
+    return [
+        {**curve, "y": [round(float(v), 6) for v in 1 / (1 + np.exp(-(fitted + share * change)))]} for share in shares
+    ]
 
 
 def _logit(v: Any) -> Any:
@@ -108,7 +207,7 @@ def fit_calibrations(proba: Any, labels: Any, classes: list[Any]) -> dict[str, A
     bins = max(MIN_BINS, BINS_TOTAL // len(classes))
     curves = []
     for k, cls in enumerate(classes):
-        curve = fit_calibration(p[:, k], y == cls, bins=bins)
+        curve = fit_calibration(p[:, k], y == cls, bins=bins, noise=False)  # not moved: estimate_window_metrics
         if curve is None:
             return None
         curves.append(curve)
@@ -298,6 +397,8 @@ def estimate_metrics(
     else:
         groups = [_Groups(calibration, s, s > 0.5, calibrate(calibration, s))]
     centre = _combine([g.expected() for g in groups], groups, n, multi)
+    if draws <= 0:  # the estimates alone
+        return {m: {"estimate": float(centre[m][0])} for m in wanted if np.isfinite(centre[m][0])}
     rng = np.random.default_rng(seed)
     found: dict[str, list[Any]] = {m: [] for m in wanted}
     done = 0
@@ -320,3 +421,50 @@ def estimate_metrics(
             estimate = float(centre[m][0]) if np.isfinite(centre[m][0]) else float(v.mean())
             out[m] = {"estimate": estimate, "low": float(min(low, estimate)), "high": float(max(high, estimate))}
     return out
+
+
+def estimate_window_metrics(
+    scores: Any,
+    calibration: dict[str, Any],
+    *,
+    metrics: tuple[str, ...] | list[str] = ESTIMATED_METRICS,
+    draws: int = DRAWS,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """What a window's estimate is, as the estimate task computes it: ``{"metrics": {metric: {"estimate",
+    "low", "high"}}, "score_shift": {"ks", "limit"} or None, "for_window": bool, "why_not": str or None}``.
+
+    Where a binary model's scores moved from the held-out rows' (:func:`score_shift` beyond its limit), two
+    assumptions about P(positive | score) bracket the window: unchanged (CBPE's; measured to fall short under
+    covariate shift) and moved as far as the score noise implies (:func:`for_window`; measured to overshoot
+    by about as much, as if all of the curve's regression to the mean were noise: part of it is the model's
+    fixed distortion, which a shift does not move, and the held-out rows cannot tell the two apart). The
+    estimate is then the curve moved half-way (``REDRAW_SHARE``), and its band spans both ends' (each end's
+    estimate with the band's own reach below and above it; ``benchmarks/estimation.py``). A multiclass
+    model's curves are not redrawn: each one-vs-rest curve moved on its own and the classes normalised, its
+    accuracy overshot where the fitted curves had no bias to speak of (``why_not`` says so, as it says when a
+    curve has no noise model). Elsewhere it is :func:`estimate_metrics`'."""
+    import numpy as np
+
+    s = np.asarray(scores, dtype=float)
+    multi = "curves" in calibration
+    s = s[np.isfinite(s).all(axis=1)] if multi else s[np.isfinite(s)]
+    moved = score_shift(calibration, s) if len(s) else None
+    why_not = None
+    if moved is None or moved["ks"] <= moved["limit"]:
+        window = calibration
+    elif multi:
+        window, why_not = calibration, "a multiclass model's one-vs-rest curves are not redrawn"
+    elif not (redrawn := for_window(calibration, s, (REDRAW_SHARE, 1.0))):
+        window, why_not = calibration, "the calibration has no score-noise model (registered before it existed)"
+    else:
+        window = redrawn[0]
+    estimates = estimate_metrics(s, window, metrics=metrics, draws=draws, seed=seed)
+    if window is not calibration:  # the band spans both ends' bands: as fitted, and moved all the way
+        ends = [estimate_metrics(s, c, metrics=metrics, draws=0) for c in (calibration, redrawn[1])]
+        for metric, row in estimates.items():
+            values = [end[metric]["estimate"] for end in ends if metric in end]
+            below, above = row["estimate"] - row["low"], row["high"] - row["estimate"]
+            row["low"] = max(0.0, min([row["low"], *(v - below for v in values)]))
+            row["high"] = min(1.0, max([row["high"], *(v + above for v in values)]))
+    return {"metrics": estimates, "score_shift": moved, "for_window": window is not calibration, "why_not": why_not}

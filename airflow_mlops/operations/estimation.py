@@ -6,8 +6,9 @@ whose estimate falls further below the tested value than its tolerance, with the
 value, is (estimated) performance drift: reported in the shape of a drift report, so the scoring DAG branches
 into the same retraining trigger. Blind to pure concept drift (see the model module); live metrics see it.
 Where the window's scores moved from the held-out rows' (``score_shift``'s KS distance above its limit),
-the result carries a ``caveat``: under covariate shift the estimate holds only as far as the score carries what
-the inputs say.
+a binary model's curve is moved towards the window's rows (the score-noise model kept with the calibration:
+:func:`airflow_mlops.model.estimation.estimate_window_metrics`), and the result carries a ``caveat`` saying
+so: under covariate shift the score alone cannot tell all that the inputs say.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def estimate_window(
     estimate, low, high, tested, drop, tolerance, status), ``rows`` and ``champion``; ``status`` is
     ``not_measured`` when the champion has no calibration (registered before it was fitted, or not a
     classifier)."""
-    from airflow_mlops.model.estimation import estimate_metrics, score_shift
+    from airflow_mlops.model.estimation import estimate_window_metrics
     from airflow_mlops.operations.live import window_predictions
     from airflow_mlops.operations.scoring import PROBA_PREFIX
     from airflow_mlops.tracking import registry
@@ -89,16 +90,20 @@ def estimate_window(
     else:
         out.update(status="not_measured", reason="the predictions hold no scores (not a classifier)")
         return out
-    estimates = estimate_metrics(scores, calibration, metrics=metrics)
-    moved = score_shift(calibration, scores)
-    out["score_shift"] = moved
+    found = estimate_window_metrics(scores, calibration, metrics=metrics)
+    estimates, moved = found["metrics"], found["score_shift"]
+    out["score_shift"], out["for_window"] = moved, found["for_window"]
     if moved is not None and moved["ks"] > moved["limit"]:
+        redrawn = (
+            "the curve was moved half-way to where the score noise measured at test time puts these rows, and "
+            "the band reaches both the curve as fitted and moved all the way"
+            if found["for_window"] else f"{found['why_not']}, so the estimate may lag by that much"
+        )  # fmt: skip
         out["caveat"] = (
             f"the window's scores moved from the held-out rows' v{champion.version} was calibrated on (KS "
             f"{moved['ks']:.3f} > {moved['limit']:.3f}): where the score does not carry all that the inputs say, "
-            "rows with the same score are now more or less often positive than there, and the estimate lags by "
-            "that much; the drift sensor and, once labels arrive, live metrics tell (docs/concepts.md, 'Where it "
-            "is blind')"
+            f"rows with the same score are now more or less often positive than there; {redrawn}; the drift "
+            "sensor and, once labels arrive, live metrics tell (docs/concepts.md, 'Where it is blind')"
         )
     tested = {m: registry.tested_metric(champion, m) for m in estimates}
     judged = judge(estimates, tested, max_metric_drop)

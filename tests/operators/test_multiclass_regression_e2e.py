@@ -70,6 +70,8 @@ def test_a_three_class_model_is_trained_scored_estimated_and_measured_live(bag, 
     moved = xcom("multi_plan__score", drifted.run_id, "estimate_performance")
     assert moved["score_shift"]["ks"] > moved["score_shift"]["limit"]  # its scores left the held-out rows'
     assert moved["caveat"].startswith("the window's scores moved from the held-out rows' v1 was calibrated on")
+    assert moved["for_window"] is False  # a multiclass model's curves stay as fitted, and the caveat says so
+    assert "a multiclass model's one-vs-rest curves are not redrawn, so the estimate may lag" in moved["caveat"]
     # the task's log: its warning, the table and the caveat on the line under it
     log = capfd.readouterr().out
     assert re.search(r"\[warning\s*\] ESTIMATED PERFORMANCE DRIFT: champion v1 of multi_plan on 2026-01-24", log), log[-3000:]

@@ -186,6 +186,100 @@ def test_estimation_is_blind_to_a_changed_labelling_rule():
     assert realised < est["low"]  # ... while the real accuracy fell below its band
 
 
+def _noisy(n: int, seed: int, mean: float = 0.0, noise: float = 1.0):
+    """Scores that are their rows' true log-odds plus noise, and labels drawn at the true rates: an overconfident
+    model whose P(y | score) moves with the rows' true log-odds (covariate shift with the rule unchanged)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(mean, 1.5, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-truth))).astype(int)
+    return 1 / (1 + np.exp(-(truth + rng.normal(0, noise, n)))), y
+
+
+@pytest.mark.parametrize(("noise", "low", "high"), [(0.0, 0.1, 0.3), (1.0, 0.8, 1.3), (1.5, 1.3, 1.9)])
+def test_the_calibration_measures_how_noisy_the_scores_are(noise, low, high):
+    from airflow_mlops.model.estimation import fit_calibration
+
+    assert low <= fit_calibration(*_noisy(3000, 1, noise=noise))["noise"] <= high  # measured 0.2, 1.1, 1.6
+
+
+def test_under_covariate_shift_the_curve_redrawn_for_the_window_tracks_the_realised_metrics():
+    """The held-out rows' P(y | score) no longer holds once the window's rows truly are more (or less) often
+    positive: CBPE as fitted falls behind and its band misses; the curve moved towards the window follows, and
+    its band covers. A window like the held-out rows is estimated as before."""
+    from airflow_mlops.model.estimation import (
+        estimate_metrics,
+        estimate_window_metrics,
+        fit_calibration,
+        for_window,
+    )
+    from airflow_mlops.model.metrics import classification_metrics
+
+    calibration = fit_calibration(*_noisy(3000, 1))
+    errors: dict[str, list[float]] = {"fitted": [], "redrawn": []}
+    covered = {"fitted": 0, "redrawn": 0}
+    for mean in (1.0, -1.5):
+        for day in range(10):
+            scores, y = _noisy(5000, 100 + day, mean=mean)
+            real = classification_metrics(y, np.column_stack([1 - scores, scores]), [0, 1])
+            found = estimate_window_metrics(scores, calibration, seed=day)
+            assert found["for_window"]
+            assert found["score_shift"]["ks"] > found["score_shift"]["limit"]
+            fitted = estimate_metrics(scores, calibration, seed=day)
+            for who, est in (("fitted", fitted), ("redrawn", found["metrics"])):
+                for metric in ("accuracy", "f1", "roc_auc"):
+                    errors[who].append(abs(est[metric]["estimate"] - real[metric]))
+                    covered[who] += est[metric]["low"] <= real[metric] <= est[metric]["high"]
+    # moved half-way where these scores' noise is all there is (all the way would be right here): the error
+    # still falls by a third and the band, spanning both ends, covers
+    assert np.mean(errors["redrawn"]) < 0.8 * np.mean(errors["fitted"])  # measured 0.0161 against 0.0247
+    assert covered["redrawn"] >= 50 > 36 > covered["fitted"]  # of 60 (measured 55 against 26)
+
+    # one window: the estimate lies between the curve as fitted and moved all the way, the band beyond both
+    scores, _ = _noisy(5000, 5, mean=1.0)
+    found = estimate_window_metrics(scores, calibration, seed=5)["metrics"]
+    fitted = estimate_metrics(scores, calibration, draws=0)
+    whole = estimate_metrics(scores, for_window(calibration, scores)[0], draws=0)
+    for metric, row in found.items():
+        ends = sorted([fitted[metric]["estimate"], whole[metric]["estimate"]])
+        assert row["low"] < ends[0] <= row["estimate"] <= ends[1] < row["high"], (metric, row, ends)
+
+    scores, _ = _noisy(5000, 7)  # no shift: the curve as fitted, the same estimate and band
+    found = estimate_window_metrics(scores, calibration, seed=3)
+    assert not found["for_window"]
+    assert found["metrics"] == estimate_metrics(scores, calibration, seed=3)
+
+
+def test_a_curve_recorded_without_its_noise_model_is_not_redrawn():
+    """A version registered before the noise model existed: its curve is used as it was, even where the
+    window's scores moved (the estimate task's caveat says it may lag)."""
+    from airflow_mlops.model.estimation import (
+        estimate_metrics,
+        estimate_window_metrics,
+        fit_calibration,
+        for_window,
+    )
+
+    curve = {k: v for k, v in fit_calibration(*_noisy(3000, 1)).items() if k != "noise"}
+    scores, _ = _noisy(5000, 2, mean=1.5)
+    assert for_window(curve, scores) == []
+    found = estimate_window_metrics(scores, curve, seed=1)
+    assert found["score_shift"]["ks"] > found["score_shift"]["limit"]
+    assert not found["for_window"]
+    assert found["metrics"] == estimate_metrics(scores, curve, seed=1)
+
+
+def test_a_multiclass_models_curves_are_not_moved_and_it_says_why():
+    from airflow_mlops.model.estimation import estimate_metrics, estimate_window_metrics, fit_calibrations
+
+    calibration = fit_calibrations(*_three_classes(4000, 0), [0, 1, 2])
+    said, _ = _three_classes(2000, 6, shift=0.5)
+    found = estimate_window_metrics(said, calibration, seed=2)
+    assert found["score_shift"]["ks"] > found["score_shift"]["limit"]
+    assert not found["for_window"]
+    assert found["why_not"] == "a multiclass model's one-vs-rest curves are not redrawn"
+    assert found["metrics"] == estimate_metrics(said, calibration, seed=2)
+
+
 def test_the_score_shift_sees_a_window_that_leans_on_other_parts_of_the_curve():
     """Covariate shift the estimate may lag on: the window's scores spread over the curve unlike the held-out
     rows' (KS at the knots, beyond its limit); the same distribution stays below it, binary and multiclass,
@@ -240,13 +334,27 @@ def test_an_estimate_on_moved_scores_carries_the_caveat_and_logs_the_shift(tmp_p
             max_metric_drop=0.05,
         )  # fmt: skip
     assert "caveat" not in found[0.0]
+    assert found[0.0]["for_window"] is False
     assert found[0.8]["caveat"].startswith("the window's scores moved from the held-out rows' v1 was calibrated on")
+    assert found[0.8]["for_window"] is True
+    assert "the curve was moved half-way to where the score noise measured at test time puts" in found[0.8]["caveat"]
     assert found[0.8]["score_shift"]["ks"] > found[0.8]["score_shift"]["limit"] >= found[0.0]["score_shift"]["ks"]
     logged = c.get_run(found[0.8]["mlflow_run_id"]).data.metrics
     assert logged["v1_score_shift_ks"] == pytest.approx(found[0.8]["score_shift"]["ks"])
     # the task's log: the caveat on a line under the table, none without it
     assert estimate_table(found[0.8]).splitlines()[-1] == f"caveat: {found[0.8]['caveat']}"
     assert "caveat" not in estimate_table(found[0.0])
+    # a version registered before the noise model: the caveat says its estimate may lag
+    without = {k: w for k, w in calibration.items() if k != "noise"}
+    c.set_model_version_tag("est", v.version, CALIBRATION_TAG, json.dumps(without))
+    older = estimate_window(
+        c, "est", predictions_uri=str(tmp_path / "pred"), window_label="2026-01-02", metrics=["accuracy"],
+        max_metric_drop=0.05,
+    )  # fmt: skip
+    assert older["for_window"] is False
+    assert "the calibration has no score-noise model (registered before it existed), so the estimate may lag" in (
+        older["caveat"]
+    )
 
 
 def test_an_estimated_drop_beyond_tolerance_and_noise_is_drift():
