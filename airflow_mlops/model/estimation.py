@@ -378,7 +378,8 @@ def estimate_metrics(
     ``scores``: a binary model's probabilities of the positive class, with a binary calibration
     (:func:`fit_calibration`); or a multiclass model's probabilities (rows x classes, in the calibration's
     class order) with :func:`fit_calibrations`' calibration. Multiclass metrics are those the model tests
-    report: accuracy, and precision, recall, F1 and one-vs-rest ROC AUC as macro averages over the classes."""
+    report: accuracy, and precision, recall, F1 and one-vs-rest ROC AUC as macro averages over the classes.
+    With ``draws`` 0, the estimates alone (``{"estimate"}``, no band)."""
     import numpy as np
 
     wanted = [m for m in metrics if m in ESTIMATED_METRICS]
@@ -460,7 +461,7 @@ def estimate_window_metrics(
     else:
         window = redrawn[0]
     estimates = estimate_metrics(s, window, metrics=metrics, draws=draws, seed=seed)
-    if window is not calibration:  # the band spans both ends' bands: as fitted, and moved all the way
+    if window is not calibration and draws > 0:  # the band spans both ends' bands: as fitted, moved all the way
         ends = [estimate_metrics(s, c, metrics=metrics, draws=0) for c in (calibration, redrawn[1])]
         for metric, row in estimates.items():
             values = [end[metric]["estimate"] for end in ends if metric in end]

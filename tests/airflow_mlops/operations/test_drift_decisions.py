@@ -243,6 +243,10 @@ def test_under_covariate_shift_the_curve_redrawn_for_the_window_tracks_the_reali
         ends = sorted([fitted[metric]["estimate"], whole[metric]["estimate"]])
         assert row["low"] < ends[0] <= row["estimate"] <= ends[1] < row["high"], (metric, row, ends)
 
+    assert estimate_window_metrics(scores, calibration, draws=0)["metrics"] == {  # no draws: no band
+        metric: {"estimate": row["estimate"]} for metric, row in found.items()
+    }
+
     scores, _ = _noisy(5000, 7)  # no shift: the curve as fitted, the same estimate and band
     found = estimate_window_metrics(scores, calibration, seed=3)
     assert not found["for_window"]
