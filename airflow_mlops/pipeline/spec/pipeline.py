@@ -295,7 +295,7 @@ class PipelineSpec(Section):
 
     @property
     def estimated_metrics(self) -> list[str]:
-        """What performance estimation reports for a binary classifier (empty when it does not apply)."""
+        """What performance estimation reports for a classifier (empty when it does not apply)."""
         from airflow_mlops.model.estimation import ESTIMATED_METRICS
 
         if self.scoring is None or not self.scoring.estimation.enabled or self.model.task != "classification":

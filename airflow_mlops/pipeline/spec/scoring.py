@@ -55,7 +55,7 @@ class Labels(Section):
 
 
 class Estimation(Section):
-    """Performance estimated from the champion's calibrated scores before labels arrive (binary classifiers)."""
+    """Performance estimated from the champion's calibrated scores before labels arrive (any classifier)."""
 
     enabled: bool = True
     """estimate each scoring window's metrics (and branch into retraining on an estimated drop)"""
